@@ -1,0 +1,10 @@
+/* cmd_report.c - placeholder until its owner lands the real command. */
+#include "attach/commands.h"
+#include "attach/util.h"
+
+int cmd_report(int argc, char **argv)
+{
+	(void)argc;
+	mfx_err("'%s' is not implemented yet", argv[0]);
+	return EXIT_FAIL;
+}

@@ -1,0 +1,77 @@
+/*
+ * capture.h - what `mfx launch` and `mfx attach` share: their common options
+ * and the capture session that runs beside the target for the window
+ * (smaps sampling, the RSS-peak `smaps`, the progress line, the end of the
+ * window, finalising the traces and running the report).
+ */
+#ifndef MFX_ATTACH_CAPTURE_H
+#define MFX_ATTACH_CAPTURE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct capture_opts {
+	const char *out;		/* -o, --out DIR; NULL = results/<prog>-<pid>-<date> */
+	int force;			/* --force: reuse a non-empty DIR */
+	uint64_t for_ns;		/* --for DURATION; 0 = until Ctrl-C / exit */
+	int no_stacks;			/* --no-stacks */
+	unsigned stack_depth;		/* --stack-depth N (64) */
+	uint64_t smaps_interval_ns;	/* --smaps-interval DURATION (200ms) */
+	int trim_at_end;		/* --trim-at-end */
+	int no_report;			/* --no-report */
+	int quiet;			/* -q, --quiet */
+};
+
+void capture_defaults(struct capture_opts *o);
+/*
+ * Parse the shared options of `cmd` ("launch" or "attach") from argv[1..],
+ * stopping at the first operand or after "--".  `extra` is called for an
+ * option it does not know (may be NULL) and returns 1 if it took it.
+ * Returns the index of the first operand, or -1 after printing a usage error
+ * (exit with EXIT_USAGE), or -2 when --help was printed (exit 0).
+ */
+int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
+		  void (*help)(void));
+
+/* Text of the shared options for --help screens. */
+extern const char capture_options_help[];
+
+enum session_mode { SESSION_LAUNCH = 0, SESSION_ATTACH = 1 };
+enum session_end {
+	SESSION_END_DURATION = 1,	/* --for elapsed */
+	SESSION_END_INTERRUPT,		/* SIGINT / SIGTERM to mfx */
+	SESSION_END_EXIT,		/* the target exited */
+	SESSION_END_STOPPED,		/* the agent stopped on its own */
+};
+
+struct session;
+
+/* A session for target `pid` writing into `run_dir` (already created). */
+int session_new(const struct capture_opts *o, const char *run_dir, pid_t pid,
+		enum session_mode mode, struct session **out);
+/* launch: the child to reap with waitpid(); its status is kept. */
+void session_set_child(struct session *s, pid_t child);
+/* Time the window was armed (for --for); defaults to session_new(). */
+void session_window_started(struct session *s, uint64_t ts_ns);
+/*
+ * Run the window: sample /proc/PID/smaps_rollup every interval into the
+ * trace, keep the full smaps at the RSS peak, draw the progress line, until
+ * --for, Ctrl-C, the target's exit or the agent stopping.  Returns enum
+ * session_end (> 0) or -errno.
+ */
+int session_loop(struct session *s);
+/* launch: the child's wait status, once it exited (else -1). */
+int session_child_status(const struct session *s);
+/* Append a MARK record to the main trace (attach: ATTACH and TRIM marks). */
+int session_mark(struct session *s, uint32_t kind, const uint64_t *vals, uint32_t nvals,
+		 const char *text);
+/* Sample RSS now (one SAMPLE record), returning rss and heap RSS. */
+int session_sample_now(struct session *s, uint64_t *rss, uint64_t *heap_rss);
+/* Ask every agent of the run to stop recording (header flag) and wait up to
+ * timeout_ns for them to say they stopped. */
+int session_stop_agents(struct session *s, uint64_t timeout_ns);
+/* Write `smaps`, compact the traces, run the report unless --no-report. */
+int session_finish(struct session *s, enum session_end why);
+void session_free(struct session *s);
+
+#endif /* MFX_ATTACH_CAPTURE_H */

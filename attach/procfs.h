@@ -1,0 +1,86 @@
+/*
+ * procfs.h - reading a process's memory from /proc: smaps_rollup for the
+ * cheap periodic sample, smaps parsed per mapping with each mapping
+ * classified (heap, stack, file, ...), and the totals the report uses.
+ *
+ * Heap RSS (SPEC.md "fragmentation_ratio"): the resident bytes of the
+ * mappings the allocator uses: `[heap]` plus anonymous private writable
+ * mappings that are not a thread stack and not mfx's own.  A thread stack is
+ * `[stack]`, or an anonymous mapping directly above a PROT_NONE guard page
+ * that holds a thread's stack pointer (/proc/PID/task/TID/syscall, when
+ * readable).  docs/metrics.md has the details.
+ */
+#ifndef MFX_ATTACH_PROCFS_H
+#define MFX_ATTACH_PROCFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct rollup {
+	uint64_t rss, pss, anon, file, shmem, swap;	/* bytes */
+};
+/* /proc/PID/smaps_rollup (falls back to summing smaps). 0 or -errno. */
+int procfs_rollup(pid_t pid, struct rollup *r);
+
+enum map_kind {
+	MK_HEAP,	/* [heap] (brk) */
+	MK_ANON,	/* anonymous private writable: arenas, mmap'ed chunks */
+	MK_STACK,	/* [stack] or a thread stack */
+	MK_FILE,	/* file-backed */
+	MK_SHMEM,	/* shared anonymous, /dev/shm, memfd, SysV */
+	MK_MFX,		/* mfx's own: trace pages, libmfx.so, [anon:mfx...] */
+	MK_OTHER,	/* guard pages, vdso, vvar, vsyscall, read-only anon */
+	MK_NKINDS,
+};
+const char *map_kind_name(enum map_kind k);
+
+struct smaps_map {
+	uint64_t lo, hi;		/* [lo, hi) */
+	char perms[5];			/* "rw-p" */
+	uint64_t offset;
+	uint64_t inode;
+	const char *path;		/* "" for anonymous; points into smaps.text */
+	uint64_t rss, pss, anon, swap, private_dirty, shared_clean, private_clean;
+	enum map_kind kind;
+	int allocator;			/* counted in heap RSS */
+};
+
+struct smaps {
+	struct smaps_map *maps;
+	size_t n;
+	char *text;			/* the raw text (kept: written to RUN/smaps) */
+	size_t len;
+};
+
+/* Read and parse /proc/PID/smaps; thread stacks found from the task list. */
+int procfs_smaps_read(pid_t pid, struct smaps *s);
+/* Parse a saved smaps file (no task list: stacks by the guard-page rule).
+ * Takes ownership of text (malloc'ed). */
+int procfs_smaps_parse(char *text, size_t len, struct smaps *s);
+int procfs_smaps_load(const char *path, struct smaps *s);
+void procfs_smaps_free(struct smaps *s);
+
+struct smaps_totals {
+	uint64_t rss, pss, swap;
+	uint64_t heap_rss;		/* allocator mappings (see above) */
+	uint64_t brk_rss;		/* [heap] alone */
+	uint64_t kind_rss[MK_NKINDS];
+	uint64_t allocator_mappings;	/* how many mappings count as heap */
+};
+void procfs_smaps_totals(const struct smaps *s, struct smaps_totals *t);
+
+/* Mark as allocator mappings those holding any of the given addresses
+ * (sorted ascending), e.g. the live blocks of a trace: arenas and mmap'ed
+ * chunks the heuristic missed.  Returns how many mappings changed. */
+size_t procfs_smaps_mark_allocator(struct smaps *s, const uint64_t *addrs, size_t n);
+
+/* Process state letter from /proc/PID/stat ('R', 'S', 'Z', 'T', ...) or
+ * -errno (-ESRCH: no such process). */
+int procfs_state(pid_t pid);
+/* Comm name (/proc/PID/comm) into buf. 0 or -errno. */
+int procfs_comm(pid_t pid, char *buf, size_t n);
+/* Thread ids of PID (malloc'ed array). 0 or -errno. */
+int procfs_tids(pid_t pid, pid_t **tids, size_t *n);
+
+#endif /* MFX_ATTACH_PROCFS_H */

@@ -1,0 +1,462 @@
+/*
+ * util.c - small helpers every mfx command uses (see util.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/util.h"
+
+int mfx_quiet;
+static int progress_shown;
+
+static void vsay(const char *fmt, va_list ap)
+{
+	char buf[2048];
+	int n = snprintf(buf, sizeof(buf), "%smfx: ", progress_shown ? "\r\033[K" : "");
+	progress_shown = 0;
+	int m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += (size_t)m < sizeof(buf) - n - 1 ? m : (int)(sizeof(buf) - n - 2);
+	buf[n++] = '\n';
+	/* One write: lines from concurrent processes do not interleave. */
+	ssize_t w = write(2, buf, n);
+	(void)w;
+}
+
+void mfx_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
+
+void mfx_note(const char *fmt, ...)
+{
+	if (mfx_quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
+
+int mfx_usage(const char *cmd, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cmd)
+		mfx_err("%s (try 'mfx %s --help')", msg, cmd);
+	else
+		mfx_err("%s (try 'mfx --help')", msg);
+	return EXIT_USAGE;
+}
+
+const char *mfx_strerror(int err)
+{
+	switch (err) {
+	case MFX_E_CORRUPT: return "trace is corrupt";
+	case MFX_E_VERSION: return "trace was written by a newer mfx";
+	case MFX_E_NOTRACE: return "no trace in the run directory";
+	case MFX_E_TRUNCATED: return "trace is truncated";
+	case MFX_E_NOTEMPTY: return "directory is not empty (use --force to reuse it)";
+	case MFX_E_STATIC: return "statically linked program: no dynamic loader to load the agent";
+	case MFX_E_NOGLIBC: return "process does not use glibc";
+	case MFX_E_ZOMBIE: return "process is a zombie";
+	case MFX_E_SELF: return "cannot trace mfx itself";
+	case MFX_E_TRACED: return "process is already traced by another tracer";
+	case MFX_E_EXITED: return "process exited";
+	case MFX_E_NOSAFEPOINT: return "no thread reached a safe point";
+	case MFX_E_REMOTE: return "remote call in the process failed";
+	case MFX_E_NOSYM: return "symbol not found in the process";
+	case MFX_E_AGENT: return "the agent did not start";
+	case MFX_E_NOAGENT: return "agent libmfx.so not found next to mfx or under PREFIX/lib/mfx";
+	case MFX_E_KERNEL: return "the kernel lacks a needed feature";
+	case MFX_E_NOEXEC: return "not an executable file";
+	case MFX_E_SETUID: return "set-user-ID program: the loader ignores LD_PRELOAD for it";
+	case MFX_E_BOUND: return "a replay bound was reached";
+	case MFX_E_COMPILE: return "compiling the replay failed";
+	default: return err > 0 && err < MFX_E_BASE ? strerror(err) : "unknown error";
+	}
+}
+
+int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int parse_duration(const char *s, uint64_t *ns)
+{
+	static const struct { const char *suf; double mul; } units[] = {
+		{ "ns", 1 }, { "us", 1e3 }, { "ms", 1e6 }, { "s", 1e9 },
+		{ "m", 60e9 }, { "min", 60e9 }, { "h", 3600e9 }, { "", 1e9 },
+	};
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].suf)) {
+			double r = v * units[i].mul;
+			if (r > 1e18)
+				return -EINVAL;
+			*ns = (uint64_t)r;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int parse_size(const char *s, uint64_t *bytes)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	double mul = 1;
+	switch (*end) {
+	case 0: break;
+	case 'k': case 'K': mul = 1024.0; end++; break;
+	case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+	case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+	case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i' && mul > 1)
+		end++;
+	if ((*end == 'B' || *end == 'b') && end[1] == 0)
+		end++;
+	if (*end || v * mul > 1.8e19)
+		return -EINVAL;
+	*bytes = (uint64_t)(v * mul);
+	return 0;
+}
+
+char *fmt_bytes(uint64_t b, char *buf, size_t n)
+{
+	static const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	int i = 0;
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(buf, n, "%llu B", (unsigned long long)b);
+	else
+		snprintf(buf, n, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v, u[i]);
+	return buf;
+}
+
+char *fmt_duration(uint64_t ns, char *buf, size_t n)
+{
+	if (ns < 1000)
+		snprintf(buf, n, "%llu ns", (unsigned long long)ns);
+	else if (ns < 1000000)
+		snprintf(buf, n, "%.1f us", ns / 1e3);
+	else if (ns < 1000000000)
+		snprintf(buf, n, "%.1f ms", ns / 1e6);
+	else if (ns < 120000000000ull)
+		snprintf(buf, n, "%.2f s", ns / 1e9);
+	else
+		snprintf(buf, n, "%um%02us", (unsigned)(ns / 60000000000ull),
+			 (unsigned)(ns / 1000000000ull % 60));
+	return buf;
+}
+
+char *fmt_count(uint64_t v, char *buf, size_t n)
+{
+	if (v < 10000)
+		snprintf(buf, n, "%llu", (unsigned long long)v);
+	else if (v < 10000000)
+		snprintf(buf, n, "%.1fk", v / 1e3);
+	else if (v < 10000000000ull)
+		snprintf(buf, n, "%.1fM", v / 1e6);
+	else
+		snprintf(buf, n, "%.1fG", v / 1e9);
+	return buf;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+char *path_join(char *buf, size_t n, const char *dir, const char *name)
+{
+	size_t l = strlen(dir);
+	snprintf(buf, n, "%s%s%s", dir, l && dir[l - 1] == '/' ? "" : "/", name);
+	return buf;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Files mfx itself writes into a run directory: removed by --force. */
+static int is_mfx_file(const char *name)
+{
+	static const char *const exact[] = {
+		"smaps", "summary.json", "heatmap_allocations.png", "impact_memory_usage.png",
+		"page_occupancy.png", "report.html", "mftrace_log.csv", "stacks.folded",
+		"replay.c", "replay", "smaps_replay", "replay.json", "rss_comparison.png",
+		"snapshot.txt",
+	};
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (!strcmp(name, exact[i]))
+			return 1;
+	size_t l = strlen(name);
+	return (!strncmp(name, "trace", 5) && l > 4 && !strcmp(name + l - 4, ".mfx")) ||
+	       (l > 4 && !strcmp(name + l - 4, ".png")) || !strncmp(name, "smaps", 5) ||
+	       !strncmp(name, ".mfx", 4) || !strncmp(name, "trace", 5);
+}
+
+int run_dir_create(const char *dir, int force)
+{
+	int err = mkdir_p(dir);
+	if (err)
+		return err;
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct dirent *e;
+	int nonempty = 0, foreign = 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		nonempty = 1;
+		if (!force)
+			break;
+		if (!is_mfx_file(e->d_name)) {
+			foreign = 1;
+			continue;
+		}
+		char p[PATH_MAX];
+		path_join(p, sizeof(p), dir, e->d_name);
+		if (unlink(p) && errno != EISDIR) {
+			int e2 = -errno;
+			closedir(d);
+			return e2;
+		}
+	}
+	closedir(d);
+	(void)foreign;	/* --force keeps files that are not mfx's */
+	if (nonempty && !force)
+		return -MFX_E_NOTEMPTY;
+	return 0;
+}
+
+char *run_dir_default(const char *prog, pid_t pid)
+{
+	const char *base = strrchr(prog, '/');
+	base = base ? base + 1 : prog;
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	char *out;
+	if (asprintf(&out, "results/%s-%d-%s", *base ? base : "prog", (int)pid, stamp) < 0)
+		return NULL;
+	for (char *p = out + 8; *p; p++)	/* keep the name one path component */
+		if (*p == '/' || *p == ' ')
+			*p = '_';
+	return out;
+}
+
+static int self_dir(char *buf, size_t n)
+{
+	ssize_t l = readlink("/proc/self/exe", buf, n - 1);
+	if (l < 0)
+		return -errno;
+	buf[l] = 0;
+	char *slash = strrchr(buf, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = 0;
+	return 0;
+}
+
+int helper_path(const char *name, char *buf, size_t n)
+{
+	char dir[PATH_MAX];
+	int err = self_dir(dir, sizeof(dir));
+	if (err)
+		return err;
+	/* build/mfx -> build/NAME; PREFIX/bin/mfx -> PREFIX/lib/mfx/NAME */
+	snprintf(buf, n, "%s/%s", dir, name);
+	if (access(buf, R_OK) == 0)
+		return 0;
+	snprintf(buf, n, "%s/../lib/mfx/%s", dir, name);
+	if (access(buf, R_OK) == 0) {
+		char real[PATH_MAX];
+		if (realpath(buf, real))
+			snprintf(buf, n, "%s", real);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int agent_path(char *buf, size_t n)
+{
+	const char *env = getenv("MFX_AGENT");	/* for tests and packagers */
+	if (env && *env) {
+		if (access(env, R_OK))
+			return -MFX_E_NOAGENT;
+		snprintf(buf, n, "%s", env);
+		return 0;
+	}
+	return helper_path("libmfx.so", buf, n) ? -MFX_E_NOAGENT : 0;
+}
+
+int read_file(const char *path, char **out, size_t *outlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 16384, len = 0;
+	char *buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (len + 1 >= cap) {
+			char *nb = realloc(buf, cap *= 2);
+			if (!nb) {
+				free(buf);
+				close(fd);
+				return -ENOMEM;
+			}
+			buf = nb;
+		}
+		ssize_t r = read(fd, buf + len, cap - len - 1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			free(buf);
+			close(fd);
+			return e;
+		}
+		if (r == 0)
+			break;
+		len += r;
+	}
+	close(fd);
+	buf[len] = 0;
+	*out = buf;
+	if (outlen)
+		*outlen = len;
+	return 0;
+}
+
+int write_file(const char *path, const void *buf, size_t len)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	const char *p = buf;
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			close(fd);
+			unlink(tmp);
+			return e;
+		}
+		p += w;
+		len -= w;
+	}
+	if (close(fd) || rename(tmp, path)) {
+		int e = -errno;
+		unlink(tmp);
+		return e;
+	}
+	return 0;
+}
+
+int progress_enabled(void)
+{
+	return !mfx_quiet && isatty(2);
+}
+
+void progress_show(const char *fmt, ...)
+{
+	if (!progress_enabled())
+		return;
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "\r\033[K");
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	va_end(ap);
+	if (m > 0)
+		n += (size_t)m < sizeof(buf) - n ? m : (int)(sizeof(buf) - n - 1);
+	ssize_t w = write(2, buf, n);
+	(void)w;
+	progress_shown = 1;
+}
+
+void progress_clear(void)
+{
+	if (!progress_shown)
+		return;
+	ssize_t w = write(2, "\r\033[K", 4);
+	(void)w;
+	progress_shown = 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * util.h - small helpers every mfx command uses: one-line errors, durations
+ * and sizes, the run directory, where the agent lives, progress lines.
+ */
+#ifndef MFX_ATTACH_UTIL_H
+#define MFX_ATTACH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mfx/error.h"
+
+#define MFX_VERSION "0.1.0"
+
+/* Exit statuses of every command but launch (SPEC.md). */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* "mfx: <message>\n" on stderr in one write(2).  Clears a progress line first. */
+void mfx_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* mfx_err() plus "Try 'mfx CMD --help' for more information."; returns EXIT_USAGE. */
+int mfx_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Chatter on stderr ("mfx: " prefix), suppressed by quiet mode. */
+void mfx_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int mfx_quiet;
+
+/* "500ms", "30s", "2m", "1h", "250us", "10ns"; a bare number is seconds.
+ * Returns 0 or -EINVAL. */
+int parse_duration(const char *s, uint64_t *ns);
+/* "4096", "64k", "512M", "2G" (powers of 1024). 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *bytes);
+/* Non-negative decimal integer that fits in *out. 0 or -EINVAL. */
+int parse_uint(const char *s, uint64_t max, uint64_t *out);
+/* "12.3 MiB", "512 B" into buf; returns buf. */
+char *fmt_bytes(uint64_t bytes, char *buf, size_t n);
+/* "1.25 s", "340 ms", "12 us" into buf; returns buf. */
+char *fmt_duration(uint64_t ns, char *buf, size_t n);
+/* "1.2M", "340k", "12" into buf; returns buf. */
+char *fmt_count(uint64_t v, char *buf, size_t n);
+
+uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
+uint64_t realtime_ns(void);	/* CLOCK_REALTIME */
+
+/* Create run directory `dir` (and parents).  An existing empty directory is
+ * fine; a non-empty one is refused with -MFX_E_NOTEMPTY unless `force`, in
+ * which case mfx's own files in it are removed first. */
+int run_dir_create(const char *dir, int force);
+/* "results/<prog>-<pid>-<YYYYmmdd-HHMMSS>" (basename of prog); malloc'ed. */
+char *run_dir_default(const char *prog, pid_t pid);
+/* Join dir and name into buf (PATH_MAX); returns buf. */
+char *path_join(char *buf, size_t n, const char *dir, const char *name);
+
+/* Absolute path of libmfx.so: next to the running mfx, else
+ * PREFIX/lib/mfx/.  0 or -MFX_E_NOAGENT. */
+int agent_path(char *buf, size_t n);
+/* Absolute path of a helper binary installed beside the agent
+ * (e.g. "mfx-replay"). 0 or -ENOENT. */
+int helper_path(const char *name, char *buf, size_t n);
+
+/* Read a whole small file (e.g. under /proc) into a malloc'ed NUL-terminated
+ * buffer.  0 or -errno. */
+int read_file(const char *path, char **buf, size_t *len);
+/* Write buf to path atomically (tmp + rename). 0 or -errno. */
+int write_file(const char *path, const void *buf, size_t len);
+
+/* Progress line on stderr, only when stderr is a terminal and not quiet:
+ * progress_show() redraws it in place, progress_clear() erases it. */
+int progress_enabled(void);
+void progress_show(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void progress_clear(void);
+
+#endif /* MFX_ATTACH_UTIL_H */

@@ -1,0 +1,237 @@
+/*
+ * trace_format.h - the on-disk layout of trace.mfx, shared by the agent
+ * (preload/, the writer of event chunks), the mfx command (attach/, the writer
+ * of sample and mark chunks, and the finaliser) and the analyzer (the reader).
+ *
+ * Everything is little-endian (x86-64 only today).  docs/trace-format.md is the
+ * prose version of this file; change both together and bump MFX_TRACE_VERSION
+ * when an old reader could misread a new file.
+ *
+ * File = one 4 KiB header page, a thread-slot table (progress counters), then
+ * chunks.  While a process is traced, the agent maps the file MAP_SHARED and
+ * every thread owns one raw chunk at a time: records are appended to it with
+ * plain stores and `used` is published after each record, so whatever was
+ * recorded survives _exit, abort or SIGKILL (the pages are the file's).  When
+ * the capture ends, mfx rewrites the file compacted: chunks compressed (zstd),
+ * holes dropped, MFX_HF_FINAL set.  A reader accepts both forms.
+ *
+ *   offset 0                 struct mfx_file_header (4096 bytes)
+ *   offset 4096              struct mfx_thread_slot[MFX_THREAD_SLOTS]
+ *   offset first_chunk       chunk, chunk, ...   each: struct mfx_chunk_header
+ *                            followed by its payload; the next chunk starts
+ *                            `span` bytes later (raw slots: span = chunk_size;
+ *                            a slot whose magic is 0 was never written: skip
+ *                            chunk_size).
+ */
+#ifndef MFX_TRACE_FORMAT_H
+#define MFX_TRACE_FORMAT_H
+
+#include <stdint.h>
+
+#define MFX_TRACE_MAGIC      0x313043525458464Dull	/* "MFXTRC01" as bytes */
+#define MFX_TRACE_VERSION    1u
+#define MFX_HEADER_SIZE      4096u
+#define MFX_THREAD_SLOTS     4096u
+#define MFX_SLOT_SIZE        64u
+#define MFX_CHUNK_SIZE       (64u * 1024u)	/* raw slot size: small enough that a
+						   reader holds one per thread */
+#define MFX_FIRST_CHUNK      (MFX_HEADER_SIZE + MFX_THREAD_SLOTS * MFX_SLOT_SIZE)
+#define MFX_MAX_RECORD       96u	/* largest event record; a chunk is switched
+					   when fewer bytes than this remain */
+#define MFX_MAX_DEPTH        256u	/* hard cap on --stack-depth */
+
+/* mfx_file_header.flags */
+#define MFX_HF_STACKS     0x0001u	/* allocation events carry stack ids */
+#define MFX_HF_TSC        0x0002u	/* event time base is TSC >> tsc_shift (else ns) */
+#define MFX_HF_ATTACH     0x0004u	/* captured by `mfx attach` (else launch) */
+#define MFX_HF_FINAL      0x0008u	/* rewritten by mfx: no holes, chunks may be compressed */
+#define MFX_HF_ENDED      0x0010u	/* the agent ended cleanly (stop or exit) */
+#define MFX_HF_CHILD      0x0020u	/* a fork/exec descendant of the traced process */
+#define MFX_HF_DROPPED    0x0040u	/* some events were dropped (see dropped_events) */
+
+/* mfx_file_header.state, written by the agent, read by mfx */
+enum mfx_state {
+	MFX_ST_INIT = 0, MFX_ST_RECORDING = 1, MFX_ST_STOPPING = 2, MFX_ST_STOPPED = 3,
+};
+
+/*
+ * The header page.  Fields marked (A) are written by the agent, (M) by the mfx
+ * process, (S) are shared counters updated atomically by both.  Offsets are
+ * fixed by the order below; add fields only before `reserved`.
+ */
+struct mfx_file_header {
+	uint64_t magic;			/* MFX_TRACE_MAGIC */
+	uint32_t version;		/* MFX_TRACE_VERSION */
+	uint32_t header_size;		/* MFX_HEADER_SIZE */
+	uint32_t chunk_size;		/* raw slot size (A) */
+	uint32_t flags;			/* MFX_HF_* */
+	uint32_t pid, ppid;		/* (A) */
+	uint32_t stack_depth;		/* frames kept per stack (A) */
+	uint32_t tsc_shift;		/* event ts unit = TSC >> tsc_shift (A) */
+	uint64_t first_chunk;		/* offset of the first chunk */
+	uint64_t next_chunk;		/* (S) bump allocator for raw slots */
+	uint64_t start_ns;		/* CLOCK_MONOTONIC at agent start (A) */
+	uint64_t start_realtime_ns;	/* CLOCK_REALTIME at agent start (A) */
+	uint64_t start_tsc;		/* TSC at agent start (A) */
+	uint64_t end_ns, end_tsc;	/* at stop or exit, 0 if it never ended cleanly (A) */
+	uint64_t tsc_hz;		/* TSC frequency measured by mfx, 0 = unknown (M) */
+	uint64_t dropped_events;	/* (S) events lost: disk full, slots exhausted */
+	volatile uint32_t stop;		/* (M) non-zero: stop recording now */
+	volatile uint32_t state;	/* (A) enum mfx_state */
+	uint32_t nthreads;		/* (S) thread slots handed out */
+	uint32_t next_stack_id;		/* (A) ids handed out so far (+1) */
+	uint64_t window_start_ns;	/* (A) recording armed (attach: after hooks) */
+	uint64_t window_end_ns;		/* (A) recording disarmed */
+	char exe[512];			/* readlink /proc/self/exe (A) */
+	char cmdline[1024];		/* /proc/self/cmdline, NULs turned to spaces (A) */
+	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024];
+};
+_Static_assert(sizeof(struct mfx_file_header) == MFX_HEADER_SIZE, "header page");
+
+/*
+ * One cache line per thread, for the progress line: plain stores by the owner
+ * thread, read racily by mfx.  tid == 0: free slot.
+ */
+struct mfx_thread_slot {
+	uint32_t tid;
+	uint32_t flags;			/* 1 = thread exited */
+	uint64_t events;		/* counted calls recorded */
+	uint64_t alloc_bytes;		/* requested bytes of allocating calls */
+	uint64_t alloc_calls;
+	uint64_t free_calls;
+	uint64_t reserved[3];
+};
+_Static_assert(sizeof(struct mfx_thread_slot) == MFX_SLOT_SIZE, "slot");
+
+/* mfx_chunk_header.type */
+enum mfx_chunk_type {
+	MFX_CT_EVENTS = 1,	/* one thread's events, in time order */
+	MFX_CT_META = 2,	/* stack definitions, module loads (agent, any thread) */
+	MFX_CT_MFX = 3,		/* samples, marks, info written by the mfx process */
+};
+/* mfx_chunk_header.codec */
+enum mfx_codec { MFX_CODEC_RAW = 0, MFX_CODEC_ZSTD = 1 };
+
+#define MFX_CHUNK_MAGIC 0x4358464Du	/* "MFXC" as bytes */
+
+struct mfx_chunk_header {
+	uint32_t magic;		/* MFX_CHUNK_MAGIC; 0 = unwritten slot */
+	uint16_t type;		/* enum mfx_chunk_type */
+	uint16_t codec;		/* enum mfx_codec */
+	uint32_t tid;		/* EVENTS: kernel tid; others: 0 */
+	uint32_t seq;		/* EVENTS: per-thread sequence; others: per-writer */
+	volatile uint32_t used;	/* raw payload bytes committed (release-stored) */
+	uint32_t stored;	/* payload bytes in the file (== used when RAW) */
+	uint32_t span;		/* bytes from this header to the next chunk */
+	uint32_t timebase;	/* 0 = ts in TSC >> tsc_shift, 1 = ts in ns */
+	uint64_t base_ts;	/* first record's ts is a delta from this */
+	uint64_t base_ns;	/* CLOCK_MONOTONIC read together with base_ts */
+};
+_Static_assert(sizeof(struct mfx_chunk_header) == 48, "chunk header");
+
+/*
+ * Records.  Every record starts with one byte: low nibble = kind, high nibble
+ * = flags.  Integers are LEB128 varints; "zz" marks a zigzag-encoded signed
+ * delta.  Per-chunk decoder state, reset at each chunk start:
+ *   ts    = base_ts     (every event adds its ts delta)
+ *   ptr   = 0           (every pointer is coded relative to it, then it becomes
+ *                        that pointer)
+ *   stack = 0           (the last stack id coded)
+ *
+ * alloc (MALLOC, CALLOC, VALLOC, PVALLOC):
+ *     b0, ts_delta, size, [zz ptr_delta]  (absent if F_NULL), [stack] (absent
+ *     if F_SAME_STACK or the trace has no stacks)
+ * aligned (POSIX_MEMALIGN, ALIGNED_ALLOC, MEMALIGN):
+ *     b0, ts_delta, size, align, [zz ptr_delta], [stack]
+ * realloc (REALLOC, REALLOCARRAY):
+ *     b0, ts_delta, size, zz old_delta (old pointer, relative to ptr; 0 = NULL),
+ *     [zz new_delta] (relative to the old pointer; absent if F_NULL), [stack]
+ *     then ptr = new pointer (or old if F_NULL)
+ * free: b0, ts_delta, zz ptr_delta
+ * ext:  b0 (kind EXT, flags 0), ext_kind (1 byte), len (varint), body[len]
+ *       -- unknown ext kinds are skipped by length.
+ *
+ * F_SHR4: every pointer delta of the record is stored shifted right by 4
+ * (set when all of them are multiples of 16: glibc, jemalloc and tcmalloc
+ * return 16-aligned blocks, so deltas lose one byte more often).
+ */
+enum mfx_kind {
+	MFX_K_PAD = 0,		/* never written; a reader stops at `used` */
+	MFX_K_MALLOC = 1,
+	MFX_K_CALLOC = 2,	/* size = nmemb * size (saturated on overflow) */
+	MFX_K_REALLOC = 3,
+	MFX_K_REALLOCARRAY = 4,	/* counted as realloc; size = nmemb * size */
+	MFX_K_FREE = 5,		/* free(NULL) is not recorded */
+	MFX_K_POSIX_MEMALIGN = 6,
+	MFX_K_ALIGNED_ALLOC = 7,
+	MFX_K_MEMALIGN = 8,
+	MFX_K_VALLOC = 9,
+	MFX_K_PVALLOC = 10,
+	MFX_K_EXT = 15,
+	MFX_K_NKINDS = 16,
+};
+
+#define MFX_F_SAME_STACK 0x10u
+#define MFX_F_SHR4       0x20u
+#define MFX_F_NULL       0x40u	/* the call failed: no result pointer */
+
+/*
+ * Extended records.  Bodies are varints unless said otherwise; strings are
+ * varint length + bytes (no NUL).  ts_ns fields are CLOCK_MONOTONIC ns.
+ */
+enum mfx_ext_kind {
+	/* STACK (META chunks): id, n, frame[0] (absolute), then n-1 zz deltas
+	 * from the previous frame.  Frames are return addresses as unwound
+	 * (frame 0 = the caller of the hooked function); the analyzer looks up
+	 * ip - 1 for every frame. */
+	MFX_EXT_STACK = 1,
+	/* MODULE (META chunks): ts_ns, op (1 = loaded/present, 2 = unloaded),
+	 * base (load bias), lo, hi (lowest and highest mapped address of its
+	 * PT_LOAD segments), build-id (len + bytes), path (string). */
+	MFX_EXT_MODULE = 2,
+	/* SAMPLE (MFX chunks): ts_ns, nfields, then that many values in the order
+	 * of enum mfx_sample_field; readers ignore fields they do not know and
+	 * treat missing ones as 0. */
+	MFX_EXT_SAMPLE = 3,
+	/* MARK (MFX or META chunks): ts_ns, mark kind (enum mfx_mark_kind),
+	 * nvals, vals[nvals], text (string, may be empty). */
+	MFX_EXT_MARK = 4,
+	/* THREAD (MFX chunks): tid, name (string). */
+	MFX_EXT_THREAD = 5,
+	/* INFO (MFX chunks): key (string), value (string). */
+	MFX_EXT_INFO = 6,
+	/* SYNC (any chunk): ts (same time base as the chunk), ns: a clock pair
+	 * for converting TSC to ns. */
+	MFX_EXT_SYNC = 7,
+};
+
+enum mfx_sample_field {
+	MFX_SF_RSS = 0,		/* bytes, from smaps_rollup */
+	MFX_SF_PSS,
+	MFX_SF_ANON,		/* Anonymous */
+	MFX_SF_FILE,		/* Rss - Anonymous - shmem */
+	MFX_SF_SHMEM,
+	MFX_SF_SWAP,
+	MFX_SF_HEAP_RSS,	/* allocator mappings' Rss (see procfs.h); 0 = not measured */
+	MFX_SF_MFX_RSS,		/* Rss of mfx's own mappings in the target (trace pages) */
+	MFX_SF_NFIELDS,
+};
+
+enum mfx_mark_kind {
+	MFX_MARK_WINDOW_START = 1,	/* vals: - */
+	MFX_MARK_WINDOW_END = 2,	/* text: why ("duration", "interrupt", "exit") */
+	/* TRIM: vals: rss_before, rss_after, heap_rss_before, heap_rss_after,
+	 * pause_ns (target thread held), trim_ns (malloc_trim itself), released;
+	 * text: "ptrace" | "agent" */
+	MFX_MARK_TRIM = 3,
+	/* ATTACH: vals: start_to_active_ns (command start -> hooks live),
+	 * held_ns (longest stop of the target thread), slots_patched, modules,
+	 * attempts (safe-point tries). */
+	MFX_MARK_ATTACH = 4,
+	MFX_MARK_DROPPED = 5,		/* vals: events dropped; text: reason */
+	MFX_MARK_MALLOC_INFO = 6,	/* text: malloc_info(3) XML */
+	MFX_MARK_RSS_PEAK = 7,		/* vals: rss, heap_rss at the kept `smaps` */
+	MFX_MARK_EXIT = 8,		/* vals: status (wait status) */
+};
+
+#endif /* MFX_TRACE_FORMAT_H */

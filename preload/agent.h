@@ -1,0 +1,90 @@
+/*
+ * agent.h - the agent's (libmfx.so) internal interface, shared by its files.
+ * Nothing here is exported from the library: the exports are the hooked
+ * names (launch: symbol interposition) and the mfx_agent_* entry points
+ * listed in libmfx.map.
+ *
+ * Life of the agent:
+ *   launch:  the constructor reads MFX_* from the environment, resolves the
+ *            real functions with RTLD_NEXT and calls agent_begin(); hooks
+ *            record until exit, or until mfx sets the header's stop flag.
+ *   attach:  mfx dlopen()s the library inside the target and calls
+ *            mfx_agent_start(); the agent's own thread (control.c) resolves
+ *            the real functions with RTLD_DEFAULT, calls agent_begin(),
+ *            patches GOT slots (got.c) to point at the hooks, and at the end
+ *            of the window restores them and calls agent_end().  The library
+ *            is never unloaded: a later attach re-arms it.
+ */
+#ifndef MFX_PRELOAD_AGENT_H
+#define MFX_PRELOAD_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MFX_EXPORT __attribute__((visibility("default")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* The functions the hooks forward to. */
+struct agent_real {
+	void *(*malloc)(size_t);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*reallocarray)(void *, size_t, size_t);
+	void (*free)(void *);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	int (*malloc_trim)(size_t);
+	int (*malloc_info)(int, FILE *);
+};
+extern struct agent_real agent_real;
+
+/* Resolve agent_real: attach = 0 looks past the agent (RTLD_NEXT, the
+ * LD_PRELOAD case), attach = 1 takes the global definition (RTLD_DEFAULT,
+ * what the program's own GOT slots resolve to).  0 or -ENOENT. */
+int agent_resolve(int attach);
+
+struct agent_config {
+	int trace_fd;			/* open O_RDWR trace file, or -1: create trace_path */
+	char trace_path[4096];
+	unsigned stack_depth;		/* 0 = no stacks */
+	int attach;			/* 1: MFX_HF_ATTACH, window marks */
+	int child;			/* 1: fork/exec descendant (MFX_HF_CHILD) */
+};
+
+/* Parse "key=value,key=value" (trace=PATH, fd=N, depth=N, stacks=0|1,
+ * attach=0|1) into *c, after setting defaults. 0 or -EINVAL. */
+int agent_parse_config(const char *s, struct agent_config *c);
+
+/* Start recording into the trace described by *c: map it, fill the header,
+ * record the module map, arm the hooks.  0 or -errno. */
+int agent_begin(const struct agent_config *c);
+/* Stop recording: hooks pass through from now on.  Writes the end time and
+ * state STOPPED into the header.  Safe to call twice. 0 or -errno. */
+int agent_end(const char *why);
+/* Non-zero while hooks record. */
+int agent_recording(void);
+/* The header of the current trace, or NULL (read-only use by control.c). */
+struct mfx_file_header *agent_header(void);
+
+/* Append the current module map to the trace (new and unloaded modules only);
+ * cheap when nothing changed.  Called after dlopen/dlclose. */
+void agent_modules_changed(void);
+/* Append a MARK record to the trace (META chunk). */
+void agent_mark(uint32_t kind, const uint64_t *vals, uint32_t nvals, const char *text);
+
+/* The hooks, for GOT patching: { "malloc", (void *)malloc }, ..., { NULL }. */
+struct agent_hook {
+	const char *name;
+	void *hook;
+};
+extern const struct agent_hook agent_hooks[];
+
+/* Monotonic ns (vDSO). */
+uint64_t agent_now_ns(void);
+
+#endif /* MFX_PRELOAD_AGENT_H */

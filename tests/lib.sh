@@ -1,0 +1,89 @@
+# lib.sh - sourced by every end-to-end test (tests/e2e/tNNN-*.sh).
+#
+# Every process a test starts goes through `spawn` (or `track PID`) and is
+# killed by pid when the test ends, whatever happens.  A test prints what it
+# checks, and ends with `pass` (exit 0), `skip REASON` (exit 77) or `fail MSG`.
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   spawn build/tests/counts_target 100   # sets $SPAWNED (pid), output in $TMP
+#   wait_file "$TMP/ready" 5
+#   run_mfx launch -o "$TMP/run" -- build/tests/counts_target   # $MFX_RC, $MFX_OUT, $MFX_ERR
+#   expect_eq "$(jget "$TMP/run/summary.json" .counts.malloc)" 100 "malloc count"
+set -u
+MFX_ROOT=${MFX_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+cd "$MFX_ROOT"
+MFX=${MFX:-$MFX_ROOT/build/mfx}
+TARGETS=$MFX_ROOT/build/tests
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mfx-test.XXXXXX")
+chmod 755 "$TMP"
+_PIDS=()
+
+_cleanup() {
+	local p
+	for p in "${_PIDS[@]}"; do
+		kill -CONT "$p" 2>/dev/null
+		kill -TERM "$p" 2>/dev/null
+	done
+	sleep 0.1
+	for p in "${_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in "${_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	[ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"
+}
+trap _cleanup EXIT
+
+pass() { echo "PASS"; exit 0; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "skip: $*"; exit 77; }
+note() { echo "# $*"; }
+
+# spawn CMD... : start in the background, stdout/stderr to $TMP/spawn.N.{out,err}
+spawn() {
+	local n=${#_PIDS[@]}
+	"$@" >"$TMP/spawn.$n.out" 2>"$TMP/spawn.$n.err" &
+	SPAWNED=$!
+	SPAWN_OUT=$TMP/spawn.$n.out
+	SPAWN_ERR=$TMP/spawn.$n.err
+	_PIDS+=("$SPAWNED")
+}
+track() { _PIDS+=("$1"); }
+
+# wait_file PATH SECONDS : until PATH exists (and is non-empty)
+wait_file() {
+	local i n=$(( ${2:-10} * 20 ))
+	for ((i = 0; i < n; i++)); do [ -s "$1" ] && return 0; sleep 0.05; done
+	fail "timed out waiting for $1"
+}
+# wait_grep PATTERN FILE SECONDS
+wait_grep() {
+	local i n=$(( ${3:-10} * 20 ))
+	for ((i = 0; i < n; i++)); do grep -q -- "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done
+	fail "timed out waiting for '$1' in $2"
+}
+
+# run_mfx ARGS... : run mfx, capture stdout/stderr/exit status
+run_mfx() {
+	MFX_OUT=$TMP/mfx.out MFX_ERR=$TMP/mfx.err
+	"$MFX" "$@" >"$MFX_OUT" 2>"$MFX_ERR"
+	MFX_RC=$?
+	return 0
+}
+
+jget() { jq -r "$2" "$1"; }
+
+expect_eq() {	# got want what
+	if [ "$1" = "$2" ]; then echo "ok: $3 = $1"; else fail "$3: got '$1', want '$2'"; fi
+}
+expect_ge() { if [ "$1" -ge "$2" ]; then echo "ok: $3 = $1 >= $2"; else fail "$3: got $1, want >= $2"; fi; }
+expect_le() { if [ "$1" -le "$2" ]; then echo "ok: $3 = $1 <= $2"; else fail "$3: got $1, want <= $2"; fi; }
+expect_match() {	# text regex what
+	if [[ $1 =~ $2 ]]; then echo "ok: $3"; else fail "$3: '$1' does not match /$2/"; fi
+}
+# expect_one_error_line FILE REGEX : stderr is exactly one "mfx: " line matching REGEX
+expect_one_error_line() {
+	local n; n=$(wc -l <"$1")
+	[ "$n" -eq 1 ] || fail "expected one stderr line, got $n: $(cat "$1")"
+	grep -qE "^mfx: " "$1" || fail "stderr does not start with 'mfx: ': $(cat "$1")"
+	grep -qE -- "$2" "$1" || fail "stderr '$(cat "$1")' does not match /$2/"
+	echo "ok: one error line: $(cat "$1")"
+}
+need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
