@@ -48,7 +48,8 @@ LIB_OBJS := $(filter-out $(B)/obj/attach/main.o,$(MFX_OBJS))
 AGENT_SRCS  := $(wildcard preload/*.c)
 AGENT_OBJS  := $(AGENT_SRCS:%.c=build/obj/%.o)
 AGENT_CFL   := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP \
-	-fPIC -ftls-model=initial-exec -fvisibility=hidden -fno-strict-aliasing
+	-fPIC -ftls-model=initial-exec -fvisibility=hidden -fno-strict-aliasing \
+	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 AGENT_LIBS  := $(shell $(PKG) --libs libunwind 2>/dev/null) -ldl -lpthread
 
 # --- the native replayer: a small program run under other allocators --------

@@ -25,10 +25,10 @@ struct capture_opts {
 void capture_defaults(struct capture_opts *o);
 /*
  * Parse the shared options of `cmd` ("launch" or "attach") from argv[1..],
- * stopping at the first operand or after "--".  `extra` is called for an
- * option it does not know (may be NULL) and returns 1 if it took it.
- * Returns the index of the first operand, or -1 after printing a usage error
- * (exit with EXIT_USAGE), or -2 when --help was printed (exit 0).
+ * stopping at the first operand or after "--".  `help` prints the command's
+ * --help screen.  Returns the index of the first operand, or -1 after
+ * printing a usage error (exit with EXIT_USAGE), or -2 when --help was
+ * printed (exit 0).
  */
 int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
 		  void (*help)(void));

@@ -51,6 +51,7 @@ struct smaps {
 	size_t n;
 	char *text;			/* the raw text (kept: written to RUN/smaps) */
 	size_t len;
+	char *strings;			/* parsed copy the paths point into */
 };
 
 /* Read and parse /proc/PID/smaps; thread stacks found from the task list. */

@@ -84,7 +84,9 @@ struct mfx_file_header {
 	uint64_t window_end_ns;		/* (A) recording disarmed */
 	char exe[512];			/* readlink /proc/self/exe (A) */
 	char cmdline[1024];		/* /proc/self/cmdline, NULs turned to spaces (A) */
-	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024];
+	int32_t fail_errno;		/* (A) why recording stopped early (errno), 0 = it did not */
+	uint32_t tsc_known;		/* (A) 1: TSC is invariant (constant_tsc, nonstop_tsc) */
+	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 8];
 };
 _Static_assert(sizeof(struct mfx_file_header) == MFX_HEADER_SIZE, "header page");
 
@@ -144,9 +146,10 @@ _Static_assert(sizeof(struct mfx_chunk_header) == 48, "chunk header");
  * aligned (POSIX_MEMALIGN, ALIGNED_ALLOC, MEMALIGN):
  *     b0, ts_delta, size, align, [zz ptr_delta], [stack]
  * realloc (REALLOC, REALLOCARRAY):
- *     b0, ts_delta, size, zz old_delta (old pointer, relative to ptr; 0 = NULL),
- *     [zz new_delta] (relative to the old pointer; absent if F_NULL), [stack]
- *     then ptr = new pointer (or old if F_NULL)
+ *     b0, ts_delta, size, [zz old_delta] (old pointer relative to ptr; absent
+ *     if F_OLD_NULL, i.e. realloc(NULL, n)), [zz new_delta] (result relative to
+ *     the old pointer, or to ptr when there is none; absent if F_NULL), [stack];
+ *     then ptr = the result, else the old pointer, else unchanged
  * free: b0, ts_delta, zz ptr_delta
  * ext:  b0 (kind EXT, flags 0), ext_kind (1 byte), len (varint), body[len]
  *       -- unknown ext kinds are skipped by length.
@@ -174,6 +177,7 @@ enum mfx_kind {
 #define MFX_F_SAME_STACK 0x10u
 #define MFX_F_SHR4       0x20u
 #define MFX_F_NULL       0x40u	/* the call failed: no result pointer */
+#define MFX_F_OLD_NULL   0x80u	/* realloc family: the old pointer was NULL */
 
 /*
  * Extended records.  Bodies are varints unless said otherwise; strings are
@@ -200,8 +204,8 @@ enum mfx_ext_kind {
 	MFX_EXT_THREAD = 5,
 	/* INFO (MFX chunks): key (string), value (string). */
 	MFX_EXT_INFO = 6,
-	/* SYNC (any chunk): ts (same time base as the chunk), ns: a clock pair
-	 * for converting TSC to ns. */
+	/* SYNC (META and MFX chunks): tsc >> tsc_shift, ns: a clock pair for
+	 * converting TSC to ns (written by mfx with every sample). */
 	MFX_EXT_SYNC = 7,
 };
 

@@ -1,0 +1,108 @@
+/*
+ * capture.c - the options `mfx launch` and `mfx attach` share (capture.h).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "attach/capture.h"
+#include "attach/util.h"
+
+const char capture_options_help[] =
+	"    -o, --out DIR              run directory (default results/<prog>-<pid>-<date>)\n"
+	"        --force                reuse a non-empty run directory\n"
+	"        --for DURATION         length of the capture window: 500ms, 30s, 2m\n"
+	"        --no-stacks            record events without call stacks (fastest)\n"
+	"        --stack-depth N        deepest stack kept (default 64, at most 256)\n"
+	"        --smaps-interval DURATION\n"
+	"                               how often RSS is sampled (default 200ms)\n"
+	"        --trim-at-end          call malloc_trim(0) at the end, record RSS before/after\n"
+	"        --no-report            skip the report at the end (run 'mfx report' later)\n"
+	"    -q, --quiet                no progress line, no chatter\n";
+
+void capture_defaults(struct capture_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->stack_depth = 64;
+	o->smaps_interval_ns = 200000000ull;
+}
+
+enum { OPT_FORCE = 256, OPT_FOR, OPT_NOSTACKS, OPT_DEPTH, OPT_SMAPS, OPT_TRIM, OPT_NOREPORT,
+       OPT_HELP };
+
+int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
+		  void (*help)(void))
+{
+	static const struct option longopts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "for", required_argument, NULL, OPT_FOR },
+		{ "no-stacks", no_argument, NULL, OPT_NOSTACKS },
+		{ "stack-depth", required_argument, NULL, OPT_DEPTH },
+		{ "smaps-interval", required_argument, NULL, OPT_SMAPS },
+		{ "trim-at-end", no_argument, NULL, OPT_TRIM },
+		{ "no-report", no_argument, NULL, OPT_NOREPORT },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+	optind = 1;
+	opterr = 0;
+	/* '+': stop at the first operand, so `mfx launch ./app -o x` passes
+	 * -o to the app. */
+	while ((c = getopt_long(argc, argv, "+:o:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			o->out = optarg;
+			break;
+		case OPT_FORCE:
+			o->force = 1;
+			break;
+		case OPT_FOR:
+			if (parse_duration(optarg, &o->for_ns) || o->for_ns == 0) {
+				mfx_usage(cmd, "invalid --for duration '%s' (e.g. 500ms, 30s, 2m)", optarg);
+				return -1;
+			}
+			break;
+		case OPT_NOSTACKS:
+			o->no_stacks = 1;
+			break;
+		case OPT_DEPTH:
+			if (parse_uint(optarg, 256, &v) || v == 0) {
+				mfx_usage(cmd, "invalid --stack-depth '%s' (1 to 256)", optarg);
+				return -1;
+			}
+			o->stack_depth = (unsigned)v;
+			break;
+		case OPT_SMAPS:
+			if (parse_duration(optarg, &o->smaps_interval_ns) ||
+			    o->smaps_interval_ns < 10000000ull) {
+				mfx_usage(cmd, "invalid --smaps-interval '%s' (at least 10ms)", optarg);
+				return -1;
+			}
+			break;
+		case OPT_TRIM:
+			o->trim_at_end = 1;
+			break;
+		case OPT_NOREPORT:
+			o->no_report = 1;
+			break;
+		case 'q':
+			o->quiet = 1;
+			mfx_quiet = 1;
+			break;
+		case 'h':
+			help();
+			return -2;
+		case ':':
+			mfx_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
+			return -1;
+		default:
+			mfx_usage(cmd, "unknown option '%s'", argv[optind - 1]);
+			return -1;
+		}
+	}
+	return optind;
+}

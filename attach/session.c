@@ -1,0 +1,532 @@
+/*
+ * session.c - the capture window as seen from the mfx process, beside the
+ * target (capture.h): sample RSS into the trace, keep the full smaps at the RSS
+ * peak, draw the progress line, notice the end of the window, then finalise the
+ * traces and run the report.
+ *
+ * Signals: SIGINT, SIGTERM, SIGHUP and SIGCHLD are blocked except inside
+ * ppoll(), so none is lost between a check and the wait.  In attach mode
+ * Ctrl-C ends the window; in launch mode it reaches the program through the
+ * terminal and mfx carries on until the program exits (like time(1)), and a
+ * SIGTERM sent to mfx is passed on to the program.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "analyzer/report.h"
+#include "attach/capture.h"
+#include "attach/procfs.h"
+#include "attach/tracefile.h"
+#include "attach/util.h"
+
+#define MAX_TRACES 64
+#define SCAN_NS 100000000ull		/* look for new trace files (children) */
+#define PROGRESS_NS 250000000ull
+#define STOP_WAIT_NS 1000000000ull	/* for agents to acknowledge a stop */
+
+struct traced {
+	struct tfile tf;
+	char name[256];
+	pid_t pid;
+	int main;
+	int gone;
+};
+
+struct session {
+	struct capture_opts o;
+	char dir[PATH_MAX];
+	pid_t pid;
+	enum session_mode mode;
+	pid_t child;
+	int child_status, child_done;
+	struct traced tr[MAX_TRACES];
+	int ntr;
+	uint64_t t_start, t_window, t_sample, t_scan, t_progress;
+	/* RSS peak and its smaps */
+	uint64_t rss_peak, heap_at_peak, t_peak_read;
+	char *peak_text;
+	size_t peak_len;
+	/* full smaps reads cost: do them every `full_every` samples */
+	unsigned sample_no, full_every;
+	uint64_t last_rss, last_heap;
+	/* clock pairs for the TSC rate */
+	uint64_t tsc0, ns0;
+	/* progress */
+	uint64_t prog_events, prog_ns;
+	double rate;
+	/* thread names already recorded */
+	pid_t *named;
+	size_t nnamed;
+	sigset_t oldmask;
+	struct sigaction old_int, old_term, old_hup, old_chld;
+};
+
+static volatile sig_atomic_t got_int, got_term;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGINT)
+		got_int = 1;
+	else if (sig == SIGTERM || sig == SIGHUP)
+		got_term = sig;
+}
+
+int session_new(const struct capture_opts *o, const char *run_dir, pid_t pid,
+		enum session_mode mode, struct session **out)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->o = *o;
+	snprintf(s->dir, sizeof(s->dir), "%s", run_dir);
+	s->pid = pid;
+	s->mode = mode;
+	s->full_every = 1;
+	s->t_start = s->t_window = now_ns();
+	s->tsc0 = tfile_tsc();
+	s->ns0 = now_ns();
+	got_int = got_term = 0;
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &s->oldmask);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &s->old_int);
+	sigaction(SIGTERM, &sa, &s->old_term);
+	sigaction(SIGHUP, &sa, &s->old_hup);
+	sigaction(SIGCHLD, &sa, &s->old_chld);
+	*out = s;
+	return 0;
+}
+
+void session_set_child(struct session *s, pid_t child)
+{
+	s->child = child;
+}
+
+void session_window_started(struct session *s, uint64_t ts_ns)
+{
+	s->t_window = ts_ns;
+}
+
+int session_child_status(const struct session *s)
+{
+	return s->child_done ? s->child_status : -1;
+}
+
+static struct traced *main_trace(struct session *s)
+{
+	for (int i = 0; i < s->ntr; i++)
+		if (s->tr[i].main)
+			return &s->tr[i];
+	return NULL;
+}
+
+static int is_trace_name(const char *n)
+{
+	size_t l = strlen(n);
+	return !strncmp(n, "trace", 5) && l > 4 && !strcmp(n + l - 4, ".mfx");
+}
+
+/* Open trace files that appeared in the run directory (the program's, its
+ * children's after fork or exec). */
+static void scan_dir(struct session *s)
+{
+	DIR *d = opendir(s->dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) && s->ntr < MAX_TRACES) {
+		if (!is_trace_name(e->d_name))
+			continue;
+		int known = 0;
+		for (int i = 0; i < s->ntr && !known; i++)
+			known = !strcmp(s->tr[i].name, e->d_name);
+		if (known)
+			continue;
+		struct traced *t = &s->tr[s->ntr];
+		char path[PATH_MAX];
+		if (tfile_open(path_join(path, sizeof(path), s->dir, e->d_name), &t->tf))
+			continue;	/* header not written yet: next scan */
+		snprintf(t->name, sizeof(t->name), "%s", e->d_name);
+		t->pid = (pid_t)t->tf.hdr->pid;
+		t->main = !strcmp(e->d_name, "trace.mfx");
+		s->ntr++;
+	}
+	closedir(d);
+}
+
+static int process_gone(pid_t pid)
+{
+	int st = procfs_state(pid);
+	return st < 0 || st == 'Z' || st == 'X';
+}
+
+/* Record names of threads not seen before (they come and go). */
+static void name_threads(struct session *s, struct traced *t)
+{
+	pid_t *tids;
+	size_t n;
+	if (procfs_tids(t->pid, &tids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		int known = 0;
+		for (size_t j = 0; j < s->nnamed && !known; j++)
+			known = s->named[j] == tids[i];
+		if (known)
+			continue;
+		char path[80], *comm;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)t->pid, (int)tids[i]);
+		if (read_file(path, &comm, NULL))
+			continue;
+		comm[strcspn(comm, "\n")] = 0;
+		tfile_thread(&t->tf, (uint32_t)tids[i], comm);
+		free(comm);
+		pid_t *nn = realloc(s->named, (s->nnamed + 1) * sizeof(*nn));
+		if (nn) {
+			s->named = nn;
+			s->named[s->nnamed++] = tids[i];
+		}
+	}
+	free(tids);
+}
+
+/* One sample of one traced process.  The main one also gets heap RSS from a
+ * full smaps read (when it is cheap enough) and the RSS-peak smaps. */
+static void sample_one(struct session *s, struct traced *t, uint64_t *rss_out, uint64_t *heap_out)
+{
+	struct rollup r;
+	uint64_t v[MFX_SF_NFIELDS] = { 0 };
+	if (t->gone || procfs_rollup(t->pid, &r)) {
+		t->gone = 1;
+		return;
+	}
+	v[MFX_SF_RSS] = r.rss;
+	v[MFX_SF_PSS] = r.pss;
+	v[MFX_SF_ANON] = r.anon;
+	v[MFX_SF_FILE] = r.file;
+	v[MFX_SF_SHMEM] = r.shmem;
+	v[MFX_SF_SWAP] = r.swap;
+	uint64_t now = now_ns();
+	int full = t->main && (s->sample_no % s->full_every == 0 ||
+			       (r.rss > s->rss_peak && now - s->t_peak_read >= 1000000000ull));
+	if (full) {
+		struct smaps sm;
+		uint64_t t0 = now_ns();
+		if (procfs_smaps_read(t->pid, &sm) == 0) {
+			struct smaps_totals tot;
+			procfs_smaps_totals(&sm, &tot);
+			v[MFX_SF_HEAP_RSS] = tot.heap_rss;
+			v[MFX_SF_MFX_RSS] = tot.kind_rss[MK_MFX];
+			s->last_heap = tot.heap_rss;
+			if (r.rss > s->rss_peak) {
+				s->rss_peak = r.rss;
+				s->heap_at_peak = tot.heap_rss;
+				s->t_peak_read = now;
+				free(s->peak_text);
+				s->peak_text = sm.text;	/* keep it: the RUN/smaps */
+				s->peak_len = sm.len;
+				sm.text = NULL;
+			}
+			procfs_smaps_free(&sm);
+		}
+		/* Keep full reads under ~2% of the interval. */
+		uint64_t cost = now_ns() - t0;
+		s->full_every = (unsigned)(cost * 50 / s->o.smaps_interval_ns) + 1;
+	} else if (t->main && r.rss > s->rss_peak) {
+		s->rss_peak = r.rss;	/* smaps of this peak read next time */
+	}
+	tfile_sample(&t->tf, now, v);
+	tfile_sync(&t->tf);
+	if (t->main) {
+		s->last_rss = r.rss;
+		if (s->sample_no % 5 == 0)
+			name_threads(s, t);
+	}
+	if (rss_out)
+		*rss_out = r.rss;
+	if (heap_out)
+		*heap_out = v[MFX_SF_HEAP_RSS];
+}
+
+static void sample_all(struct session *s)
+{
+	for (int i = 0; i < s->ntr; i++)
+		sample_one(s, &s->tr[i], NULL, NULL);
+	s->sample_no++;
+}
+
+int session_sample_now(struct session *s, uint64_t *rss, uint64_t *heap_rss)
+{
+	struct traced *t = main_trace(s);
+	if (!t)
+		return -MFX_E_NOTRACE;
+	unsigned every = s->full_every;
+	s->full_every = 1;	/* force a full read: the caller wants heap RSS */
+	uint64_t no = s->sample_no;
+	s->sample_no = 0;
+	*rss = *heap_rss = 0;
+	sample_one(s, t, rss, heap_rss);
+	s->sample_no = (unsigned)no;
+	s->full_every = every;
+	return t->gone ? -MFX_E_EXITED : 0;
+}
+
+static void draw_progress(struct session *s, uint64_t now)
+{
+	struct traced *m = main_trace(s);
+	struct tfile_progress p = { 0 };
+	for (int i = 0; i < s->ntr; i++) {
+		struct tfile_progress q;
+		tfile_progress(&s->tr[i].tf, &q);
+		p.events += q.events;
+		p.alloc_bytes += q.alloc_bytes;
+	}
+	if (s->prog_ns) {
+		double dt = (now - s->prog_ns) / 1e9;
+		double r = dt > 0 ? (p.events - s->prog_events) / dt : 0;
+		s->rate = s->rate ? 0.6 * s->rate + 0.4 * r : r;
+	}
+	s->prog_events = p.events;
+	s->prog_ns = now;
+	char el[32], ev[32], rate[32], ab[32], rss[32], heap[32], left[48] = "";
+	fmt_duration(now - s->t_window, el, sizeof(el));
+	if (s->o.for_ns && now - s->t_window < s->o.for_ns) {
+		char l[32];
+		snprintf(left, sizeof(left), " (%s left)",
+			 fmt_duration(s->o.for_ns - (now - s->t_window), l, sizeof(l)));
+	}
+	progress_show("mfx: pid %d %s%s  %s events (%s/s)  allocated %s  RSS %s  heap %s%s",
+		      (int)s->pid, el, left, fmt_count(p.events, ev, sizeof(ev)),
+		      fmt_count((uint64_t)s->rate, rate, sizeof(rate)),
+		      fmt_bytes(p.alloc_bytes, ab, sizeof(ab)), fmt_bytes(s->last_rss, rss, sizeof(rss)),
+		      fmt_bytes(s->last_heap, heap, sizeof(heap)),
+		      m ? "" : "  (waiting for the agent)");
+}
+
+int session_loop(struct session *s)
+{
+	for (;;) {
+		uint64_t now = now_ns();
+		if (s->child > 0 && !s->child_done) {
+			int st;
+			if (waitpid(s->child, &st, WNOHANG) == s->child) {
+				s->child_done = 1;
+				s->child_status = st;
+			}
+		}
+		if (now - s->t_scan >= SCAN_NS || !main_trace(s)) {
+			scan_dir(s);
+			s->t_scan = now;
+		}
+		if (s->child_done)
+			return SESSION_END_EXIT;
+		if (s->mode == SESSION_ATTACH && process_gone(s->pid))
+			return SESSION_END_EXIT;
+		if (got_term && s->mode == SESSION_LAUNCH && s->child > 0) {
+			kill(s->child, got_term);	/* pass it on; end when it exits */
+			got_term = 0;
+		}
+		if ((got_int || got_term) && s->mode == SESSION_ATTACH)
+			return SESSION_END_INTERRUPT;
+		got_int = 0;
+		if (s->o.for_ns && now - s->t_window >= s->o.for_ns)
+			return SESSION_END_DURATION;
+		struct traced *m = main_trace(s);
+		if (m && m->tf.hdr->state == MFX_ST_STOPPED && m->tf.hdr->fail_errno)
+			return SESSION_END_STOPPED;
+		if (now - s->t_sample >= s->o.smaps_interval_ns) {
+			sample_all(s);
+			s->t_sample = now;
+		}
+		if (progress_enabled() && now - s->t_progress >= PROGRESS_NS) {
+			draw_progress(s, now);
+			s->t_progress = now;
+		}
+		uint64_t wait = 50000000ull;
+		uint64_t next = s->t_sample + s->o.smaps_interval_ns;
+		if (next > now && next - now < wait)
+			wait = next - now;
+		struct timespec ts = { 0, (long)wait };
+		ppoll(NULL, 0, &ts, &s->oldmask);
+	}
+}
+
+int session_mark(struct session *s, uint32_t kind, const uint64_t *vals, uint32_t nvals,
+		 const char *text)
+{
+	struct traced *m = main_trace(s);
+	if (!m) {
+		scan_dir(s);
+		if (!(m = main_trace(s)))
+			return -MFX_E_NOTRACE;
+	}
+	return tfile_mark(&m->tf, now_ns(), kind, vals, nvals, text);
+}
+
+int session_stop_agents(struct session *s, uint64_t timeout_ns)
+{
+	char path[PATH_MAX];
+	/* Programs exec'ed from now on see the marker and stay untraced. */
+	int fd = open(path_join(path, sizeof(path), s->dir, ".stop"), O_WRONLY | O_CREAT | O_CLOEXEC,
+		      0644);
+	if (fd >= 0)
+		close(fd);
+	scan_dir(s);
+	for (int i = 0; i < s->ntr; i++)
+		tfile_request_stop(&s->tr[i].tf);
+	uint64_t t0 = now_ns();
+	for (;;) {
+		int pending = 0;
+		for (int i = 0; i < s->ntr; i++) {
+			struct traced *t = &s->tr[i];
+			if (t->tf.hdr->state != MFX_ST_STOPPED && !process_gone(t->pid))
+				pending++;
+		}
+		/* An agent stops at its process's next malloc-family call: an
+		 * idle process may never acknowledge; nothing more gets
+		 * written then either. */
+		if (!pending || now_ns() - t0 >= timeout_ns)
+			return pending;
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static const char *end_reason(enum session_end why)
+{
+	switch (why) {
+	case SESSION_END_DURATION: return "duration";
+	case SESSION_END_INTERRUPT: return "interrupt";
+	case SESSION_END_EXIT: return "exit";
+	case SESSION_END_STOPPED: return "stopped";
+	}
+	return "unknown";
+}
+
+/* The smaps at the RSS peak becomes RUN/smaps. */
+static void write_peak_smaps(struct session *s)
+{
+	char path[PATH_MAX];
+	path_join(path, sizeof(path), s->dir, "smaps");
+	if (!s->peak_text) {
+		struct traced *m = main_trace(s);
+		struct smaps sm;
+		if (!m || procfs_smaps_read(m->pid, &sm))
+			return;
+		s->peak_text = sm.text;
+		s->peak_len = sm.len;
+		sm.text = NULL;
+		procfs_smaps_free(&sm);
+	}
+	int err = write_file(path, s->peak_text, s->peak_len);
+	if (err)
+		mfx_err("cannot write '%s': %s", path, mfx_strerror(-err));
+	uint64_t vals[2] = { s->rss_peak, s->heap_at_peak };
+	session_mark(s, MFX_MARK_RSS_PEAK, vals, 2, "");
+}
+
+/* The report may be linked in or not (see analyzer/report.h). */
+int report_run(const char *run_dir, const struct report_opts *o) __attribute__((weak));
+
+static void finalize_all(struct session *s, uint64_t tsc_hz)
+{
+	for (int i = 0; i < s->ntr; i++)
+		tfile_close(&s->tr[i].tf);
+	DIR *d = opendir(s->dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!is_trace_name(e->d_name))
+			continue;
+		char path[PATH_MAX];
+		struct finalize_stats st;
+		path_join(path, sizeof(path), s->dir, e->d_name);
+		int err = tfile_finalize(path, tsc_hz, &st);
+		if (err) {
+			mfx_err("cannot finalise '%s': %s", path, mfx_strerror(-err));
+			continue;
+		}
+		if (!strcmp(e->d_name, "trace.mfx") && st.events) {
+			char ev[32], b[32];
+			mfx_note("trace: %s events, %s (%.2f bytes/event)",
+				 fmt_count(st.events, ev, sizeof(ev)),
+				 fmt_bytes(st.final_bytes, b, sizeof(b)),
+				 (double)st.final_bytes / (double)st.events);
+		}
+	}
+	closedir(d);
+}
+
+int session_finish(struct session *s, enum session_end why)
+{
+	progress_clear();
+	scan_dir(s);
+	struct traced *m = main_trace(s);
+	if (why != SESSION_END_EXIT && s->mode == SESSION_LAUNCH)
+		session_stop_agents(s, STOP_WAIT_NS);
+	if (m && !process_gone(m->pid))
+		sample_all(s);
+	session_mark(s, MFX_MARK_WINDOW_END, NULL, 0, end_reason(why));
+	if (s->child_done) {
+		uint64_t st = (uint64_t)s->child_status;
+		session_mark(s, MFX_MARK_EXIT, &st, 1, "");
+	}
+	write_peak_smaps(s);
+	if (m && m->tf.hdr->fail_errno)
+		mfx_err("recording stopped early: %s", mfx_strerror(m->tf.hdr->fail_errno));
+	uint64_t tsc_hz = 0, dns = now_ns() - s->ns0, dtsc = tfile_tsc() - s->tsc0;
+	if (dns > 20000000ull)
+		tsc_hz = (uint64_t)((double)dtsc * 1e9 / (double)dns);
+	if (!m)
+		mfx_err("no trace was written in '%s': the agent did not start in pid %d", s->dir,
+			(int)s->pid);
+	finalize_all(s, tsc_hz);
+	int err = 0;
+	if (m && !s->o.no_report) {
+		if (report_run) {
+			struct report_opts ro = { .quiet = s->o.quiet, .top = 10 };
+			err = report_run(s->dir, &ro);
+			if (err)
+				mfx_err("report failed: %s", mfx_strerror(-err));
+		} else {
+			mfx_note("this mfx has no analyzer built in; the trace is in '%s'", s->dir);
+		}
+	}
+	if (m)
+		mfx_note("run directory: %s  (next: mfx report %s, mfx replay %s)", s->dir, s->dir,
+			 s->dir);
+	return err;
+}
+
+void session_free(struct session *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->ntr; i++)
+		if (s->tr[i].tf.hdr)
+			tfile_close(&s->tr[i].tf);
+	sigaction(SIGINT, &s->old_int, NULL);
+	sigaction(SIGTERM, &s->old_term, NULL);
+	sigaction(SIGHUP, &s->old_hup, NULL);
+	sigaction(SIGCHLD, &s->old_chld, NULL);
+	sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
+	free(s->peak_text);
+	free(s->named);
+	free(s);
+}

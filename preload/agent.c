@@ -1,0 +1,428 @@
+/*
+ * agent.c - the agent's life: configuration (environment in launch mode, a
+ * string from mfx in attach mode), finding the real allocator, starting and
+ * ending a recording, fork children, process exit.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload/internal.h"
+#include "preload/record.h"
+
+struct agent_real agent_real;
+
+/* Launch mode remembers where traces go, for fork and exec children. */
+static char run_dir[4096];
+static pid_t root_pid;
+static int launch_mode;
+static volatile int end_lock;
+
+#define TSC_SHIFT 4	/* 16 TSC ticks (~6 ns at 2.5 GHz) per time unit:
+			   typical deltas between calls fit one varint byte */
+
+/* ---- small helpers that must not allocate ---------------------------------- */
+
+static size_t u64_to_dec(char *out, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0, i = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		out[i++] = tmp[--n];
+	out[i] = 0;
+	return i;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	uint64_t r = 0;
+	if (!s || !*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		r = r * 10 + (uint64_t)(*s - '0');
+	}
+	*v = r;
+	return 0;
+}
+
+/* Read a small file into buf (NUL-terminated); returns bytes or -errno. */
+static ssize_t read_small(const char *path, char *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t len = 0;
+	while (len + 1 < n) {
+		ssize_t r = read(fd, buf + len, n - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = 0;
+	return (ssize_t)len;
+}
+
+/* An invariant TSC (same rate on every core, in every C-state) lets the
+ * hooks read time with rdtscp (~10 ns) instead of clock_gettime (~28 ns on
+ * this kind of VM). */
+static int tsc_usable(void)
+{
+	const char *force = getenv("MFX_CLOCK");
+	if (force && !strcmp(force, "ns"))
+		return 0;
+	static char buf[16384];
+	if (read_small("/proc/cpuinfo", buf, sizeof(buf)) <= 0)
+		return 0;
+	char *flags = strstr(buf, "\nflags");
+	if (!flags)
+		return 0;
+	char *eol = strchr(flags + 1, '\n');
+	if (eol)
+		*eol = 0;
+	return strstr(flags, " constant_tsc") && strstr(flags, " nonstop_tsc");
+}
+
+/* ---- the real functions ----------------------------------------------------- */
+
+int agent_resolve(int attach)
+{
+	void *h = attach ? RTLD_DEFAULT : RTLD_NEXT;
+	int busy = tls_busy;
+	tls_busy = 1;	/* dlsym may allocate: serve it from the bootstrap arena */
+	struct agent_real r;
+	*(void **)&r.free = dlsym(h, "free");
+	*(void **)&r.malloc = dlsym(h, "malloc");
+	*(void **)&r.calloc = dlsym(h, "calloc");
+	*(void **)&r.realloc = dlsym(h, "realloc");
+	*(void **)&r.reallocarray = dlsym(h, "reallocarray");
+	*(void **)&r.posix_memalign = dlsym(h, "posix_memalign");
+	*(void **)&r.aligned_alloc = dlsym(h, "aligned_alloc");
+	*(void **)&r.memalign = dlsym(h, "memalign");
+	*(void **)&r.valloc = dlsym(h, "valloc");
+	*(void **)&r.pvalloc = dlsym(h, "pvalloc");
+	*(void **)&r.malloc_trim = dlsym(h, "malloc_trim");
+	*(void **)&r.malloc_info = dlsym(h, "malloc_info");
+	tls_busy = busy;
+	if (!r.malloc || !r.free || !r.calloc || !r.realloc)
+		return -ENOENT;
+	/* Publish free first: a block from the real malloc must never reach a
+	 * free that does not know the real allocator. */
+	agent_real.free = r.free;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	agent_real = r;
+	return 0;
+}
+
+/* ---- configuration ------------------------------------------------------------ */
+
+int agent_parse_config(const char *s, struct agent_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->trace_fd = -1;
+	c->stack_depth = 64;
+	while (s && *s) {
+		const char *eq = strchr(s, '='), *end = strchr(s, ',');
+		if (!end)
+			end = s + strlen(s);
+		if (!eq || eq > end)
+			return -EINVAL;
+		char val[4096];
+		size_t kl = (size_t)(eq - s), vl = (size_t)(end - eq - 1);
+		if (vl >= sizeof(val))
+			return -EINVAL;
+		memcpy(val, eq + 1, vl);
+		val[vl] = 0;
+		uint64_t v = 0;
+		if (kl == 5 && !memcmp(s, "trace", 5)) {
+			memcpy(c->trace_path, val, vl + 1);
+		} else if (kl == 2 && !memcmp(s, "fd", 2) && !parse_u64(val, &v) && v < 1u << 30) {
+			c->trace_fd = (int)v;
+		} else if (kl == 5 && !memcmp(s, "depth", 5) && !parse_u64(val, &v)) {
+			c->stack_depth = v > MFX_MAX_DEPTH ? MFX_MAX_DEPTH : (unsigned)v;
+		} else if (kl == 6 && !memcmp(s, "stacks", 6) && !parse_u64(val, &v)) {
+			if (!v)
+				c->stack_depth = 0;
+		} else if (kl == 6 && !memcmp(s, "attach", 6) && !parse_u64(val, &v)) {
+			c->attach = v != 0;
+		} else {
+			return -EINVAL;
+		}
+		s = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* Launch mode: "trace.mfx" for the process mfx started, else
+ * "trace-<pid>.mfx", then "trace-<pid>.<n>.mfx" when the same pid exec'ed
+ * already.  O_EXCL: never append to someone else's trace. */
+static int create_trace(const char *dir, int is_root, char *path, size_t n)
+{
+	char pid[24];
+	u64_to_dec(pid, (uint64_t)getpid());
+	for (int i = is_root ? -1 : 0; i < 100; i++) {
+		size_t l = strnlen(dir, n - 64);
+		memcpy(path, dir, l);
+		path[l] = 0;
+		if (i < 0) {
+			strcat(path, "/trace.mfx");
+		} else {
+			strcat(path, "/trace-");
+			strcat(path, pid);
+			if (i > 0) {
+				char num[24];
+				u64_to_dec(num, (uint64_t)i);
+				strcat(path, ".");
+				strcat(path, num);
+			}
+			strcat(path, ".mfx");
+		}
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
+}
+
+static void fill_header(struct mfx_file_header *h, const struct agent_config *c)
+{
+	memset(h, 0, MFX_FIRST_CHUNK);
+	h->version = MFX_TRACE_VERSION;
+	h->header_size = MFX_HEADER_SIZE;
+	h->chunk_size = MFX_CHUNK_SIZE;
+	h->flags = (c->stack_depth ? MFX_HF_STACKS : 0) | (rec.use_tsc ? MFX_HF_TSC : 0) |
+		   (c->attach ? MFX_HF_ATTACH : 0) | (c->child ? MFX_HF_CHILD : 0);
+	h->pid = (uint32_t)getpid();
+	h->ppid = (uint32_t)getppid();
+	h->stack_depth = c->stack_depth;
+	h->tsc_shift = rec.use_tsc ? TSC_SHIFT : 0;
+	h->tsc_known = (uint32_t)rec.use_tsc;
+	h->first_chunk = MFX_FIRST_CHUNK;
+	h->next_chunk = MFX_FIRST_CHUNK;
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
+	h->start_tsc = agent_tsc();
+	h->start_ns = agent_now_ns();
+	ssize_t n = readlink("/proc/self/exe", h->exe, sizeof(h->exe) - 1);
+	h->exe[n > 0 ? n : 0] = 0;
+	n = read_small("/proc/self/cmdline", h->cmdline, sizeof(h->cmdline));
+	for (ssize_t i = 0; i + 1 < n; i++)
+		if (!h->cmdline[i])
+			h->cmdline[i] = ' ';
+	h->next_stack_id = 1;
+	h->state = MFX_ST_INIT;
+	__atomic_store_n(&h->magic, MFX_TRACE_MAGIC, __ATOMIC_RELEASE);
+}
+
+static void atfork_prepare(void);
+static void atfork_parent(void);
+static void atfork_child(void);
+
+/* ---- begin / end ----------------------------------------------------------------- */
+
+int agent_begin(const struct agent_config *c)
+{
+	static int tsc_checked, atfork_done;
+	int busy = tls_busy, err = 0;
+	tls_busy = 1;
+	if (rec.active) {
+		err = -EBUSY;
+		goto out;
+	}
+	if (!tsc_checked) {
+		rec.use_tsc = tsc_usable();
+		rec.tsc_shift = rec.use_tsc ? TSC_SHIFT : 0;
+		tsc_checked = 1;
+	}
+	int fd = c->trace_fd;
+	if (fd < 0) {
+		fd = c->trace_path[0] ? open(c->trace_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+		if (fd < 0) {
+			err = -errno;
+			goto out;
+		}
+	}
+	if (fallocate(fd, 0, 0, MFX_FIRST_CHUNK) && ftruncate(fd, MFX_FIRST_CHUNK)) {
+		err = -errno;
+		close(fd);
+		goto out;
+	}
+	err = rec_map_file(fd);
+	if (err) {
+		close(fd);
+		goto out;
+	}
+	rec_thread_key_init();
+	if (!atfork_done) {
+		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		atfork_done = 1;
+	}
+	if (c->stack_depth && stack_init())
+		err = -ENOMEM;
+	if (err)
+		goto out;
+	rec.stacks = c->stack_depth > 0;
+	rec.depth = c->stack_depth;
+	stack_reset();
+	modules_reset();
+	fill_header(rec.hdr, c);
+	rec.file_ok = 1;
+	modules_check();
+	agent_mark(MFX_MARK_WINDOW_START, NULL, 0, c->attach ? "attach" : "launch");
+	rec.hdr->window_start_ns = agent_now_ns();
+	__atomic_store_n(&rec.hdr->state, MFX_ST_RECORDING, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&rec.active, 1, __ATOMIC_SEQ_CST);
+out:
+	tls_busy = busy;
+	return err;
+}
+
+int agent_end(const char *why)
+{
+	if (!rec.active || __atomic_exchange_n(&end_lock, 1, __ATOMIC_ACQUIRE))
+		return 0;
+	int busy = tls_busy;
+	tls_busy = 1;
+	if (rec.active) {
+		__atomic_store_n(&rec.active, 0, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
+		if (rec.file_ok)
+			agent_mark(MFX_MARK_WINDOW_END, NULL, 0, why);
+		rec.file_ok = 0;
+		rec_detach_all();
+		struct mfx_file_header *h = rec.hdr;
+		if (h) {
+			h->end_tsc = agent_tsc();
+			h->end_ns = h->window_end_ns = agent_now_ns();
+			h->flags |= MFX_HF_ENDED;
+			__atomic_store_n(&h->state, MFX_ST_STOPPED, __ATOMIC_RELEASE);
+		}
+		rec_detach_header();
+	}
+	tls_busy = busy;
+	__atomic_store_n(&end_lock, 0, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int agent_recording(void)
+{
+	return rec.active;
+}
+
+struct mfx_file_header *agent_header(void)
+{
+	return rec.hdr;
+}
+
+/* Called with locks possibly held (a chunk's or rec_lock): only flags. */
+void agent_fail(int err, const char *what)
+{
+	(void)what;
+	rec.file_ok = 0;
+	__atomic_store_n(&rec.active, 0, __ATOMIC_SEQ_CST);
+	if (rec.hdr) {
+		rec.hdr->fail_errno = err;
+		rec.hdr->flags |= MFX_HF_DROPPED;
+		__atomic_fetch_add(&rec.hdr->dropped_events, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&rec.hdr->state, MFX_ST_STOPPED, __ATOMIC_RELEASE);
+	}
+}
+
+/* ---- fork, exit, launch ------------------------------------------------------------- */
+
+static void atfork_prepare(void)
+{
+	spin_lock(&rec_lock);
+}
+
+static void atfork_parent(void)
+{
+	spin_unlock(&rec_lock);
+}
+
+/* The child of a traced process writes its own trace (launch mode), or
+ * nothing (attach mode: mfx attached to one process). */
+static void atfork_child(void)
+{
+	end_lock = 0;
+	rec_after_fork_child();
+	modules_after_fork();
+	if (!rec.active)
+		return;
+	int busy = tls_busy;
+	tls_busy = 1;
+	rec.active = 0;
+	rec.file_ok = 0;
+	__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
+	rec_detach_header();
+	if (launch_mode) {
+		struct agent_config c;
+		agent_parse_config("", &c);
+		c.stack_depth = rec.depth;
+		c.child = 1;
+		c.trace_fd = create_trace(run_dir, 0, c.trace_path, sizeof(c.trace_path));
+		if (c.trace_fd >= 0)
+			agent_begin(&c);
+	}
+	tls_busy = busy;
+}
+
+__attribute__((destructor)) static void agent_exit(void)
+{
+	struct mfx_file_header *h = rec.hdr;
+	if (!rec.active || !h)
+		return;
+	/* Keep recording: other libraries' destructors still free memory.
+	 * Only note that the process reached exit cleanly. */
+	h->end_tsc = agent_tsc();
+	h->end_ns = agent_now_ns();
+	h->flags |= MFX_HF_ENDED;
+}
+
+/* Launch mode: MFX_OUT (run directory), MFX_ROOT_PID, MFX_DEPTH. */
+__attribute__((constructor)) static void agent_init(void)
+{
+	const char *out = getenv("MFX_OUT");
+	if (!out || !*out || strlen(out) >= sizeof(run_dir) - 64)
+		return;
+	int busy = tls_busy;
+	tls_busy = 1;
+	launch_mode = 1;
+	strcpy(run_dir, out);
+	uint64_t v;
+	root_pid = parse_u64(getenv("MFX_ROOT_PID"), &v) == 0 ? (pid_t)v : -1;
+	struct agent_config c;
+	agent_parse_config("", &c);
+	if (parse_u64(getenv("MFX_DEPTH"), &v) == 0)
+		c.stack_depth = v > MFX_MAX_DEPTH ? MFX_MAX_DEPTH : (unsigned)v;
+	char stop[4200];
+	strcpy(stop, run_dir);
+	strcat(stop, "/.stop");
+	struct stat st;
+	/* mfx ended the run (--for): later exec'ed programs are not traced. */
+	if (stat(stop, &st) == 0 || agent_resolve(0))
+		goto out;
+	c.child = getpid() != root_pid;
+	c.trace_fd = create_trace(run_dir, !c.child, c.trace_path, sizeof(c.trace_path));
+	if (c.trace_fd < 0)
+		goto out;
+	agent_begin(&c);
+out:
+	tls_busy = busy;
+}

@@ -1,0 +1,300 @@
+/*
+ * hooks.c - the hooked allocation functions.  In launch mode they interpose
+ * the program's malloc family (LD_PRELOAD); in attach mode the GOT slots of
+ * every module point at them (got.c).  Each one: reentrancy guard, the real
+ * call, one record.  Allocation layout is never changed: every byte comes
+ * from the real allocator, with the same sizes and alignments asked for.
+ *
+ * Calls that arrive before the real functions are known (inside dlsym while
+ * resolving them) are served by a small bootstrap arena that free() and
+ * realloc() recognise and never hand to the real allocator.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "preload/internal.h"
+#include "preload/record.h"
+
+/* ---- bootstrap arena ------------------------------------------------------------ */
+
+#define BOOT_SIZE (256u * 1024u)
+static uint8_t boot[BOOT_SIZE] __attribute__((aligned(64)));
+static size_t boot_used;
+
+static void *boot_alloc(size_t n, size_t align)
+{
+	if (align < 16)
+		align = 16;
+	size_t u = __atomic_load_n(&boot_used, __ATOMIC_RELAXED), off;
+	do {
+		off = (u + 16 + align - 1) & ~(align - 1);
+		if (off + n > BOOT_SIZE || off + n < off)
+			return NULL;
+	} while (!__atomic_compare_exchange_n(&boot_used, &u, off + n, 0, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	((size_t *)(boot + off))[-1] = n;	/* size, for realloc */
+	return boot + off;
+}
+
+static inline int is_boot(const void *p)
+{
+	return (const uint8_t *)p >= boot && (const uint8_t *)p < boot + BOOT_SIZE;
+}
+
+/* The real functions are not known yet: resolve them, unless we are inside
+ * the resolution (then the arena serves). */
+static int early(void)
+{
+	if (!tls_busy && !agent_real.malloc)
+		agent_resolve(0);
+	return !agent_real.malloc;
+}
+
+/* ---- pass-through (not recording, or the agent's own calls) ----------------------- */
+
+static void *pass_malloc(size_t n)
+{
+	if (unlikely(!agent_real.malloc) && early())
+		return boot_alloc(n, 16);
+	return agent_real.malloc(n);
+}
+
+static void *pass_calloc(size_t m, size_t n)
+{
+	if (unlikely(!agent_real.calloc) && early()) {
+		size_t t;
+		if (__builtin_mul_overflow(m, n, &t))
+			return NULL;
+		return boot_alloc(t, 16);	/* the arena is never reused: zeroed */
+	}
+	return agent_real.calloc(m, n);
+}
+
+static void *boot_realloc(void *p, size_t n)
+{
+	void *q = pass_malloc(n);
+	if (q) {
+		size_t old = ((size_t *)p)[-1];
+		memcpy(q, p, old < n ? old : n);
+	}
+	return q;
+}
+
+static void *pass_realloc(void *p, size_t n)
+{
+	if (unlikely(is_boot(p)))
+		return boot_realloc(p, n);
+	if (unlikely(!agent_real.realloc) && early())
+		return NULL;
+	return agent_real.realloc(p, n);
+}
+
+static void *pass_memalign(size_t align, size_t n)
+{
+	if (unlikely(!agent_real.memalign) && early())
+		return boot_alloc(n, align);
+	return agent_real.memalign(align, n);
+}
+
+/* ---- hooks ------------------------------------------------------------------------- */
+
+/* Stack of the hook's caller: frames of stack_capture and the hook skipped. */
+#define STACK() (rec.stacks ? stack_capture(2) : 0)
+
+MFX_EXPORT void *malloc(size_t n)
+{
+	if (unlikely(tls_busy) || !rec_on())
+		return pass_malloc(n);
+	tls_busy = 1;
+	void *p = agent_real.malloc(n);
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_alloc(t, MFX_K_MALLOC, ts, n, 0, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+MFX_EXPORT void free(void *p)
+{
+	if (unlikely(!p || is_boot(p)))
+		return;
+	if (unlikely(tls_busy) || !rec_on()) {
+		if (likely(agent_real.free))
+			agent_real.free(p);
+		return;
+	}
+	tls_busy = 1;
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_free(t, rec_ts(), p);	/* before the block can be reused */
+	agent_real.free(p);
+	tls_busy = 0;
+}
+
+MFX_EXPORT void *calloc(size_t m, size_t n)
+{
+	if (unlikely(tls_busy) || !rec_on())
+		return pass_calloc(m, n);
+	tls_busy = 1;
+	void *p = agent_real.calloc(m, n);
+	uint64_t ts = rec_ts();
+	size_t total;
+	if (__builtin_mul_overflow(m, n, &total))
+		total = SIZE_MAX;
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_alloc(t, MFX_K_CALLOC, ts, total, 0, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+MFX_EXPORT void *realloc(void *old, size_t n)
+{
+	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec_on())
+		return pass_realloc(old, n);
+	tls_busy = 1;
+	void *p = agent_real.realloc(old, n);
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_realloc(t, MFX_K_REALLOC, ts, n, old, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+static void *do_reallocarray(void *old, size_t m, size_t n)
+{
+	if (agent_real.reallocarray)
+		return agent_real.reallocarray(old, m, n);
+	size_t total;
+	if (__builtin_mul_overflow(m, n, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return agent_real.realloc(old, total);
+}
+
+MFX_EXPORT void *reallocarray(void *old, size_t m, size_t n)
+{
+	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec_on()) {
+		size_t total;
+		if (__builtin_mul_overflow(m, n, &total)) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		if (unlikely(is_boot(old)) || unlikely(!agent_real.realloc))
+			return pass_realloc(old, total);
+		return do_reallocarray(old, m, n);
+	}
+	tls_busy = 1;
+	void *p = do_reallocarray(old, m, n);
+	uint64_t ts = rec_ts();
+	size_t total;
+	if (__builtin_mul_overflow(m, n, &total))
+		total = SIZE_MAX;
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_realloc(t, MFX_K_REALLOCARRAY, ts, total, old, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+MFX_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+	if (unlikely(tls_busy) || !rec_on()) {
+		if (unlikely(!agent_real.posix_memalign) && early()) {
+			*out = boot_alloc(n, align);
+			return *out ? 0 : ENOMEM;
+		}
+		return agent_real.posix_memalign(out, align, n);
+	}
+	tls_busy = 1;
+	int r = agent_real.posix_memalign(out, align, n);
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_alloc(t, MFX_K_POSIX_MEMALIGN, ts, n, align, r ? NULL : *out, STACK());
+	tls_busy = 0;
+	return r;
+}
+
+MFX_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+	if (unlikely(tls_busy) || !rec_on()) {
+		if (unlikely(!agent_real.aligned_alloc) && early())
+			return boot_alloc(n, align);
+		return agent_real.aligned_alloc(align, n);
+	}
+	tls_busy = 1;
+	void *p = agent_real.aligned_alloc(align, n);
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_alloc(t, MFX_K_ALIGNED_ALLOC, ts, n, align, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+MFX_EXPORT void *memalign(size_t align, size_t n)
+{
+	if (unlikely(tls_busy) || !rec_on())
+		return pass_memalign(align, n);
+	tls_busy = 1;
+	void *p = agent_real.memalign(align, n);
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_alloc(t, MFX_K_MEMALIGN, ts, n, align, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+MFX_EXPORT void *valloc(size_t n)
+{
+	if (unlikely(tls_busy) || !rec_on()) {
+		if (unlikely(!agent_real.valloc) && early())
+			return boot_alloc(n, 4096);
+		return agent_real.valloc(n);
+	}
+	tls_busy = 1;
+	void *p = agent_real.valloc(n);
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_alloc(t, MFX_K_VALLOC, ts, n, 0, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+MFX_EXPORT void *pvalloc(size_t n)
+{
+	if (unlikely(tls_busy) || !rec_on()) {
+		if (unlikely(!agent_real.pvalloc) && early())
+			return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+		return agent_real.pvalloc(n);
+	}
+	tls_busy = 1;
+	void *p = agent_real.pvalloc(n);
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_thread();
+	if (likely(t))
+		rec_alloc(t, MFX_K_PVALLOC, ts, n, 0, p, STACK());
+	tls_busy = 0;
+	return p;
+}
+
+const struct agent_hook agent_hooks[] = {
+	{ "malloc", (void *)malloc },
+	{ "free", (void *)free },
+	{ "calloc", (void *)calloc },
+	{ "realloc", (void *)realloc },
+	{ "reallocarray", (void *)reallocarray },
+	{ "posix_memalign", (void *)posix_memalign },
+	{ "aligned_alloc", (void *)aligned_alloc },
+	{ "memalign", (void *)memalign },
+	{ "valloc", (void *)valloc },
+	{ "pvalloc", (void *)pvalloc },
+	{ NULL, NULL },
+};

@@ -1,0 +1,44 @@
+/*
+ * internal.h - helpers shared by the agent's own files (record.c, stack.c,
+ * modules.c, agent.c, hooks.c); see agent.h for the interface the attach
+ * side (control.c, got.c) uses.
+ */
+#ifndef MFX_PRELOAD_INTERNAL_H
+#define MFX_PRELOAD_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* record.c */
+extern volatile int rec_lock;
+void spin_lock(volatile int *l);
+void spin_unlock(volatile int *l);
+uint64_t agent_tsc(void);
+void *agent_mmap_anon(size_t len);
+void meta_append_locked(const uint8_t *r, size_t len);
+size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen);
+int rec_map_file(int fd);
+int rec_thread_key_init(void);
+void rec_detach_all(void);
+void rec_detach_header(void);
+void rec_after_fork_child(void);
+
+/* stack.c */
+struct mfx_thread;
+/* Unwind the caller of the hook (skip = frames of the agent above it) and
+ * return its interned id, 0 if none. */
+uint32_t stack_capture(unsigned skip);
+void stack_reset(void);
+int stack_init(void);
+
+/* modules.c */
+void modules_reset(void);
+void modules_after_fork(void);	/* the lock may have been held by a thread gone */
+/* Cheap check of the loader's add/remove counters; records changes. */
+void modules_check(void);
+
+/* agent.c */
+/* Recording cannot go on (disk full, ...): end it, keep the reason. */
+void agent_fail(int err, const char *what);
+
+#endif

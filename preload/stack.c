@@ -1,0 +1,147 @@
+/*
+ * stack.c - call stacks: unwound with libunwind, interned so an event carries
+ * a 4-byte id, each new stack written once to the trace as a STACK record.
+ *
+ * The table is open addressing over mmap'ed memory, read without locks
+ * (an entry is published by a release store of its hash, written last);
+ * inserts take rec_lock.  Never symbolized here: frames are raw return
+ * addresses, the analyzer resolves them later.
+ */
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "preload/internal.h"
+#include "preload/record.h"
+
+#define TAB_BITS   20			/* 1M entries, 24 MiB of address space */
+#define TAB_SIZE   (1u << TAB_BITS)
+#define TAB_LIMIT  (TAB_SIZE / 4 * 3)	/* stop interning past 75% load */
+#define MAX_PROBE  128
+#define ARENA_WORDS (8u << 20)		/* 8M frames, 64 MiB of address space */
+
+struct sent {
+	uint64_t hash;		/* 0 = empty; published last */
+	uint32_t id;
+	uint32_t depth;
+	uint64_t off;		/* first frame in arena */
+};
+
+static struct sent *tab;
+static uint64_t *arena;
+static uint64_t arena_used;
+static uint32_t nstacks;
+static uint32_t next_id = 1;
+
+int stack_init(void)
+{
+	if (tab)
+		return 0;
+	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	tab = agent_mmap_anon(TAB_SIZE * sizeof(struct sent));
+	arena = agent_mmap_anon(ARENA_WORDS * sizeof(uint64_t));
+	return tab && arena ? 0 : -1;
+}
+
+/* Forget every stack (a new trace file needs its own definitions).  The
+ * memory is replaced in place, not unmapped: a straggling hook may still
+ * be reading it. */
+void stack_reset(void)
+{
+	spin_lock(&rec_lock);
+	if (tab)
+		mmap(tab, TAB_SIZE * sizeof(struct sent), PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	if (arena)
+		mmap(arena, ARENA_WORDS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	arena_used = 0;
+	nstacks = 0;
+	next_id = 1;
+	spin_unlock(&rec_lock);
+}
+
+static inline uint64_t hash_frames(const uint64_t *f, unsigned n)
+{
+	uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+	for (unsigned i = 0; i < n; i++) {
+		h ^= f[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return h ? h : 1;
+}
+
+static void write_stack_record(uint32_t id, const uint64_t *f, unsigned n)
+{
+	uint8_t body[32 + MFX_MAX_DEPTH * 10], out[sizeof(body) + 16];
+	uint8_t *p = body;
+	p = put_varint(p, id);
+	p = put_varint(p, n);
+	p = put_varint(p, f[0]);
+	for (unsigned i = 1; i < n; i++)
+		p = put_varint(p, zigzag((int64_t)(f[i] - f[i - 1])));
+	meta_append_locked(out, ext_wrap(out, MFX_EXT_STACK, body, (size_t)(p - body)));
+}
+
+/* Slow path: insert under the lock (someone may have won the race). */
+static uint32_t insert(const uint64_t *f, unsigned n, uint64_t h)
+{
+	uint32_t id = 0;
+	spin_lock(&rec_lock);
+	uint64_t i = h & (TAB_SIZE - 1);
+	for (unsigned probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & (TAB_SIZE - 1)) {
+		struct sent *e = &tab[i];
+		if (e->hash == h && e->depth == n && !memcmp(arena + e->off, f, n * 8)) {
+			id = e->id;
+			break;
+		}
+		if (e->hash)
+			continue;
+		if (nstacks >= TAB_LIMIT || arena_used + n > ARENA_WORDS)
+			break;
+		memcpy(arena + arena_used, f, n * 8);
+		e->off = arena_used;
+		e->depth = n;
+		e->id = id = next_id++;
+		arena_used += n;
+		nstacks++;
+		write_stack_record(id, f, n);
+		if (rec.hdr)
+			rec.hdr->next_stack_id = next_id;
+		__atomic_store_n(&e->hash, h, __ATOMIC_RELEASE);
+		break;
+	}
+	spin_unlock(&rec_lock);
+	/* A new stack may hold a return address in a library loaded since the
+	 * last look: check the loader's counters (outside rec_lock, which must
+	 * stay a leaf lock: this takes the loader's lock). */
+	modules_check();
+	return id;
+}
+
+__attribute__((noinline)) uint32_t stack_capture(unsigned skip)
+{
+	void *buf[MFX_MAX_DEPTH + 8];
+	if (unlikely(!tab))
+		return 0;
+	/* buf[0] is the return address into this function's caller chain:
+	 * [0] = in stack_capture, [1] = in the hook, [2] = the hook's caller. */
+	int n = unw_backtrace(buf, (int)(rec.depth + skip));
+	if (n <= (int)skip)
+		return 0;
+	const uint64_t *f = (const uint64_t *)(buf + skip);
+	unsigned depth = (unsigned)n - skip;
+	uint64_t h = hash_frames(f, depth);
+	uint64_t i = h & (TAB_SIZE - 1);
+	for (unsigned probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & (TAB_SIZE - 1)) {
+		struct sent *e = &tab[i];
+		uint64_t eh = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE);
+		if (eh == h && e->depth == depth && !memcmp(arena + e->off, f, depth * 8))
+			return e->id;
+		if (!eh)
+			break;
+	}
+	return insert(f, depth, h);
+}
