@@ -49,6 +49,10 @@ struct session;
 /* A session for target `pid` writing into `run_dir` (already created). */
 int session_new(const struct capture_opts *o, const char *run_dir, pid_t pid,
 		enum session_mode mode, struct session **out);
+struct spool;
+/* The spool the agents write into (attach/spool.h): the session drains it
+ * while the window lasts and frees it at the end. */
+int session_set_spool(struct session *s, struct spool *sp);
 /* launch: the child to reap with waitpid(); its status is kept. */
 void session_set_child(struct session *s, pid_t child);
 /* Time the window was armed (for --for); defaults to session_new(). */

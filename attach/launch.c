@@ -21,6 +21,7 @@
 
 #include "attach/capture.h"
 #include "attach/commands.h"
+#include "attach/spool.h"
 #include "attach/util.h"
 
 static void launch_help(void)
@@ -165,7 +166,7 @@ static int program_error(const char *prog, const char *what, int err)
 
 /* The child: wait for the run directory's path, then exec. */
 static void child_exec(int go_fd, int err_fd, const char *path, char **argv, const char *agent,
-		       unsigned depth)
+		       unsigned depth, int spool)
 {
 	char dir[PATH_MAX];
 	size_t len = 0;
@@ -190,6 +191,11 @@ static void child_exec(int go_fd, int err_fd, const char *path, char **argv, con
 	setenv("MFX_OUT", dir, 1);
 	setenv("MFX_ROOT_PID", pid, 1);
 	setenv("MFX_DEPTH", dep, 1);
+	if (spool >= 0 && fcntl(spool, F_SETFD, 0) == 0) {	/* inherited by exec */
+		char sfd[24];
+		snprintf(sfd, sizeof(sfd), "%d", spool);
+		setenv("MFX_SPOOL_FD", sfd, 1);
+	}
 	execv(path, argv);
 	int e = errno;
 	ssize_t w = write(err_fd, &e, sizeof(e));
@@ -236,21 +242,27 @@ int cmd_launch(int argc, char **argv)
 		return err == -MFX_E_NOTEMPTY ? EXIT_USAGE : EXIT_FAIL;
 	}
 
+	struct spool *sp = NULL;
+	if ((err = spool_create(&sp)))	/* without it the agent maps file chunks: slower */
+		mfx_note("no shared-memory spool (%s); tracing will be slower", strerror(-err));
 	int go[2], ep[2];
 	if (pipe2(go, O_CLOEXEC) || pipe2(ep, O_CLOEXEC)) {
 		mfx_err("cannot create a pipe: %s", strerror(errno));
+		spool_free(sp);
 		return EXIT_FAIL;
 	}
 	fflush(NULL);
 	pid_t child = fork();
 	if (child < 0) {
 		mfx_err("cannot fork: %s", strerror(errno));
+		spool_free(sp);
 		return EXIT_FAIL;
 	}
 	if (child == 0) {
 		close(go[1]);
 		close(ep[0]);
-		child_exec(go[0], ep[1], path, argv + idx, agent, o.no_stacks ? 0 : o.stack_depth);
+		child_exec(go[0], ep[1], path, argv + idx, agent, o.no_stacks ? 0 : o.stack_depth,
+			   sp ? spool_fd(sp) : -1);
 	}
 	close(go[0]);
 	close(ep[1]);
@@ -262,6 +274,7 @@ int cmd_launch(int argc, char **argv)
 			err ? mfx_strerror(-err) : strerror(errno));
 		close(go[1]);	/* the child sees EOF and exits */
 		waitpid(child, NULL, 0);
+		spool_free(sp);
 		free(dir);
 		return EXIT_FAIL;
 	}
@@ -270,10 +283,13 @@ int cmd_launch(int argc, char **argv)
 		mfx_err("%s", mfx_strerror(-err));
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
+		spool_free(sp);
 		free(dir);
 		return EXIT_FAIL;
 	}
 	session_set_child(s, child);
+	if (sp && (err = session_set_spool(s, sp)))
+		mfx_note("cannot drain the spool: %s", strerror(-err));
 	ssize_t w = write(go[1], absdir, strlen(absdir));
 	close(go[1]);
 	int e = 0;

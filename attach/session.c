@@ -26,6 +26,7 @@
 #include "analyzer/report.h"
 #include "attach/capture.h"
 #include "attach/procfs.h"
+#include "attach/spool.h"
 #include "attach/tracefile.h"
 #include "attach/util.h"
 
@@ -67,6 +68,7 @@ struct session {
 	/* thread names already recorded */
 	pid_t *named;
 	size_t nnamed;
+	struct spool *spool;
 	sigset_t oldmask;
 	struct sigaction old_int, old_term, old_hup, old_chld;
 };
@@ -111,6 +113,12 @@ int session_new(const struct capture_opts *o, const char *run_dir, pid_t pid,
 	sigaction(SIGCHLD, &sa, &s->old_chld);
 	*out = s;
 	return 0;
+}
+
+int session_set_spool(struct session *s, struct spool *sp)
+{
+	s->spool = sp;
+	return spool_start(sp, s->dir);
 }
 
 void session_set_child(struct session *s, pid_t child)
@@ -480,6 +488,14 @@ int session_finish(struct session *s, enum session_end why)
 	struct traced *m = main_trace(s);
 	if (why != SESSION_END_EXIT && s->mode == SESSION_LAUNCH)
 		session_stop_agents(s, STOP_WAIT_NS);
+	if (s->spool) {
+		struct spool_stats ss;
+		spool_stop(s->spool);	/* every chunk into its trace file */
+		spool_stats(s->spool, &ss);
+		if (ss.fallbacks)
+			mfx_note("%llu chunks bypassed the spool (it was full): mfx could not "
+				 "drain it fast enough", (unsigned long long)ss.fallbacks);
+	}
 	if (m && !process_gone(m->pid))
 		sample_all(s);
 	session_mark(s, MFX_MARK_WINDOW_END, NULL, 0, end_reason(why));
@@ -496,7 +512,13 @@ int session_finish(struct session *s, enum session_end why)
 	if (!m)
 		mfx_err("no trace was written in '%s': the agent did not start in pid %d", s->dir,
 			(int)s->pid);
+	uint64_t t_fin = now_ns();
 	finalize_all(s, tsc_hz);
+	if (getenv("MFX_DEBUG")) {
+		char a[32], b[32];
+		mfx_note("debug: window %s, finalise %s", fmt_duration(t_fin - s->t_start, a, sizeof(a)),
+			 fmt_duration(now_ns() - t_fin, b, sizeof(b)));
+	}
 	int err = 0;
 	if (m && !s->o.no_report) {
 		if (report_run) {
@@ -526,6 +548,7 @@ void session_free(struct session *s)
 	sigaction(SIGHUP, &s->old_hup, NULL);
 	sigaction(SIGCHLD, &s->old_chld, NULL);
 	sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
+	spool_free(s->spool);
 	free(s->peak_text);
 	free(s->named);
 	free(s);

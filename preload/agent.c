@@ -134,6 +134,7 @@ int agent_parse_config(const char *s, struct agent_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->trace_fd = -1;
+	c->spool_fd = -1;
 	c->stack_depth = 64;
 	while (s && *s) {
 		const char *eq = strchr(s, '='), *end = strchr(s, ',');
@@ -152,6 +153,8 @@ int agent_parse_config(const char *s, struct agent_config *c)
 			memcpy(c->trace_path, val, vl + 1);
 		} else if (kl == 2 && !memcmp(s, "fd", 2) && !parse_u64(val, &v) && v < 1u << 30) {
 			c->trace_fd = (int)v;
+		} else if (kl == 5 && !memcmp(s, "spool", 5) && !parse_u64(val, &v) && v < 1u << 30) {
+			c->spool_fd = (int)v;
 		} else if (kl == 5 && !memcmp(s, "depth", 5) && !parse_u64(val, &v)) {
 			c->stack_depth = v > MFX_MAX_DEPTH ? MFX_MAX_DEPTH : (unsigned)v;
 		} else if (kl == 6 && !memcmp(s, "stacks", 6) && !parse_u64(val, &v)) {
@@ -225,6 +228,9 @@ static void fill_header(struct mfx_file_header *h, const struct agent_config *c)
 		if (!h->cmdline[i])
 			h->cmdline[i] = ' ';
 	h->next_stack_id = 1;
+	/* Names this trace in spool slots: any value unlikely to repeat. */
+	h->trace_uid = (agent_tsc() * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)getpid() << 32) ^
+		       (uint64_t)(uintptr_t)&h;
 	h->state = MFX_ST_INIT;
 	__atomic_store_n(&h->magic, MFX_TRACE_MAGIC, __ATOMIC_RELEASE);
 }
@@ -268,6 +274,8 @@ int agent_begin(const struct agent_config *c)
 		goto out;
 	}
 	rec_thread_key_init();
+	if (c->spool_fd >= 0)
+		rec_spool_attach(c->spool_fd);	/* without it: chunks from the file */
 	if (!atfork_done) {
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atfork_done = 1;
@@ -300,12 +308,14 @@ int agent_end(const char *why)
 	int busy = tls_busy;
 	tls_busy = 1;
 	if (rec.active) {
-		__atomic_store_n(&rec.active, 0, __ATOMIC_SEQ_CST);
-		__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
-		if (rec.file_ok)
+		if (rec.file_ok) {
+			modules_check();	/* libraries loaded since the last look */
 			agent_mark(MFX_MARK_WINDOW_END, NULL, 0, why);
+		}
+		__atomic_store_n(&rec.active, 0, __ATOMIC_SEQ_CST);
+		rec_end_threads();
+		__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
 		rec.file_ok = 0;
-		rec_detach_all();
 		struct mfx_file_header *h = rec.hdr;
 		if (h) {
 			h->end_tsc = agent_tsc();
@@ -390,6 +400,11 @@ __attribute__((destructor)) static void agent_exit(void)
 		return;
 	/* Keep recording: other libraries' destructors still free memory.
 	 * Only note that the process reached exit cleanly. */
+	int busy = tls_busy;
+	tls_busy = 1;
+	modules_check();
+	rec_publish_self();
+	tls_busy = busy;
 	h->end_tsc = agent_tsc();
 	h->end_ns = agent_now_ns();
 	h->flags |= MFX_HF_ENDED;
@@ -411,6 +426,8 @@ __attribute__((constructor)) static void agent_init(void)
 	agent_parse_config("", &c);
 	if (parse_u64(getenv("MFX_DEPTH"), &v) == 0)
 		c.stack_depth = v > MFX_MAX_DEPTH ? MFX_MAX_DEPTH : (unsigned)v;
+	if (parse_u64(getenv("MFX_SPOOL_FD"), &v) == 0 && v < 1u << 30)
+		c.spool_fd = (int)v;
 	char stop[4200];
 	strcpy(stop, run_dir);
 	strcat(stop, "/.stop");

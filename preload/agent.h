@@ -50,21 +50,24 @@ int agent_resolve(int attach);
 
 struct agent_config {
 	int trace_fd;			/* open O_RDWR trace file, or -1: create trace_path */
+	int spool_fd;			/* mfx's spool memfd (mfx/spool.h), or -1: none */
 	char trace_path[4096];
 	unsigned stack_depth;		/* 0 = no stacks */
 	int attach;			/* 1: MFX_HF_ATTACH, window marks */
 	int child;			/* 1: fork/exec descendant (MFX_HF_CHILD) */
 };
 
-/* Parse "key=value,key=value" (trace=PATH, fd=N, depth=N, stacks=0|1,
- * attach=0|1) into *c, after setting defaults. 0 or -EINVAL. */
+/* Parse "key=value,key=value" (trace=PATH, fd=N, spool=N, depth=N,
+ * stacks=0|1, attach=0|1) into *c, after setting defaults. 0 or -EINVAL. */
 int agent_parse_config(const char *s, struct agent_config *c);
 
 /* Start recording into the trace described by *c: map it, fill the header,
  * record the module map, arm the hooks.  0 or -errno. */
 int agent_begin(const struct agent_config *c);
-/* Stop recording: hooks pass through from now on.  Writes the end time and
- * state STOPPED into the header.  Safe to call twice. 0 or -errno. */
+/* Stop recording: hooks pass through from now on.  Waits (bounded) until
+ * no thread is writing a record, gives every chunk back (spool slots to
+ * mfx), writes the end time and state STOPPED into the header and closes the
+ * trace file.  Safe to call twice, and from a hook. 0 or -errno. */
 int agent_end(const char *why);
 /* Non-zero while hooks record. */
 int agent_recording(void);

@@ -104,14 +104,16 @@ static void *pass_memalign(size_t align, size_t n)
 
 MFX_EXPORT void *malloc(size_t n)
 {
-	if (unlikely(tls_busy) || !rec_on())
+	if (unlikely(tls_busy) || !rec.active)
 		return pass_malloc(n);
 	tls_busy = 1;
 	void *p = agent_real.malloc(n);
 	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_alloc(t, MFX_K_MALLOC, ts, n, 0, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }
@@ -120,22 +122,24 @@ MFX_EXPORT void free(void *p)
 {
 	if (unlikely(!p || is_boot(p)))
 		return;
-	if (unlikely(tls_busy) || !rec_on()) {
+	if (unlikely(tls_busy) || !rec.active) {
 		if (likely(agent_real.free))
 			agent_real.free(p);
 		return;
 	}
 	tls_busy = 1;
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_free(t, rec_ts(), p);	/* before the block can be reused */
+		rec_leave(t);
+	}
 	agent_real.free(p);
 	tls_busy = 0;
 }
 
 MFX_EXPORT void *calloc(size_t m, size_t n)
 {
-	if (unlikely(tls_busy) || !rec_on())
+	if (unlikely(tls_busy) || !rec.active)
 		return pass_calloc(m, n);
 	tls_busy = 1;
 	void *p = agent_real.calloc(m, n);
@@ -143,23 +147,27 @@ MFX_EXPORT void *calloc(size_t m, size_t n)
 	size_t total;
 	if (__builtin_mul_overflow(m, n, &total))
 		total = SIZE_MAX;
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_alloc(t, MFX_K_CALLOC, ts, total, 0, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }
 
 MFX_EXPORT void *realloc(void *old, size_t n)
 {
-	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec_on())
+	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec.active)
 		return pass_realloc(old, n);
 	tls_busy = 1;
 	void *p = agent_real.realloc(old, n);
 	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_realloc(t, MFX_K_REALLOC, ts, n, old, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }
@@ -178,7 +186,7 @@ static void *do_reallocarray(void *old, size_t m, size_t n)
 
 MFX_EXPORT void *reallocarray(void *old, size_t m, size_t n)
 {
-	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec_on()) {
+	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec.active) {
 		size_t total;
 		if (__builtin_mul_overflow(m, n, &total)) {
 			errno = ENOMEM;
@@ -194,16 +202,18 @@ MFX_EXPORT void *reallocarray(void *old, size_t m, size_t n)
 	size_t total;
 	if (__builtin_mul_overflow(m, n, &total))
 		total = SIZE_MAX;
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_realloc(t, MFX_K_REALLOCARRAY, ts, total, old, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }
 
 MFX_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
-	if (unlikely(tls_busy) || !rec_on()) {
+	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.posix_memalign) && early()) {
 			*out = boot_alloc(n, align);
 			return *out ? 0 : ENOMEM;
@@ -213,16 +223,18 @@ MFX_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 	tls_busy = 1;
 	int r = agent_real.posix_memalign(out, align, n);
 	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_alloc(t, MFX_K_POSIX_MEMALIGN, ts, n, align, r ? NULL : *out, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return r;
 }
 
 MFX_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
-	if (unlikely(tls_busy) || !rec_on()) {
+	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.aligned_alloc) && early())
 			return boot_alloc(n, align);
 		return agent_real.aligned_alloc(align, n);
@@ -230,30 +242,34 @@ MFX_EXPORT void *aligned_alloc(size_t align, size_t n)
 	tls_busy = 1;
 	void *p = agent_real.aligned_alloc(align, n);
 	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_alloc(t, MFX_K_ALIGNED_ALLOC, ts, n, align, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }
 
 MFX_EXPORT void *memalign(size_t align, size_t n)
 {
-	if (unlikely(tls_busy) || !rec_on())
+	if (unlikely(tls_busy) || !rec.active)
 		return pass_memalign(align, n);
 	tls_busy = 1;
 	void *p = agent_real.memalign(align, n);
 	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_alloc(t, MFX_K_MEMALIGN, ts, n, align, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }
 
 MFX_EXPORT void *valloc(size_t n)
 {
-	if (unlikely(tls_busy) || !rec_on()) {
+	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.valloc) && early())
 			return boot_alloc(n, 4096);
 		return agent_real.valloc(n);
@@ -261,16 +277,18 @@ MFX_EXPORT void *valloc(size_t n)
 	tls_busy = 1;
 	void *p = agent_real.valloc(n);
 	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_alloc(t, MFX_K_VALLOC, ts, n, 0, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }
 
 MFX_EXPORT void *pvalloc(size_t n)
 {
-	if (unlikely(tls_busy) || !rec_on()) {
+	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.pvalloc) && early())
 			return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
 		return agent_real.pvalloc(n);
@@ -278,9 +296,11 @@ MFX_EXPORT void *pvalloc(size_t n)
 	tls_busy = 1;
 	void *p = agent_real.pvalloc(n);
 	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_thread();
-	if (likely(t))
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
 		rec_alloc(t, MFX_K_PVALLOC, ts, n, 0, p, STACK());
+		rec_leave(t);
+	}
 	tls_busy = 0;
 	return p;
 }

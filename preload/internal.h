@@ -19,7 +19,9 @@ void meta_append_locked(const uint8_t *r, size_t len);
 size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen);
 int rec_map_file(int fd);
 int rec_thread_key_init(void);
-void rec_detach_all(void);
+void rec_end_threads(void);
+int rec_spool_attach(int fd);
+void rec_publish_self(void);
 void rec_detach_header(void);
 void rec_after_fork_child(void);
 

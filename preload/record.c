@@ -1,15 +1,16 @@
 /*
- * record.c - the slow paths behind record.h: the trace file's header and
- * chunk slots, per-thread state (registration, chunk switches, thread exit),
- * the process-wide META chunk, and detaching everything from the file when the
- * recording ends.
+ * record.c - the slow paths behind record.h: per-thread state (registration,
+ * chunk switches, thread exit), chunks from the spool or the trace file, the
+ * process-wide META chunk, and taking everything back when a recording ends.
  *
  * Locking: `rec_lock` (a spinlock) guards the thread pool, the META chunk and
- * the stack table's inserts; each thread's `lock` guards its chunk mapping
- * against agent_end() replacing it.  Neither is taken on the hot path.
+ * the stack table's inserts; each thread's `lock` guards its chunk against
+ * agent_end() taking it back.  Neither is taken on the hot path.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -19,8 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "preload/record.h"
+#include "mfx/spool.h"
 #include "preload/internal.h"
+#include "preload/record.h"
 
 struct rec_state rec = { .fd = -1 };
 __thread struct mfx_thread *tls_self __attribute__((tls_model("initial-exec")));
@@ -28,14 +30,17 @@ __thread int tls_busy __attribute__((tls_model("initial-exec")));
 /* Set once the thread's key destructor ran: later calls are not recorded. */
 static __thread int tls_dead __attribute__((tls_model("initial-exec")));
 
-volatile int rec_lock;
+volatile int rec_lock __attribute__((aligned(64)));
 
 #define POOL_MAX 65536u	/* thread states; more concurrent threads are not traced */
+#define END_WAIT_NS 200000000ull	/* agent_end: longest wait for one thread */
 static struct mfx_thread *pool;
 static uint32_t pool_used;
 static struct mfx_thread *pool_free;
 static pthread_key_t thread_key;
 static int thread_key_ok;
+static struct mfx_spool_header *spool;	/* NULL: chunks come from the file */
+static int membarrier_ok;
 
 /* The META chunk: stack definitions, modules, marks. Guarded by rec_lock. */
 static struct {
@@ -68,13 +73,12 @@ uint64_t agent_now_ns(void)
 
 uint64_t agent_tsc(void)
 {
-	unsigned aux;
-	return __rdtscp(&aux);
+	return __rdtsc();
 }
 
 /* Name our anonymous mappings so smaps shows them as mfx's ([anon:mfx]):
  * PR_SET_VMA_ANON_NAME needs Linux 5.17 and CONFIG_ANON_VMA_NAME; without
- * it mfx falls back to the ranges it knows. */
+ * it the memory counts as anonymous (a few MiB at most). */
 void *agent_mmap_anon(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -89,13 +93,54 @@ void *agent_mmap_anon(size_t len)
 	return p;
 }
 
-/* Replace [p, p+len) with fresh anonymous memory, atomically for other
- * threads: one still writing a record there writes into the new pages
- * instead of the trace file. */
-static void detach_range(void *p, size_t len)
+/* ---- the spool ------------------------------------------------------------- */
+
+int rec_spool_attach(int fd)
 {
-	mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	void *m = mmap(NULL, MFX_SPOOL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	struct mfx_spool_header *h = m;
+	if (h->magic != MFX_SPOOL_MAGIC || h->nslots != MFX_SPOOL_SLOTS ||
+	    h->slot_size != MFX_SPOOL_SLOT) {
+		munmap(m, MFX_SPOOL_BYTES);
+		return -EINVAL;
+	}
+	spool = h;
+	return 0;
 }
+
+/* A free slot, lowest index first: the few slots in use stay cache-warm. */
+static struct mfx_chunk_header *spool_take(struct mfx_thread *t)
+{
+	if (!spool)
+		return NULL;
+	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++) {
+		struct mfx_spool_slot *s = &spool->slot[i];
+		uint32_t free_st = MFX_SLOT_FREE;
+		if (s->state != MFX_SLOT_FREE ||
+		    !__atomic_compare_exchange_n(&s->state, &free_st, MFX_SLOT_OWNED, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		s->pid = rec.hdr->pid;
+		s->trace_uid = rec.hdr->trace_uid;
+		t->slot = (int32_t)i;
+		return mfx_spool_chunk(spool, i);
+	}
+	__atomic_fetch_add(&spool->fallbacks, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* Hand a slot to mfx; wake it if it sleeps. */
+static void spool_give(int32_t i)
+{
+	__atomic_store_n(&spool->slot[i].state, MFX_SLOT_FULL, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&spool->full_seq, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&spool->waiting, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &spool->full_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* ---- file chunks ----------------------------------------------------------- */
 
 /* Make sure the file has blocks for [off, off+len): fallocate reports a full
  * disk as ENOSPC here, instead of a SIGBUS in the target later. */
@@ -111,8 +156,8 @@ static int file_reserve(uint64_t off, uint64_t len)
 	return pwrite(rec.fd, &z, 1, (off_t)(off + len - 1)) == 1 ? 0 : -errno;
 }
 
-/* Take the next raw slot of the file and map it, header filled. */
-static struct mfx_chunk_header *slot_map(uint16_t type, uint32_t tid, uint32_t seq, int timebase)
+/* Take the next raw slot of the trace file and map it. */
+static struct mfx_chunk_header *file_take(void)
 {
 	if (!rec.hdr || !rec.file_ok)
 		return NULL;
@@ -128,6 +173,13 @@ static struct mfx_chunk_header *slot_map(uint16_t type, uint32_t tid, uint32_t s
 		agent_fail(errno, "cannot map the trace file");
 		return NULL;
 	}
+	return c;
+}
+
+static void chunk_init(struct mfx_chunk_header *c, uint16_t type, uint32_t tid, uint32_t seq,
+		       int timebase)
+{
+	c->magic = 0;
 	c->type = type;
 	c->codec = MFX_CODEC_RAW;
 	c->tid = tid;
@@ -135,7 +187,7 @@ static struct mfx_chunk_header *slot_map(uint16_t type, uint32_t tid, uint32_t s
 	c->used = 0;
 	c->stored = 0;
 	c->span = MFX_CHUNK_SIZE;
-	c->timebase = timebase;
+	c->timebase = (uint32_t)timebase;
 	if (timebase == 0) {
 		/* A clock pair taken together: the reader converts TSC to ns. */
 		c->base_ts = agent_tsc() >> rec.tsc_shift;
@@ -144,8 +196,9 @@ static struct mfx_chunk_header *slot_map(uint16_t type, uint32_t tid, uint32_t s
 		c->base_ns = c->base_ts = agent_now_ns();
 	}
 	__atomic_store_n(&c->magic, MFX_CHUNK_MAGIC, __ATOMIC_RELEASE);
-	return c;
 }
+
+/* ---- per-thread chunks ------------------------------------------------------ */
 
 static struct mfx_thread_slot *slot_claim(uint32_t tid)
 {
@@ -157,23 +210,60 @@ static struct mfx_thread_slot *slot_claim(uint32_t tid)
 	return s;
 }
 
-/* Map a fresh chunk for t (t->lock held).  0 or -1 (nothing to record into). */
+/* Copy the thread's counters into its slot, for mfx's progress line. */
+static void publish(struct mfx_thread *t)
+{
+	struct mfx_thread_slot *s = t->tslot;
+	if (!s)
+		return;
+	s->events = t->events;
+	s->alloc_bytes = t->alloc_bytes;
+	s->alloc_calls = t->alloc_calls;
+	s->free_calls = t->free_calls;
+}
+
+/* At exit: this thread's counters (other threads publish at their exit). */
+void rec_publish_self(void)
+{
+	struct mfx_thread *t = tls_self;
+	if (t && t->gen == rec.gen)
+		publish(t);
+}
+
+/* Give the thread's chunk back: a spool slot to mfx, a file chunk to the
+ * page cache.  t->lock held; nobody writes into it (in_rec clear, or it is
+ * the caller's own thread). */
+static void chunk_release_locked(struct mfx_thread *t)
+{
+	if (!t->chunk)
+		return;
+	if (t->gen == rec.gen)
+		publish(t);
+	if (t->slot >= 0)
+		spool_give(t->slot);
+	else
+		munmap(t->chunk, MFX_CHUNK_SIZE);
+	t->chunk = NULL;
+	t->slot = -1;
+}
+
+/* Take a fresh chunk for t (t->lock held).  0, or -1: nothing to record into. */
 static int chunk_open_locked(struct mfx_thread *t)
 {
-	if (t->chunk) {
-		munmap(t->chunk, MFX_CHUNK_SIZE);
-		t->chunk = NULL;
-	}
+	chunk_release_locked(t);
 	uint32_t gen = rec.gen;
 	if (t->gen != gen) {
 		t->gen = gen;
 		t->seq = 0;
-		t->slot = slot_claim(t->tid);
+		t->tslot = slot_claim(t->tid);
+		t->events = t->alloc_bytes = t->alloc_calls = t->free_calls = 0;
 	}
-	struct mfx_chunk_header *c = slot_map(MFX_CT_EVENTS, t->tid, t->seq, rec.use_tsc ? 0 : 1);
+	struct mfx_chunk_header *c = spool_take(t);
+	if (!c)
+		c = file_take();
 	if (!c)
 		return -1;
-	t->seq++;
+	chunk_init(c, MFX_CT_EVENTS, t->tid, t->seq++, rec.use_tsc ? 0 : 1);
 	t->chunk = c;
 	t->payload = (uint8_t *)(c + 1);
 	t->cur = t->payload;
@@ -184,18 +274,15 @@ static int chunk_open_locked(struct mfx_thread *t)
 	return 0;
 }
 
-/* The chunk is (nearly) full.  If the recording ended meanwhile, keep
- * writing into detached memory rather than into the file. */
+/* The chunk is (nearly) full: the caller is inside rec_enter/leave. */
 void rec_chunk_next(struct mfx_thread *t)
 {
 	spin_lock(&t->lock);
-	if (t->gen != rec.gen || !rec.active) {
-		detach_range(t->chunk, MFX_CHUNK_SIZE);
-		t->cur = t->payload;
-		t->gen = (uint32_t)-1;	/* forces a fresh chunk next time */
-	} else if (chunk_open_locked(t)) {
-		/* no slot: the recording is ending (agent_fail) */
-		t->cur = t->payload;
+	if (!rec.active || t->gen != rec.gen || chunk_open_locked(t)) {
+		/* Nothing to write into: rewind into the same chunk if we
+		 * still hold it, so the next record still has room. */
+		chunk_release_locked(t);
+		t->gen = (uint32_t)-1;
 	}
 	spin_unlock(&t->lock);
 }
@@ -206,12 +293,12 @@ static void thread_exit(void *arg)
 	int busy = tls_busy;
 	tls_busy = 1;
 	spin_lock(&t->lock);
-	if (t->chunk)
-		munmap(t->chunk, MFX_CHUNK_SIZE);
-	t->chunk = NULL;
-	if (t->slot && t->gen == rec.gen)
-		t->slot->flags |= 1;
-	t->slot = NULL;
+	if (t->tslot && t->gen == rec.gen) {
+		publish(t);
+		t->tslot->flags |= 1;
+	}
+	chunk_release_locked(t);
+	t->tslot = NULL;
 	t->gen = (uint32_t)-1;
 	spin_unlock(&t->lock);
 	spin_lock(&rec_lock);
@@ -239,45 +326,54 @@ static struct mfx_thread *pool_get(void)
 	if (t) {
 		memset(t, 0, sizeof(*t));
 		t->gen = (uint32_t)-1;
+		t->slot = -1;
 		t->in_use = 1;
 	}
 	spin_unlock(&rec_lock);
 	return t;
 }
 
-struct mfx_thread *rec_thread_slow(void)
+struct mfx_thread *rec_enter_slow(struct mfx_thread *t)
 {
-	if (tls_dead)
-		return NULL;
-	struct mfx_thread *t = tls_self;
 	if (!t) {
-		t = pool_get();
-		if (!t)
+		if (tls_dead || !rec.active)
+			return NULL;
+		if (!(t = pool_get()))
 			return NULL;
 		t->tid = (uint32_t)syscall(SYS_gettid);
 		tls_self = t;
-		/* The destructor releases the chunk at thread exit.  (Keys past
-		 * the first 32 make glibc calloc; tls_busy is set, so that call
-		 * goes straight to the allocator.) */
+		/* The destructor gives the chunk back at thread exit.  (Keys
+		 * past the first 32 make glibc calloc; tls_busy is set, so that
+		 * call goes straight to the allocator.) */
 		if (thread_key_ok)
 			pthread_setspecific(thread_key, t);
+		t->in_rec = 1;
+		barrier();
+	}
+	if (!rec.active)
+		goto none;
+	if (rec.hdr->stop) {
+		t->in_rec = 0;
+		agent_end("stop requested");
+		return NULL;
 	}
 	spin_lock(&t->lock);
 	int err = 0;
 	if (t->gen != rec.gen || !t->chunk)
 		err = chunk_open_locked(t);
 	spin_unlock(&t->lock);
-	return err ? NULL : t;
-}
-
-void rec_stop_seen(void)
-{
-	agent_end("stop requested");
+	if (err || !rec.active)
+		goto none;
+	return t;
+none:
+	t->in_rec = 0;
+	return NULL;
 }
 
 /* ---- META chunk ---------------------------------------------------------- */
 
-/* Append one encoded record to the META chunk (rec_lock held). */
+/* Append one encoded record to the META chunk (rec_lock held).  META chunks
+ * are mapped from the file directly: they are few. */
 void meta_append_locked(const uint8_t *r, size_t len)
 {
 	if (!rec.hdr || len > MFX_CHUNK_SIZE - sizeof(struct mfx_chunk_header))
@@ -285,9 +381,10 @@ void meta_append_locked(const uint8_t *r, size_t len)
 	if (!meta.chunk || meta.cur + len > meta.limit) {
 		if (meta.chunk)
 			munmap(meta.chunk, MFX_CHUNK_SIZE);
-		meta.chunk = slot_map(MFX_CT_META, 0, meta.seq++, 1);
+		meta.chunk = file_take();
 		if (!meta.chunk)
 			return;
+		chunk_init(meta.chunk, MFX_CT_META, 0, meta.seq++, 1);
 		meta.cur = (uint8_t *)(meta.chunk + 1);
 		meta.limit = (uint8_t *)meta.chunk + MFX_CHUNK_SIZE;
 	}
@@ -295,6 +392,15 @@ void meta_append_locked(const uint8_t *r, size_t len)
 	meta.cur += len;
 	__atomic_store_n(&meta.chunk->used, (uint32_t)(meta.cur - (uint8_t *)(meta.chunk + 1)),
 			 __ATOMIC_RELEASE);
+}
+
+static void meta_release_locked(void)
+{
+	if (meta.chunk)
+		munmap(meta.chunk, MFX_CHUNK_SIZE);
+	meta.chunk = NULL;
+	meta.cur = meta.limit = NULL;
+	meta.seq = 0;
 }
 
 /* Encode an EXT record around body[0..blen) into out; returns its length. */
@@ -331,13 +437,13 @@ void agent_mark(uint32_t kind, const uint64_t *vals, uint32_t nvals, const char 
 	spin_unlock(&rec_lock);
 }
 
-/* ---- the file ------------------------------------------------------------- */
+/* ---- begin / end support -------------------------------------------------- */
 
 int rec_map_file(int fd)
 {
 	/* The header and slot table stay at the same addresses across
 	 * recordings (attach re-arms): a thread that read rec.hdr just before
-	 * a detach still dereferences mapped memory. */
+	 * an end still dereferences mapped memory. */
 	void *want = rec.hdr;
 	int fixed = want ? MAP_FIXED : 0;
 	void *h = mmap(want, MFX_FIRST_CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED | fixed, fd, 0);
@@ -353,49 +459,82 @@ int rec_thread_key_init(void)
 {
 	if (!thread_key_ok && pthread_key_create(&thread_key, thread_exit) == 0)
 		thread_key_ok = 1;
+	/* The fast half of rec_enter's handshake needs this per process (the
+	 * mm): register it again after fork. */
+	membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 	return thread_key_ok ? 0 : -EAGAIN;
 }
 
-/* Detach every thread's chunk, the META chunk and the header from the
- * file: stragglers inside a hook write into anonymous copies.  Called by
- * agent_end() after rec.active = 0 and rec.gen++. */
-void rec_detach_all(void)
+/* A full memory barrier on every thread of the process.  Without
+ * membarrier (Linux < 4.14), changing a page's protection does it: the
+ * kernel interrupts every CPU that runs one of our threads to flush its TLB. */
+static void barrier_all_threads(void)
 {
+	static void *page;
+	if (membarrier_ok &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+		return;
+	if (!page)
+		page = agent_mmap_anon(4096);
+	if (page) {
+		*(volatile char *)page = 1;
+		mprotect(page, 4096, PROT_READ);
+		mprotect(page, 4096, PROT_READ | PROT_WRITE);
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/*
+ * After rec.active = 0: wait until no thread is in the middle of a record,
+ * then give every thread's chunk back (spool slots to mfx).  A thread still
+ * busy after END_WAIT_NS (blocked in the loader inside libunwind, say) keeps
+ * its chunk: it is released at its next call, or drained by mfx when the
+ * process exits.
+ */
+void rec_end_threads(void)
+{
+	barrier_all_threads();
+	struct mfx_thread *self = tls_self;
 	spin_lock(&rec_lock);
-	for (uint32_t i = 0; pool && i < pool_used; i++) {
+	uint32_t n = pool_used;
+	spin_unlock(&rec_lock);
+	for (uint32_t i = 0; pool && i < n; i++) {
 		struct mfx_thread *t = &pool[i];
 		if (!t->in_use)
 			continue;
+		uint64_t t0 = agent_now_ns();
+		while (t != self && t->in_rec && agent_now_ns() - t0 < END_WAIT_NS)
+			sched_yield();
+		if (t != self && t->in_rec)
+			continue;
 		spin_lock(&t->lock);
-		if (t->chunk)
-			detach_range(t->chunk, MFX_CHUNK_SIZE);
+		chunk_release_locked(t);
 		spin_unlock(&t->lock);
 	}
-	if (meta.chunk)
-		munmap(meta.chunk, MFX_CHUNK_SIZE);
-	meta.chunk = NULL;
-	meta.cur = meta.limit = NULL;
-	meta.seq = 0;
+	spin_lock(&rec_lock);
+	meta_release_locked();
 	spin_unlock(&rec_lock);
 }
 
 /* The header page and slot table: copy, then replace the file mapping with
- * anonymous memory holding the copy. */
+ * anonymous memory holding the copy, and close the file. */
 void rec_detach_header(void)
 {
 	static uint8_t copy[MFX_FIRST_CHUNK];
 	if (!rec.hdr)
 		return;
 	memcpy(copy, rec.hdr, sizeof(copy));
-	detach_range(rec.hdr, MFX_FIRST_CHUNK);
+	mmap(rec.hdr, MFX_FIRST_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+	     -1, 0);
 	memcpy(rec.hdr, copy, sizeof(copy));
 	if (rec.fd >= 0)
 		close(rec.fd);
 	rec.fd = -1;
 }
 
-/* fork child: the parent's chunks are MAP_SHARED with the parent's file;
- * drop them all, keep only this thread's state. */
+/* fork child: only the forking thread exists.  The parent's chunks (file
+ * chunks are MAP_SHARED with the parent's file, spool slots are the
+ * parent's) are left to the parent: forget them. */
 void rec_after_fork_child(void)
 {
 	rec_lock = 0;
@@ -403,10 +542,12 @@ void rec_after_fork_child(void)
 	for (uint32_t i = 0; pool && i < pool_used; i++) {
 		struct mfx_thread *t = &pool[i];
 		t->lock = 0;
-		if (t->chunk)
+		t->in_rec = 0;
+		if (t->chunk && t->slot < 0)
 			munmap(t->chunk, MFX_CHUNK_SIZE);
 		t->chunk = NULL;
-		t->slot = NULL;
+		t->slot = -1;
+		t->tslot = NULL;
 		t->gen = (uint32_t)-1;
 		if (t != self)
 			t->in_use = 0;

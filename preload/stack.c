@@ -108,16 +108,20 @@ static uint32_t insert(const uint64_t *f, unsigned n, uint64_t h)
 		arena_used += n;
 		nstacks++;
 		write_stack_record(id, f, n);
-		if (rec.hdr)
-			rec.hdr->next_stack_id = next_id;
 		__atomic_store_n(&e->hash, h, __ATOMIC_RELEASE);
 		break;
 	}
 	spin_unlock(&rec_lock);
 	/* A new stack may hold a return address in a library loaded since the
-	 * last look: check the loader's counters (outside rec_lock, which must
-	 * stay a leaf lock: this takes the loader's lock). */
-	modules_check();
+	 * last look: check the loader's counters, at most once a millisecond
+	 * (it takes the loader's lock; agent_end and exit check once more).
+	 * Outside rec_lock, which must stay a leaf lock. */
+	static uint64_t last;
+	uint64_t now = agent_tsc();
+	if (now - last > (1ull << 21)) {
+		last = now;
+		modules_check();
+	}
 	return id;
 }
 

@@ -86,7 +86,8 @@ struct mfx_file_header {
 	char cmdline[1024];		/* /proc/self/cmdline, NULs turned to spaces (A) */
 	int32_t fail_errno;		/* (A) why recording stopped early (errno), 0 = it did not */
 	uint32_t tsc_known;		/* (A) 1: TSC is invariant (constant_tsc, nonstop_tsc) */
-	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 8];
+	uint64_t trace_uid;		/* (A) random: names this trace in spool slots */
+	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 16];
 };
 _Static_assert(sizeof(struct mfx_file_header) == MFX_HEADER_SIZE, "header page");
 

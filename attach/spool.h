@@ -1,0 +1,31 @@
+/*
+ * spool.h - mfx's end of the shared-memory spool (mfx/spool.h): create it,
+ * drain full slots into the trace files on a thread of its own while the
+ * target runs, and drain whatever is left at the end (slots of processes that
+ * died are drained too: nothing they recorded is lost).
+ */
+#ifndef MFX_ATTACH_SPOOL_H
+#define MFX_ATTACH_SPOOL_H
+
+#include <stdint.h>
+
+struct spool;
+
+/* A new spool (memfd, close-on-exec: clear it for a child that must
+ * inherit it). 0 or -errno. */
+int spool_create(struct spool **out);
+int spool_fd(const struct spool *sp);
+/* Start draining into the trace files of run_dir. 0 or -errno. */
+int spool_start(struct spool *sp, const char *run_dir);
+/* Stop the drain thread and drain every slot that holds data. */
+void spool_stop(struct spool *sp);
+void spool_free(struct spool *sp);
+
+struct spool_stats {
+	uint64_t chunks;	/* slots copied into trace files */
+	uint64_t fallbacks;	/* chunks agents took from the file: no free slot */
+	uint64_t orphans;	/* slots whose trace file was not found */
+};
+void spool_stats(const struct spool *sp, struct spool_stats *st);
+
+#endif
