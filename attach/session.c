@@ -426,10 +426,37 @@ static const char *end_reason(enum session_end why)
 	return "unknown";
 }
 
+/* The agent's copy of smaps at its process's exit: better than ours when
+ * the program ended before we sampled it, or grew after our last sample. */
+static void take_exit_smaps(struct session *s, pid_t pid)
+{
+	char name[64], path[PATH_MAX];
+	snprintf(name, sizeof(name), ".smaps-exit-%d", (int)pid);
+	path_join(path, sizeof(path), s->dir, name);
+	struct smaps sm;
+	if (procfs_smaps_load(path, &sm))
+		return;
+	unlink(path);
+	struct smaps_totals tot;
+	procfs_smaps_totals(&sm, &tot);
+	if (tot.rss > s->rss_peak || !s->peak_text) {
+		s->rss_peak = tot.rss;
+		s->heap_at_peak = tot.heap_rss;
+		free(s->peak_text);
+		s->peak_text = sm.text;
+		s->peak_len = sm.len;
+		sm.text = NULL;
+	}
+	procfs_smaps_free(&sm);
+}
+
 /* The smaps at the RSS peak becomes RUN/smaps. */
 static void write_peak_smaps(struct session *s)
 {
 	char path[PATH_MAX];
+	struct traced *mt = main_trace(s);
+	if (mt)
+		take_exit_smaps(s, mt->pid);
 	path_join(path, sizeof(path), s->dir, "smaps");
 	if (!s->peak_text) {
 		struct traced *m = main_trace(s);

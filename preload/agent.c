@@ -393,6 +393,29 @@ static void atfork_child(void)
 	tls_busy = busy;
 }
 
+/* Launch mode, at exit: copy /proc/self/smaps to RUN/.smaps-exit-<pid>, so
+ * a program too short-lived for mfx to sample still has one (mfx keeps
+ * whichever of it and its own samples saw the higher RSS). */
+static void save_exit_smaps(void)
+{
+	static char buf[65536];
+	char path[4200], pid[24];
+	u64_to_dec(pid, (uint64_t)getpid());
+	strcpy(path, run_dir);
+	strcat(path, "/.smaps-exit-");
+	strcat(path, pid);
+	int in = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	int out = in < 0 ? -1 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t r;
+	while (out >= 0 && (r = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)r) != r)
+			break;
+	if (out >= 0)
+		close(out);
+	if (in >= 0)
+		close(in);
+}
+
 __attribute__((destructor)) static void agent_exit(void)
 {
 	struct mfx_file_header *h = rec.hdr;
@@ -404,6 +427,8 @@ __attribute__((destructor)) static void agent_exit(void)
 	tls_busy = 1;
 	modules_check();
 	rec_publish_self();
+	if (launch_mode && !(h->flags & MFX_HF_ATTACH))
+		save_exit_smaps();
 	tls_busy = busy;
 	h->end_tsc = agent_tsc();
 	h->end_ns = agent_now_ns();
