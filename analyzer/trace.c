@@ -15,6 +15,7 @@
 #include <zstd.h>
 
 #include "analyzer/trace.h"
+#include "mfx/columns.h"
 #include "mfx/error.h"
 #include "mfx/varint.h"
 
@@ -76,6 +77,8 @@ struct trace {
 	uint64_t sync_lo_u, sync_lo_ns, sync_hi_u, sync_hi_ns;
 	int have_sync;
 	ZSTD_DCtx *zd;
+	uint8_t *colbuf;	/* decoded columns of the chunk being opened */
+	size_t colcap;
 	uint8_t *metabuf;
 	size_t metacap;
 };
@@ -119,6 +122,67 @@ static const struct mfx_chunk_header *chunk_at(const struct trace *t, uint64_t o
 	return (const struct mfx_chunk_header *)(t->map + off);
 }
 
+static int grow_buf(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (*cap >= need)
+		return 0;
+	uint8_t *nb = realloc(*buf, need ? need : 1);
+	if (!nb)
+		return -ENOMEM;
+	*buf = nb;
+	*cap = need;
+	return 0;
+}
+
+/*
+ * MFX_CODEC_COLS: decode each column into t->colbuf, then interleave them
+ * back into the raw record stream in out[0..used).
+ */
+static int decode_cols(struct trace *t, const uint8_t *src, uint32_t stored, uint8_t *out,
+		       uint32_t used)
+{
+	const uint8_t *p = src, *end = src + stored;
+	uint64_t n, raw[COL_N], st[COL_N], total = 0;
+	uint8_t method[COL_N];
+	if (get_varint(&p, end, &n) || n != COL_N)
+		return -MFX_E_CORRUPT;
+	for (int i = 0; i < COL_N; i++) {
+		if (get_varint(&p, end, &raw[i]) || get_varint(&p, end, &st[i]) || p >= end ||
+		    raw[i] > used || st[i] > stored)
+			return -MFX_E_CORRUPT;
+		method[i] = *p++;
+		total += raw[i];
+	}
+	if (total > (uint64_t)used * 2 + 64 || grow_buf(&t->colbuf, &t->colcap, total))
+		return -MFX_E_CORRUPT;
+	struct col_buf col[COL_N];
+	uint8_t *dst = t->colbuf;
+	for (int i = 0; i < COL_N; i++) {
+		if (st[i] > (uint64_t)(end - p))
+			return -MFX_E_CORRUPT;
+		if (method[i] == 0) {
+			if (st[i] != raw[i])
+				return -MFX_E_CORRUPT;
+			memcpy(dst, p, raw[i]);
+		} else if (method[i] == 1) {
+			size_t r = ZSTD_decompressDCtx(t->zd, dst, raw[i], p, st[i]);
+			if (ZSTD_isError(r) || r != raw[i])
+				return -MFX_E_CORRUPT;
+		} else {
+			return -MFX_E_CORRUPT;
+		}
+		col[i] = (struct col_buf){ dst, dst + raw[i] };
+		dst += raw[i];
+		p += st[i];
+	}
+	int stacks = !!(t->hdr.flags & MFX_HF_STACKS);
+	uint8_t *w = out, *wend = out + used;
+	while (col[COL_OP].p < col[COL_OP].end)
+		if (col_record(NULL, &w, NULL, wend, col, 0, stacks))
+			return -MFX_E_CORRUPT;
+	return w == wend ? 0 : -MFX_E_CORRUPT;
+}
+
 /* Payload of a chunk, decompressed into *buf if needed. */
 static int chunk_payload(struct trace *t, const struct mfx_chunk_header *c, uint8_t **buf,
 			 size_t *cap, const uint8_t **p, size_t *len)
@@ -132,17 +196,22 @@ static int chunk_payload(struct trace *t, const struct mfx_chunk_header *c, uint
 		*len = used;
 		return 0;
 	}
-	if (c->codec != MFX_CODEC_ZSTD || c->stored > c->span - sizeof(*c) || used > 64u << 20)
+	if ((c->codec != MFX_CODEC_ZSTD && c->codec != MFX_CODEC_COLS) ||
+	    c->stored > c->span - sizeof(*c) || used > 64u << 20)
 		return -MFX_E_CORRUPT;
-	if (*cap < used) {
-		uint8_t *nb = realloc(*buf, used ? used : 1);
-		if (!nb)
-			return -ENOMEM;
-		*buf = nb;
-		*cap = used;
-	}
+	if (grow_buf(buf, cap, used))
+		return -ENOMEM;
 	if (!t->zd && !(t->zd = ZSTD_createDCtx()))
 		return -ENOMEM;
+	if (c->codec == MFX_CODEC_COLS) {
+		int err = c->type == MFX_CT_EVENTS ? decode_cols(t, src, c->stored, *buf, used)
+						   : -MFX_E_CORRUPT;
+		if (err)
+			return err;
+		*p = *buf;
+		*len = used;
+		return 0;
+	}
 	size_t r = ZSTD_decompressDCtx(t->zd, *buf, used, src, c->stored);
 	if (ZSTD_isError(r) || r != used)
 		return -MFX_E_CORRUPT;
@@ -610,6 +679,7 @@ void trace_close(struct trace *t)
 	if (t->zd)
 		ZSTD_freeDCtx(t->zd);
 	free(t->metabuf);
+	free(t->colbuf);
 	if (t->mapped)
 		munmap((void *)t->map, t->size);
 	free(t);

@@ -20,7 +20,7 @@
 #include "attach/util.h"
 #include "mfx/spool.h"
 
-#define WAIT_NS 10000000L		/* longest sleep between drains */
+#define WAIT_NS 5000000L		/* longest sleep between drains */
 #define ORPHAN_CHECK_NS 200000000ull	/* look for slots of dead processes */
 #define MAX_TRACES 256
 

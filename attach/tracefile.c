@@ -17,6 +17,7 @@
 
 #include "attach/tracefile.h"
 #include "attach/util.h"
+#include "mfx/columns.h"
 #include "mfx/varint.h"
 
 uint64_t tfile_tsc(void)
@@ -220,32 +221,94 @@ static int wr(struct writer *w, const void *p, size_t n)
 	return 0;
 }
 
+struct zbufs {
+	ZSTD_CCtx *z;
+	uint8_t *out;		/* compressed payload */
+	size_t outcap;
+	uint8_t *cols;		/* COL_N column buffers of chunk_size each */
+};
+
+static int grow(uint8_t **b, size_t *cap, size_t need)
+{
+	if (*cap >= need)
+		return 0;
+	uint8_t *nb = realloc(*b, need);
+	if (!nb)
+		return -ENOMEM;
+	*b = nb;
+	*cap = need;
+	return 0;
+}
+
+/*
+ * EVENTS payload -> MFX_CODEC_COLS in zb->out.  Returns the stored length,
+ * or 0 when the payload does not parse (kept as plain zstd then).
+ */
+static size_t encode_cols(struct zbufs *zb, const uint8_t *src, uint32_t used, int stacks)
+{
+	struct col_buf col[COL_N];
+	for (int i = 0; i < COL_N; i++)
+		col[i] = (struct col_buf){ zb->cols + (size_t)i * used, zb->cols + (size_t)(i + 1) * used };
+	const uint8_t *rp = src, *rend = src + used;
+	while (rp < rend)
+		if (col_record(&rp, NULL, rend, NULL, col, 1, stacks))
+			return 0;
+	size_t bound = 64;
+	for (int i = 0; i < COL_N; i++)
+		bound += ZSTD_compressBound(used);
+	if (grow(&zb->out, &zb->outcap, bound))
+		return 0;
+	uint8_t *hdr = zb->out, *data = zb->out + 64, *p = hdr;
+	p = put_varint(p, COL_N);
+	for (int i = 0; i < COL_N; i++) {
+		const uint8_t *base = zb->cols + (size_t)i * used;
+		size_t raw = (size_t)(col[i].p - base);
+		size_t r = raw > 32 ? ZSTD_compressCCtx(zb->z, data, bound - (size_t)(data - zb->out),
+							   base, raw, 3)
+				    : 0;
+		int method = raw > 32 && !ZSTD_isError(r) && r < raw;
+		if (!method) {
+			memcpy(data, base, raw);
+			r = raw;
+		}
+		p = put_varint(p, raw);
+		p = put_varint(p, r);
+		*p++ = (uint8_t)method;
+		data += r;
+	}
+	/* Close the gap between the column table and the data. */
+	size_t hl = (size_t)(p - hdr), dl = (size_t)(data - (zb->out + 64));
+	memmove(zb->out + hl, zb->out + 64, dl);
+	return hl + dl;
+}
+
 /* Copy one chunk, compressed when that saves space.  Empty event chunks
  * (a thread that got a slot and exited) are dropped. */
-static int copy_chunk(struct writer *w, const struct mfx_chunk_header *c, ZSTD_CCtx *z,
-		      uint8_t **zbuf, size_t *zcap)
+static int copy_chunk(struct writer *w, const struct mfx_chunk_header *c, struct zbufs *zb,
+		      int stacks)
 {
 	uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
 	const uint8_t *src = (const uint8_t *)(c + 1);
-	if (c->codec != MFX_CODEC_RAW)	/* already final (copied as is) */
-		used = c->stored;
 	if (used == 0 && c->type == MFX_CT_EVENTS)
 		return 0;
 	struct mfx_chunk_header h = *c;
 	const uint8_t *out = src;
-	size_t outlen = used;
-	if (c->codec == MFX_CODEC_RAW && used > 64) {
-		size_t bound = ZSTD_compressBound(used);
-		if (*zcap < bound) {
-			uint8_t *nb = realloc(*zbuf, bound);
-			if (!nb)
-				return -ENOMEM;
-			*zbuf = nb;
-			*zcap = bound;
+	size_t outlen = c->codec == MFX_CODEC_RAW ? used : c->stored;	/* else: copied as is */
+	if (c->codec == MFX_CODEC_RAW && used > 64 && c->type == MFX_CT_EVENTS) {
+		size_t r = encode_cols(zb, src, used, stacks);
+		if (r && r < used) {
+			out = zb->out;
+			outlen = r;
+			h.codec = MFX_CODEC_COLS;
 		}
-		size_t r = ZSTD_compressCCtx(z, *zbuf, bound, src, used, 3);
+	}
+	if (c->codec == MFX_CODEC_RAW && used > 64 && h.codec == MFX_CODEC_RAW) {
+		size_t bound = ZSTD_compressBound(used);
+		if (grow(&zb->out, &zb->outcap, bound))
+			return -ENOMEM;
+		size_t r = ZSTD_compressCCtx(zb->z, zb->out, bound, src, used, 3);
 		if (!ZSTD_isError(r) && r < used) {
-			out = *zbuf;
+			out = zb->out;
 			outlen = r;
 			h.codec = MFX_CODEC_ZSTD;
 		}
@@ -284,7 +347,7 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 	struct mfx_file_header h;
 	memcpy(&h, m, sizeof(h));
 	if (h.magic != MFX_TRACE_MAGIC || h.first_chunk < MFX_FIRST_CHUNK ||
-	    h.chunk_size < 4096 || h.first_chunk > size) {
+	    h.chunk_size < 4096 || h.chunk_size > (64u << 20) || h.first_chunk > size) {
 		munmap((void *)m, size);
 		return -MFX_E_CORRUPT;
 	}
@@ -297,10 +360,8 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 	char tmp[PATH_MAX + 8];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	struct writer w = { fopen(tmp, "we"), 0 };
-	ZSTD_CCtx *z = ZSTD_createCCtx();
-	uint8_t *zbuf = NULL;
-	size_t zcap = 0;
-	if (!w.f || !z) {
+	struct zbufs zb = { ZSTD_createCCtx(), NULL, 0, malloc((size_t)COL_N * h.chunk_size) };
+	if (!w.f || !zb.z || !zb.cols) {
 		err = w.f ? -ENOMEM : -errno;
 		goto out;
 	}
@@ -321,7 +382,11 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 			err = -MFX_E_CORRUPT;
 			goto out;
 		}
-		if ((err = copy_chunk(&w, c, z, &zbuf, &zcap)))
+		if (c->used > h.chunk_size) {
+			err = -MFX_E_CORRUPT;
+			goto out;
+		}
+		if ((err = copy_chunk(&w, c, &zb, !!(h.flags & MFX_HF_STACKS))))
 			goto out;
 		st->chunks++;
 		off += c->span;
@@ -352,8 +417,9 @@ out:
 		fclose(w.f);
 	if (err)
 		unlink(tmp);
-	ZSTD_freeCCtx(z);
-	free(zbuf);
+	ZSTD_freeCCtx(zb.z);
+	free(zb.out);
+	free(zb.cols);
 	munmap((void *)m, size);
 	return err;
 }

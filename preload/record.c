@@ -131,12 +131,14 @@ static struct mfx_chunk_header *spool_take(struct mfx_thread *t)
 	return NULL;
 }
 
-/* Hand a slot to mfx; wake it if it sleeps. */
+/* Hand a slot to mfx.  mfx polls every few ms; waking it costs a syscall
+ * and an IPI (~10 us on a VM), so only a spool that is filling up (a slot
+ * taken far from the start) wakes it early. */
 static void spool_give(int32_t i)
 {
 	__atomic_store_n(&spool->slot[i].state, MFX_SLOT_FULL, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&spool->full_seq, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&spool->waiting, __ATOMIC_SEQ_CST))
+	if (i >= (int32_t)(MFX_SPOOL_SLOTS / 8) && __atomic_load_n(&spool->waiting, __ATOMIC_SEQ_CST))
 		syscall(SYS_futex, &spool->full_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 

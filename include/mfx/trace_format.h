@@ -113,7 +113,14 @@ enum mfx_chunk_type {
 	MFX_CT_MFX = 3,		/* samples, marks, info written by the mfx process */
 };
 /* mfx_chunk_header.codec */
-enum mfx_codec { MFX_CODEC_RAW = 0, MFX_CODEC_ZSTD = 1 };
+enum mfx_codec {
+	MFX_CODEC_RAW = 0,
+	MFX_CODEC_ZSTD = 1,	/* one zstd frame */
+	/* EVENTS only: the payload split into columns (mfx/columns.h):
+	 * varint ncols, then per column varint raw_len, varint stored_len,
+	 * byte method (0 stored, 1 zstd), then the columns' bytes in order. */
+	MFX_CODEC_COLS = 2,
+};
 
 #define MFX_CHUNK_MAGIC 0x4358464Du	/* "MFXC" as bytes */
 
