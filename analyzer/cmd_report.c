@@ -1,10 +1,83 @@
-/* cmd_report.c - placeholder until its owner lands the real command. */
+/*
+ * cmd_report.c - `mfx report`: analyse a run directory again.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "analyzer/report.h"
 #include "attach/commands.h"
 #include "attach/util.h"
 
+static void report_help(void)
+{
+	printf("usage: mfx report [--trace FILE] [--top N] [--json] [--no-charts] [-q] RUN_DIR\n\n"
+	       "Analyse the trace of a run directory written by 'mfx launch' or 'mfx attach':\n"
+	       "write summary.json, the charts (heatmap_allocations.png,\n"
+	       "impact_memory_usage.png, page_occupancy.png) and report.html into it, and\n"
+	       "print the summary: the verdict first (leak, fragmentation, allocator\n"
+	       "retention), then counts, live bytes and the top allocation sites.\n\n"
+	       "Options:\n"
+	       "        --trace FILE  another trace of the run (e.g. trace-1234.mfx, a child)\n"
+	       "        --top N       sites to list (default 10, at most 50)\n"
+	       "        --json        print summary.json on stdout instead of the summary\n"
+	       "        --no-charts   summary.json and the summary only\n"
+	       "    -q, --quiet       no progress line\n\n"
+	       "Examples:\n"
+	       "    mfx report results/app-4242-20261125-101500\n"
+	       "    mfx report --json results/app-4242-20261125-101500 | jq .fragmentation_ratio\n");
+}
+
 int cmd_report(int argc, char **argv)
 {
-	(void)argc;
-	mfx_err("'%s' is not implemented yet", argv[0]);
-	return EXIT_FAIL;
+	static const struct option longopts[] = {
+		{ "trace", required_argument, NULL, 't' },
+		{ "top", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "no-charts", no_argument, NULL, 'c' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct report_opts o = { .top = 10 };
+	int json = 0, c;
+	uint64_t v;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't': o.trace = optarg; break;
+		case 'n':
+			if (parse_uint(optarg, 50, &v) || !v)
+				return mfx_usage("report", "invalid --top '%s' (1 to 50)", optarg);
+			o.top = (int)v;
+			break;
+		case 'j': json = 1; break;
+		case 'c': o.no_charts = 1; break;
+		case 'q': o.quiet = 1; mfx_quiet = 1; break;
+		case 'h': report_help(); return EXIT_OK;
+		case ':': return mfx_usage("report", "option '%s' needs a value", argv[optind - 1]);
+		default: return mfx_usage("report", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return mfx_usage("report", optind >= argc ? "no run directory given" :
+							   "one run directory expected");
+	const char *dir = argv[optind];
+	struct stat st;
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		mfx_err("'%s' is not a run directory", dir);
+		return EXIT_FAIL;
+	}
+	o.json = json;
+	int err = report_run(dir, &o);
+	if (err) {
+		char path[PATH_MAX];
+		path_join(path, sizeof(path), dir, o.trace ? o.trace : "trace.mfx");
+		mfx_err("cannot analyse '%s': %s", path, mfx_strerror(-err));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
 }

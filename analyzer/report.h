@@ -10,6 +10,7 @@ struct report_opts {
 	int top;		/* top sites to show (default 10) */
 	int quiet;		/* no progress */
 	int no_charts;		/* summary.json and terminal only */
+	int json;		/* print summary.json on stdout instead of the summary */
 };
 
 /* Analyse run_dir: write summary.json, the PNG charts and report.html into it

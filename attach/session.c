@@ -55,6 +55,7 @@ struct session {
 	uint64_t t_start, t_window, t_sample, t_scan, t_progress;
 	/* RSS peak and its smaps */
 	uint64_t rss_peak, heap_at_peak, t_peak_read;
+	uint64_t t_peak;		/* when the kept smaps was read; 0 = at exit */
 	char *peak_text;
 	size_t peak_len;
 	/* full smaps reads cost: do them every `full_every` samples */
@@ -244,7 +245,7 @@ static void sample_one(struct session *s, struct traced *t, uint64_t *rss_out, u
 			if (r.rss > s->rss_peak) {
 				s->rss_peak = r.rss;
 				s->heap_at_peak = tot.heap_rss;
-				s->t_peak_read = now;
+				s->t_peak_read = s->t_peak = now;
 				free(s->peak_text);
 				s->peak_text = sm.text;	/* keep it: the RUN/smaps */
 				s->peak_len = sm.len;
@@ -442,6 +443,7 @@ static void take_exit_smaps(struct session *s, pid_t pid)
 	if (tot.rss > s->rss_peak || !s->peak_text) {
 		s->rss_peak = tot.rss;
 		s->heap_at_peak = tot.heap_rss;
+		s->t_peak = 0;	/* at exit: after the last event */
 		free(s->peak_text);
 		s->peak_text = sm.text;
 		s->peak_len = sm.len;
@@ -471,8 +473,8 @@ static void write_peak_smaps(struct session *s)
 	int err = write_file(path, s->peak_text, s->peak_len);
 	if (err)
 		mfx_err("cannot write '%s': %s", path, mfx_strerror(-err));
-	uint64_t vals[2] = { s->rss_peak, s->heap_at_peak };
-	session_mark(s, MFX_MARK_RSS_PEAK, vals, 2, "");
+	uint64_t vals[3] = { s->rss_peak, s->heap_at_peak, s->t_peak };
+	session_mark(s, MFX_MARK_RSS_PEAK, vals, 3, "");
 }
 
 /* The report may be linked in or not (see analyzer/report.h). */

@@ -15,6 +15,9 @@ void spin_lock(volatile int *l);
 void spin_unlock(volatile int *l);
 uint64_t agent_tsc(void);
 void *agent_mmap_anon(size_t len);
+/* Replace [p, p+len) with fresh zeroed agent memory (never unmapped: a
+ * straggler may still read it). */
+void agent_mmap_zero(void *p, size_t len);
 void meta_append_locked(const uint8_t *r, size_t len);
 size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen);
 int rec_map_file(int fd);

@@ -10,12 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/memfd.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,21 +76,48 @@ uint64_t agent_tsc(void)
 	return __rdtsc();
 }
 
-/* Name our anonymous mappings so smaps shows them as mfx's ([anon:mfx]):
- * PR_SET_VMA_ANON_NAME needs Linux 5.17 and CONFIG_ANON_VMA_NAME; without
- * it the memory counts as anonymous (a few MiB at most). */
+/*
+ * The agent's own memory (thread pool, stack table, module list) is a
+ * private mapping of a memfd named "mfx-agent": zero pages until written,
+ * copied on fork like anonymous memory, but shown in smaps under that name
+ * so mfx never counts it as the target's heap.  (Naming anonymous memory with
+ * PR_SET_VMA_ANON_NAME needs CONFIG_ANON_VMA_NAME, which many kernels lack.)
+ */
+#define AGENT_MEMFD_SIZE (256ull << 20)	/* sparse: the largest table we map */
+static int agent_memfd = -1;
+
+static int memfd_get(void)
+{
+	if (agent_memfd < 0) {
+		int fd = (int)syscall(SYS_memfd_create, "mfx-agent", MFD_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, (off_t)AGENT_MEMFD_SIZE)) {
+			close(fd);
+			fd = -1;
+		}
+		agent_memfd = fd;
+	}
+	return agent_memfd;
+}
+
+/* Fresh zeroed memory at `fixed` (replacing what is there), or anywhere. */
+static void *agent_map(void *fixed, size_t len)
+{
+	int fd = len <= AGENT_MEMFD_SIZE ? memfd_get() : -1;
+	int fl = MAP_PRIVATE | MAP_NORESERVE | (fixed ? MAP_FIXED : 0);
+	void *p = fd >= 0 ? mmap(fixed, len, PROT_READ | PROT_WRITE, fl, fd, 0) : MAP_FAILED;
+	if (p == MAP_FAILED)
+		p = mmap(fixed, len, PROT_READ | PROT_WRITE, fl | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 void *agent_mmap_anon(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-#ifndef PR_SET_VMA
-#define PR_SET_VMA 0x53564d41
-#define PR_SET_VMA_ANON_NAME 0
-#endif
-	prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, len, (unsigned long)"mfx");
-	return p;
+	return agent_map(NULL, len);
+}
+
+void agent_mmap_zero(void *p, size_t len)
+{
+	agent_map(p, len);
 }
 
 /* ---- the spool ------------------------------------------------------------- */
@@ -526,8 +553,7 @@ void rec_detach_header(void)
 	if (!rec.hdr)
 		return;
 	memcpy(copy, rec.hdr, sizeof(copy));
-	mmap(rec.hdr, MFX_FIRST_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-	     -1, 0);
+	agent_mmap_zero(rec.hdr, MFX_FIRST_CHUNK);
 	memcpy(rec.hdr, copy, sizeof(copy));
 	if (rec.fd >= 0)
 		close(rec.fd);

@@ -10,7 +10,6 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "preload/internal.h"
 #include "preload/record.h"
@@ -51,11 +50,9 @@ void stack_reset(void)
 {
 	spin_lock(&rec_lock);
 	if (tab)
-		mmap(tab, TAB_SIZE * sizeof(struct sent), PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		agent_mmap_zero(tab, TAB_SIZE * sizeof(struct sent));
 	if (arena)
-		mmap(arena, ARENA_WORDS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		agent_mmap_zero(arena, ARENA_WORDS * sizeof(uint64_t));
 	arena_used = 0;
 	nstacks = 0;
 	next_id = 1;

@@ -242,7 +242,8 @@ enum mfx_mark_kind {
 	MFX_MARK_ATTACH = 4,
 	MFX_MARK_DROPPED = 5,		/* vals: events dropped; text: reason */
 	MFX_MARK_MALLOC_INFO = 6,	/* text: malloc_info(3) XML */
-	MFX_MARK_RSS_PEAK = 7,		/* vals: rss, heap_rss at the kept `smaps` */
+	MFX_MARK_RSS_PEAK = 7,		/* vals: rss, heap_rss of the kept `smaps`, and
+					   when it was read (ns; 0 = at the process's exit) */
 	MFX_MARK_EXIT = 8,		/* vals: status (wait status) */
 };
 

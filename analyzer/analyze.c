@@ -1,0 +1,450 @@
+/*
+ * analyze.c - one streaming pass over the events (see analyze.h).
+ *
+ * Live blocks are kept in an open-addressing table keyed by pointer (linear
+ * probing, deletion by backward shift: no tombstones, so long traces with
+ * heavy churn do not degrade it).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyzer/analyze.h"
+#include "attach/util.h"
+#include "mfx/error.h"
+
+struct lent {
+	uint64_t ptr;		/* 0 = empty */
+	uint64_t size;
+	uint64_t ts;
+	uint32_t stack;
+	uint32_t thread;
+};
+
+struct ltab {
+	struct lent *e;
+	uint64_t cap, n;	/* cap: power of two */
+};
+
+static inline uint64_t lhash(uint64_t p)
+{
+	p ^= p >> 33;
+	p *= 0xff51afd7ed558ccdull;
+	p ^= p >> 33;
+	return p;
+}
+
+static int ltab_grow(struct ltab *t)
+{
+	uint64_t nc = t->cap ? t->cap * 2 : 1 << 16;
+	struct lent *n = calloc(nc, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < t->cap; i++) {
+		if (!t->e[i].ptr)
+			continue;
+		uint64_t j = lhash(t->e[i].ptr) & (nc - 1);
+		while (n[j].ptr)
+			j = (j + 1) & (nc - 1);
+		n[j] = t->e[i];
+	}
+	free(t->e);
+	t->e = n;
+	t->cap = nc;
+	return 0;
+}
+
+static inline struct lent *ltab_find(struct ltab *t, uint64_t ptr)
+{
+	if (!t->cap)
+		return NULL;
+	uint64_t j = lhash(ptr) & (t->cap - 1);
+	while (t->e[j].ptr) {
+		if (t->e[j].ptr == ptr)
+			return &t->e[j];
+		j = (j + 1) & (t->cap - 1);
+	}
+	return NULL;
+}
+
+static inline int ltab_insert(struct ltab *t, const struct lent *v)
+{
+	if ((t->n + 1) * 10 >= t->cap * 7 && ltab_grow(t))
+		return -ENOMEM;
+	uint64_t j = lhash(v->ptr) & (t->cap - 1);
+	while (t->e[j].ptr)
+		j = (j + 1) & (t->cap - 1);
+	t->e[j] = *v;
+	t->n++;
+	return 0;
+}
+
+/* Remove entry e: shift later members of its cluster back into the hole. */
+static inline void ltab_remove(struct ltab *t, struct lent *e)
+{
+	uint64_t mask = t->cap - 1, i = (uint64_t)(e - t->e), j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!t->e[j].ptr)
+			break;
+		uint64_t home = lhash(t->e[j].ptr) & mask;
+		/* Can e[j] move to i?  Only if its home is not in (i, j]. */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			t->e[i] = t->e[j];
+			i = j;
+		}
+	}
+	t->e[i].ptr = 0;
+	t->n--;
+}
+
+unsigned an_size_class(uint64_t size)
+{
+	if (size <= 16)
+		return 0;
+	unsigned c = (unsigned)(64 - __builtin_clzll(size - 1)) - 4;
+	return c < AN_SIZE_CLASSES ? c : AN_SIZE_CLASSES - 1;
+}
+
+uint64_t an_size_class_min(unsigned c)
+{
+	return c == 0 ? 0 : (1ull << (c + 3)) + 1;
+}
+
+const char *an_life_class_name(unsigned c)
+{
+	static const char *const n[AN_LIFE_CLASSES] = {
+		"<1us", "<10us", "<100us", "<1ms", "<10ms", "<100ms", "<1s", "<10s", ">=10s",
+	};
+	return c < AN_LIFE_CLASSES ? n[c] : "?";
+}
+
+static unsigned life_class(uint64_t ns)
+{
+	unsigned c = 0;
+	for (uint64_t lim = 1000; c < AN_LIFE_CLASSES - 1 && ns >= lim; lim *= 10)
+		c++;
+	return c;
+}
+
+/* ---- the pass state ------------------------------------------------------------ */
+
+struct pass {
+	struct analysis *a;
+	struct ltab live;
+	uint32_t peak_epoch;
+	unsigned site_shift;		/* per-site bucket width, 2^shift ns */
+	uint32_t sites_cap;
+	int snap_done;
+};
+
+static struct site_stat *site(struct pass *p, uint32_t id)
+{
+	struct analysis *a = p->a;
+	if (id >= p->sites_cap) {
+		uint32_t nc = p->sites_cap ? p->sites_cap : 1024;
+		while (nc <= id)
+			nc *= 2;
+		struct site_stat *n = realloc(a->sites, (size_t)nc * sizeof(*n));
+		if (!n)
+			return NULL;
+		memset(n + p->sites_cap, 0, (size_t)(nc - p->sites_cap) * sizeof(*n));
+		for (uint32_t i = p->sites_cap; i < nc; i++)
+			n[i].stack = i;
+		a->sites = n;
+		p->sites_cap = nc;
+	}
+	if (id >= a->nsites)
+		a->nsites = id + 1;
+	return &a->sites[id];
+}
+
+/* Per-site series: bucket of ts, merging pairs when the window outgrows it. */
+static unsigned site_bucket(struct pass *p, uint64_t ts)
+{
+	struct analysis *a = p->a;
+	uint64_t off = ts > a->site_t0 ? ts - a->site_t0 : 0;
+	while ((off >> p->site_shift) >= AN_SITE_BUCKETS) {
+		for (uint32_t s = 0; s < a->nsites; s++)
+			for (unsigned b = 0; b < AN_SITE_BUCKETS / 2; b++)
+				a->sites[s].series[b] = a->sites[s].series[2 * b + 1];
+		for (uint32_t s = 0; s < a->nsites; s++)
+			for (unsigned b = AN_SITE_BUCKETS / 2; b < AN_SITE_BUCKETS; b++)
+				a->sites[s].series[b] = a->sites[s].live_bytes;
+		p->site_shift++;
+	}
+	return (unsigned)(off >> p->site_shift);
+}
+
+/* A site's live bytes change by delta at time ts. */
+static void site_change(struct pass *p, struct site_stat *s, int64_t delta, uint64_t ts)
+{
+	if (s->epoch != p->peak_epoch) {	/* first change since the last peak */
+		s->saved = s->live_bytes;
+		s->epoch = p->peak_epoch;
+	}
+	s->live_bytes += delta;
+	if (s->live_bytes > s->peak_live)
+		s->peak_live = s->live_bytes;
+	unsigned b = site_bucket(p, ts);
+	/* the bucket holds the value at its end: every later bucket too, until
+	 * the next change */
+	for (unsigned i = b; i < AN_SITE_BUCKETS; i++)
+		s->series[i] = s->live_bytes;
+}
+
+static void tl_merge(struct analysis *a)
+{
+	for (uint32_t i = 0; i < AN_TL_BUCKETS / 2; i++) {
+		struct tl_point *x = &a->tl[2 * i], *y = &a->tl[2 * i + 1];
+		struct tl_point m = *y;
+		m.live_max = x->live_max > y->live_max ? x->live_max : y->live_max;
+		m.allocs = x->allocs + y->allocs;
+		m.frees = x->frees + y->frees;
+		a->tl[i] = m;
+	}
+	a->ntl = (a->ntl + 1) / 2;
+	a->tl_width *= 2;
+}
+
+static struct tl_point *tl_at(struct pass *p, uint64_t ts, int64_t live, uint64_t cum)
+{
+	struct analysis *a = p->a;
+	uint64_t off = ts > a->tl_t0 ? ts - a->tl_t0 : 0;
+	while (off / a->tl_width >= AN_TL_BUCKETS)
+		tl_merge(a);
+	uint32_t b = (uint32_t)(off / a->tl_width);
+	/* empty buckets in between carry the values on */
+	for (uint32_t i = a->ntl; i <= b; i++) {
+		a->tl[i].ts_ns = a->tl_t0 + (uint64_t)(i + 1) * a->tl_width;
+		a->tl[i].live_bytes = a->tl[i].live_max = live;
+		a->tl[i].cum_alloc_bytes = cum;
+		a->tl[i].allocs = a->tl[i].frees = 0;
+	}
+	if (b >= a->ntl)
+		a->ntl = b + 1;
+	return &a->tl[b];
+}
+
+static int cmp_block(const void *x, const void *y)
+{
+	const struct live_block *a = x, *b = y;
+	return a->ptr < b->ptr ? -1 : a->ptr > b->ptr;
+}
+
+/* The live blocks now, sorted by address. */
+static int snapshot(struct ltab *t, struct live_block **out, uint64_t *n)
+{
+	struct live_block *v = malloc((t->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	uint64_t k = 0;
+	for (uint64_t i = 0; i < t->cap; i++)
+		if (t->e[i].ptr)
+			v[k++] = (struct live_block){ t->e[i].ptr, t->e[i].size };
+	qsort(v, k, sizeof(*v), cmp_block);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* ---- events -------------------------------------------------------------------- */
+
+static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, uint64_t size)
+{
+	struct analysis *a = p->a;
+	struct lent *old = ltab_find(&p->live, ptr);
+	if (old) {
+		/* Still live in our books: its free raced with this allocation
+		 * across threads (or was not seen).  End the old block here. */
+		a->reused_live++;
+		struct site_stat *os = site(p, old->stack);
+		if (os) {
+			site_change(p, os, -(int64_t)old->size, ev->ts_ns);
+			os->live_blocks--;
+		}
+		a->threads[old->thread].live_bytes -= (int64_t)old->size;
+		a->live_bytes_end -= (int64_t)old->size;
+		ltab_remove(&p->live, old);
+	}
+	struct lent e = { ptr, size, ev->ts_ns, ev->stack, ev->thread };
+	if (ltab_insert(&p->live, &e))
+		return -ENOMEM;
+	struct site_stat *s = site(p, ev->stack);
+	if (!s)
+		return -ENOMEM;
+	s->allocs++;
+	s->alloc_bytes += size;
+	s->live_blocks++;
+	site_change(p, s, (int64_t)size, ev->ts_ns);
+	a->threads[ev->thread].live_bytes += (int64_t)size;
+	a->live_bytes_end += (int64_t)size;
+	if (a->live_bytes_end > a->peak_live_bytes) {
+		a->peak_live_bytes = a->live_bytes_end;
+		a->peak_live_ts = ev->ts_ns;
+		p->peak_epoch++;	/* every site's value now is its share of the peak */
+	}
+	return 0;
+}
+
+/* Free ptr; `lifetime`: count it in the lifetime histogram (real frees). */
+static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, int lifetime)
+{
+	struct analysis *a = p->a;
+	struct lent *e = ltab_find(&p->live, ptr);
+	if (!e) {
+		a->unknown_frees++;
+		return;
+	}
+	struct site_stat *s = site(p, e->stack);
+	if (s) {
+		s->frees++;
+		s->live_blocks--;
+		site_change(p, s, -(int64_t)e->size, ev->ts_ns);
+	}
+	if (lifetime)
+		a->life_count[life_class(ev->ts_ns - e->ts)]++;
+	a->threads[e->thread].live_bytes -= (int64_t)e->size;
+	a->live_bytes_end -= (int64_t)e->size;
+	ltab_remove(&p->live, e);
+}
+
+static int event(struct pass *p, const struct trace_event *ev)
+{
+	struct analysis *a = p->a;
+	struct thread_stat *th = &a->threads[ev->thread];
+	enum trace_class cls = trace_kind_class(ev->kind);
+	a->counts[cls]++;
+	a->api_counts[ev->kind]++;
+	a->nevents++;
+	if (!a->first_ts)
+		a->first_ts = ev->ts_ns;
+	a->last_ts = ev->ts_ns;
+	if (a->have_rss_peak && !p->snap_done && ev->ts_ns > a->rss_peak_ts) {
+		a->live_at_rss_peak = a->live_bytes_end;
+		if (snapshot(&p->live, &a->peak_blocks, &a->npeak_blocks))
+			return -ENOMEM;
+		p->snap_done = 1;
+	}
+	int err = 0;
+	if (cls == TC_FREE) {
+		th->frees++;
+		do_free(p, ev, ev->ptr, 1);
+	} else if (cls == TC_REALLOC) {
+		if (ev->old_ptr && (!ev->failed || ev->size == 0))
+			do_free(p, ev, ev->old_ptr, 0);	/* moved, or realloc(p, 0) */
+		if (!ev->failed)
+			err = do_alloc(p, ev, ev->ptr, ev->size);
+	} else if (!ev->failed) {
+		err = do_alloc(p, ev, ev->ptr, ev->size);
+	}
+	if (cls != TC_FREE) {
+		if (ev->failed) {
+			a->failed_calls++;
+		} else {
+			unsigned c = an_size_class(ev->size);
+			a->total_bytes_allocated += ev->size;
+			a->size_count[c]++;
+			a->size_bytes[c] += ev->size;
+			th->allocs++;
+			th->alloc_bytes += ev->size;
+			th->size_hist[c]++;
+		}
+	}
+	struct tl_point *tp = tl_at(p, ev->ts_ns, a->live_bytes_end, a->total_bytes_allocated);
+	tp->live_bytes = a->live_bytes_end;
+	if (a->live_bytes_end > tp->live_max)
+		tp->live_max = a->live_bytes_end;
+	tp->cum_alloc_bytes = a->total_bytes_allocated;
+	if (cls == TC_FREE)
+		tp->frees++;
+	else
+		tp->allocs++;
+	return err;
+}
+
+static void find_rss_peak(struct trace *t, struct analysis *a)
+{
+	const struct trace_sample *s;
+	size_t n = trace_samples(t, &s);
+	uint64_t best = 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i].v[MFX_SF_RSS] > best) {
+			best = s[i].v[MFX_SF_RSS];
+			a->rss_peak_ts = s[i].ts_ns;
+			a->have_rss_peak = 1;
+		}
+	const struct trace_mark *m;
+	n = trace_marks(t, &m);
+	for (size_t i = 0; i < n; i++) {
+		/* The kept smaps is what fragmentation is measured on: the live
+		 * blocks must be taken at its time (0: at exit, i.e. the end). */
+		if (m[i].kind != MFX_MARK_RSS_PEAK || m[i].nvals < 3 || !m[i].vals[0])
+			continue;
+		a->have_rss_peak = m[i].vals[2] != 0;
+		a->rss_peak_ts = m[i].vals[2];
+	}
+}
+
+int analyze_trace(struct trace *t, int quiet, struct analysis *a)
+{
+	memset(a, 0, sizeof(*a));
+	const struct trace_info *in = trace_info(t);
+	struct pass p = { .a = a };
+	a->nthreads = in->nthreads;
+	a->threads = calloc(in->nthreads + 1, sizeof(*a->threads));
+	if (!a->threads)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < in->nthreads; i++)
+		a->threads[i].tid = in->tids[i];
+	find_rss_peak(t, a);
+	a->tl_t0 = a->site_t0 = in->start_ns;
+	a->tl_width = 1ull << 17;	/* 131 us; doubles as the window grows */
+	p.site_shift = 20;		/* ~1 ms */
+	if (!site(&p, 0))
+		return -ENOMEM;
+	struct trace_event ev;
+	int err = 0, r;
+	uint64_t next_progress = 4000000;
+	int show = !quiet && progress_enabled();
+	trace_rewind(t);
+	while ((r = trace_next(t, &ev)) > 0) {
+		if (!a->nevents && ev.ts_ns < a->tl_t0)
+			a->tl_t0 = a->site_t0 = ev.ts_ns;
+		if ((err = event(&p, &ev)))
+			break;
+		if (show && a->nevents >= next_progress) {
+			char x[32], y[32];
+			progress_show("mfx: analysing: %s of %s events", fmt_count(a->nevents, x, sizeof(x)),
+				      fmt_count(in->nevents, y, sizeof(y)));
+			next_progress += 4000000;
+		}
+	}
+	if (show)
+		progress_clear();
+	if (r < 0 && !err)
+		err = r;
+	if (!p.snap_done && !err) {
+		a->live_at_rss_peak = a->live_bytes_end;
+		err = snapshot(&p.live, &a->peak_blocks, &a->npeak_blocks);
+	}
+	if (!err)
+		err = snapshot(&p.live, &a->end_blocks, &a->nend_blocks);
+	a->live_blocks_end = p.live.n;
+	a->life_live_end = p.live.n;
+	for (uint32_t i = 0; i < a->nsites; i++) {
+		struct site_stat *s = &a->sites[i];
+		s->live_at_peak = s->epoch == p.peak_epoch ? s->saved : s->live_bytes;
+	}
+	free(p.live.e);
+	return err;
+}
+
+void analysis_free(struct analysis *a)
+{
+	free(a->threads);
+	free(a->sites);
+	free(a->peak_blocks);
+	free(a->end_blocks);
+	memset(a, 0, sizeof(*a));
+}

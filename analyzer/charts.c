@@ -1,0 +1,243 @@
+/*
+ * charts.c - the report's three charts, from the model:
+ *   heatmap_allocations.png   thread x size class, colour = allocating calls
+ *   impact_memory_usage.png   live and cumulative allocated MB, RSS and heap
+ *                             RSS against time
+ *   page_occupancy.png        allocator pages at the RSS peak by how full of
+ *                             live blocks they are
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyzer/chart.h"
+#include "analyzer/model.h"
+#include "attach/util.h"
+
+#define W 1200
+#define H 700
+#define MB (1024.0 * 1024.0)
+
+static const char *size_label(unsigned c, char *buf, size_t n)
+{
+	uint64_t hi = c + 1 < AN_SIZE_CLASSES ? 1ull << (c + 4) : 0;
+	if (!hi)
+		snprintf(buf, n, ">64M");
+	else if (hi >= 1 << 20)
+		snprintf(buf, n, "<=%lluM", (unsigned long long)(hi >> 20));
+	else if (hi >= 1 << 10)
+		snprintf(buf, n, "<=%lluK", (unsigned long long)(hi >> 10));
+	else
+		snprintf(buf, n, "<=%llu", (unsigned long long)hi);
+	return buf;
+}
+
+static const struct analysis *sort_a;
+
+static int busiest(const void *x, const void *y)
+{
+	const struct thread_stat *a = &sort_a->threads[*(const uint32_t *)x];
+	const struct thread_stat *b = &sort_a->threads[*(const uint32_t *)y];
+	return a->allocs < b->allocs ? 1 : a->allocs > b->allocs ? -1 : 0;
+}
+
+static int heatmap(const struct model *m, const char *path)
+{
+	const struct analysis *a = &m->a;
+	unsigned lo = AN_SIZE_CLASSES, hi = 0;
+	for (unsigned c = 0; c < AN_SIZE_CLASSES; c++)
+		if (a->size_count[c]) {
+			if (c < lo)
+				lo = c;
+			hi = c;
+		}
+	uint32_t *idx = calloc(a->nthreads + 1, sizeof(*idx)), rows = 0;
+	if (!idx)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < a->nthreads; i++)
+		if (a->threads[i].allocs)
+			idx[rows++] = i;
+	sort_a = a;
+	qsort(idx, rows, sizeof(*idx), busiest);
+	if (rows > AN_HEAT_THREADS)
+		rows = AN_HEAT_THREADS;
+	struct chart *c = chart_new(W, rows > 24 ? 900 : H, "Allocations by thread and size");
+	if (!c) {
+		free(idx);
+		return -ENOMEM;
+	}
+	char sub[160];
+	snprintf(sub, sizeof(sub), "allocating calls per thread (rows, busiest first%s) and requested size",
+		 a->nthreads > AN_HEAT_THREADS ? ", 64 shown" : "");
+	chart_subtitle(c, sub);
+	int err = 0;
+	if (lo > hi || !rows) {
+		chart_axes(c, 0, 1, 0, 1, "requested size (bytes)", "thread");
+		chart_note(c, "no allocations recorded");
+	} else {
+		size_t cols = hi - lo + 1;
+		double *v = calloc(rows * cols, sizeof(*v));
+		char (*rl)[64] = calloc(rows, 64), (*cl)[16] = calloc(cols, 16);
+		const char **rlp = calloc(rows, sizeof(*rlp)), **clp = calloc(cols, sizeof(*clp));
+		if (!v || !rl || !cl || !rlp || !clp) {
+			err = -ENOMEM;
+		} else {
+			for (uint32_t r = 0; r < rows; r++) {
+				const struct thread_stat *t = &a->threads[idx[r]];
+				const char *name = trace_thread_name(m->t, t->tid);
+				snprintf(rl[r], 64, "%u %s", t->tid, name ? name : "");
+				rlp[r] = rl[r];
+				for (size_t k = 0; k < cols; k++)
+					v[r * cols + k] = (double)t->size_hist[lo + k];
+			}
+			for (size_t k = 0; k < cols; k++)
+				clp[k] = size_label(lo + (unsigned)k, cl[k], 16);
+			chart_heatmap(c, v, rows, cols, rlp, clp, "requested size (bytes)",
+				      "thread (tid name)", "calls (log)");
+		}
+		free(v);
+		free(rl);
+		free(cl);
+		free(rlp);
+		free(clp);
+	}
+	if (!err)
+		err = chart_save(c, path);
+	chart_free(c);
+	free(idx);
+	return err;
+}
+
+static int impact(const struct model *m, const char *path)
+{
+	const struct analysis *a = &m->a;
+	const struct trace_sample *s;
+	size_t ns = trace_samples(m->t, &s);
+	uint64_t t0 = m->info->window_start_ns ? m->info->window_start_ns : a->first_ts;
+	if (a->ntl && a->tl_t0 < t0)
+		t0 = a->tl_t0;
+	if (ns && s[0].ts_ns < t0)
+		t0 = s[0].ts_ns;
+	size_t n = a->ntl + 1;
+	double *x = calloc(n, sizeof(double)), *live = calloc(n, sizeof(double));
+	double *cum = calloc(n, sizeof(double)), *sx = calloc(ns + 1, sizeof(double));
+	double *rss = calloc(ns + 1, sizeof(double)), *heap = calloc(ns + 1, sizeof(double));
+	struct chart *c = chart_new(W, H, "Memory over time");
+	int err = -ENOMEM;
+	if (!x || !live || !cum || !sx || !rss || !heap || !c)
+		goto out;
+	double xmax = 0, ymax = 0, cmax = 0;
+	/* the timeline starts at zero before the first bucket */
+	x[0] = (double)(a->tl_t0 > t0 ? a->tl_t0 - t0 : 0) / 1e9;
+	for (uint32_t i = 0; i < a->ntl; i++) {
+		x[i + 1] = (double)(a->tl[i].ts_ns - t0) / 1e9;
+		/* the highest value in the bucket: peaks stay visible at any zoom */
+		live[i + 1] = (double)(a->tl[i].live_max > 0 ? a->tl[i].live_max : 0) / MB;
+		cum[i + 1] = (double)a->tl[i].cum_alloc_bytes / MB;
+		if (x[i + 1] > xmax)
+			xmax = x[i + 1];
+		if (live[i + 1] > ymax)
+			ymax = live[i + 1];
+		if (cum[i + 1] > cmax)
+			cmax = cum[i + 1];
+	}
+	size_t nh = 0;
+	for (size_t i = 0; i < ns; i++) {
+		sx[i] = (double)(s[i].ts_ns > t0 ? s[i].ts_ns - t0 : 0) / 1e9;
+		uint64_t own = s[i].v[MFX_SF_MFX_RSS] < s[i].v[MFX_SF_RSS] ? s[i].v[MFX_SF_MFX_RSS] : 0;
+		rss[i] = (double)(s[i].v[MFX_SF_RSS] - own) / MB;
+		if (sx[i] > xmax)
+			xmax = sx[i];
+		if (rss[i] > ymax)
+			ymax = rss[i];
+	}
+	/* heap RSS only where measured: its own x array */
+	double *hx = calloc(ns + 1, sizeof(double));
+	if (!hx)
+		goto out;
+	for (size_t i = 0; i < ns; i++)
+		if (s[i].v[MFX_SF_HEAP_RSS]) {
+			hx[nh] = sx[i];
+			heap[nh++] = (double)s[i].v[MFX_SF_HEAP_RSS] / MB;
+		}
+	char sub[200], b1[32], b2[32];
+	snprintf(sub, sizeof(sub), "pid %u: peak live %s, RSS peak %s; cumulative allocated on the right axis",
+		 m->info->pid, fmt_bytes((uint64_t)(a->peak_live_bytes > 0 ? a->peak_live_bytes : 0), b1, sizeof(b1)),
+		 fmt_bytes(m->rss_peak, b2, sizeof(b2)));
+	chart_subtitle(c, sub);
+	chart_axis2(c, 0, cmax > 0 ? cmax * 1.08 : 1, "cumulative allocated (MiB)");
+	chart_axes(c, 0, xmax > 0 ? xmax : 1, 0, ymax > 0 ? ymax * 1.08 : 1, "time since start (s)",
+		   "resident / live (MiB)");
+	if (ns)
+		chart_line(c, sx, rss, ns, CHART_RED, "RSS", 0);
+	if (nh)
+		chart_line(c, hx, heap, nh, CHART_ORANGE, "heap RSS (allocator mappings)", 0);
+	chart_line(c, x, live, a->ntl + 1, CHART_BLUE, "live (allocated, not freed)", 0);
+	chart_line2(c, x, cum, a->ntl + 1, CHART_GREY, "cumulative allocated (right axis)", 1);
+	if (a->peak_live_ts > t0)
+		chart_vline(c, (double)(a->peak_live_ts - t0) / 1e9, CHART_BLUE, "live peak");
+	const struct trace_mark *mk;
+	size_t nm = trace_marks(m->t, &mk);
+	for (size_t i = 0; i < nm; i++)
+		if (mk[i].kind == MFX_MARK_TRIM && mk[i].ts_ns > t0)
+			chart_vline(c, (double)(mk[i].ts_ns - t0) / 1e9, CHART_GREEN, "malloc_trim");
+	if (!a->ntl && !ns)
+		chart_note(c, "no data recorded");
+	chart_legend(c);
+	err = chart_save(c, path);
+	free(hx);
+out:
+	free(x);
+	free(live);
+	free(cum);
+	free(sx);
+	free(rss);
+	free(heap);
+	chart_free(c);
+	return err;
+}
+
+static int occupancy(const struct model *m, const char *path)
+{
+	struct chart *c = chart_new(W, H, "Heap pages at the RSS peak, by live data");
+	if (!c)
+		return -ENOMEM;
+	char sub[240], b1[32], b2[32];
+	snprintf(sub, sizeof(sub),
+		 "%llu pages mapped by the allocator, %llu resident, %llu hold live blocks; "
+		 "resident but empty: about %s of %s heap RSS",
+		 (unsigned long long)m->pages_mapped, (unsigned long long)m->pages_resident,
+		 (unsigned long long)m->pages_with_live, fmt_bytes(m->trim_estimate, b1, sizeof(b1)),
+		 fmt_bytes(m->heap_rss, b2, sizeof(b2)));
+	chart_subtitle(c, sub);
+	static const char *const cats[OCC_CLASSES] = {
+		"no live block", "1-25% live", "26-50% live", "51-75% live", "76-100% live",
+	};
+	double v[OCC_CLASSES], max = 0;
+	for (int i = 0; i < OCC_CLASSES; i++) {
+		v[i] = (double)m->occ[i];
+		if (v[i] > max)
+			max = v[i];
+	}
+	chart_categorical(c);
+	chart_axes(c, 0, 1, 0, max > 0 ? max * 1.1 : 1, "share of the 4 KiB page covered by live blocks",
+		   "pages");
+	if (!m->have_smaps)
+		chart_note(c, "no smaps was captured at the RSS peak");
+	else
+		chart_bars(c, cats, v, OCC_CLASSES, CHART_TEAL, "pages", 1);
+	int err = chart_save(c, path);
+	chart_free(c);
+	return err;
+}
+
+int model_write_charts(const struct model *m, const char *dir)
+{
+	char path[PATH_MAX];
+	int err = heatmap(m, path_join(path, sizeof(path), dir, "heatmap_allocations.png"));
+	int e2 = impact(m, path_join(path, sizeof(path), dir, "impact_memory_usage.png"));
+	int e3 = occupancy(m, path_join(path, sizeof(path), dir, "page_occupancy.png"));
+	return err ? err : e2 ? e2 : e3;
+}

@@ -1,0 +1,324 @@
+/*
+ * symbolize.c - return addresses to source frames with libdwfl (see
+ * symbolize.h).  Modules are reported from the trace's module map at their
+ * recorded load bias; a module whose file changed since (build-id mismatch)
+ * or vanished is left out, and its addresses show as "??" with the module's
+ * name rather than with wrong names.
+ */
+#include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analyzer/symbolize.h"
+#include "analyzer/trace.h"
+
+struct entry {
+	uint64_t addr;		/* 0 = empty */
+	uint32_t first;		/* index into frames */
+	uint32_t n;
+};
+
+struct symbolizer {
+	Dwfl *dwfl;
+	Dwfl_Callbacks cb;
+	char *debuginfo_path;
+	const struct trace *trace;
+	struct entry *tab;
+	size_t cap, used;
+	struct sym_frame *frames;
+	size_t nframes, capframes;
+	char **strs;		/* interned strings (open addressing) */
+	size_t strcap, nstrs;
+	char *(*demangle)(const char *, char *, size_t *, int *);
+	void *cxxlib;
+	Dwfl_Module *stale[64];	/* modules whose file changed since the run */
+	size_t nstale;
+};
+
+const char *sym_basename(const char *path)
+{
+	if (!path)
+		return "?";
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+/* A stable copy of s, shared by equal strings. */
+static const char *intern(struct symbolizer *s, const char *str)
+{
+	if (!str)
+		return NULL;
+	if (s->nstrs * 2 >= s->strcap) {
+		size_t nc = s->strcap ? s->strcap * 2 : 1024;
+		char **n = calloc(nc, sizeof(*n));
+		if (!n)
+			return "??";
+		for (size_t i = 0; i < s->strcap; i++)
+			if (s->strs[i]) {
+				size_t j = hash_str(s->strs[i]) & (nc - 1);
+				while (n[j])
+					j = (j + 1) & (nc - 1);
+				n[j] = s->strs[i];
+			}
+		free(s->strs);
+		s->strs = n;
+		s->strcap = nc;
+	}
+	size_t j = hash_str(str) & (s->strcap - 1);
+	while (s->strs[j]) {
+		if (!strcmp(s->strs[j], str))
+			return s->strs[j];
+		j = (j + 1) & (s->strcap - 1);
+	}
+	s->strs[j] = strdup(str);
+	if (!s->strs[j])
+		return "??";
+	s->nstrs++;
+	return s->strs[j];
+}
+
+/* C++ names: __cxa_demangle from libstdc++ when it is installed (looked up
+ * at run time: mfx itself is C and does not link it). */
+static const char *demangled(struct symbolizer *s, const char *name)
+{
+	if (!name || strncmp(name, "_Z", 2) || !s->demangle)
+		return intern(s, name);
+	int status = -1;
+	char *d = s->demangle(name, NULL, NULL, &status);
+	const char *r = intern(s, status == 0 && d ? d : name);
+	free(d);
+	return r;
+}
+
+static int file_exists(const char *p)
+{
+	return access(p, R_OK) == 0;
+}
+
+/* Report the trace's modules to libdwfl. */
+static void report_modules(struct symbolizer *s, const char *root)
+{
+	const struct trace_module *mods;
+	size_t n = trace_modules(s->trace, &mods);
+	dwfl_report_begin(s->dwfl);
+	for (size_t i = 0; i < n; i++) {
+		const struct trace_module *m = &mods[i];
+		if (!m->path || m->path[0] != '/')
+			continue;	/* the vdso, anonymous code */
+		char path[PATH_MAX];
+		if (root && snprintf(path, sizeof(path), "%s%s", root, m->path) < (int)sizeof(path) &&
+		    file_exists(path))
+			;
+		else if (file_exists(m->path))
+			snprintf(path, sizeof(path), "%s", m->path);
+		else
+			continue;
+		Dwfl_Module *mod = dwfl_report_elf(s->dwfl, sym_basename(m->path), path, -1, m->base,
+						   true);
+		if (!mod || !m->build_id_len)
+			continue;
+		const unsigned char *bid;
+		GElf_Addr vaddr;
+		int bl = dwfl_module_build_id(mod, &bid, &vaddr);
+		if (bl > 0 && ((uint32_t)bl != m->build_id_len || memcmp(bid, m->build_id, (size_t)bl)) &&
+		    s->nstale < sizeof(s->stale) / sizeof(s->stale[0]))
+			/* The file on disk is not the one that was loaded (upgraded
+			 * since): its symbols would lie. */
+			s->stale[s->nstale++] = mod;
+	}
+	dwfl_report_end(s->dwfl, NULL, NULL);
+}
+
+int sym_open(const struct trace *t, const char *root, struct symbolizer **out)
+{
+	struct symbolizer *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->trace = t;
+	s->cb.find_elf = dwfl_build_id_find_elf;
+	s->cb.find_debuginfo = dwfl_standard_find_debuginfo;
+	s->cb.section_address = dwfl_offline_section_address;
+	s->cb.debuginfo_path = &s->debuginfo_path;	/* NULL: the default search path */
+	s->dwfl = dwfl_begin(&s->cb);
+	if (!s->dwfl) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->cxxlib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+	if (s->cxxlib)
+		*(void **)&s->demangle = dlsym(s->cxxlib, "__cxa_demangle");
+	report_modules(s, root);
+	*out = s;
+	return 0;
+}
+
+void sym_close(struct symbolizer *s)
+{
+	if (!s)
+		return;
+	dwfl_end(s->dwfl);
+	for (size_t i = 0; i < s->strcap; i++)
+		free(s->strs[i]);
+	free(s->strs);
+	free(s->tab);
+	free(s->frames);
+	if (s->cxxlib)
+		dlclose(s->cxxlib);
+	free(s);
+}
+
+static int push_frame(struct symbolizer *s, const struct sym_frame *f)
+{
+	if (s->nframes == s->capframes) {
+		size_t nc = s->capframes ? s->capframes * 2 : 1024;
+		struct sym_frame *n = realloc(s->frames, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		s->frames = n;
+		s->capframes = nc;
+	}
+	s->frames[s->nframes++] = *f;
+	return 0;
+}
+
+/* Name of a subprogram or inlined-subroutine DIE (following abstract
+ * origins and specifications), linkage name preferred for C++. */
+static const char *die_name(struct symbolizer *s, Dwarf_Die *die)
+{
+	Dwarf_Attribute a;
+	const char *n = NULL;
+	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &a) ||
+	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a))
+		n = dwarf_formstring(&a);
+	if (!n && dwarf_attr_integrate(die, DW_AT_name, &a))
+		n = dwarf_formstring(&a);
+	return n ? demangled(s, n) : NULL;
+}
+
+static const char *call_file(Dwarf_Die *cu, Dwarf_Die *inl, unsigned *line)
+{
+	Dwarf_Attribute a;
+	Dwarf_Word f = 0, l = 0;
+	Dwarf_Files *files;
+	size_t nfiles;
+	*line = 0;
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &a), &l) == 0)
+		*line = (unsigned)l;
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &a), &f) != 0 ||
+	    dwarf_getsrcfiles(cu, &files, &nfiles) != 0 || f >= nfiles)
+		return NULL;
+	return dwarf_filesrc(files, f, NULL, NULL);
+}
+
+/* Resolve pc (= ra - 1) into frames appended to s->frames. */
+static int resolve(struct symbolizer *s, uint64_t ra)
+{
+	uint64_t pc = ra - 1;
+	struct sym_frame f = { "??", NULL, 0, NULL, ra, 0 };
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
+	const struct trace_module *tm = trace_module_at(s->trace, pc);
+	f.module = tm ? intern(s, tm->path) : NULL;
+	for (size_t i = 0; mod && i < s->nstale; i++)
+		if (s->stale[i] == mod)
+			mod = NULL;
+	if (!mod)
+		return push_frame(s, &f);
+	GElf_Off off;
+	GElf_Sym sym;
+	const char *name = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
+	f.function = name ? demangled(s, name) : "??";
+	Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
+	if (line) {
+		int ln = 0;
+		const char *file = dwfl_lineinfo(line, NULL, &ln, NULL, NULL, NULL);
+		f.file = intern(s, file);
+		f.line = ln > 0 ? (unsigned)ln : 0;
+	}
+	/* Inlined frames: innermost scope first.  Each inlined subroutine's
+	 * call site is the position in the function it was inlined into. */
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
+	Dwarf_Die *scopes = NULL;
+	int n = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+	int pushed = 0;
+	for (int i = 0; i < n; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+			continue;
+		const char *fn = die_name(s, &scopes[i]);
+		struct sym_frame g = f;
+		g.function = fn ? fn : f.function;
+		if (tag == DW_TAG_subprogram) {
+			g.inlined = 0;
+			push_frame(s, &g);
+			pushed++;
+			break;
+		}
+		g.inlined = 1;
+		push_frame(s, &g);
+		pushed++;
+		/* The next (outer) frame is at this inline's call site. */
+		unsigned cl;
+		const char *cf = call_file(cu, &scopes[i], &cl);
+		f.file = intern(s, cf);
+		f.line = cl;
+	}
+	free(scopes);
+	if (!pushed)
+		return push_frame(s, &f);
+	return 0;
+}
+
+int sym_lookup(struct symbolizer *s, uint64_t ra, const struct sym_frame **frames)
+{
+	if (s->used * 2 >= s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 4096;
+		struct entry *n = calloc(nc, sizeof(*n));
+		if (!n) {
+			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0 };
+			*frames = &unknown;
+			return 1;
+		}
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->tab[i].addr) {
+				size_t j = (s->tab[i].addr * 0x9E3779B97F4A7C15ull >> 20) & (nc - 1);
+				while (n[j].addr)
+					j = (j + 1) & (nc - 1);
+				n[j] = s->tab[i];
+			}
+		free(s->tab);
+		s->tab = n;
+		s->cap = nc;
+	}
+	size_t j = (ra * 0x9E3779B97F4A7C15ull >> 20) & (s->cap - 1);
+	while (s->tab[j].addr && s->tab[j].addr != ra)
+		j = (j + 1) & (s->cap - 1);
+	if (!s->tab[j].addr) {
+		size_t first = s->nframes;
+		resolve(s, ra);
+		if (s->nframes == first) {	/* out of memory */
+			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0 };
+			*frames = &unknown;
+			return 1;
+		}
+		s->tab[j] = (struct entry){ ra, (uint32_t)first, (uint32_t)(s->nframes - first) };
+		s->used++;
+	}
+	*frames = &s->frames[s->tab[j].first];
+	return (int)s->tab[j].n;
+}
