@@ -130,11 +130,6 @@ static char *folded_stack(struct symbolizer *sym, const uint64_t *frames, uint32
 			if (!first)
 				fputc(';', f);
 			first = 0;
-			if (!strcmp(fr[k].function, "??")) {
-				fprintf(f, "[%s+0x%llx]", sym_basename(fr[k].module),
-					(unsigned long long)fr[k].addr);
-				continue;
-			}
 			for (const char *c = fr[k].function; *c; c++)
 				fputc(*c == ';' ? ':' : *c == '\n' ? ' ' : *c, f);
 		}

@@ -36,25 +36,30 @@ static int wrapper_module(const char *path)
  * innermost when all are wrappers). */
 static void name_site(struct model *m, struct rsite *r, const struct site_stat *s)
 {
-	static const struct sym_frame unknown = { "(no stack)", NULL, 0, NULL, 0, 0 };
+	static const struct sym_frame unknown = { "(no stack)", NULL, 0, NULL, 0, 0, 0 };
 	r->s = s;
 	r->site = &unknown;
 	r->frames = trace_stack(m->t, s->stack, &r->depth);
 	if (!r->frames || !m->sym)
 		return;
-	const struct sym_frame *first = NULL;
+	/* The first named frame outside the wrappers; failing that, the first
+	 * frame outside them (a stripped binary's static function). */
+	const struct sym_frame *first = NULL, *outside = NULL;
 	for (uint32_t i = 0; i < r->depth; i++) {
 		const struct sym_frame *f;
 		int n = sym_lookup(m->sym, r->frames[i], &f);
 		if (!first)
 			first = &f[0];
 		if (n > 0 && !wrapper_module(f[n - 1].module)) {
-			r->site = &f[0];
-			return;
+			if (f[0].named) {
+				r->site = &f[0];
+				return;
+			}
+			if (!outside)
+				outside = &f[0];
 		}
 	}
-	if (first)
-		r->site = first;
+	r->site = outside ? outside : first ? first : r->site;
 }
 
 void model_stack_line(const struct model *m, const struct rsite *r, char *buf, size_t n, int max)

@@ -229,10 +229,16 @@ static const char *call_file(Dwarf_Die *cu, Dwarf_Die *inl, unsigned *line)
 static int resolve(struct symbolizer *s, uint64_t ra)
 {
 	uint64_t pc = ra - 1;
-	struct sym_frame f = { "??", NULL, 0, NULL, ra, 0 };
+	struct sym_frame f = { "??", NULL, 0, NULL, ra, 0, 0 };
 	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
 	const struct trace_module *tm = trace_module_at(s->trace, pc);
 	f.module = tm ? intern(s, tm->path) : NULL;
+	char unk[300];
+	if (tm) {	/* no symbol: "module+0xoffset", usable with addr2line -e */
+		snprintf(unk, sizeof(unk), "%s+0x%llx", sym_basename(tm->path),
+			 (unsigned long long)(pc - tm->base));
+		f.function = intern(s, unk);
+	}
 	for (size_t i = 0; mod && i < s->nstale; i++)
 		if (s->stale[i] == mod)
 			mod = NULL;
@@ -241,7 +247,9 @@ static int resolve(struct symbolizer *s, uint64_t ra)
 	GElf_Off off;
 	GElf_Sym sym;
 	const char *name = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
-	f.function = name ? demangled(s, name) : "??";
+	if (name)
+		f.function = demangled(s, name);
+	f.named = name != NULL;
 	Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
 	if (line) {
 		int ln = 0;
@@ -263,6 +271,7 @@ static int resolve(struct symbolizer *s, uint64_t ra)
 		const char *fn = die_name(s, &scopes[i]);
 		struct sym_frame g = f;
 		g.function = fn ? fn : f.function;
+		g.named |= fn != NULL;
 		if (tag == DW_TAG_subprogram) {
 			g.inlined = 0;
 			push_frame(s, &g);
@@ -290,7 +299,7 @@ int sym_lookup(struct symbolizer *s, uint64_t ra, const struct sym_frame **frame
 		size_t nc = s->cap ? s->cap * 2 : 4096;
 		struct entry *n = calloc(nc, sizeof(*n));
 		if (!n) {
-			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0 };
+			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0, 0 };
 			*frames = &unknown;
 			return 1;
 		}
@@ -312,7 +321,7 @@ int sym_lookup(struct symbolizer *s, uint64_t ra, const struct sym_frame **frame
 		size_t first = s->nframes;
 		resolve(s, ra);
 		if (s->nframes == first) {	/* out of memory */
-			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0 };
+			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0, 0 };
 			*frames = &unknown;
 			return 1;
 		}

@@ -14,12 +14,15 @@ struct trace;
 /* One source-level frame.  An address can expand to several (inlined
  * functions first, the function they were inlined into last). */
 struct sym_frame {
-	const char *function;	/* demangled; "??" when unknown, never NULL */
+	const char *function;	/* demangled; without a symbol "module+0xoffset"
+				   (offset from the load bias), "??" without a
+				   module; never NULL */
 	const char *file;	/* source file, or NULL */
 	unsigned line;		/* 0 when unknown */
 	const char *module;	/* path of the ELF module, or NULL */
 	uint64_t addr;		/* the return address as recorded */
 	int inlined;		/* inlined into the next frame */
+	int named;		/* a symbol or DWARF name was found */
 };
 
 struct symbolizer;
