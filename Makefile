@@ -63,7 +63,7 @@ UNIT_SRCS   := $(wildcard tests/unit/*.c)
 UNITS       := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/*.c)
 
-PROGS := $(B)/mfx build/libmfx.so $(B)/mfx-replay
+PROGS := $(B)/mfx build/libmfx.so $(if $(REPLAYER_SRCS),$(B)/mfx-replay)
 ifneq ($(B),build)
 PROGS += $(B)/libmfx.so
 endif

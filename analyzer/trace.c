@@ -577,6 +577,13 @@ static int open_common(struct trace *t)
 			in->end_ns = t->samples[i].ts_ns;
 	in->window_start_ns = t->hdr.window_start_ns;
 	in->window_end_ns = t->hdr.window_end_ns;
+	/* mfx marks the end of the window too: the agent only notes it at the
+	 * process's next allocation call, which may never come. */
+	for (size_t i = 0; i < t->nmarks; i++)
+		if (t->marks[i].kind == MFX_MARK_WINDOW_END && t->marks[i].ts_ns &&
+		    (!in->window_end_ns || t->marks[i].ts_ns < in->window_end_ns) &&
+		    strcmp(t->marks[i].text, "exit"))
+			in->window_end_ns = t->marks[i].ts_ns;
 	in->start_realtime_ns = t->hdr.start_realtime_ns;
 	in->dropped_events = t->hdr.dropped_events;
 	in->nthreads = (uint32_t)t->nth;

@@ -512,6 +512,7 @@ static void finalize_all(struct session *s, uint64_t tsc_hz)
 
 int session_finish(struct session *s, enum session_end why)
 {
+	uint64_t t_end = now_ns();	/* the window ends now, whatever follows */
 	progress_clear();
 	scan_dir(s);
 	struct traced *m = main_trace(s);
@@ -527,7 +528,8 @@ int session_finish(struct session *s, enum session_end why)
 	}
 	if (m && !process_gone(m->pid))
 		sample_all(s);
-	session_mark(s, MFX_MARK_WINDOW_END, NULL, 0, end_reason(why));
+	if (m)	/* the agent notes its own end too, if it sees the stop in time */
+		tfile_mark(&m->tf, t_end, MFX_MARK_WINDOW_END, NULL, 0, end_reason(why));
 	if (s->child_done) {
 		uint64_t st = (uint64_t)s->child_status;
 		session_mark(s, MFX_MARK_EXIT, &st, 1, "");

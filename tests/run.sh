@@ -4,7 +4,7 @@
 # with exit 0, is skipped with exit 77, fails otherwise or on timeout.
 # Ends with the line "N passed, N failed".
 #   tests/run.sh                 everything
-#   tests/run.sh t0*  unit       only names matching one of the patterns
+#   tests/run.sh 't1*' 'unit-*'  only names matching one of the patterns
 #   TEST_TIMEOUT=300 (s per test), TEST_VERBOSE=1 (show each test's output)
 set -u
 cd "$(dirname "$0")/.."
@@ -14,9 +14,9 @@ logdir=build/test-logs
 mkdir -p "$logdir"
 pass=0 fail=0 skip=0 failed=()
 
-match() {
-	[ $# -eq 1 ] && return 0
+match() {	# name patterns...: true when no pattern was given or one matches
 	local name=$1; shift
+	[ $# -eq 0 ] && return 0
 	for p in "$@"; do [[ $name == $p ]] && return 0; done
 	return 1
 }
@@ -45,13 +45,13 @@ run_one() {	# name command...
 for t in build/tests/unit/*; do
 	[ -x "$t" ] || continue
 	name=unit-$(basename "$t")
-	match "$name" unit "$@" || continue
+	match "$name" "$@" || continue
 	run_one "$name" "$t"
 done
 for t in build/san/tests/unit/*; do
 	[ -x "$t" ] || continue
 	name=san-unit-$(basename "$t")
-	match "$name" unit san "$@" || continue
+	match "$name" "$@" || continue
 	run_one "$name" "$t"
 done
 for t in tests/e2e/t[0-9]*.sh; do

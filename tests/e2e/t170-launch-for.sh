@@ -9,7 +9,7 @@ cat >"$TMP/long.c" <<'EOC'
 int main(void) {
 	struct timespec t0, t; clock_gettime(CLOCK_MONOTONIC, &t0);
 	long n = 0;
-	do { free(malloc(100)); n++; struct timespec d = {0, 100000}; nanosleep(&d, NULL);
+	do { void *volatile p = malloc(100); free(p); n++; struct timespec d = {0, 100000}; nanosleep(&d, NULL);
 	     clock_gettime(CLOCK_MONOTONIC, &t);
 	} while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 3000000000L);
 	printf("done %ld\n", n);
