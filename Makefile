@@ -36,7 +36,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASEFLAGS:= -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP
-LIBS_MFX := $(shell $(PKG) --libs libdw libelf libpng cairo libzstd 2>/dev/null) -lpthread -lm
+LIBS_MFX := $(shell $(PKG) --libs libdw libelf libpng cairo libzstd libunwind-ptrace libunwind-generic 2>/dev/null) -lpthread -lm
 CFL_MFX  := $(shell $(PKG) --cflags libdw libelf libpng cairo libzstd 2>/dev/null)
 
 # --- the mfx command: attach/ inject/ analyzer/ -----------------------------

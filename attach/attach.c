@@ -1,10 +1,367 @@
-/* attach.c - placeholder until its owner lands the real command. */
+/*
+ * attach.c - `mfx attach PID`: load the agent into a running process, record
+ * for the window, undo everything, report.
+ *
+ *   1. refuse what cannot work, before touching the process (inject_check)
+ *   2. run directory, trace file and spool on our side
+ *   3. hold one thread at a safe point, load the agent, start its thread,
+ *      release the thread (inject/)
+ *   4. START over the control channel with the trace and spool fds: the
+ *      agent patches the GOT and records
+ *   5. the capture session (RSS samples, progress, --for / Ctrl-C / exit)
+ *   6. --trim-at-end: TRIM (malloc_trim(0) on the agent's thread)
+ *   7. STOP: the agent restores the GOT and goes dormant; finalise, report
+ * If mfx dies at any point after 3, the agent sees the channel close and
+ * undoes everything by itself.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "attach/capture.h"
 #include "attach/commands.h"
+#include "attach/spool.h"
 #include "attach/util.h"
+#include "include/mfx/control.h"
+#include "include/mfx/trace_format.h"
+#include "inject/inject.h"
+#include "inject/load.h"
+
+#define REPLY_TIMEOUT_MS 10000
+
+static void attach_help(void)
+{
+	printf("usage: mfx attach [OPTIONS] PID\n\n"
+	       "Load the mfx agent into the running process PID and record every malloc,\n"
+	       "calloc, realloc, free and memalign-family call for the window, with its\n"
+	       "time, thread and call stack, plus the RSS timeline.  One thread is held\n"
+	       "for a few milliseconds at a safe point to load the agent; at the end every\n"
+	       "hook is undone and the process runs on untouched.  Needs ptrace rights\n"
+	       "over PID (root, or the same user with kernel.yama.ptrace_scope=0).\n\n"
+	       "Options:\n%s\n"
+	       "Examples:\n"
+	       "    mfx attach 4242 --for 30s\n"
+	       "    mfx attach --no-stacks --for 1m $(pidof postgres | cut -d' ' -f1)\n"
+	       "    mfx attach --trim-at-end --for 10s 4242   (and what malloc_trim gives back)\n",
+	       capture_options_help);
+}
+
+static const char *comm_of(pid_t pid, char *buf, size_t n)
+{
+	char path[64], *c;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	if (read_file(path, &c, NULL)) {
+		snprintf(buf, n, "?");
+		return buf;
+	}
+	c[strcspn(c, "\n")] = 0;
+	snprintf(buf, n, "%s", c);
+	free(c);
+	return buf;
+}
+
+static int ptrace_scope(void)
+{
+	char *t;
+	if (read_file("/proc/sys/kernel/yama/ptrace_scope", &t, NULL))
+		return -1;
+	int v = atoi(t);
+	free(t);
+	return v;
+}
+
+/* One line that says what is wrong and what to do. */
+int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
+{
+	char comm[64], tc[64];
+	switch (-err) {
+	case ESRCH:
+		mfx_err("cannot %s %d: no such process", verb, (int)pid);
+		return EXIT_FAIL;
+	case MFX_E_SELF:
+		mfx_err("cannot %s %d: that is mfx itself", verb, (int)pid);
+		return EXIT_USAGE;
+	case MFX_E_ZOMBIE:
+		mfx_err("cannot %s %d (%s): it is a zombie (exited, not yet reaped by its parent)",
+			verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+		return EXIT_FAIL;
+	case MFX_E_TRACED:
+		mfx_err("cannot %s %d (%s): it is already traced by pid %d (%s); detach that "
+			"debugger or tracer first", verb, (int)pid, comm_of(pid, comm, sizeof(comm)),
+			(int)tracer, comm_of(tracer, tc, sizeof(tc)));
+		return EXIT_FAIL;
+	case MFX_E_STOPPED:
+		mfx_err("cannot %s %d (%s): it is stopped; resume it with 'kill -CONT %d' first", verb,
+			(int)pid, comm_of(pid, comm, sizeof(comm)), (int)pid);
+		return EXIT_FAIL;
+	case MFX_E_STATIC:
+		mfx_err("cannot %s %d (%s): it is statically linked, so there is no dynamic loader "
+			"to load the agent into", verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+		return EXIT_FAIL;
+	case MFX_E_NOGLIBC:
+		mfx_err("cannot %s %d (%s): it does not use glibc (the agent needs glibc's "
+			"libc.so.6)", verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+		return EXIT_FAIL;
+	case EPERM:
+	case EACCES: {
+		int sc = ptrace_scope();
+		const char *hint = getuid() != 0 && sc >= 1 ?
+					   "run as root or set kernel.yama.ptrace_scope=0" :
+				   sc >= 3 ? "kernel.yama.ptrace_scope=3 forbids ptrace until reboot" :
+				   getuid() != 0 ? "run as root or as the process's owner" :
+						   "a security module or seccomp forbids ptrace";
+		mfx_err("cannot %s %d: Operation not permitted (%s)", verb, (int)pid, hint);
+		return EXIT_FAIL;
+	}
+	case MFX_E_BUSY:
+		mfx_err("cannot %s %d (%s): another mfx is already tracing it", verb, (int)pid,
+			comm_of(pid, comm, sizeof(comm)));
+		return EXIT_FAIL;
+	case MFX_E_NOSAFEPOINT:
+		mfx_err("cannot %s %d (%s): no thread reached a safe point (all busy in the allocator "
+			"or the loader); try again", verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+		return EXIT_FAIL;
+	case MFX_E_EXITED:
+		mfx_err("cannot %s %d: it exited meanwhile", verb, (int)pid);
+		return EXIT_FAIL;
+	}
+	mfx_err("cannot %s %d (%s): %s", verb, (int)pid, comm_of(pid, comm, sizeof(comm)),
+		mfx_strerror(-err));
+	return EXIT_FAIL;
+}
+
+static int send_ctl(int fd, uint16_t type, const char *text, const int *fds, int nfds)
+{
+	struct {
+		struct mfx_ctl m;
+		char text[4096];
+	} out;
+	memset(&out.m, 0, sizeof(out.m));
+	out.m.magic = MFX_CTL_MAGIC;
+	out.m.version = MFX_CTL_VERSION;
+	out.m.type = type;
+	size_t tl = text ? strlen(text) : 0;
+	if (tl >= sizeof(out.text))
+		return -EINVAL;
+	out.m.text_len = (uint32_t)tl;
+	if (tl)
+		memcpy(out.text, text, tl);
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	struct iovec iov = { &out, sizeof(out.m) + tl };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	ssize_t r;
+	do
+		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+static int recv_ctl(int fd, uint16_t want, struct mfx_ctl *m, int timeout_ms)
+{
+	uint64_t t0 = now_ns();
+	for (;;) {
+		int left = timeout_ms - (int)((now_ns() - t0) / 1000000);
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (left <= 0)
+			return -ETIMEDOUT;
+		int r = poll(&p, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r ? -errno : -ETIMEDOUT;
+		ssize_t n = recv(fd, m, sizeof(*m), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			return -EPIPE;	/* the agent's end closed */
+		if (n != sizeof(*m) || m->magic != MFX_CTL_MAGIC)
+			return -EPROTO;
+		if (m->type == want)
+			return 0;
+	}
+}
+
+int attach_trim_via_agent(int chan, uint64_t *ret, uint64_t *trim_ns)
+{
+	struct mfx_ctl m;
+	int err = send_ctl(chan, MFX_CTL_TRIM, NULL, NULL, 0);
+	if (!err)
+		err = recv_ctl(chan, MFX_CTL_TRIMMED, &m, 60000);
+	if (!err && m.status)
+		err = m.status;
+	if (!err) {
+		*ret = m.value;
+		*trim_ns = m.t_ns;
+	}
+	return err;
+}
+
+static void trim_at_end(struct session *s, int chan)
+{
+	uint64_t rss0, heap0, rss1, heap1, ret = 0, tns = 0;
+	if (session_sample_now(s, &rss0, &heap0))
+		return;
+	int err = attach_trim_via_agent(chan, &ret, &tns);
+	if (err) {
+		mfx_err("--trim-at-end: malloc_trim(0) failed: %s", mfx_strerror(-err));
+		return;
+	}
+	if (session_sample_now(s, &rss1, &heap1))
+		return;
+	uint64_t vals[7] = { rss0, rss1, heap0, heap1, 0, tns, rss0 > rss1 ? rss0 - rss1 : 0 };
+	session_mark(s, MFX_MARK_TRIM, vals, 7, "agent");
+	char a[32], b[32], c[32], d[32];
+	mfx_note("malloc_trim(0): RSS %s -> %s (%s released) in %s, no thread paused",
+		 fmt_bytes(rss0, a, sizeof(a)), fmt_bytes(rss1, b, sizeof(b)),
+		 fmt_bytes(vals[6], c, sizeof(c)), fmt_duration(tns, d, sizeof(d)));
+}
 
 int cmd_attach(int argc, char **argv)
 {
-	(void)argc;
-	mfx_err("'%s' is not implemented yet", argv[0]);
-	return EXIT_FAIL;
+	struct capture_opts o;
+	capture_defaults(&o);
+	int idx = capture_parse("attach", argc, argv, &o, attach_help);
+	if (idx == -2)
+		return EXIT_OK;
+	if (idx < 0)
+		return EXIT_USAGE;
+	if (idx >= argc)
+		return mfx_usage("attach", "no PID given");
+	if (idx + 1 < argc)
+		return mfx_usage("attach", "one PID only ('%s' is extra)", argv[idx + 1]);
+	uint64_t v;
+	if (parse_uint(argv[idx], INT_MAX, &v) || v == 0)
+		return mfx_usage("attach", "'%s' is not a process id", argv[idx]);
+	pid_t pid = (pid_t)v, tracer;
+	uint64_t t_begin = now_ns();
+
+	int err = inject_check(pid, &tracer);
+	if (err)
+		return attach_refusal("attach to", pid, err, tracer);
+	char agent[PATH_MAX], comm[64];
+	if ((err = agent_path(agent, sizeof(agent)))) {
+		mfx_err("%s", mfx_strerror(-err));
+		return EXIT_FAIL;
+	}
+	comm_of(pid, comm, sizeof(comm));
+	char *dir = o.out ? strdup(o.out) : run_dir_default(comm, pid);
+	if (!dir || (err = run_dir_create(dir, o.force))) {
+		mfx_err("cannot use '%s' as run directory: %s", dir ? dir : "?",
+			mfx_strerror(err ? -err : ENOMEM));
+		free(dir);
+		return err == -MFX_E_NOTEMPTY ? EXIT_USAGE : EXIT_FAIL;
+	}
+	char tpath[PATH_MAX];
+	path_join(tpath, sizeof(tpath), dir, "trace.mfx");
+	int tfd = open(tpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (tfd < 0) {
+		mfx_err("cannot create '%s': %s", tpath, strerror(errno));
+		free(dir);
+		return EXIT_FAIL;
+	}
+	struct spool *sp = NULL;
+	if ((err = spool_create(&sp)))
+		mfx_note("no shared-memory spool (%s); tracing will be slower", strerror(-err));
+
+	/* The session blocks SIGINT/SIGTERM: a Ctrl-C now cannot leave a
+	 * thread of the process in the middle of a remote call. */
+	struct session *s;
+	if ((err = session_new(&o, dir, pid, SESSION_ATTACH, &s))) {
+		mfx_err("%s", mfx_strerror(-err));
+		close(tfd);
+		spool_free(sp);
+		free(dir);
+		return EXIT_FAIL;
+	}
+	if (sp && (err = session_set_spool(s, sp))) {
+		mfx_note("cannot drain the spool: %s", strerror(-err));
+		sp = NULL;
+	}
+
+	struct inject ij;
+	struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
+	struct inject_agent_result res = { .chan = -1 };
+	err = inject_open(pid, &io, &ij);
+	if (!err) {
+		err = inject_agent(&ij, agent, &res);
+		inject_close(&ij);
+	}
+	if (err) {
+		int rc = res.msg[0] ? (mfx_err("cannot attach to %d (%s): %s", (int)pid, comm, res.msg),
+				       EXIT_FAIL) :
+				      attach_refusal("attach to", pid, err, 0);
+		close(tfd);
+		session_free(s);
+		unlink(tpath);
+		rmdir(dir);
+		free(dir);
+		return rc;
+	}
+
+	char cfg[64];
+	snprintf(cfg, sizeof(cfg), "depth=%u", o.no_stacks ? 0 : o.stack_depth);
+	int fds[2] = { tfd, sp ? spool_fd(sp) : -1 };
+	struct mfx_ctl m;
+	err = send_ctl(res.chan, MFX_CTL_START, cfg, fds, sp ? 2 : 1);
+	close(tfd);
+	if (!err)
+		err = recv_ctl(res.chan, MFX_CTL_STARTED, &m, REPLY_TIMEOUT_MS);
+	if (!err && m.status)
+		err = m.status;
+	if (err) {
+		mfx_err("cannot attach to %d (%s): the agent did not start recording: %s", (int)pid,
+			comm, mfx_strerror(-err));
+		close(res.chan);
+		session_free(s);
+		free(dir);
+		return EXIT_FAIL;
+	}
+	uint64_t t_active = now_ns();
+	session_window_started(s, t_active);
+	uint64_t vals[5] = { t_active - t_begin, ij.held_ns, m.slots, m.modules, ij.attempts };
+	session_mark(s, MFX_MARK_ATTACH, vals, 5, res.reused ? "reused" : "loaded");
+	char held[32], win[32];
+	if (o.for_ns)
+		snprintf(win, sizeof(win), "for %s", fmt_duration(o.for_ns, held, sizeof(held)));
+	else
+		snprintf(win, sizeof(win), "until Ctrl-C");
+	mfx_note("attached to pid %d (%s): %u GOT slots in %u modules, one thread held %s; "
+		 "recording %s into %s", (int)pid, comm, m.slots, m.modules,
+		 fmt_duration(ij.held_ns, held, sizeof(held)), win, dir);
+
+	int why = session_loop(s);
+	if (why != SESSION_END_EXIT) {
+		if (o.trim_at_end)
+			trim_at_end(s, res.chan);
+		err = send_ctl(res.chan, MFX_CTL_STOP, NULL, NULL, 0);
+		if (!err)
+			err = recv_ctl(res.chan, MFX_CTL_STOPPED, &m, REPLY_TIMEOUT_MS);
+		if (err && err != -EPIPE)
+			mfx_err("the agent in pid %d did not confirm the stop (%s); it stops by itself "
+				"when mfx exits", (int)pid, mfx_strerror(-err));
+	}
+	close(res.chan);	/* the agent stops on EOF too */
+	err = session_finish(s, why);
+	session_free(s);
+	free(dir);
+	return err ? EXIT_FAIL : EXIT_OK;
 }

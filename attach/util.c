@@ -79,6 +79,8 @@ const char *mfx_strerror(int err)
 	case MFX_E_SELF: return "cannot trace mfx itself";
 	case MFX_E_TRACED: return "process is already traced by another tracer";
 	case MFX_E_EXITED: return "process exited";
+	case MFX_E_STOPPED: return "process is stopped (job control)";
+	case MFX_E_BUSY: return "another mfx is already tracing the process";
 	case MFX_E_NOSAFEPOINT: return "no thread reached a safe point";
 	case MFX_E_REMOTE: return "remote call in the process failed";
 	case MFX_E_NOSYM: return "symbol not found in the process";

@@ -87,6 +87,12 @@ struct agent_hook {
 };
 extern const struct agent_hook agent_hooks[];
 
+/* got.c: patch every loaded module's GOT slots of hooked names (counts
+ * returned); patch modules loaded since; put every slot back. */
+int got_patch_all(unsigned *slots, unsigned *modules);
+void got_patch_new(void);
+void got_restore_all(void);
+
 /* Monotonic ns (vDSO). */
 uint64_t agent_now_ns(void);
 

@@ -102,7 +102,7 @@ static void *pass_memalign(size_t align, size_t n)
 /* Stack of the hook's caller: frames of stack_capture and the hook skipped. */
 #define STACK() (rec.stacks ? stack_capture(2) : 0)
 
-MFX_EXPORT void *malloc(size_t n)
+void *hook_malloc(size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active)
 		return pass_malloc(n);
@@ -118,7 +118,7 @@ MFX_EXPORT void *malloc(size_t n)
 	return p;
 }
 
-MFX_EXPORT void free(void *p)
+void hook_free(void *p)
 {
 	if (unlikely(!p || is_boot(p)))
 		return;
@@ -137,7 +137,7 @@ MFX_EXPORT void free(void *p)
 	tls_busy = 0;
 }
 
-MFX_EXPORT void *calloc(size_t m, size_t n)
+void *hook_calloc(size_t m, size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active)
 		return pass_calloc(m, n);
@@ -156,7 +156,7 @@ MFX_EXPORT void *calloc(size_t m, size_t n)
 	return p;
 }
 
-MFX_EXPORT void *realloc(void *old, size_t n)
+void *hook_realloc(void *old, size_t n)
 {
 	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec.active)
 		return pass_realloc(old, n);
@@ -184,7 +184,7 @@ static void *do_reallocarray(void *old, size_t m, size_t n)
 	return agent_real.realloc(old, total);
 }
 
-MFX_EXPORT void *reallocarray(void *old, size_t m, size_t n)
+void *hook_reallocarray(void *old, size_t m, size_t n)
 {
 	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec.active) {
 		size_t total;
@@ -211,7 +211,7 @@ MFX_EXPORT void *reallocarray(void *old, size_t m, size_t n)
 	return p;
 }
 
-MFX_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+int hook_posix_memalign(void **out, size_t align, size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.posix_memalign) && early()) {
@@ -232,7 +232,7 @@ MFX_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 	return r;
 }
 
-MFX_EXPORT void *aligned_alloc(size_t align, size_t n)
+void *hook_aligned_alloc(size_t align, size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.aligned_alloc) && early())
@@ -251,7 +251,7 @@ MFX_EXPORT void *aligned_alloc(size_t align, size_t n)
 	return p;
 }
 
-MFX_EXPORT void *memalign(size_t align, size_t n)
+void *hook_memalign(size_t align, size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active)
 		return pass_memalign(align, n);
@@ -267,7 +267,7 @@ MFX_EXPORT void *memalign(size_t align, size_t n)
 	return p;
 }
 
-MFX_EXPORT void *valloc(size_t n)
+void *hook_valloc(size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.valloc) && early())
@@ -286,7 +286,7 @@ MFX_EXPORT void *valloc(size_t n)
 	return p;
 }
 
-MFX_EXPORT void *pvalloc(size_t n)
+void *hook_pvalloc(size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active) {
 		if (unlikely(!agent_real.pvalloc) && early())
@@ -305,16 +305,32 @@ MFX_EXPORT void *pvalloc(size_t n)
 	return p;
 }
 
+/* The exported names are aliases: LD_PRELOAD interposes them, and the table
+ * below names the hidden originals, so that in a library dlopen()ed into a
+ * live process (where the global "malloc" is libc's) it still points here. */
+#define EXPORT_ALIAS(ret, name, args) \
+	MFX_EXPORT ret name args __attribute__((alias("hook_" #name)))
+EXPORT_ALIAS(void *, malloc, (size_t n));
+EXPORT_ALIAS(void, free, (void *p));
+EXPORT_ALIAS(void *, calloc, (size_t m, size_t n));
+EXPORT_ALIAS(void *, realloc, (void *old, size_t n));
+EXPORT_ALIAS(void *, reallocarray, (void *old, size_t m, size_t n));
+EXPORT_ALIAS(int, posix_memalign, (void **out, size_t align, size_t n));
+EXPORT_ALIAS(void *, aligned_alloc, (size_t align, size_t n));
+EXPORT_ALIAS(void *, memalign, (size_t align, size_t n));
+EXPORT_ALIAS(void *, valloc, (size_t n));
+EXPORT_ALIAS(void *, pvalloc, (size_t n));
+
 const struct agent_hook agent_hooks[] = {
-	{ "malloc", (void *)malloc },
-	{ "free", (void *)free },
-	{ "calloc", (void *)calloc },
-	{ "realloc", (void *)realloc },
-	{ "reallocarray", (void *)reallocarray },
-	{ "posix_memalign", (void *)posix_memalign },
-	{ "aligned_alloc", (void *)aligned_alloc },
-	{ "memalign", (void *)memalign },
-	{ "valloc", (void *)valloc },
-	{ "pvalloc", (void *)pvalloc },
+	{ "malloc", (void *)hook_malloc },
+	{ "free", (void *)hook_free },
+	{ "calloc", (void *)hook_calloc },
+	{ "realloc", (void *)hook_realloc },
+	{ "reallocarray", (void *)hook_reallocarray },
+	{ "posix_memalign", (void *)hook_posix_memalign },
+	{ "aligned_alloc", (void *)hook_aligned_alloc },
+	{ "memalign", (void *)hook_memalign },
+	{ "valloc", (void *)hook_valloc },
+	{ "pvalloc", (void *)hook_pvalloc },
 	{ NULL, NULL },
 };

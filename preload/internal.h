@@ -24,6 +24,7 @@ int rec_map_file(int fd);
 int rec_thread_key_init(void);
 void rec_end_threads(void);
 int rec_spool_attach(int fd);
+void rec_spool_detach(void);
 void rec_publish_self(void);
 void rec_detach_header(void);
 void rec_after_fork_child(void);

@@ -137,6 +137,19 @@ int rec_spool_attach(int fd)
 	return 0;
 }
 
+/* Attach mode, after agent_end(): forget mfx's spool.  The mapping is
+ * replaced by untouched agent memory (a straggler may still read it), so
+ * the memfd behind it is freed once mfx closes it. */
+void rec_spool_detach(void)
+{
+	if (!spool)
+		return;
+	void *m = spool;
+	spool = NULL;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	agent_mmap_zero(m, MFX_SPOOL_BYTES);
+}
+
 /* A free slot, lowest index first: the few slots in use stay cache-warm. */
 static struct mfx_chunk_header *spool_take(struct mfx_thread *t)
 {

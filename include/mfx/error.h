@@ -32,6 +32,8 @@ enum mfx_error {
 	MFX_E_KERNEL,		/* the kernel lacks a needed feature */
 	MFX_E_NOEXEC,		/* program is not an executable file */
 	MFX_E_SETUID,		/* set-user-ID program: LD_PRELOAD ignored */
+	MFX_E_STOPPED,		/* target is stopped (SIGSTOP, job control) */
+	MFX_E_BUSY,		/* another mfx is tracing the target */
 	/* replay */
 	MFX_E_BOUND = 400,	/* a --max-* bound cut the replay */
 	MFX_E_COMPILE,		/* cc failed on replay.c */

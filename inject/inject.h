@@ -1,0 +1,98 @@
+/*
+ * inject.h - getting into a live process: stop one of its threads at a safe
+ * point with ptrace, call functions inside it, and put everything back.
+ * Used by `mfx attach` (load the agent) and `mfx trim` (malloc_trim(0)).
+ *
+ *   struct inject ij;
+ *   inject_open(pid, &opts, &ij);          seize + stop one thread, safely
+ *   inject_call(&ij, fn, args, n, &ret);   fn(args...) in that thread
+ *   inject_close(&ij);                     registers, signal mask back; detach
+ *
+ * Only the chosen thread is ever stopped; the others run on.  While it is
+ * held, every signal is blocked in it (process-wide signals go to the other
+ * threads; its own stay pending and arrive after the detach), and the
+ * system call it was blocked in, if any, is restarted exactly as before.
+ * docs/attach.md explains the safe point.
+ */
+#ifndef MFX_INJECT_INJECT_H
+#define MFX_INJECT_INJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+/* A mapped ELF module of the target (from /proc/PID/maps). */
+struct inject_module {
+	char path[4096];		/* as the target sees it */
+	uint64_t base;			/* load bias: address of file offset 0 minus its vaddr */
+	uint64_t lo, hi;		/* lowest and highest mapped address */
+	uint64_t text_lo, text_hi;	/* the executable mapping */
+};
+
+/* The target's C library, loader and malloc code ranges. */
+struct inject_libc {
+	struct inject_module libc, ld;
+	int have_ld;
+	uint64_t malloc_lo, malloc_hi;	/* malloc.c's code, from exported symbols */
+};
+
+struct inject_opts {
+	uint64_t timeout_ns;		/* to reach a safe point (default 3 s) */
+	uint64_t call_timeout_ns;	/* for one remote call (default 10 s) */
+	int verbose;			/* notes on stderr (MFX_DEBUG) */
+};
+
+struct inject {
+	pid_t pid, tid;			/* process, and the thread held */
+	int attached;
+	struct user_regs_struct saved;	/* registers at the stop */
+	uint8_t *xsave;			/* XSAVE area at the stop */
+	size_t xsave_len;
+	uint64_t saved_mask;		/* its signal mask at the stop */
+	int in_syscall;			/* was blocked in a system call */
+	long syscall_nr;
+	uint64_t t_stopped;		/* CLOCK_MONOTONIC ns when it stopped */
+	uint64_t held_ns;		/* set by inject_close */
+	unsigned attempts;		/* interrupts until a safe point */
+	uint64_t scratch;		/* next free byte of the scratch area (stack) */
+	uint64_t scratch_lo;		/* its lowest usable address */
+	int pending_sig[8];		/* signals that hit it while held */
+	int npending;
+	struct inject_libc lc;
+	struct inject_opts o;
+};
+
+/*
+ * Refusals come first, before anything touches the target:
+ *   -ESRCH (no such process), -MFX_E_SELF, -MFX_E_ZOMBIE, -MFX_E_TRACED
+ *   (another tracer: *tracer gets its pid), -MFX_E_STOPPED (job-control
+ *   stopped), -MFX_E_STATIC (no dynamic loader), -MFX_E_NOGLIBC.
+ * Then -EPERM (ptrace not allowed), -MFX_E_NOSAFEPOINT, -MFX_E_EXITED.
+ */
+int inject_check(pid_t pid, pid_t *tracer);
+int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij);
+/* Call fn(args[0..n-1]) (n <= 6, integer/pointer arguments) in the held
+ * thread; *ret gets rax.  -MFX_E_REMOTE when it faulted (the fault is
+ * swallowed: the target never sees it), -MFX_E_EXITED, -ETIMEDOUT. */
+int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret);
+/* Copy len bytes into the scratch area below the held thread's stack
+ * pointer (and its red zone); *addr gets their address in the target. */
+int inject_push(struct inject *ij, const void *data, size_t len, uint64_t *addr);
+int inject_read(struct inject *ij, uint64_t addr, void *buf, size_t len);
+/* Put registers, XSAVE state and signal mask back, deliver what arrived
+ * meanwhile, detach.  Safe to call on a half-opened inject. */
+void inject_close(struct inject *ij);
+
+/* Address of an exported function of the target's libc ("dlopen", ...), or
+ * 0 (looked up in the file the target mapped, through /proc/PID/root). */
+uint64_t inject_libc_sym(struct inject *ij, const char *name);
+/* Find the module whose path ends with `suffix` (e.g. "/libc.so.6"). */
+int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m);
+/* Look up a symbol's st_value in an ELF file's .dynsym (or .symtab);
+ * 0 if absent; *size gets st_size when size != NULL. */
+uint64_t inject_elf_sym(const char *path, const char *name, uint64_t *size);
+/* Load libc/ld ranges for pid (inject_open does it). */
+int inject_load_libc(pid_t pid, struct inject_libc *lc);
+
+#endif /* MFX_INJECT_INJECT_H */

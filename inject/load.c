@@ -1,0 +1,279 @@
+/*
+ * load.c - put the agent into a live process and open the control channel
+ * (inject.h, include/mfx/control.h).  All of it happens in one ptrace hold
+ * of one thread:
+ *
+ *   memfd_create("libmfx.so")     mfx fills it with libmfx.so (pidfd_getfd)
+ *   dlopen("/proc/self/fd/N")     no path, mount namespace or noexec trouble
+ *   dlsym(h, "mfx_agent_start")
+ *   socketpair(AF_UNIX, SEQPACKET) mfx takes one end (pidfd_getfd)
+ *   mfx_agent_start(other end)    starts the agent's thread, returns
+ *   close() of the fds the target no longer needs
+ *
+ * If the same build of the agent is already mapped (an earlier attach),
+ * the memfd and dlopen steps are skipped.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "include/mfx/error.h"
+#include "inject/inject.h"
+#include "inject/load.h"
+
+static int pidfd_get(pid_t pid, int pidfd, int remote_fd)
+{
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, remote_fd, 0);
+	if (fd >= 0) {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		return fd;
+	}
+	int e = errno;
+	char path[64];	/* older kernels: reopen through /proc (not for sockets) */
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, remote_fd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	return fd >= 0 ? fd : -e;
+}
+
+static int copy_file(const char *src, int dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	char buf[65536];
+	ssize_t r;
+	int err = 0;
+	while ((r = read(in, buf, sizeof(buf))) > 0)
+		if (write(dst, buf, (size_t)r) != r) {
+			err = -EIO;
+			break;
+		}
+	if (r < 0)
+		err = -errno;
+	close(in);
+	return err;
+}
+
+/* The agent file's build-id note: its file offset (= vaddr in the first
+ * segment) and bytes. */
+static int agent_build_id(const char *path, uint64_t *off, uint8_t *id, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf_version(EV_CURRENT);
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	int err = -ENOENT;
+	size_t shstr;
+	Elf_Scn *scn = NULL;
+	if (e && elf_getshdrstrndx(e, &shstr) == 0)
+		while ((scn = elf_nextscn(e, scn))) {
+			GElf_Shdr sh;
+			const char *n;
+			if (!gelf_getshdr(scn, &sh) || !(n = elf_strptr(e, shstr, sh.sh_name)) ||
+			    strcmp(n, ".note.gnu.build-id") || sh.sh_size > 64)
+				continue;
+			Elf_Data *d = elf_getdata(scn, NULL);
+			if (!d || d->d_size != sh.sh_size)
+				break;
+			memcpy(id, d->d_buf, sh.sh_size);
+			*len = sh.sh_size;
+			*off = sh.sh_addr;
+			err = 0;
+			break;
+		}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return err;
+}
+
+/* The same agent build mapped in the target already? Its load address. */
+static uint64_t agent_loaded(struct inject *ij, const char *agent)
+{
+	struct inject_module m;
+	uint64_t off = 0;
+	uint8_t id[64], theirs[64];
+	size_t len = 0;
+	if (agent_build_id(agent, &off, id, &len))
+		return 0;
+	const char *names[] = { "/memfd:libmfx.so (deleted)", "/libmfx.so", NULL };
+	for (int i = 0; names[i]; i++) {
+		if (inject_find_module(ij->pid, names[i], &m) || !m.base)
+			continue;
+		if (inject_read(ij, m.base + off, theirs, len) == 0 && !memcmp(id, theirs, len))
+			return m.base;
+	}
+	return 0;
+}
+
+static int32_t as_int(uint64_t rax)
+{
+	return (int32_t)(uint32_t)rax;
+}
+
+static int remote_dlerror(struct inject *ij, uint64_t fn_dlerror, char *msg, size_t n)
+{
+	uint64_t p = 0;
+	msg[0] = 0;
+	if (!fn_dlerror || inject_call(ij, fn_dlerror, NULL, 0, &p) || !p)
+		return -1;
+	if (inject_read(ij, p, msg, n - 1))
+		return -1;
+	msg[n - 1] = 0;
+	return 0;
+}
+
+int inject_agent(struct inject *ij, const char *agent, struct inject_agent_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->chan = -1;
+	uint64_t f_memfd = inject_libc_sym(ij, "memfd_create");
+	uint64_t f_dlopen = inject_libc_sym(ij, "dlopen");
+	uint64_t f_dlsym = inject_libc_sym(ij, "dlsym");
+	uint64_t f_dlerror = inject_libc_sym(ij, "dlerror");
+	uint64_t f_socketpair = inject_libc_sym(ij, "socketpair");
+	uint64_t f_close = inject_libc_sym(ij, "close");
+	if (!f_dlopen || !f_dlsym || !f_socketpair || !f_close) {
+		snprintf(res->msg, sizeof(res->msg), "no dlopen/dlsym in %.300s (glibc older than 2.34?)",
+			 ij->lc.libc.path);
+		return -MFX_E_NOSYM;
+	}
+	int pidfd = (int)syscall(SYS_pidfd_open, ij->pid, 0);
+	if (pidfd < 0) {
+		snprintf(res->msg, sizeof(res->msg), "pidfd_open: %s", strerror(errno));
+		return -MFX_E_KERNEL;
+	}
+	int err = 0;
+	uint64_t ret, start = 0;
+	uint64_t base = agent_loaded(ij, agent);
+	if (base) {
+		uint64_t v = inject_elf_sym(agent, "mfx_agent_start", NULL);
+		start = v ? base + v : 0;
+		res->reused = 1;
+	}
+	if (!start) {
+		/* a memfd in the target, filled by us */
+		char path[64];
+		int mfd = -1;
+		uint64_t a_name, a_path;
+		if (f_memfd && inject_push(ij, "libmfx.so", 10, &a_name) == 0) {
+			uint64_t args[2] = { a_name, MFD_CLOEXEC };
+			if (inject_call(ij, f_memfd, args, 2, &ret) == 0 && as_int(ret) >= 0)
+				mfd = as_int(ret);
+		}
+		int local = mfd >= 0 ? pidfd_get(ij->pid, pidfd, mfd) : -1;
+		if (local >= 0 && copy_file(agent, local) == 0) {
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", mfd);
+		} else {
+			/* no memfd: the agent's own path, if the target sees it */
+			char root[4200];
+			struct stat a, b;
+			snprintf(root, sizeof(root), "/proc/%d/root%s", (int)ij->pid, agent);
+			if (stat(agent, &a) || stat(root, &b) || a.st_ino != b.st_ino ||
+			    a.st_dev != b.st_dev || strlen(agent) >= sizeof(path)) {
+				snprintf(res->msg, sizeof(res->msg),
+					 "cannot give the agent to the process (no memfd, and %.300s is "
+					 "not visible in its mount namespace)", agent);
+				err = -MFX_E_AGENT;
+			} else {
+				snprintf(path, sizeof(path), "%s", agent);
+			}
+		}
+		if (local >= 0)
+			close(local);
+		uint64_t h = 0;
+		if (!err && (err = inject_push(ij, path, strlen(path) + 1, &a_path)) == 0) {
+			uint64_t args[2] = { a_path, RTLD_NOW | RTLD_LOCAL };
+			err = inject_call(ij, f_dlopen, args, 2, &h);
+			if (!err && !h) {
+				char m[400];
+				remote_dlerror(ij, f_dlerror, m, sizeof(m));
+				snprintf(res->msg, sizeof(res->msg), "dlopen of the agent failed: %s",
+					 m[0] ? m : "unknown error");
+				err = -MFX_E_AGENT;
+			}
+		}
+		if (mfd >= 0) {
+			uint64_t args[1] = { (uint64_t)mfd };
+			inject_call(ij, f_close, args, 1, &ret);
+		}
+		uint64_t a_sym;
+		if (!err && (err = inject_push(ij, "mfx_agent_start", 16, &a_sym)) == 0) {
+			uint64_t args[2] = { h, a_sym };
+			err = inject_call(ij, f_dlsym, args, 2, &start);
+			if (!err && !start) {
+				snprintf(res->msg, sizeof(res->msg), "the agent has no mfx_agent_start");
+				err = -MFX_E_AGENT;
+			}
+		}
+	}
+	/* the control channel */
+	int32_t sv[2] = { -1, -1 };
+	uint64_t a_sv;
+	if (!err && (err = inject_push(ij, sv, sizeof(sv), &a_sv)) == 0) {
+		uint64_t args[4] = { AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a_sv };
+		err = inject_call(ij, f_socketpair, args, 4, &ret);
+		if (!err && as_int(ret) != 0) {
+			snprintf(res->msg, sizeof(res->msg), "socketpair failed in the process");
+			err = -MFX_E_REMOTE;
+		}
+		if (!err)
+			err = inject_read(ij, a_sv, sv, sizeof(sv));
+	}
+	if (!err) {
+		res->chan = pidfd_get(ij->pid, pidfd, sv[1]);
+		if (res->chan < 0) {
+			snprintf(res->msg, sizeof(res->msg), "pidfd_getfd: %s", strerror(-res->chan));
+			err = -MFX_E_KERNEL;
+		}
+	}
+	if (!err) {
+		uint64_t args[1] = { (uint64_t)(uint32_t)sv[0] };
+		err = inject_call(ij, start, args, 1, &ret);
+		if (!err && as_int(ret) < 0) {
+			err = as_int(ret) == -EBUSY ? -MFX_E_BUSY : -MFX_E_AGENT;
+			snprintf(res->msg, sizeof(res->msg), "the agent did not start: %s",
+				 strerror(-as_int(ret)));
+		} else if (!err) {
+			sv[0] = -1;	/* the agent's thread owns it */
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (sv[i] >= 0) {
+			uint64_t args[1] = { (uint64_t)(uint32_t)sv[i] };
+			inject_call(ij, f_close, args, 1, &ret);
+		}
+	if (err && res->chan >= 0) {
+		close(res->chan);
+		res->chan = -1;
+	}
+	close(pidfd);
+	return err;
+}
+
+int inject_trim(struct inject *ij, uint64_t *ret, uint64_t *trim_ns)
+{
+	uint64_t fn = inject_libc_sym(ij, "malloc_trim");
+	if (!fn)
+		return -MFX_E_NOSYM;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	uint64_t args[1] = { 0 };
+	int err = inject_call(ij, fn, args, 1, ret);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	*trim_ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull + (uint64_t)b.tv_nsec -
+		   (uint64_t)a.tv_nsec;
+	return err;
+}

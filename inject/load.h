@@ -1,0 +1,23 @@
+/*
+ * load.h - the agent into a live process, malloc_trim(0) in one (load.c).
+ */
+#ifndef MFX_INJECT_LOAD_H
+#define MFX_INJECT_LOAD_H
+
+#include <stdint.h>
+
+struct inject;
+
+struct inject_agent_result {
+	int chan;		/* our end of the control channel, or -1 */
+	int reused;		/* the agent was mapped already (earlier attach) */
+	char msg[512];		/* what went wrong, for the error line */
+};
+
+/* With ij open (inject_open): load `agent` (a path of ours) into the
+ * process, start its control thread, return the channel in res->chan. */
+int inject_agent(struct inject *ij, const char *agent, struct inject_agent_result *res);
+/* malloc_trim(0) in the held thread: its return value, how long it ran. */
+int inject_trim(struct inject *ij, uint64_t *ret, uint64_t *trim_ns);
+
+#endif

@@ -1,0 +1,613 @@
+/*
+ * ptrace.c - hold one thread of a live process at a safe point and call
+ * functions in it (inject.h).
+ *
+ * The safe point.  A remote dlopen() or malloc_trim() takes the loader's and
+ * the allocator's locks; if the held thread already owns one, the call
+ * deadlocks the process.  So the thread is chosen and checked:
+ *   1. Candidates: threads blocked in a system call that the allocator and
+ *      the loader never make while holding a lock (epoll_wait, futex, poll,
+ *      nanosleep, read, accept, ...: /proc/PID/task/TID/syscall) come
+ *      first, then running threads, then the rest.
+ *   2. At the stop: the PC must not be in ld.so nor in malloc.c's code,
+ *      the system call (if any) must not be mmap/munmap/brk/mprotect/
+ *      madvise/mremap, and no caller on its stack (unwound with
+ *      libunwind-ptrace from the target's own unwind tables) may be in ld.so
+ *      or malloc.c.  Otherwise a running thread is let
+ *      go for a millisecond and interrupted again; a blocked one is released
+ *      and the next candidate tried.
+ *
+ * While held, every signal is blocked in the thread (PTRACE_SETSIGMASK), so
+ * nothing of the program runs on our borrowed stack frame; a signal that
+ * still reports a stop is remembered and sent again after the detach.
+ * Remote calls run with orig_rax = -1 (no syscall restart in the middle of
+ * them) and return to address 0, which faults with rip = 0: the fault is
+ * ours, never delivered.  inject_close() restores registers, XSAVE state and
+ * signal mask; the kernel then restarts the interrupted system call as if
+ * nothing happened (ERESTARTSYS and friends are in the saved rax).
+ */
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libunwind-ptrace.h>
+
+#include "include/mfx/error.h"
+#include "inject/inject.h"
+
+#define XSAVE_MAX 16384
+#define MIN_STACK_ROOM (256u * 1024u)	/* dlopen and the agent's start need room */
+#define SCRATCH_MAX 16384
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+	nanosleep(&ts, NULL);
+}
+
+static void note(const struct inject *ij, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(const struct inject *ij, const char *fmt, ...)
+{
+	if (!ij->o.verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "mfx: inject: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* ---- refusals ---------------------------------------------------------------- */
+
+static int read_text(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t r = fread(buf, 1, n - 1, f);
+	buf[r] = 0;
+	fclose(f);
+	return 0;
+}
+
+int inject_check(pid_t pid, pid_t *tracer)
+{
+	char path[64], buf[4096];
+	*tracer = 0;
+	if (pid <= 0)
+		return -ESRCH;
+	if (pid == getpid())
+		return -MFX_E_SELF;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int err = read_text(path, buf, sizeof(buf));
+	if (err)
+		return err == -ENOENT ? -ESRCH : err;
+	const char *st = strstr(buf, "\nState:\t");
+	const char *tp = strstr(buf, "\nTracerPid:\t");
+	const char *tg = strstr(buf, "\nTgid:\t");
+	if (tg && atoi(tg + 7) != pid)
+		return -ESRCH;	/* a thread id, not a process */
+	if (st && (st[8] == 'Z' || st[8] == 'X'))
+		return -MFX_E_ZOMBIE;
+	if (tp && atoi(tp + 12) > 0) {
+		*tracer = atoi(tp + 12);
+		return -MFX_E_TRACED;
+	}
+	if (st && st[8] == 'T')
+		return -MFX_E_STOPPED;
+	/* A static program maps no loader; musl and others map their own. */
+	struct inject_module m;
+	if (inject_find_module(pid, "/libc.so.6", &m)) {
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+		if (read_text(path, buf, sizeof(buf)) == -EACCES)
+			return -EPERM;
+		if (inject_find_module(pid, "/ld-linux-x86-64.so.2", &m) &&
+		    inject_find_module(pid, ".so.1", &m))	/* ld-musl-x86_64.so.1 */
+			return -MFX_E_STATIC;
+		return -MFX_E_NOGLIBC;
+	}
+	return 0;
+}
+
+/* ---- threads ------------------------------------------------------------------- */
+
+static int syscall_quiet(long nr)
+{
+	switch (nr) {
+	case SYS_read: case SYS_write: case SYS_poll: case SYS_select: case SYS_pause:
+	case SYS_nanosleep: case SYS_accept: case SYS_recvfrom: case SYS_recvmsg:
+	case SYS_sendto: case SYS_sendmsg: case SYS_connect: case SYS_wait4: case SYS_msgrcv:
+	case SYS_rt_sigtimedwait: case SYS_rt_sigsuspend: case SYS_futex: case SYS_io_getevents:
+	case SYS_semtimedop: case SYS_clock_nanosleep: case SYS_epoll_wait: case SYS_waitid:
+	case SYS_pselect6: case SYS_ppoll: case SYS_epoll_pwait: case SYS_accept4:
+	case SYS_recvmmsg: case SYS_io_uring_enter: case 441 /* epoll_pwait2 */:
+		return 1;
+	}
+	return 0;
+}
+
+static int syscall_unsafe(long nr)
+{
+	switch (nr) {
+	case SYS_mmap: case SYS_munmap: case SYS_brk: case SYS_mprotect: case SYS_madvise:
+	case SYS_mremap: case SYS_openat: case SYS_open: case SYS_fstat: case SYS_newfstatat:
+	case SYS_close: case SYS_pread64: case SYS_clone: case SYS_clone3: case SYS_fork:
+	case SYS_vfork: case SYS_execve:
+		return 1;
+	}
+	return 0;
+}
+
+struct cand {
+	pid_t tid;
+	int score;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	return x->score != y->score ? x->score - y->score : (x->tid > y->tid) - (x->tid < y->tid);
+}
+
+/* Threads in the order to try them. */
+static int candidates(pid_t pid, struct cand **out, size_t *n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? -ESRCH : -errno;
+	struct cand *c = NULL;
+	size_t k = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		pid_t tid = atoi(e->d_name);
+		if (tid <= 0)
+			continue;
+		char buf[512], p[96];
+		snprintf(p, sizeof(p), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+		int score = 2;
+		if (read_text(p, buf, sizeof(buf)) == 0) {
+			if (!strncmp(buf, "running", 7))
+				score = 1;
+			else if (buf[0] != '-' && syscall_quiet(strtol(buf, NULL, 10)))
+				score = 0;
+			else if (buf[0] != '-' && syscall_unsafe(strtol(buf, NULL, 10)))
+				score = 3;
+		}
+		if (k == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct cand *nc = realloc(c, cap * sizeof(*c));
+			if (!nc) {
+				free(c);
+				closedir(d);
+				return -ENOMEM;
+			}
+			c = nc;
+		}
+		c[k].tid = tid;
+		c[k++].score = score;
+	}
+	closedir(d);
+	qsort(c, k, sizeof(*c), cand_cmp);
+	*out = c;
+	*n = k;
+	return k ? 0 : -ESRCH;
+}
+
+/* ---- stops ----------------------------------------------------------------------- */
+
+/* Wait for tid's next stop.  Returns 0 at a ptrace-stop (*sig = stop signal,
+ * *event = PTRACE_EVENT_*), -MFX_E_EXITED if it died, -ETIMEDOUT. */
+static int wait_stop(pid_t tid, uint64_t timeout_ns, int *sig, int *event)
+{
+	uint64_t t0 = mono_ns(), nap = 20000;
+	for (;;) {
+		int st;
+		pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == ECHILD ? -MFX_E_EXITED : -errno;
+		if (r == tid) {
+			if (WIFEXITED(st) || WIFSIGNALED(st))
+				return -MFX_E_EXITED;
+			if (WIFSTOPPED(st)) {
+				*sig = WSTOPSIG(st);
+				*event = (st >> 16) & 0xff;
+				return 0;
+			}
+			continue;
+		}
+		if (mono_ns() - t0 >= timeout_ns)
+			return -ETIMEDOUT;
+		sleep_ns(nap);
+		if (nap < 1000000)
+			nap *= 2;
+	}
+}
+
+static void remember_signal(struct inject *ij, int sig)
+{
+	for (int i = 0; i < ij->npending; i++)
+		if (ij->pending_sig[i] == sig)
+			return;	/* standard signals do not queue anyway */
+	if (ij->npending < (int)(sizeof(ij->pending_sig) / sizeof(ij->pending_sig[0])))
+		ij->pending_sig[ij->npending++] = sig;
+}
+
+/* Interrupt the seized thread and wait for the interrupt stop; signals
+ * that come first are remembered and suppressed. */
+static int interrupt_stop(struct inject *ij)
+{
+	if (ptrace(PTRACE_INTERRUPT, ij->tid, 0, 0))
+		return errno == ESRCH ? -MFX_E_EXITED : -errno;
+	for (int guard = 0; guard < 64; guard++) {
+		int sig, ev, err = wait_stop(ij->tid, 2000000000ull, &sig, &ev);
+		if (err)
+			return err;
+		if (ev == PTRACE_EVENT_STOP)
+			return 0;	/* the interrupt (or a group stop) */
+		if (!ev) {
+			remember_signal(ij, sig);	/* signal-delivery-stop */
+			if (ptrace(PTRACE_CONT, ij->tid, 0, 0))
+				return -errno;
+			continue;
+		}
+		if (ptrace(PTRACE_CONT, ij->tid, 0, 0))	/* other events: none asked */
+			return -errno;
+	}
+	return -MFX_E_NOSAFEPOINT;
+}
+
+static int mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
+	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+	return n == (ssize_t)len ? 0 : -EFAULT;
+}
+
+static int mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec l = { (void *)buf, len }, r = { (void *)(uintptr_t)addr, len };
+	ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
+	if (n == (ssize_t)len)
+		return 0;
+	/* /proc/PID/mem also works where process_vm_writev is not allowed */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	FILE *f = fopen(path, "r+e");
+	if (!f)
+		return -EFAULT;
+	int ok = fseeko(f, (off_t)addr, SEEK_SET) == 0 && fwrite(buf, 1, len, f) == len;
+	ok = fclose(f) == 0 && ok;
+	return ok ? 0 : -EFAULT;
+}
+
+/* The mapping holding addr: [*lo, *hi); *grows = it is the main [stack]
+ * (the kernel extends it down to RLIMIT_STACK on demand). */
+static int mapping_of(pid_t pid, uint64_t addr, uint64_t *lo, uint64_t *hi, int *grows)
+{
+	char path[64], line[4352];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int found = 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && addr >= a && addr < b) {
+			*lo = a;
+			*hi = b;
+			*grows = strstr(line, "[stack]") != NULL;
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found ? 0 : -ENOENT;
+}
+
+static int in_loader_or_malloc(const struct inject *ij, uint64_t a)
+{
+	if (ij->lc.have_ld && a >= ij->lc.ld.text_lo && a < ij->lc.ld.text_hi)
+		return 1;
+	return a >= ij->lc.malloc_lo && a < ij->lc.malloc_hi;
+}
+
+/* 1 when the stopped thread is at a safe point (see the top of the file). */
+static int safe_point(struct inject *ij, const struct user_regs_struct *r, const char **why)
+{
+	if (in_loader_or_malloc(ij, r->rip)) {
+		*why = "pc in the loader or the allocator";
+		return 0;
+	}
+	if ((long)r->orig_rax >= 0 && syscall_unsafe((long)r->orig_rax)) {
+		*why = "in a system call the allocator or loader makes";
+		return 0;
+	}
+	uint64_t lo = 0, hi = 0;
+	int grows = 0;
+	if (mapping_of(ij->pid, r->rsp, &lo, &hi, &grows)) {
+		*why = "stack pointer outside any mapping";
+		return 0;
+	}
+	if (!grows && r->rsp - lo < MIN_STACK_ROOM) {
+		*why = "too little stack left";
+		return 0;
+	}
+	/* Walk the thread's frames with its own unwind tables. */
+	int n = 0, bad = 0, step = 1;
+	unw_addr_space_t as = unw_create_addr_space(&_UPT_accessors, 0);
+	void *ui = as ? _UPT_create(ij->tid) : NULL;
+	unw_cursor_t c;
+	if (ui && unw_init_remote(&c, as, ui) == 0) {
+		do {
+			unw_word_t ip = 0;
+			if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0)
+				break;
+			if (n++ > 0 && in_loader_or_malloc(ij, ip - 1)) {
+				note(ij, "  frame %d: %#llx", n - 1, (unsigned long long)ip);
+				bad = 1;
+			}
+		} while (!bad && n < 256 && (step = unw_step(&c)) > 0);
+	}
+	if (ui)
+		_UPT_destroy(ui);
+	if (as)
+		unw_destroy_addr_space(as);
+	if (bad) {
+		*why = "a caller in the loader or the allocator";
+		return 0;
+	}
+	if (n < 2 && step < 0) {
+		*why = "stack could not be unwound";
+		return 0;
+	}
+	(void)hi;
+	return 1;
+}
+
+static int save_state(struct inject *ij)
+{
+	if (ptrace(PTRACE_GETREGS, ij->tid, 0, &ij->saved))
+		return -errno;
+	if (!ij->xsave && !(ij->xsave = malloc(XSAVE_MAX)))
+		return -ENOMEM;
+	struct iovec iov = { ij->xsave, XSAVE_MAX };
+	if (ptrace(PTRACE_GETREGSET, ij->tid, (void *)NT_X86_XSTATE, &iov) == 0) {
+		ij->xsave_len = iov.iov_len;
+	} else {	/* no XSAVE: the legacy FP area */
+		iov.iov_len = sizeof(struct user_fpregs_struct);
+		if (ptrace(PTRACE_GETREGSET, ij->tid, (void *)NT_PRFPREG, &iov))
+			return -errno;
+		ij->xsave_len = 0;
+	}
+	if (ptrace(PTRACE_GETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &ij->saved_mask))
+		return -errno;
+	uint64_t all = ~0ull;
+	if (ptrace(PTRACE_SETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &all))
+		return -errno;
+	ij->in_syscall = (long)ij->saved.orig_rax >= 0;
+	ij->syscall_nr = (long)ij->saved.orig_rax;
+	ij->scratch = (ij->saved.rsp - 512) & ~15ull;	/* red zone and more */
+	ij->scratch_lo = ij->scratch - SCRATCH_MAX;
+	return 0;
+}
+
+static void restore_state(struct inject *ij)
+{
+	if (ij->xsave_len) {
+		struct iovec iov = { ij->xsave, ij->xsave_len };
+		ptrace(PTRACE_SETREGSET, ij->tid, (void *)NT_X86_XSTATE, &iov);
+	} else if (ij->xsave) {
+		struct iovec iov = { ij->xsave, sizeof(struct user_fpregs_struct) };
+		ptrace(PTRACE_SETREGSET, ij->tid, (void *)NT_PRFPREG, &iov);
+	}
+	ptrace(PTRACE_SETREGS, ij->tid, 0, &ij->saved);
+	ptrace(PTRACE_SETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &ij->saved_mask);
+}
+
+static void release(struct inject *ij)
+{
+	ptrace(PTRACE_DETACH, ij->tid, 0, 0);
+	for (int i = 0; i < ij->npending; i++)
+		syscall(SYS_tgkill, ij->pid, ij->tid, ij->pending_sig[i]);
+	ij->npending = 0;
+	ij->attached = 0;
+}
+
+/* Seize tid and stop it at a safe point within the deadline.  0, or
+ * 1 = not here (try another thread), or -error. */
+static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
+{
+	ij->tid = tid;
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0)) {
+		int e = errno;
+		if (e == ESRCH)
+			return 1;	/* the thread ended */
+		return e == EPERM && ij->attempts == 0 ? -EPERM : -e;
+	}
+	ij->attached = 1;
+	for (unsigned tries = 0; mono_ns() < deadline && tries < 200; tries++) {
+		ij->attempts++;
+		int err = interrupt_stop(ij);
+		if (err == -MFX_E_EXITED) {
+			ij->attached = 0;
+			return 1;
+		}
+		if (err)
+			return err;
+		ij->t_stopped = mono_ns();
+		struct user_regs_struct r;
+		if (ptrace(PTRACE_GETREGS, tid, 0, &r))
+			return -errno;
+		const char *why = "";
+		if (safe_point(ij, &r, &why)) {
+			note(ij, "thread %d at a safe point after %u stops (pc %#llx, %s %ld)", (int)tid,
+			     ij->attempts, (unsigned long long)r.rip,
+			     (long)r.orig_rax >= 0 ? "syscall" : "running", (long)r.orig_rax);
+			return 0;
+		}
+		if (tries == 0 || ij->o.verbose > 1)
+			note(ij, "thread %d not safe: %s (pc %#llx)", (int)tid, why,
+			     (unsigned long long)r.rip);
+		if ((long)r.orig_rax >= 0 && syscall_quiet((long)r.orig_rax))
+			break;	/* parked there; another thread may do better */
+		if (ptrace(PTRACE_CONT, tid, 0, 0))
+			return -errno;
+		sleep_ns(1000000);
+	}
+	release(ij);
+	return 1;
+}
+
+int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij)
+{
+	memset(ij, 0, sizeof(*ij));
+	ij->pid = pid;
+	if (o)
+		ij->o = *o;
+	if (!ij->o.timeout_ns)
+		ij->o.timeout_ns = 3000000000ull;
+	if (!ij->o.call_timeout_ns)
+		ij->o.call_timeout_ns = 10000000000ull;
+	pid_t tracer;
+	int err = inject_check(pid, &tracer);
+	if (err)
+		return err;
+	if ((err = inject_load_libc(pid, &ij->lc)))
+		return err;
+	uint64_t deadline = mono_ns() + ij->o.timeout_ns;
+	while (mono_ns() < deadline) {
+		struct cand *c;
+		size_t n;
+		if ((err = candidates(pid, &c, &n)))
+			return err;
+		for (size_t i = 0; i < n && mono_ns() < deadline; i++) {
+			err = try_thread(ij, c[i].tid, deadline);
+			if (err <= 0) {
+				free(c);
+				if (err == 0 && (err = save_state(ij))) {
+					inject_close(ij);
+					return err;
+				}
+				return err;
+			}
+		}
+		free(c);
+		if (inject_check(pid, &tracer) == -ESRCH)
+			return -MFX_E_EXITED;
+		sleep_ns(5000000);
+	}
+	return -MFX_E_NOSAFEPOINT;
+}
+
+int inject_push(struct inject *ij, const void *data, size_t len, uint64_t *addr)
+{
+	uint64_t a = (ij->scratch - len) & ~15ull;
+	if (a < ij->scratch_lo)
+		return -ENOSPC;
+	int err = mem_write(ij->pid, a, data, len);
+	if (err)
+		return err;
+	ij->scratch = a;
+	*addr = a;
+	return 0;
+}
+
+int inject_read(struct inject *ij, uint64_t addr, void *buf, size_t len)
+{
+	return mem_read(ij->pid, addr, buf, len);
+}
+
+int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret)
+{
+	if (!ij->attached || n > 6 || !fn)
+		return -EINVAL;
+	struct user_regs_struct r = ij->saved;
+	uint64_t sp = ij->scratch_lo & ~15ull, zero = 0;
+	sp -= 8;	/* the return address: a call leaves rsp = 8 mod 16 */
+	int err = mem_write(ij->pid, sp, &zero, sizeof(zero));
+	if (err)
+		return err;
+	unsigned long long *slot[6] = { &r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9 };
+	for (int i = 0; i < n; i++)
+		*slot[i] = args[i];
+	r.rsp = sp;
+	r.rip = fn;
+	r.rax = 0;
+	r.orig_rax = (unsigned long long)-1;	/* no syscall restart */
+	r.eflags &= ~0x400ull;			/* DF clear, as the ABI wants */
+	if (ptrace(PTRACE_SETREGS, ij->tid, 0, &r) || ptrace(PTRACE_CONT, ij->tid, 0, 0))
+		return errno == ESRCH ? -MFX_E_EXITED : -errno;
+	uint64_t t0 = mono_ns();
+	for (;;) {
+		int sig, ev;
+		uint64_t spent = mono_ns() - t0;
+		if (spent >= ij->o.call_timeout_ns)
+			return -ETIMEDOUT;
+		err = wait_stop(ij->tid, ij->o.call_timeout_ns - spent, &sig, &ev);
+		if (err == -ETIMEDOUT) {
+			/* Take the thread back; what the call left half done stays. */
+			if (interrupt_stop(ij) == 0)
+				return -ETIMEDOUT;
+			return -MFX_E_EXITED;
+		}
+		if (err) {
+			ij->attached = 0;
+			return err;
+		}
+		if (ev) {	/* group stop or an interrupt: carry on */
+			if (ptrace(PTRACE_CONT, ij->tid, 0, 0))
+				return -errno;
+			continue;
+		}
+		struct user_regs_struct q;
+		if (ptrace(PTRACE_GETREGS, ij->tid, 0, &q))
+			return -errno;
+		if (sig == SIGSEGV && q.rip == 0) {
+			*ret = q.rax;
+			return 0;
+		}
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+		    sig == SIGTRAP) {
+			note(ij, "remote call faulted: signal %d at pc %#llx", sig,
+			     (unsigned long long)q.rip);
+			return -MFX_E_REMOTE;
+		}
+		remember_signal(ij, sig);	/* asynchronous: later */
+		if (ptrace(PTRACE_CONT, ij->tid, 0, 0))
+			return -errno;
+	}
+}
+
+void inject_close(struct inject *ij)
+{
+	if (ij->attached) {
+		restore_state(ij);
+		ij->held_ns = mono_ns() - ij->t_stopped;
+		release(ij);
+	}
+	free(ij->xsave);
+	ij->xsave = NULL;
+}

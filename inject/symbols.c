@@ -1,0 +1,149 @@
+/*
+ * symbols.c - where things are in the target: its modules from
+ * /proc/PID/maps, and exported symbols from the ELF files it mapped (read
+ * through /proc/PID/root, so a target in a container is looked up in its own
+ * file system).  Never from our own process: the target's libc may be another
+ * build than ours.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "include/mfx/error.h"
+#include "inject/inject.h"
+
+int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m)
+{
+	char path[64], line[4096 + 256];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	memset(m, 0, sizeof(*m));
+	size_t sl = strlen(suffix);
+	int found = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi, off;
+		char perms[8];
+		int pos = 0;
+		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s%n", &lo, &hi, perms, &off, &pos) < 4)
+			continue;
+		char *p = line + pos;
+		p += strspn(p, " ");
+		p[strcspn(p, "\n")] = 0;
+		size_t pl = strlen(p);
+		if (pl < sl || strcmp(p + pl - sl, suffix) || p[0] != '/')
+			continue;
+		if (found && strcmp(p, m->path))
+			continue;	/* another file with the same suffix */
+		if (!found) {
+			snprintf(m->path, sizeof(m->path), "%.4000s", p);
+			m->lo = lo;
+			found = 1;
+		}
+		if (off == 0 && (!m->base || lo < m->base))
+			m->base = lo;	/* ET_DYN: first segment at vaddr 0 */
+		if (hi > m->hi)
+			m->hi = hi;
+		if (perms[2] == 'x' && !m->text_lo) {
+			m->text_lo = lo;
+			m->text_hi = hi;
+		}
+	}
+	fclose(f);
+	return found ? 0 : -ENOENT;
+}
+
+uint64_t inject_elf_sym(const char *path, const char *name, uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	elf_version(EV_CURRENT);
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	uint64_t val = 0;
+	Elf_Scn *scn = NULL;
+	/* .dynsym first: what the loader resolves; .symtab if there is one. */
+	for (int pass = 0; pass < 2 && e && !val; pass++) {
+		scn = NULL;
+		while ((scn = elf_nextscn(e, scn)) && !val) {
+			GElf_Shdr sh;
+			if (!gelf_getshdr(scn, &sh) ||
+			    sh.sh_type != (pass ? SHT_SYMTAB : SHT_DYNSYM) || !sh.sh_entsize)
+				continue;
+			Elf_Data *d = elf_getdata(scn, NULL);
+			size_t n = d ? sh.sh_size / sh.sh_entsize : 0;
+			for (size_t i = 0; i < n; i++) {
+				GElf_Sym s;
+				if (!gelf_getsym(d, (int)i, &s) || s.st_shndx == SHN_UNDEF ||
+				    !s.st_value)
+					continue;
+				const char *nm = elf_strptr(e, sh.sh_link, s.st_name);
+				/* no IFUNCs: calling one runs its resolver */
+				if (nm && !strcmp(nm, name) && GELF_ST_TYPE(s.st_info) == STT_FUNC) {
+					val = s.st_value;
+					if (size)
+						*size = s.st_size;
+					break;
+				}
+			}
+		}
+	}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return val;
+}
+
+static void root_path(pid_t pid, const char *p, char *out, size_t n)
+{
+	snprintf(out, n, "/proc/%d/root%s", (int)pid, p);
+	if (access(out, R_OK))
+		snprintf(out, n, "%s", p);
+}
+
+/* malloc.c's functions lie together in libc's text; the exported ones
+ * bound the range that also holds _int_malloc, sysmalloc, ... */
+static const char *const malloc_names[] = {
+	"malloc", "free", "calloc", "realloc", "memalign", "posix_memalign", "aligned_alloc",
+	"valloc", "pvalloc", "malloc_trim", "malloc_usable_size", "mallinfo2", "mallopt",
+	"malloc_info", "malloc_stats", NULL,
+};
+
+int inject_load_libc(pid_t pid, struct inject_libc *lc)
+{
+	memset(lc, 0, sizeof(*lc));
+	if (inject_find_module(pid, "/libc.so.6", &lc->libc))
+		return -MFX_E_NOGLIBC;
+	lc->have_ld = inject_find_module(pid, "/ld-linux-x86-64.so.2", &lc->ld) == 0;
+	char file[4200];
+	root_path(pid, lc->libc.path, file, sizeof(file));
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (int i = 0; malloc_names[i]; i++) {
+		uint64_t sz = 0, v = inject_elf_sym(file, malloc_names[i], &sz);
+		if (!v)
+			continue;
+		if (v < lo)
+			lo = v;
+		if (v + sz > hi)
+			hi = v + sz;
+	}
+	if (!hi)
+		return -MFX_E_NOSYM;
+	lc->malloc_lo = lc->libc.base + lo;
+	lc->malloc_hi = lc->libc.base + hi;
+	return 0;
+}
+
+uint64_t inject_libc_sym(struct inject *ij, const char *name)
+{
+	char file[4200];
+	root_path(ij->pid, ij->lc.libc.path, file, sizeof(file));
+	uint64_t v = inject_elf_sym(file, name, NULL);
+	return v ? ij->lc.libc.base + v : 0;
+}

@@ -1,0 +1,289 @@
+/*
+ * got.c - attach mode: point the GOT slots of every loaded module at the
+ * hooks, and put them back at the end of the window.
+ *
+ * For each module but the agent, ld.so and the vdso, the relocations in its
+ * in-memory dynamic section (DT_JMPREL and DT_RELA) are walked; a slot is
+ * patched when its symbol is a hooked name and it is
+ *   - R_X86_64_JUMP_SLOT, GLOB_DAT or 64 (addend 0) holding the address the
+ *     global lookup gives for that name (what the program calls today), or
+ *   - a JUMP_SLOT of an undefined symbol not bound yet (lazy binding: it
+ *     still points into the module's own PLT).
+ * Slots in RELRO pages are written with the page made writable for the
+ * store.  Every store is one aligned 8-byte write: a thread jumping through
+ * the slot sees the old or the new target, both valid.  Restoring writes the
+ * old value back where the slot still holds our hook.
+ *
+ * "dlopen" slots are patched too: a library loaded during the window is
+ * patched before dlopen returns (and a periodic rescan catches the rest).
+ */
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "preload/agent.h"
+#include "preload/internal.h"
+
+struct patch {
+	uint64_t *slot;
+	uint64_t orig, hook;
+	uint8_t relro;
+};
+
+#define MAX_MODULES 4096
+static struct patch *patches;
+static size_t npatch, cap_patch;
+static uint64_t done_base[MAX_MODULES];	/* modules already patched (by load bias + name hash) */
+static size_t ndone;
+static volatile int got_lock;
+static uint64_t self_base, vdso_base;
+static unsigned long long last_adds;
+
+#define NHOOK 11
+static const char *hook_name[NHOOK];
+static uint64_t hook_addr[NHOOK], real_addr[NHOOK];
+static void *(*real_dlopen)(const char *, int);
+
+static void *hook_dlopen(const char *file, int flags);
+
+static int grow_patches(void)
+{
+	size_t ncap = cap_patch ? cap_patch * 2 : 1024;
+	struct patch *np = agent_mmap_anon(ncap * sizeof(*np));
+	if (!np)
+		return -1;
+	if (patches)
+		memcpy(np, patches, npatch * sizeof(*np));
+	/* the old array is leaked on purpose: agent memory is never unmapped */
+	patches = np;
+	cap_patch = ncap;
+	return 0;
+}
+
+static int write_slot(uint64_t *slot, uint64_t val, int relro)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	void *page = (void *)((uintptr_t)slot & ~(uintptr_t)(pg - 1));
+	size_t len = ((uintptr_t)slot + 8 > (uintptr_t)page + (uintptr_t)pg) ? 2 * (size_t)pg
+									     : (size_t)pg;
+	if (relro && mprotect(page, len, PROT_READ | PROT_WRITE))
+		return -1;
+	__atomic_store_n(slot, val, __ATOMIC_SEQ_CST);
+	if (relro)
+		mprotect(page, len, PROT_READ);
+	return 0;
+}
+
+struct dyninfo {
+	const Elf64_Sym *symtab;
+	const char *strtab;
+	const Elf64_Rela *jmprel, *rela;
+	size_t jmprel_n, rela_n;
+};
+
+static uint64_t dptr(uint64_t v, uint64_t base)
+{
+	/* glibc relocates these entries in place; others leave them relative */
+	return v < base ? v + base : v;
+}
+
+static int hook_index(const char *name)
+{
+	for (int i = 0; i < NHOOK && hook_name[i]; i++)
+		if (!strcmp(hook_name[i], name))
+			return i;
+	return -1;
+}
+
+static void patch_relocs(const Elf64_Rela *r, size_t n, const struct dyninfo *d, uint64_t base,
+			 uint64_t lo, uint64_t hi, uint64_t relro_lo, uint64_t relro_hi, unsigned *count)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned type = ELF64_R_TYPE(r[i].r_info);
+		if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT && type != R_X86_64_64)
+			continue;
+		if (type == R_X86_64_64 && r[i].r_addend)
+			continue;
+		const Elf64_Sym *s = &d->symtab[ELF64_R_SYM(r[i].r_info)];
+		if (!s->st_name)
+			continue;
+		int h = hook_index(d->strtab + s->st_name);
+		if (h < 0 || !real_addr[h])
+			continue;
+		uint64_t *slot = (uint64_t *)(base + r[i].r_offset);
+		uint64_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+		int lazy = type == R_X86_64_JUMP_SLOT && s->st_shndx == SHN_UNDEF && cur >= lo &&
+			   cur < hi;
+		if (cur != real_addr[h] && !lazy)
+			continue;
+		if (npatch == cap_patch && grow_patches())
+			return;
+		int relro = (uint64_t)slot >= relro_lo && (uint64_t)slot < relro_hi;
+		if (write_slot(slot, hook_addr[h], relro))
+			continue;
+		patches[npatch++] = (struct patch){ slot, cur, hook_addr[h], (uint8_t)relro };
+		(*count)++;
+	}
+}
+
+struct scan {
+	unsigned slots, modules;
+};
+
+static int is_done(uint64_t key)
+{
+	for (size_t i = 0; i < ndone; i++)
+		if (done_base[i] == key)
+			return 1;
+	return 0;
+}
+
+static int patch_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct scan *sc = arg;
+	uint64_t base = info->dlpi_addr;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+	uint64_t key = base ^ (uint64_t)info->dlpi_phnum << 56;
+	if (base == self_base || (vdso_base && base == vdso_base) || strstr(name, "/ld-linux") ||
+	    strstr(name, "linux-vdso") || is_done(key))
+		return 0;
+	const Elf64_Dyn *dyn = NULL;
+	uint64_t lo = UINT64_MAX, hi = 0, relro_lo = 0, relro_hi = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+		if (p->p_type == PT_DYNAMIC)
+			dyn = (const Elf64_Dyn *)(base + p->p_vaddr);
+		else if (p->p_type == PT_GNU_RELRO) {
+			relro_lo = base + p->p_vaddr;
+			relro_hi = relro_lo + p->p_memsz;
+		} else if (p->p_type == PT_LOAD) {
+			if (base + p->p_vaddr < lo)
+				lo = base + p->p_vaddr;
+			if (base + p->p_vaddr + p->p_memsz > hi)
+				hi = base + p->p_vaddr + p->p_memsz;
+		}
+	}
+	if (ndone < MAX_MODULES)
+		done_base[ndone++] = key;
+	if (!dyn)
+		return 0;
+	struct dyninfo d = { 0 };
+	size_t pltsz = 0, relasz = 0;
+	for (; dyn->d_tag != DT_NULL; dyn++) {
+		switch (dyn->d_tag) {
+		case DT_SYMTAB: d.symtab = (const Elf64_Sym *)dptr(dyn->d_un.d_ptr, base); break;
+		case DT_STRTAB: d.strtab = (const char *)dptr(dyn->d_un.d_ptr, base); break;
+		case DT_JMPREL: d.jmprel = (const Elf64_Rela *)dptr(dyn->d_un.d_ptr, base); break;
+		case DT_PLTRELSZ: pltsz = dyn->d_un.d_val; break;
+		case DT_RELA: d.rela = (const Elf64_Rela *)dptr(dyn->d_un.d_ptr, base); break;
+		case DT_RELASZ: relasz = dyn->d_un.d_val; break;
+		}
+	}
+	if (!d.symtab || !d.strtab)
+		return 0;
+	unsigned before = sc->slots;
+	if (d.jmprel)
+		patch_relocs(d.jmprel, pltsz / sizeof(Elf64_Rela), &d, base, lo, hi, relro_lo,
+			     relro_hi, &sc->slots);
+	if (d.rela)
+		patch_relocs(d.rela, relasz / sizeof(Elf64_Rela), &d, base, lo, hi, relro_lo,
+			     relro_hi, &sc->slots);
+	if (sc->slots != before)
+		sc->modules++;
+	return 0;
+}
+
+static void hooks_init(void)
+{
+	static int done;
+	if (done)
+		return;
+	int n = 0;
+	for (const struct agent_hook *h = agent_hooks; h->name && n < NHOOK - 1; h++, n++) {
+		hook_name[n] = h->name;
+		hook_addr[n] = (uint64_t)(uintptr_t)h->hook;
+	}
+	hook_name[n] = "dlopen";
+	hook_addr[n] = (uint64_t)(uintptr_t)hook_dlopen;
+	Dl_info di;
+	if (dladdr((void *)hooks_init, &di))
+		self_base = (uint64_t)(uintptr_t)di.dli_fbase;
+	vdso_base = getauxval(AT_SYSINFO_EHDR);
+	done = 1;
+}
+
+/* What the program's slots hold today: the global definitions. */
+static void resolve_real(void)
+{
+	for (int i = 0; i < NHOOK && hook_name[i]; i++)
+		real_addr[i] = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, hook_name[i]);
+	*(void **)&real_dlopen = (void *)(uintptr_t)real_addr[NHOOK - 1];
+}
+
+static int adds_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	*(unsigned long long *)arg = info->dlpi_adds;
+	return 1;
+}
+
+int got_patch_all(unsigned *slots, unsigned *modules)
+{
+	spin_lock(&got_lock);
+	hooks_init();
+	resolve_real();
+	ndone = 0;
+	npatch = 0;
+	struct scan sc = { 0, 0 };
+	dl_iterate_phdr(adds_cb, &last_adds);
+	dl_iterate_phdr(patch_module, &sc);
+	spin_unlock(&got_lock);
+	*slots = sc.slots;
+	*modules = sc.modules;
+	return 0;
+}
+
+/* Patch modules loaded since the last scan; cheap when none was. */
+void got_patch_new(void)
+{
+	unsigned long long adds = 0;
+	dl_iterate_phdr(adds_cb, &adds);
+	if (adds == __atomic_load_n(&last_adds, __ATOMIC_RELAXED) || !agent_recording())
+		return;
+	spin_lock(&got_lock);
+	struct scan sc = { 0, 0 };
+	last_adds = adds;
+	dl_iterate_phdr(patch_module, &sc);
+	spin_unlock(&got_lock);
+	if (sc.modules)
+		agent_modules_changed();
+}
+
+void got_restore_all(void)
+{
+	spin_lock(&got_lock);
+	for (size_t i = npatch; i-- > 0;) {
+		struct patch *p = &patches[i];
+		if (__atomic_load_n(p->slot, __ATOMIC_RELAXED) == p->hook)
+			write_slot(p->slot, p->orig, p->relro);
+	}
+	npatch = 0;
+	ndone = 0;
+	spin_unlock(&got_lock);
+}
+
+static void *hook_dlopen(const char *file, int flags)
+{
+	void *(*fn)(const char *, int) = real_dlopen;
+	if (!fn)
+		*(void **)&fn = dlsym(RTLD_DEFAULT, "dlopen");
+	void *h = fn(file, flags);
+	if (h && agent_recording())
+		got_patch_new();
+	return h;
+}

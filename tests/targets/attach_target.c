@@ -1,0 +1,159 @@
+/*
+ * attach_target.c - a process to attach to.  It sits blocked in read(2) on
+ * stdin (the system call an attach must restart, never fail with EINTR) and
+ * obeys one command per line:
+ *
+ *   run N      N malloc, N/10 calloc, N/10 realloc, N/10 posix_memalign, and
+ *              a free of every block but N/4 (kept: "leaked"); then prints
+ *              "done" with the exact expected counts as JSON on stdout
+ *   churn MS   malloc/free as fast as possible for MS milliseconds in 4
+ *              threads (an attach under load)
+ *   sleep MS   nanosleep(MS) (must not return early)
+ *   dlopen P   dlopen(P) and call its plugin_alloc(n) 100 times
+ *   quit       exit 0
+ *
+ * Any EINTR from read or early nanosleep return prints "EINTR" and exits 3.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *kept[1 << 20];
+static void *volatile sink;	/* keeps the compiler from eliding malloc/free pairs */
+static size_t nkept;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static __attribute__((noinline)) void run(long n)
+{
+	void **b = calloc((size_t)n + 1, sizeof(*b));	/* 1 calloc, freed */
+	long nm = n, nc = n / 10, nr = n / 10, na = n / 10, nf = 0;
+	uint64_t total = (uint64_t)(n + 1) * sizeof(*b);
+	for (long i = 0; i < n; i++) {
+		b[i] = malloc(16 + (size_t)(i % 200));
+		total += 16 + (uint64_t)(i % 200);
+	}
+	for (long i = 0; i < nc; i++) {
+		void *p = calloc(4, 8 + (size_t)i % 32);
+		sink = p;
+		total += 4 * (8 + (uint64_t)i % 32);
+		free(sink);
+		nf++;
+	}
+	for (long i = 0; i < nr; i++) {
+		b[i] = realloc(b[i], 300 + (size_t)i % 100);
+		total += 300 + (uint64_t)i % 100;
+	}
+	for (long i = 0; i < na; i++) {
+		void *p = NULL;
+		if (posix_memalign(&p, 64, 100) == 0) {
+			total += 100;
+			free(p);
+			nf++;
+		}
+	}
+	for (long i = 0; i < n; i++) {
+		if (i % 4 == 0 && nkept < sizeof(kept) / sizeof(kept[0])) {
+			kept[nkept++] = b[i];
+			continue;
+		}
+		free(b[i]);
+		nf++;
+	}
+	free(b);
+	nf++;
+	printf("done {\"malloc\": %ld, \"calloc\": %ld, \"realloc\": %ld, \"free\": %ld, "
+	       "\"memalign\": %ld, \"total_bytes_allocated\": %llu}\n",
+	       nm, nc + 1, nr, nf, na, (unsigned long long)total);
+	fflush(stdout);
+}
+
+static volatile int churn_stop;
+
+static void *churn_thread(void *arg)
+{
+	(void)arg;
+	void *ring[64] = { 0 };
+	for (unsigned i = 0; !churn_stop; i++) {
+		free(ring[i % 64]);
+		ring[i % 64] = malloc(8 + i % 512);
+	}
+	for (int i = 0; i < 64; i++)
+		free(ring[i]);
+	return NULL;
+}
+
+static void churn(long ms)
+{
+	pthread_t t[4];
+	churn_stop = 0;
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, churn_thread, NULL);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+	churn_stop = 1;
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	printf("done churn\n");
+	fflush(stdout);
+}
+
+int main(void)
+{
+	char line[4096];
+	size_t len = 0;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("ready %d\n", (int)getpid());
+	for (;;) {
+		ssize_t r = read(0, line + len, sizeof(line) - 1 - len);
+		if (r < 0) {
+			printf("EINTR read: %s\n", strerror(errno));
+			return 3;
+		}
+		if (r == 0)
+			return 0;
+		len += (size_t)r;
+		line[len] = 0;
+		char *nl;
+		while ((nl = strchr(line, '\n'))) {
+			*nl = 0;
+			char arg[4000] = "";
+			if (!strncmp(line, "run ", 4)) {
+				run(atol(line + 4));
+			} else if (!strncmp(line, "churn ", 6)) {
+				churn(atol(line + 6));
+			} else if (!strncmp(line, "sleep ", 6)) {
+				long ms = atol(line + 6);
+				uint64_t t0 = now_ns();
+				struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+				if (nanosleep(&ts, NULL) || now_ns() - t0 < (uint64_t)ms * 1000000) {
+					printf("EINTR nanosleep\n");
+					return 3;
+				}
+				printf("done sleep\n");
+			} else if (sscanf(line, "dlopen %3999s", arg) == 1) {
+				void *h = dlopen(arg, RTLD_NOW);
+				void *(*fn)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_alloc") : NULL;
+				for (int i = 0; fn && i < 100; i++)
+					fn(1000);
+				printf(fn ? "done dlopen\n" : "failed dlopen %s\n", dlerror());
+			} else if (!strcmp(line, "quit")) {
+				return 0;
+			}
+			memmove(line, nl + 1, len - (size_t)(nl + 1 - line) + 1);
+			len -= (size_t)(nl + 1 - line);
+		}
+	}
+}
