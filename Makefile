@@ -58,7 +58,8 @@ REPLAYER_OBJS := $(REPLAYER_SRCS:%.c=$(B)/obj/%.o)
 
 # --- tests ------------------------------------------------------------------
 TARGET_SRCS := $(wildcard tests/targets/*.c)
-TARGETS     := $(TARGET_SRCS:tests/targets/%.c=build/tests/%)
+TARGETS     := $(TARGET_SRCS:tests/targets/%.c=build/tests/%) \
+	$(if $(wildcard tests/targets/plugin/dlplugin.c),build/tests/libdlplugin.so)
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 UNITS       := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/*.c)
@@ -109,7 +110,6 @@ build/tests/%: tests/targets/%.c
 build/tests/libdlplugin.so: tests/targets/plugin/dlplugin.c
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) -std=gnu11 -O1 -g -fPIC -shared $(WARN) -o $@ $<
-TARGETS += $(if $(wildcard tests/targets/plugin/dlplugin.c),build/tests/libdlplugin.so)
 
 # Unit tests link every mfx object but main.
 $(B)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)

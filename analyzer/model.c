@@ -265,6 +265,10 @@ static void memory_at_peak(struct model *m)
 			m->have_trim = 1;
 			memcpy(m->trim_vals, mk[i].vals, sizeof(m->trim_vals));
 			snprintf(m->trim_method, sizeof(m->trim_method), "%s", mk[i].text);
+		} else if (mk[i].kind == MFX_MARK_ATTACH && mk[i].nvals >= 5) {
+			m->have_attach = 1;
+			memcpy(m->attach_vals, mk[i].vals, sizeof(m->attach_vals));
+			snprintf(m->attach_agent, sizeof(m->attach_agent), "%s", mk[i].text);
 		}
 }
 

@@ -134,6 +134,16 @@ int model_write_json(const struct model *m, const char *path)
 		json_uint(&j, NULL, m->occ[i]);
 	json_end(&j);
 	json_end(&j);
+	if (m->have_attach) {
+		json_obj(&j, "attach");
+		json_uint(&j, "start_to_active_ns", m->attach_vals[0]);
+		json_uint(&j, "thread_held_ns", m->attach_vals[1]);
+		json_uint(&j, "got_slots_patched", m->attach_vals[2]);
+		json_uint(&j, "modules_patched", m->attach_vals[3]);
+		json_uint(&j, "safe_point_attempts", m->attach_vals[4]);
+		json_str(&j, "agent", m->attach_agent);
+		json_end(&j);
+	}
 	json_obj(&j, "trim");
 	json_uint(&j, "estimated_reclaimable_bytes", m->trim_estimate);
 	if (m->have_trim) {

@@ -118,8 +118,8 @@ static void report_modules(struct symbolizer *s, const char *root)
 	dwfl_report_begin(s->dwfl);
 	for (size_t i = 0; i < n; i++) {
 		const struct trace_module *m = &mods[i];
-		if (!m->path || m->path[0] != '/')
-			continue;	/* the vdso, anonymous code */
+		if (!m->path || m->path[0] != '/' || !strncmp(m->path, "/proc/", 6))
+			continue;	/* the vdso, anonymous code, the attached agent's memfd */
 		char path[PATH_MAX];
 		if (root && snprintf(path, sizeof(path), "%s%s", root, m->path) < (int)sizeof(path) &&
 		    file_exists(path))

@@ -87,3 +87,52 @@ expect_one_error_line() {
 	echo "ok: one error line: $(cat "$1")"
 }
 need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
+
+# ---- attach tests: a target that obeys commands on a fifo ----------------------
+# target_start [CMD...] : start CMD (default attach_target) with stdin on a
+# fifo held open on fd 7; $TPID, $TOUT; waits for its "ready" line.
+target_start() {
+	[ -p "$TMP/tin" ] || mkfifo "$TMP/tin"
+	exec 7<>"$TMP/tin"
+	if [ $# -eq 0 ]; then set -- "$TARGETS/attach_target"; fi
+	TOUT=$TMP/target.$RANDOM.out
+	"$@" <&7 >"$TOUT" 2>&1 &	# (a background job's stdin is /dev/null unless redirected)
+	TPID=$!
+	track "$TPID"
+	wait_grep ready "$TOUT" 10
+}
+tcmd() { echo "$*" >&7; }
+# tdo CMD : send CMD, wait until the target printed one more "done" line
+tdo() {
+	local i n; n=$(grep -c '^done' "$TOUT")
+	echo "$*" >&7
+	for ((i = 0; i < 600; i++)); do
+		[ "$(grep -c '^done' "$TOUT")" -gt "$n" ] && return 0
+		grep -q EINTR "$TOUT" && fail "target saw EINTR: $(grep EINTR "$TOUT")"
+		kill -0 "$TPID" 2>/dev/null || fail "target died: $(tail -3 "$TOUT")"
+		sleep 0.05
+	done
+	fail "target did not finish '$*': $(tail -3 "$TOUT")"
+}
+# mfx_bg ARGS... : mfx in the background ($MPID, $MBG_OUT, $MBG_ERR)
+mfx_bg() {
+	MBG_OUT=$TMP/mfxbg.$#.$RANDOM.out MBG_ERR=$TMP/mfxbg.$RANDOM.err
+	"$MFX" "$@" >"$MBG_OUT" 2>"$MBG_ERR" &
+	MPID=$!
+	track "$MPID"
+}
+mfx_wait_attached() {
+	local i
+	for ((i = 0; i < ${1:-10} * 20; i++)); do
+		grep -q "attached to pid" "$MBG_ERR" && return 0
+		kill -0 "$MPID" 2>/dev/null || fail "mfx attach ended: $(cat "$MBG_ERR")"
+		sleep 0.05
+	done
+	fail "mfx did not attach: $(cat "$MBG_ERR")"
+}
+# mfx_end [SIG] : send SIG (INT) to the background mfx, wait; $MFX_RC
+mfx_end() {
+	kill -"${1:-INT}" "$MPID" 2>/dev/null
+	wait "$MPID"
+	MFX_RC=$?
+}

@@ -10,6 +10,7 @@
  *              threads (an attach under load)
  *   sleep MS   nanosleep(MS) (must not return early)
  *   dlopen P   dlopen(P) and call its plugin_alloc(n) 100 times
+ *   alarm MS   a SIGALRM every MS milliseconds from now on (SA_RESTART)
  *   quit       exit 0
  *
  * Any EINTR from read or early nanosleep return prints "EINTR" and exits 3.
@@ -17,6 +18,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +83,13 @@ static __attribute__((noinline)) void run(long n)
 }
 
 static volatile int churn_stop;
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
 
 static void *churn_thread(void *arg)
 {
@@ -149,6 +159,13 @@ int main(void)
 				for (int i = 0; fn && i < 100; i++)
 					fn(1000);
 				printf(fn ? "done dlopen\n" : "failed dlopen %s\n", dlerror());
+			} else if (!strncmp(line, "alarm ", 6)) {
+				struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+				sigemptyset(&sa.sa_mask);
+				sigaction(SIGALRM, &sa, NULL);
+				long ms = atol(line + 6);
+				struct itimerval it = { { 0, ms * 1000 }, { 0, ms * 1000 } };
+				setitimer(ITIMER_REAL, &it, NULL);
 			} else if (!strcmp(line, "quit")) {
 				return 0;
 			}

@@ -1,0 +1,37 @@
+#!/bin/bash
+# The target exits during the window: mfx reports what it saw, exit 0.
+# mfx is killed (SIGKILL) during the window: the agent notices, undoes its
+# hooks by itself, and the target runs on.
+. "$(dirname "$0")/../lib.sh"
+target_start
+mfx_bg attach -o "$TMP/run" "$TPID"
+mfx_wait_attached
+tdo "run 500"
+tcmd quit
+wait "$MPID"; MFX_RC=$?
+expect_eq "$MFX_RC" 0 "mfx exit after the target exited"
+expect_eq "$(jget "$TMP/run/summary.json" .counts.malloc)" 500 "malloc count"
+grep -q "verdict:" "$MBG_OUT" || fail "no terminal summary: $(cat "$MBG_OUT")"
+
+target_start
+mfx_bg attach -o "$TMP/run2" --no-report "$TPID"
+mfx_wait_attached
+tdo "run 100"
+kill -KILL "$MPID"; wait "$MPID" 2>/dev/null
+for i in $(seq 40); do
+	grep -q mfx-agent /proc/$TPID/task/*/comm 2>/dev/null || break
+	sleep 0.05
+done
+grep -q mfx-agent /proc/$TPID/task/*/comm 2>/dev/null && fail "agent thread still there"
+echo "ok: the agent's thread ended after mfx died"
+tdo "run 2000"
+tdo "sleep 100"
+# attach again: works
+mfx_bg attach -o "$TMP/run3" --no-report "$TPID"
+mfx_wait_attached
+tdo "run 300"
+mfx_end INT
+expect_eq "$MFX_RC" 0 "attach after a killed mfx"
+run_mfx report -q "$TMP/run3"
+expect_eq "$(jget "$TMP/run3/summary.json" .counts.malloc)" 300 "malloc count"
+pass
