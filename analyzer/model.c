@@ -225,6 +225,21 @@ static void memory_at_peak(struct model *m)
 	char path[PATH_MAX];
 	struct smaps s;
 	m->live_at_rss_peak = m->a.live_at_rss_peak;
+	/* attach: the window knows only its own blocks; the allocator's
+	 * in-use total at the end, moved back to the peak by what the window
+	 * saw change since, stands for all of them (docs/metrics.md). */
+	const struct trace_mark *mk0;
+	size_t nm = trace_marks(m->t, &mk0);
+	for (size_t i = 0; i < nm; i++)
+		if (mk0[i].kind == MFX_MARK_MALLINFO && mk0[i].nvals >= 7 && !strcmp(mk0[i].text, "end")) {
+			m->have_mallinfo = 1;
+			m->mallinfo_in_use = mk0[i].vals[4] + mk0[i].vals[3];
+			m->mallinfo_free = mk0[i].vals[5];
+		}
+	if (m->have_mallinfo) {
+		int64_t l = (int64_t)m->mallinfo_in_use + (m->a.live_at_rss_peak - m->a.live_bytes_end);
+		m->live_at_rss_peak = l > 0 ? l : 0;
+	}
 	if (procfs_smaps_load(path_join(path, sizeof(path), m->run_dir, "smaps"), &s) == 0) {
 		/* Mappings that hold live blocks are the allocator's, whatever
 		 * the heuristic said (arenas, mmapped chunks). */
@@ -254,6 +269,8 @@ static void memory_at_peak(struct model *m)
 		if (!m->have_smaps && sm[i].v[MFX_SF_HEAP_RSS] > m->heap_rss)
 			m->heap_rss = sm[i].v[MFX_SF_HEAP_RSS];
 	}
+	if (m->have_mallinfo && m->trim_estimate > m->mallinfo_free)
+		m->trim_estimate = m->mallinfo_free;	/* pages of pre-window blocks look empty */
 	int64_t live = m->live_at_rss_peak;
 	m->frag = m->heap_rss ? ((double)m->heap_rss - (double)(live > 0 ? live : 0)) / (double)m->heap_rss : 0;
 	if (m->frag < 0)

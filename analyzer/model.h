@@ -48,6 +48,9 @@ struct model {
 	uint64_t occ[OCC_CLASSES];
 	uint64_t trim_estimate;		/* resident heap bytes holding no live block */
 	/* measured trim (mfx attach --trim-at-end, mfx trim) */
+	int have_mallinfo;		/* attach: MALLINFO "end" mark */
+	uint64_t mallinfo_in_use;	/* its uordblks + hblkhd */
+	uint64_t mallinfo_free;		/* its fordblks */
 	int have_attach;		/* the ATTACH mark: how the attach went */
 	uint64_t attach_vals[5];	/* start_to_active_ns, held_ns, slots, modules, attempts */
 	char attach_agent[16];		/* "loaded" or "reused" */

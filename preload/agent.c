@@ -101,22 +101,23 @@ static int tsc_usable(void)
 
 int agent_resolve(int attach)
 {
-	void *h = attach ? RTLD_DEFAULT : RTLD_NEXT;
 	int busy = tls_busy;
 	tls_busy = 1;	/* dlsym may allocate: serve it from the bootstrap arena */
 	struct agent_real r;
-	*(void **)&r.free = dlsym(h, "free");
-	*(void **)&r.malloc = dlsym(h, "malloc");
-	*(void **)&r.calloc = dlsym(h, "calloc");
-	*(void **)&r.realloc = dlsym(h, "realloc");
-	*(void **)&r.reallocarray = dlsym(h, "reallocarray");
-	*(void **)&r.posix_memalign = dlsym(h, "posix_memalign");
-	*(void **)&r.aligned_alloc = dlsym(h, "aligned_alloc");
-	*(void **)&r.memalign = dlsym(h, "memalign");
-	*(void **)&r.valloc = dlsym(h, "valloc");
-	*(void **)&r.pvalloc = dlsym(h, "pvalloc");
-	*(void **)&r.malloc_trim = dlsym(h, "malloc_trim");
-	*(void **)&r.malloc_info = dlsym(h, "malloc_info");
+#define RESOLVE(f) (*(void **)&r.f = attach ? got_find_defined(#f) : dlsym(RTLD_NEXT, #f))
+	RESOLVE(free);
+	RESOLVE(malloc);
+	RESOLVE(calloc);
+	RESOLVE(realloc);
+	RESOLVE(reallocarray);
+	RESOLVE(posix_memalign);
+	RESOLVE(aligned_alloc);
+	RESOLVE(memalign);
+	RESOLVE(valloc);
+	RESOLVE(pvalloc);
+	RESOLVE(malloc_trim);
+	RESOLVE(malloc_info);
+#undef RESOLVE
 	tls_busy = busy;
 	if (!r.malloc || !r.free || !r.calloc || !r.realloc)
 		return -ENOENT;

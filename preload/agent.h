@@ -44,8 +44,8 @@ struct agent_real {
 extern struct agent_real agent_real;
 
 /* Resolve agent_real: attach = 0 looks past the agent (RTLD_NEXT, the
- * LD_PRELOAD case), attach = 1 takes the global definition (RTLD_DEFAULT,
- * what the program's own GOT slots resolve to).  0 or -ENOENT. */
+ * LD_PRELOAD case), attach = 1 takes the definition the program's GOT
+ * slots bind to (got_find_defined, never a PLT stub).  0 or -ENOENT. */
 int agent_resolve(int attach);
 
 struct agent_config {
@@ -90,6 +90,9 @@ extern const struct agent_hook agent_hooks[];
 /* got.c: patch every loaded module's GOT slots of hooked names (counts
  * returned); patch modules loaded since; put every slot back. */
 int got_patch_all(unsigned *slots, unsigned *modules);
+/* Where `name` binds: the first module in load order defining it (never
+ * the agent, never a PLT stub).  NULL if none. */
+void *got_find_defined(const char *name);
 void got_patch_new(void);
 void got_restore_all(void);
 

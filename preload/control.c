@@ -85,6 +85,19 @@ static int wait_readable(int sock, int ms)
 	return r;
 }
 
+/* The allocator's totals into the trace (attach: the window does not know
+ * the blocks allocated before it). */
+static void mark_mallinfo(const char *when)
+{
+	struct mallinfo2 (*fn)(void) = (struct mallinfo2 (*)(void))got_find_defined("mallinfo2");
+	if (!fn)
+		return;
+	struct mallinfo2 mi = fn();
+	uint64_t v[7] = { mi.arena, mi.ordblks, mi.hblks, mi.hblkhd, mi.uordblks, mi.fordblks,
+			  mi.keepcost };
+	agent_mark(MFX_MARK_MALLINFO, v, 7, when);
+}
+
 static void do_trim(int sock)
 {
 	uint64_t t0 = agent_now_ns();
@@ -125,8 +138,10 @@ static void *control_main(void *arg)
 		err = agent_resolve(1);
 	if (!err)
 		err = agent_begin(&c);
-	if (!err)
+	if (!err) {
+		mark_mallinfo("start");
 		got_patch_all(&slots, &modules);
+	}
 	if (c.spool_fd >= 0)
 		close(c.spool_fd);	/* mapped; not needed any more */
 	fds[1] = -1;
@@ -162,6 +177,8 @@ static void *control_main(void *arg)
 		}
 	}
 	got_restore_all();
+	if (agent_recording())
+		mark_mallinfo("end");
 	agent_end(why);
 	rec_spool_detach();
 	send_msg(sock, MFX_CTL_STOPPED, 0, 0, 0, agent_now_ns(), 0);

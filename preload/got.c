@@ -45,10 +45,11 @@ static unsigned long long last_adds;
 
 #define NHOOK 11
 static const char *hook_name[NHOOK];
-static uint64_t hook_addr[NHOOK], real_addr[NHOOK];
+static uint64_t hook_addr[NHOOK], real_addr[NHOOK], canon_addr[NHOOK];
 static void *(*real_dlopen)(const char *, int);
 
 static void *hook_dlopen(const char *file, int flags);
+static void hooks_init(void);
 
 static int grow_patches(void)
 {
@@ -118,7 +119,7 @@ static void patch_relocs(const Elf64_Rela *r, size_t n, const struct dyninfo *d,
 		uint64_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
 		int lazy = type == R_X86_64_JUMP_SLOT && s->st_shndx == SHN_UNDEF && cur >= lo &&
 			   cur < hi;
-		if (cur != real_addr[h] && !lazy)
+		if (cur != real_addr[h] && (cur != canon_addr[h] || !cur) && !lazy)
 			continue;
 		if (npatch == cap_patch && grow_patches())
 			return;
@@ -217,11 +218,132 @@ static void hooks_init(void)
 	done = 1;
 }
 
-/* What the program's slots hold today: the global definitions. */
+/* ---- where a name really binds -------------------------------------------------------
+ *
+ * dlsym(RTLD_DEFAULT, "malloc") is not it: when a non-PIE executable takes
+ * malloc's address, the executable's PLT entry becomes the "canonical"
+ * address dlsym returns, and calling it from a hook would jump back through
+ * the patched slot into the hook.  The loader binds a name to the first
+ * module in load order that defines it; so does got_find_defined(), with the
+ * modules' own hash tables. */
+
+static uint32_t gnu_hash(const char *s)
+{
+	uint32_t h = 5381;
+	for (; *s; s++)
+		h = h * 33 + (uint8_t)*s;
+	return h;
+}
+
+static uint32_t sysv_hash(const char *s)
+{
+	uint32_t h = 0, g;
+	for (; *s; s++) {
+		h = (h << 4) + (uint8_t)*s;
+		g = h & 0xf0000000u;
+		if (g)
+			h ^= g >> 24;
+		h &= ~g;
+	}
+	return h;
+}
+
+static const Elf64_Sym *defined(const Elf64_Sym *s)
+{
+	return s && s->st_shndx != SHN_UNDEF && s->st_value &&
+	       (ELF64_ST_TYPE(s->st_info) == STT_FUNC) &&
+	       ELF64_ST_BIND(s->st_info) != STB_LOCAL ? s : NULL;
+}
+
+static const Elf64_Sym *hash_lookup(const uint32_t *gnu, const uint32_t *sysv, const Elf64_Sym *sym,
+				    const char *str, const char *name)
+{
+	if (gnu) {
+		uint32_t nb = gnu[0], off = gnu[1], bsz = gnu[2], shift = gnu[3];
+		const uint64_t *bloom = (const uint64_t *)&gnu[4];
+		const uint32_t *bucket = (const uint32_t *)&bloom[bsz], *chain = &bucket[nb];
+		uint32_t h = gnu_hash(name);
+		uint64_t w = bloom[(h / 64) % bsz];
+		uint64_t mask = (1ull << (h % 64)) | (1ull << ((h >> shift) % 64));
+		if (!nb || (w & mask) != mask)
+			return NULL;
+		uint32_t i = bucket[h % nb];
+		if (i < off)
+			return NULL;
+		for (;; i++) {
+			uint32_t h2 = chain[i - off];
+			if ((h | 1) == (h2 | 1) && !strcmp(name, str + sym[i].st_name) && defined(&sym[i]))
+				return &sym[i];
+			if (h2 & 1)
+				return NULL;
+		}
+	}
+	if (sysv) {
+		uint32_t nb = sysv[0];
+		const uint32_t *bucket = &sysv[2], *chain = &bucket[nb];
+		for (uint32_t i = nb ? bucket[sysv_hash(name) % nb] : 0; i; i = chain[i])
+			if (!strcmp(name, str + sym[i].st_name) && defined(&sym[i]))
+				return &sym[i];
+	}
+	return NULL;
+}
+
+struct find {
+	const char *name;
+	uint64_t addr;
+};
+
+static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct find *f = arg;
+	uint64_t base = info->dlpi_addr;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+	if (f->addr || base == self_base || (vdso_base && base == vdso_base) ||
+	    strstr(name, "linux-vdso"))
+		return f->addr != 0;
+	const Elf64_Dyn *dyn = NULL;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			dyn = (const Elf64_Dyn *)(base + info->dlpi_phdr[i].p_vaddr);
+	if (!dyn)
+		return 0;
+	const uint32_t *gnu = NULL, *sysv = NULL;
+	const Elf64_Sym *sym = NULL;
+	const char *str = NULL;
+	for (; dyn->d_tag != DT_NULL; dyn++) {
+		if (dyn->d_tag == DT_GNU_HASH)
+			gnu = (const uint32_t *)dptr(dyn->d_un.d_ptr, base);
+		else if (dyn->d_tag == DT_HASH)
+			sysv = (const uint32_t *)dptr(dyn->d_un.d_ptr, base);
+		else if (dyn->d_tag == DT_SYMTAB)
+			sym = (const Elf64_Sym *)dptr(dyn->d_un.d_ptr, base);
+		else if (dyn->d_tag == DT_STRTAB)
+			str = (const char *)dptr(dyn->d_un.d_ptr, base);
+	}
+	const Elf64_Sym *s = sym && str ? hash_lookup(gnu, sysv, sym, str, f->name) : NULL;
+	if (s)
+		f->addr = base + s->st_value;
+	return f->addr != 0;
+}
+
+void *got_find_defined(const char *name)
+{
+	hooks_init();
+	struct find f = { name, 0 };
+	dl_iterate_phdr(find_cb, &f);
+	return (void *)(uintptr_t)f.addr;
+}
+
+/* What the program's slots hold today: the real definitions, or the
+ * canonical (PLT) address a non-PIE executable gave the name. */
+
 static void resolve_real(void)
 {
-	for (int i = 0; i < NHOOK && hook_name[i]; i++)
-		real_addr[i] = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, hook_name[i]);
+	for (int i = 0; i < NHOOK && hook_name[i]; i++) {
+		real_addr[i] = (uint64_t)(uintptr_t)got_find_defined(hook_name[i]);
+		canon_addr[i] = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, hook_name[i]);
+	}
 	*(void **)&real_dlopen = (void *)(uintptr_t)real_addr[NHOOK - 1];
 }
 

@@ -245,6 +245,11 @@ enum mfx_mark_kind {
 	MFX_MARK_RSS_PEAK = 7,		/* vals: rss, heap_rss of the kept `smaps`, and
 					   when it was read (ns; 0 = at the process's exit) */
 	MFX_MARK_EXIT = 8,		/* vals: status (wait status) */
+	/* MALLINFO (attach): the allocator's own totals, mallinfo2(3): vals:
+	 * arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost;
+	 * text: "start" | "end".  In-use bytes = uordblks + hblkhd: what the
+	 * window's events cannot know about blocks allocated before it. */
+	MFX_MARK_MALLINFO = 9,
 };
 
 #endif /* MFX_TRACE_FORMAT_H */
