@@ -22,6 +22,8 @@
 #include "attach/capture.h"
 #include "attach/commands.h"
 #include "attach/spool.h"
+#include "attach/trim.h"
+#include "include/mfx/trace_format.h"
 #include "attach/util.h"
 
 static void launch_help(void)
@@ -223,8 +225,6 @@ int cmd_launch(int argc, char **argv)
 		return EXIT_USAGE;
 	if (idx >= argc)
 		return mfx_usage("launch", "no program given");
-	if (o.trim_at_end)
-		mfx_note("--trim-at-end is an attach option; ignored by launch");
 
 	const char *prog = argv[idx];
 	char path[PATH_MAX], what[PATH_MAX], agent[PATH_MAX];
@@ -304,6 +304,28 @@ int cmd_launch(int argc, char **argv)
 	mfx_note("tracing pid %d (%s) into %s", (int)child, prog, dir);
 
 	int why = session_loop(s);
+	if (o.trim_at_end) {
+		if (session_child_status(s) >= 0) {
+			mfx_note("--trim-at-end: pid %d exited before the end of the window; nothing to trim",
+				 (int)child);
+		} else {
+			struct trim_result tr;
+			int terr = trim_process(child, &tr);
+			if (terr) {
+				mfx_err("--trim-at-end: malloc_trim(0) in pid %d failed: %s", (int)child,
+					mfx_strerror(-terr));
+			} else {
+				uint64_t vals[7] = { tr.rss_before, tr.rss_after, tr.heap_before,
+						     tr.heap_after, tr.pause_ns, tr.trim_ns, tr.released };
+				session_mark(s, MFX_MARK_TRIM, vals, 7, "ptrace");
+				char a[32], b[32], c[32];
+				mfx_note("malloc_trim(0): RSS %s -> %s, one thread held %s",
+					 fmt_bytes(tr.rss_before, a, sizeof(a)),
+					 fmt_bytes(tr.rss_after, b, sizeof(b)),
+					 fmt_duration(tr.pause_ns, c, sizeof(c)));
+			}
+		}
+	}
 	session_finish(s, why);
 	int st = session_child_status(s);
 	session_free(s);

@@ -8,8 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 out=${1:-results/demo}
 [ -x build/mfx ] && [ -x build/tests/demo_app ] || make --no-print-directory all
-echo "\$ build/mfx launch -o $out --force --trim-at-end -- build/tests/demo_app 4"
-build/mfx launch -o "$out" --force --trim-at-end -- build/tests/demo_app 4
+echo "\$ build/mfx launch -o $out --force -- build/tests/demo_app 4"
+build/mfx launch -o "$out" --force -- build/tests/demo_app 4
 echo
 echo "files in $out:"
 ls -l "$out" | awk 'NR > 1 { printf "  %-28s %10s\n", $9, $5 }'

@@ -10,6 +10,8 @@
  *              threads (an attach under load)
  *   sleep MS   nanosleep(MS) (must not return early)
  *   dlopen P   dlopen(P) and call its plugin_alloc(n) 100 times
+ *   frag MB    allocate MB MiB in 1 KiB blocks, free all but one in 64: the heap
+ *              stays large and mostly free (what malloc_trim can give back)
  *   alarm MS   a SIGALRM every MS milliseconds from now on (SA_RESTART)
  *   quit       exit 0
  *
@@ -159,6 +161,15 @@ int main(void)
 				for (int i = 0; fn && i < 100; i++)
 					fn(1000);
 				printf(fn ? "done dlopen\n" : "failed dlopen %s\n", dlerror());
+			} else if (!strncmp(line, "frag ", 5)) {
+				long n = atol(line + 5) * 1024;
+				void **v = malloc((size_t)n * sizeof(*v));
+				for (long i = 0; v && i < n; i++)
+					memset(v[i] = malloc(1000), 1, 1000);
+				for (long i = 0; v && i < n; i++)
+					if (i % 64 && v[i])
+						free(v[i]);
+				printf("done frag\n");
 			} else if (!strncmp(line, "alarm ", 6)) {
 				struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
 				sigemptyset(&sa.sa_mask);
