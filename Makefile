@@ -41,7 +41,7 @@ CFL_MFX  := $(shell $(PKG) --cflags libdw libelf libpng cairo libzstd 2>/dev/nul
 
 # --- the mfx command: attach/ inject/ analyzer/ -----------------------------
 MFX_SRCS := $(wildcard attach/*.c inject/*.c analyzer/*.c)
-MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o)
+MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/replay_src.o
 LIB_OBJS := $(filter-out $(B)/obj/attach/main.o,$(MFX_OBJS))
 
 # --- the agent: preload/ (never sanitized: it lives in other processes) ------
@@ -53,8 +53,6 @@ AGENT_CFL   := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP \
 AGENT_LIBS  := $(shell $(PKG) --libs libunwind 2>/dev/null) -ldl -lpthread
 
 # --- the native replayer: a small program run under other allocators --------
-REPLAYER_SRCS := $(wildcard analyzer/replayer/*.c)
-REPLAYER_OBJS := $(REPLAYER_SRCS:%.c=$(B)/obj/%.o)
 
 # --- tests ------------------------------------------------------------------
 TARGET_SRCS := $(wildcard tests/targets/*.c)
@@ -64,7 +62,7 @@ UNIT_SRCS   := $(wildcard tests/unit/*.c)
 UNITS       := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/*.c)
 
-PROGS := $(B)/mfx build/libmfx.so $(if $(REPLAYER_SRCS),$(B)/mfx-replay)
+PROGS := $(B)/mfx build/libmfx.so build/mfx-replay
 ifneq ($(B),build)
 PROGS += $(B)/libmfx.so
 endif
@@ -85,9 +83,18 @@ build/libmfx.so: $(AGENT_OBJS) preload/libmfx.map
 build/san/libmfx.so: build/libmfx.so
 	$(Q)mkdir -p $(@D) && cp -f $< $@
 
-$(B)/mfx-replay: $(REPLAYER_OBJS)
-	$(call say,LINK,$@)
-	$(Q)$(CC) $(SANFLAGS) -o $@ $^ -lpthread -lm
+# The replayer is never sanitized: it runs under other allocators.
+$(B)/mfx-replay: analyzer/replayer/replay.c
+	$(call say,CC,$<)
+	$(Q)$(CC) -std=gnu11 -O2 -g $(WARN) -pthread -o $@ $<
+
+# mfx carries the replayer's source, to write RUN/replay.c
+$(B)/obj/replay_src.c: analyzer/replayer/replay.c
+	$(Q)mkdir -p $(@D) && { echo 'const char replay_src[] ='; \
+		sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $<; echo ';'; } >$@
+$(B)/obj/replay_src.o: $(B)/obj/replay_src.c
+	$(call say,CC,$<)
+	$(Q)$(CC) -c -o $@ $<
 
 $(B)/obj/%.o: %.c
 	$(call say,CC,$<)

@@ -1,0 +1,51 @@
+#!/bin/bash
+# mfx replay: the replay makes the same calls as the trace (ops and counts
+# equal, and for a single-threaded program the same live peak), under every
+# installed allocator; replay.json, replay.c, replay, smaps_replay and
+# rss_comparison.png are written; bounds and bad options are handled.
+. "$(dirname "$0")/../lib.sh"
+run_mfx launch -q --no-report -o "$TMP/run" -- "$TARGETS/counts_target" 3000
+expect_eq "$MFX_RC" 0 "launch"
+run_mfx report -q "$TMP/run"
+s=$TMP/run/summary.json
+total=$(jq '[.counts[]] | add' "$s")
+run_mfx replay -q "$TMP/run"
+expect_eq "$MFX_RC" 0 "mfx replay exit: $(cat "$MFX_ERR")"
+r=$TMP/run/replay.json
+n=$(jq '.runs | length' "$r")
+expect_ge "$n" 1 "replay runs"
+for i in $(seq 0 $((n - 1))); do
+	a=$(jq -r ".runs[$i].allocator" "$r")
+	for k in allocator tunables threads ops peak_live_bytes rss_peak_bytes rss_end_bytes wall_ns; do
+		jq -e ".runs[$i] | has(\"$k\")" "$r" >/dev/null || fail "$a: no $k"
+	done
+	expect_eq "$(jq ".runs[$i].ops" "$r")" "$total" "$a: ops = the trace's calls"
+	for k in malloc calloc realloc free memalign; do
+		expect_eq "$(jq ".runs[$i].counts.$k" "$r")" "$(jget "$s" ".counts.$k")" "$a: $k"
+	done
+	expect_eq "$(jq ".runs[$i].peak_live_bytes" "$r")" "$(jget "$s" .peak_live_bytes)" "$a: live peak"
+	expect_ge "$(jq ".runs[$i].rss_peak_bytes" "$r")" 1 "$a: RSS peak measured"
+done
+for a in jemalloc tcmalloc mimalloc; do
+	jq -e ".runs[] | select(.allocator == \"$a\")" "$r" >/dev/null && echo "ok: replayed under $a"
+done
+for f in replay.c replay replay.ops smaps_replay rss_comparison.png; do
+	[ -s "$TMP/run/$f" ] || fail "no $f"
+done
+head -c 8 "$TMP/run/rss_comparison.png" | od -An -tx1 | grep -q "89 50 4e 47" || fail "not a PNG"
+grep -q "^Rss:" "$TMP/run/smaps_replay" || fail "smaps_replay is not an smaps"
+grep -q "original heap RSS peak" "$MFX_OUT" || fail "no terminal table"
+# a tunable, the prebuilt replayer, a bound
+run_mfx replay -q --allocator glibc --tunable M_ARENA_MAX=1 --no-compile --max-ops 100 "$TMP/run"
+expect_eq "$MFX_RC" 0 "replay with a tunable and a bound"
+expect_eq "$(jq '.runs | length' "$r")" 2 "runs: glibc and glibc with the tunable"
+expect_eq "$(jq -r '.runs[1].tunables' "$r")" M_ARENA_MAX=1 "tunable recorded"
+expect_eq "$(jq '.runs[0].ops' "$r")" 100 "--max-ops cut"
+expect_eq "$(jq '.runs[0].cut' "$r")" true "cut flagged"
+run_mfx replay --allocator nosuch "$TMP/run"
+expect_eq "$MFX_RC" 2 "unknown allocator: usage"
+expect_one_error_line "$MFX_ERR" "unknown allocator 'nosuch'"
+run_mfx replay "$TMP/nothing"
+expect_eq "$MFX_RC" 1 "no trace"
+expect_one_error_line "$MFX_ERR" "no trace in"
+pass
