@@ -1,0 +1,104 @@
+#!/bin/bash
+# bench.sh - `make bench`: what mfx costs, in one run, on the same workload
+# (tests/targets/bench_workload.c: 2 threads x N malloc+free pairs through 64
+# call paths 8-20 frames deep):
+#   uninstrumented  vs  mfx launch --no-stacks  vs  mfx launch (stacks)
+#   vs  heaptrack (Debian's), as wall-time ratios; trace bytes per event;
+#   the analyzer (mfx report) on the biggest trace: events/s and peak RSS;
+#   attach: time from command to recording, how long a thread is held;
+#   replay: calls/s.
+# Writes build/bench/results.md (the table docs/bench.md quotes).
+#   BENCH_N=1000000 scripts/bench.sh
+set -u
+cd "$(dirname "$0")/.."
+N=${BENCH_N:-1000000}
+T=2
+out=build/bench
+mkdir -p "$out"
+rm -rf "$out"/run-*
+W=build/tests/bench_workload
+[ -x "$W" ] || make --no-print-directory all
+secs() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
+best() {	# best of 3, microseconds
+	local b= i t
+	for i in 1 2 3; do t=$(secs "$@"); [ -z "$b" ] || [ "$t" -lt "$b" ] && b=$t; done
+	echo "$b"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ms() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1000 }'; }
+events=$((N * T * 2 + T * 256))
+echo "workload: $T threads x $N malloc+free pairs ($events calls)"
+base=$(best "$W" "$N" "$T")
+echo "uninstrumented:            $(ms "$base") ms"
+ns=$(best build/mfx launch -q --no-report --force -o "$out/run-ns" --no-stacks -- "$W" "$N" "$T")
+echo "mfx launch --no-stacks:    $(ms "$ns") ms  ($(ratio "$ns" "$base")x)"
+st=$(best build/mfx launch -q --no-report --force -o "$out/run-st" -- "$W" "$N" "$T")
+echo "mfx launch (stacks 64):    $(ms "$st") ms  ($(ratio "$st" "$base")x)"
+bytes_ns=$(stat -c %s "$out/run-ns/trace.mfx"); bytes_st=$(stat -c %s "$out/run-st/trace.mfx")
+bpe_ns=$(awk -v b="$bytes_ns" -v e="$events" 'BEGIN { printf "%.2f", b / e }')
+bpe_st=$(awk -v b="$bytes_st" -v e="$events" 'BEGIN { printf "%.2f", b / e }')
+echo "trace size:                $bpe_ns bytes/event (no stacks), $bpe_st (stacks)"
+ht=- htr=- ht_bpe=-
+if command -v heaptrack >/dev/null; then
+	hn=$((N / 10))	# heaptrack is ~1000x slower: a tenth of the work, scaled
+	hb=$(best "$W" "$hn" "$T")
+	rm -f "$out"/heaptrack.*
+	t=$(secs heaptrack -o "$out/heaptrack.bench" "$W" "$hn" "$T")
+	ht=$(( t * 10 ))
+	htr=$(ratio "$t" "$hb")
+	hf=$(ls "$out"/heaptrack.bench* 2>/dev/null | head -1)
+	[ -n "$hf" ] && ht_bpe=$(awk -v b="$(stat -c %s "$hf")" -v e="$((hn * T * 2))" 'BEGIN { printf "%.2f", b / e }')
+	echo "heaptrack (N/10, scaled):  $(ms "$ht") ms  (${htr}x; $ht_bpe bytes/event)"
+else
+	echo "heaptrack:                 not installed (apt-get install heaptrack)"
+fi
+# the analyzer on a large trace
+big=$((N * 5))
+build/mfx launch -q --no-report --force -o "$out/run-big" -- "$W" "$big" "$T" >/dev/null 2>&1
+bev=$((big * T * 2))
+rs=$(date +%s%N)
+/usr/bin/time -f "%M" -o "$out/report.rss" build/mfx report -q "$out/run-big" >/dev/null 2>&1
+re=$(date +%s%N)
+rms=$(( (re - rs) / 1000000 ))
+rkb=$(cat "$out/report.rss" 2>/dev/null || echo 0)
+evs=$(awk -v e="$bev" -v m="$rms" 'BEGIN { printf "%.1f", e / (m / 1000) / 1e6 }')
+echo "analyzer: $bev events in $rms ms ($evs M events/s), peak RSS $((rkb / 1024)) MiB"
+# attach
+mkfifo "$out/in" 2>/dev/null
+exec 9<>"$out/in"
+"$W" --serve <&9 >"$out/serve.out" 2>&1 &
+sp=$!
+sleep 0.3
+build/mfx attach -q --no-report --force -o "$out/run-at" --for 1s "$sp" >/dev/null 2>&1 &
+ap=$!
+sleep 0.3
+echo "go $N $T" >&9
+wait "$ap"
+build/mfx report -q "$out/run-at" >/dev/null 2>&1
+held=$(jq .attach.thread_held_ns "$out/run-at/summary.json" 2>/dev/null)
+act=$(jq .attach.start_to_active_ns "$out/run-at/summary.json" 2>/dev/null)
+slots=$(jq .attach.got_slots_patched "$out/run-at/summary.json" 2>/dev/null)
+kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null
+echo "attach: command to recording $(ms $((act / 1000))) ms, one thread held $(ms $((held / 1000))) ms, $slots GOT slots"
+# replay
+rs=$(date +%s%N)
+build/mfx replay -q --allocator glibc "$out/run-st" >/dev/null 2>&1
+rw=$(jq '.runs[0].wall_ns' "$out/run-st/replay.json" 2>/dev/null || echo 0)
+rops=$(jq '.runs[0].ops' "$out/run-st/replay.json" 2>/dev/null || echo 0)
+rate=$(awk -v o="$rops" -v w="$rw" 'BEGIN { if (w > 0) printf "%.1f", o / (w / 1e9) / 1e6; else print "-" }')
+echo "replay (glibc): $rops calls in $(ms $((rw / 1000))) ms ($rate M calls/s)"
+cat >"$out/results.md" <<EOR
+| measure | value |
+| --- | --- |
+| workload | $T threads x $N malloc+free pairs, 64 call paths 8-20 deep ($events calls) |
+| uninstrumented | $(ms "$base") ms |
+| mfx launch --no-stacks | $(ms "$ns") ms ($(ratio "$ns" "$base")x) |
+| mfx launch (stacks, depth 64) | $(ms "$st") ms ($(ratio "$st" "$base")x) |
+| heaptrack (same workload at N/10, time x10) | $( [ "$ht" = - ] && echo - || echo "$(ms "$ht") ms (${htr}x)") |
+| mfx vs heaptrack | $( [ "$ht" = - ] && echo - || ratio "$ht" "$st")x faster (stacks) |
+| trace bytes/event | $bpe_ns (no stacks), $bpe_st (stacks); heaptrack $ht_bpe |
+| analyzer | $bev events in $rms ms ($evs M events/s), peak RSS $((rkb / 1024)) MiB |
+| attach | command to recording $(ms $((act / 1000))) ms; thread held $(ms $((held / 1000))) ms; $slots GOT slots |
+| replay (glibc) | $rops calls in $(ms $((rw / 1000))) ms ($rate M calls/s) |
+EOR
+echo "table: $out/results.md"
