@@ -8,10 +8,10 @@
 #   attach: time from command to recording, how long a thread is held;
 #   replay: calls/s.
 # Writes build/bench/results.md (the table docs/bench.md quotes).
-#   BENCH_N=1000000 scripts/bench.sh
+#   BENCH_N=4000000 scripts/bench.sh   (pairs per thread)
 set -u
 cd "$(dirname "$0")/.."
-N=${BENCH_N:-1000000}
+N=${BENCH_N:-4000000}
 T=2
 out=build/bench
 mkdir -p "$out"
@@ -53,7 +53,7 @@ else
 	echo "heaptrack:                 not installed (apt-get install heaptrack)"
 fi
 # the analyzer on a large trace
-big=$((N * 5))
+big=5000000	# 20M events
 build/mfx launch -q --no-report --force -o "$out/run-big" -- "$W" "$big" "$T" >/dev/null 2>&1
 bev=$((big * T * 2))
 rs=$(date +%s%N)

@@ -27,6 +27,14 @@ for round in 1 2; do
 	tdo "run 500"
 	expect_eq "$(md5sum <"$TMP/run$round/trace.mfx")" "$sum" "trace unchanged after the window"
 done
+# attach while the only thread sleeps in nanosleep(1.5 s): the sleep is
+# neither cut short nor failed with EINTR (the target checks both)
+tcmd "sleep 1500"
+sleep 0.2
+run_mfx attach -q --no-report --for 200ms -o "$TMP/run3" "$TPID"
+expect_eq "$MFX_RC" 0 "attach during nanosleep"
+tdo "run 10"
+grep -q "^done sleep" "$TOUT" || fail "sleep did not complete"
 expect_eq "$(jget "$TMP/run1/summary.json" .attach.agent)" loaded "first attach loads the agent"
 expect_eq "$(jget "$TMP/run2/summary.json" .attach.agent)" reused "second attach re-arms it"
 expect_ge "$(jget "$TMP/run1/summary.json" .attach.got_slots_patched)" 4 "GOT slots patched"

@@ -33,6 +33,7 @@ sleep 0.1
 run_mfx attach --for 100ms "$TPID"
 expect_eq "$MFX_RC" 1 "stopped: exit"
 expect_one_error_line "$MFX_ERR" "kill -CONT $TPID"
+expect_eq "$(awk '/^State:/ {print $2}' /proc/$TPID/status)" T "still stopped afterwards"
 kill -CONT "$TPID"
 
 # already traced (strace holds it)

@@ -8,6 +8,7 @@
  *   bench_workload --serve      wait on stdin; "go N T" runs a round (attach)
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
