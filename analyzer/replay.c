@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -338,14 +339,16 @@ static uint64_t jnum(const char *json, const char *key)
 
 /* Run RUN/replay once; its JSON line into row. */
 static int run_one(const char *dir, const char *bin, const char *ops, const struct allocator *a,
-		   const char *tunables, uint64_t max_ops, int want_smaps, struct run_row *row)
+		   const char *tunables, uint64_t max_ops, uint64_t max_live, int want_smaps,
+		   struct run_row *row)
 {
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC))
 		return -errno;
-	char smaps[PATH_MAX], maxs[32], name[96];
+	char smaps[PATH_MAX], maxs[32], maxl[32], name[96];
 	path_join(smaps, sizeof(smaps), dir, "smaps_replay");
 	snprintf(maxs, sizeof(maxs), "%llu", (unsigned long long)max_ops);
+	snprintf(maxl, sizeof(maxl), "%llu", (unsigned long long)max_live);
 	snprintf(name, sizeof(name), "%s", a->name);
 	fflush(NULL);
 	pid_t pid = fork();
@@ -353,7 +356,12 @@ static int run_one(const char *dir, const char *bin, const char *ops, const stru
 		return -errno;
 	if (pid == 0) {
 		dup2(pfd[1], 1);
-		const char *lib = alloc_lib(a);
+		const char *lib = a->libs[0] && a->libs[0][0] == '/' && !a->pkg ? a->libs[0] : alloc_lib(a);
+		/* an address-space limit: a runaway replay fails its mallocs, not the machine */
+		struct rlimit rl = { (rlim_t)(max_live < (1ull << 40) ? 4 * max_live + (1ull << 30) : RLIM_INFINITY),
+				     RLIM_INFINITY };
+		if (rl.rlim_cur != RLIM_INFINITY)
+			setrlimit(RLIMIT_AS, &rl);
 		unsetenv("LD_PRELOAD");
 		unsetenv("MFX_OUT");
 		if (lib)
@@ -363,9 +371,9 @@ static int run_one(const char *dir, const char *bin, const char *ops, const stru
 			tunable_env(tunables, env, sizeof(env));
 			setenv("GLIBC_TUNABLES", env, 1);
 		}
-		const char *argv[12] = { bin, ops, "--name", name, "--tunables",
-					 tunables ? tunables : "", "--max-ops", maxs };
-		int n = 8;
+		const char *argv[14] = { bin, ops, "--name", name, "--tunables",
+					 tunables ? tunables : "", "--max-ops", maxs, "--max-live-bytes", maxl };
+		int n = 10;
 		if (want_smaps) {
 			argv[n++] = "--smaps";
 			argv[n++] = smaps;
@@ -461,12 +469,15 @@ static void replay_help(void)
 	       "replay.ops, replay.c and replay (the replayer), replay.json, smaps_replay\n"
 	       "and rss_comparison.png into RUN_DIR.\n\n"
 	       "Options:\n"
-	       "        --allocator LIST   comma-separated: glibc,jemalloc,tcmalloc,mimalloc\n"
+	       "        --allocator LIST   comma-separated: glibc,jemalloc,tcmalloc,mimalloc,\n"
+	       "                           or the path of an allocator library (LD_PRELOAD)\n"
 	       "                           (default: every one installed)\n"
 	       "        --tunable T        also replay under glibc with tunable T, e.g.\n"
 	       "                           M_ARENA_MAX=2 or glibc.malloc.trim_threshold=0\n"
 	       "                           (repeatable)\n"
 	       "        --max-ops N        replay at most N calls (each thread's tail is cut)\n"
+	       "        --max-live-bytes SIZE  stop a replay when its live bytes would pass SIZE\n"
+	       "                           (its address space is limited to 4 x SIZE + 1 GiB)\n"
 	       "        --no-compile       use the replayer built with mfx, not cc\n"
 	       "    -q, --quiet            no progress\n"
 	       "    -h, --help             this text\n\n"
@@ -479,8 +490,10 @@ int cmd_replay(int argc, char **argv)
 {
 	const char *alist = NULL, *tun[8];
 	int ntun = 0, quiet = 0, no_compile = 0;
-	uint64_t max_ops = UINT64_MAX;
+	uint64_t max_ops = UINT64_MAX, max_live = UINT64_MAX;
+	struct allocator custom = { NULL, { NULL }, NULL };
 	static const struct option opts[] = {
+		{ "max-live-bytes", required_argument, NULL, 'L' },
 		{ "allocator", required_argument, NULL, 'a' },
 		{ "tunable", required_argument, NULL, 't' },
 		{ "max-ops", required_argument, NULL, 'm' },
@@ -503,6 +516,10 @@ int cmd_replay(int argc, char **argv)
 		case 'm':
 			if (parse_uint(optarg, UINT64_MAX, &max_ops) || !max_ops)
 				return mfx_usage("replay", "--max-ops wants a positive number");
+			break;
+		case 'L':
+			if (parse_size(optarg, &max_live) || !max_live)
+				return mfx_usage("replay", "--max-live-bytes wants a size (e.g. 2G)");
 			break;
 		case 'n': no_compile = 1; break;
 		case 'q': quiet = 1; break;
@@ -541,11 +558,21 @@ int cmd_replay(int argc, char **argv)
 		want[i] = 1;
 		nwant++;
 	}
+	static char custom_path[PATH_MAX];
 	if (alist) {
 		char buf[256];
 		snprintf(buf, sizeof(buf), "%s", alist);
 		for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
 			int known = 0;
+			if (strchr(tok, '/')) {	/* --allocator /path/to/libfoo.so */
+				if (access(tok, R_OK))
+					return mfx_usage("replay", "cannot read allocator library '%s'", tok);
+				snprintf(custom_path, sizeof(custom_path), "%s", tok);
+				custom.name = strrchr(custom_path, '/') + 1;
+				custom.libs[0] = custom_path;
+				nwant++;
+				continue;
+			}
 			for (size_t i = 0; i < NALLOC; i++)
 				known |= !strcmp(tok, allocators[i].name);
 			if (!known)
@@ -607,8 +634,8 @@ int cmd_replay(int argc, char **argv)
 			 compiled ? "compiled from replay.c" : "built with mfx");
 	}
 
-	struct run_row rows[NALLOC + 8];
-	int nrows = 0, nfail = 0;
+	struct run_row rows[NALLOC + 9];
+	int nrows = 0, nfail = 0, ncut = 0, custom_done = 0;
 	for (size_t i = 0; i <= NALLOC + (size_t)ntun; i++) {
 		const struct allocator *a;
 		const char *t = NULL;
@@ -619,6 +646,10 @@ int cmd_replay(int argc, char **argv)
 		} else if (i - NALLOC < (size_t)ntun) {
 			a = &allocators[0];
 			t = tun[i - NALLOC];
+		} else if (custom.name && !custom_done) {
+			a = &custom;
+			custom_done = 1;
+			i--;	/* the loop ends on the next turn */
 		} else {
 			break;
 		}
@@ -626,7 +657,9 @@ int cmd_replay(int argc, char **argv)
 			progress_show("mfx: replay under %s%s%s ...", a->name, t ? " " : "", t ? t : "");
 		struct run_row *row = &rows[nrows++];
 		memset(row, 0, sizeof(*row));
-		err = run_one(dir, bin, ops, a, t, max_ops, i == 0, row);
+		err = run_one(dir, bin, ops, a, t, max_ops, max_live, i == 0, row);
+		if (!err && strstr(row->json, "\"cut\": true"))
+			ncut++;
 		progress_clear();
 		if (err) {
 			mfx_err("the replay under %s%s%s failed", a->name, t ? " " : "", t ? t : "");
@@ -691,6 +724,10 @@ int cmd_replay(int argc, char **argv)
 		       100.0 * (double)(rows[0].rss_peak - rows[best].rss_peak) /
 			       (double)rows[0].rss_peak);
 	}
+	if (ncut)
+		mfx_note("a bound (--max-ops or --max-live-bytes) cut %d replay%s short: its numbers "
+			 "cover only the calls replayed (\"cut\": true in replay.json)", ncut,
+			 ncut == 1 ? "" : "s");
 	if (!quiet)
 		mfx_note("wrote replay.json, rss_comparison.png%s in %s",
 			 rows[0].ok && want[0] ? ", smaps_replay" : "", dir);

@@ -6,6 +6,7 @@
  * calls to RUN/replay.ops and runs it once per allocator.
  *
  *   replay OPS_FILE [--name NAME] [--tunables TEXT] [--smaps OUT] [--max-ops N]
+ *          [--max-live-bytes N]
  *
  * One replay thread per traced thread, each running its own calls in their
  * recorded order.  A free (or realloc) of a block another thread allocated
@@ -61,6 +62,8 @@ static void **blocks;
 static uint64_t *sizes;
 static volatile uint8_t *ready;
 static uint64_t max_ops = UINT64_MAX;
+static int64_t max_live = INT64_MAX;	/* --max-live-bytes */
+static volatile int cut_live;
 static volatile int done;
 static int64_t live, peak_live;
 static uint64_t counts[6];
@@ -107,8 +110,13 @@ static void account(int64_t d)
 static void *run_thread(void *arg)
 {
 	struct worker *w = arg;
-	for (uint64_t i = 0; i < w->n; i++) {
+	for (uint64_t i = 0; i < w->n && !cut_live; i++) {
 		const struct op *o = &w->ops[i];
+		if (o->size && __atomic_load_n(&live, __ATOMIC_RELAXED) + (int64_t)o->size > max_live &&
+		    o->kind != OP_FREE) {
+			cut_live = 1;	/* a bound: stop every thread here */
+			break;
+		}
 		void *p = NULL;
 		switch (o->kind) {
 		case OP_MALLOC:
@@ -251,6 +259,11 @@ int main(int argc, char **argv)
 			smaps_out = argv[++i];
 		else if (!strcmp(argv[i], "--max-ops") && i + 1 < argc)
 			max_ops = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--max-live-bytes") && i + 1 < argc)
+		{
+			unsigned long long v = strtoull(argv[++i], NULL, 10);
+			max_live = v > (unsigned long long)INT64_MAX ? INT64_MAX : (int64_t)v;
+		}
 		else if (!path)
 			path = argv[i];
 		else {
@@ -345,7 +358,7 @@ int main(int argc, char **argv)
 	       (long long)live, (unsigned long long)counts[OP_MALLOC],
 	       (unsigned long long)counts[OP_CALLOC], (unsigned long long)counts[OP_REALLOC],
 	       (unsigned long long)counts[OP_FREE], (unsigned long long)counts[OP_MEMALIGN],
-	       total < h->nops ? "true" : "false");
+	       total < h->nops || cut_live ? "true" : "false");
 	fflush(stdout);
 	_exit(0);	/* no destructors: the live blocks stay as they are */
 }

@@ -21,15 +21,16 @@ asuser "$PGBIN/pgbench" -h "$TMP/sock" -U postgres -i -s 1 postgres >"$TMP/init.
 	fail "pgbench -i: $(tail -3 "$TMP/init.log")"
 spawn asuser "$PGBIN/pgbench" -h "$TMP/sock" -U postgres -c 2 -T 6 postgres
 bench=$SPAWNED bench_out=$SPAWN_OUT
-backend=
-for i in $(seq 50); do
-	backend=$(pgrep -f "postgres: postgres postgres .*local" | head -1 || true)
-	[ -n "$backend" ] && break
-	sleep 0.1
+# a backend serving pgbench (the -i run's backends are gone by now; take
+# one that has lived a while, and try another if it ended meanwhile)
+sleep 0.8
+for try in 1 2 3; do
+	backend=$(pgrep -o -f "postgres: postgres postgres .*local" || true)
+	[ -n "$backend" ] || { sleep 0.3; continue; }
+	run_mfx attach --for 2s -o "$TMP/run" --force "$backend"
+	grep -q "no such process" "$MFX_ERR" || break
 done
 [ -n "$backend" ] || fail "no pgbench backend found"
-sleep 0.5
-run_mfx attach --for 2s -o "$TMP/run" "$backend"
 expect_eq "$MFX_RC" 0 "mfx exit: $(cat "$MFX_ERR")"
 s=$TMP/run/summary.json
 expect_ge "$(jget "$s" .counts.malloc)" 100 "malloc calls in the backend"

@@ -42,6 +42,14 @@ expect_eq "$(jq '.runs | length' "$r")" 2 "runs: glibc and glibc with the tunabl
 expect_eq "$(jq -r '.runs[1].tunables' "$r")" M_ARENA_MAX=1 "tunable recorded"
 expect_eq "$(jq '.runs[0].ops' "$r")" 100 "--max-ops cut"
 expect_eq "$(jq '.runs[0].cut' "$r")" true "cut flagged"
+# --max-live-bytes cuts, with a note; --allocator takes a library path
+jl=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 2>/dev/null || true)
+run_mfx replay -q --allocator "glibc${jl:+,$jl}" --max-live-bytes 100000 "$TMP/run"
+expect_eq "$MFX_RC" 0 "replay with --max-live-bytes"
+expect_eq "$(jq '.runs[0].cut' "$r")" true "live bound cut the replay"
+expect_le "$(jq '.runs[0].peak_live_bytes' "$r")" 100000 "live peak under the bound"
+grep -q "cut" "$MFX_ERR" || fail "no note about the cut: $(cat "$MFX_ERR")"
+[ -n "$jl" ] && expect_eq "$(jq -r '.runs[1].allocator' "$r")" libjemalloc.so.2 "allocator by path"
 run_mfx replay --allocator nosuch "$TMP/run"
 expect_eq "$MFX_RC" 2 "unknown allocator: usage"
 expect_one_error_line "$MFX_ERR" "unknown allocator 'nosuch'"
