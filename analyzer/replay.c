@@ -729,7 +729,7 @@ int cmd_replay(int argc, char **argv)
 			 "cover only the calls replayed (\"cut\": true in replay.json)", ncut,
 			 ncut == 1 ? "" : "s");
 	if (!quiet)
-		mfx_note("wrote replay.json, rss_comparison.png%s in %s",
-			 rows[0].ok && want[0] ? ", smaps_replay" : "", dir);
+		mfx_note("wrote replay.json, rss_comparison.png%s in %s ('mfx report %s' adds the "
+			 "replays to report.html)", rows[0].ok && want[0] ? ", smaps_replay" : "", dir, dir);
 	return nfail ? EXIT_FAIL : EXIT_OK;
 }
