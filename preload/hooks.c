@@ -102,18 +102,45 @@ static void *pass_memalign(size_t align, size_t n)
 /* Stack of the hook's caller: frames of stack_capture and the hook skipped. */
 #define STACK() (rec.stacks ? stack_capture(2) : 0)
 
+/* One record after the real call returned (its time taken now).  Always
+ * inlined into the hook, so STACK() still finds the hook's caller two frames
+ * up. */
+static inline __attribute__((always_inline)) void note_alloc(unsigned kind, uint64_t size,
+							     uint64_t align, const void *p)
+{
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
+		rec_alloc(t, kind, ts, size, align, p, STACK());
+		rec_leave(t);
+	}
+}
+
+static inline __attribute__((always_inline)) void note_realloc(unsigned kind, uint64_t size,
+							       const void *old, const void *p)
+{
+	uint64_t ts = rec_ts();
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
+		rec_realloc(t, kind, ts, size, old, p, STACK());
+		rec_leave(t);
+	}
+}
+
+/* m * n, saturated (the recorded size of an overflowing calloc). */
+static inline size_t sat_mul(size_t m, size_t n)
+{
+	size_t total;
+	return __builtin_mul_overflow(m, n, &total) ? SIZE_MAX : total;
+}
+
 void *hook_malloc(size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active)
 		return pass_malloc(n);
 	tls_busy = 1;
 	void *p = agent_real.malloc(n);
-	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_alloc(t, MFX_K_MALLOC, ts, n, 0, p, STACK());
-		rec_leave(t);
-	}
+	note_alloc(MFX_K_MALLOC, n, 0, p);
 	tls_busy = 0;
 	return p;
 }
@@ -143,15 +170,7 @@ void *hook_calloc(size_t m, size_t n)
 		return pass_calloc(m, n);
 	tls_busy = 1;
 	void *p = agent_real.calloc(m, n);
-	uint64_t ts = rec_ts();
-	size_t total;
-	if (__builtin_mul_overflow(m, n, &total))
-		total = SIZE_MAX;
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_alloc(t, MFX_K_CALLOC, ts, total, 0, p, STACK());
-		rec_leave(t);
-	}
+	note_alloc(MFX_K_CALLOC, sat_mul(m, n), 0, p);
 	tls_busy = 0;
 	return p;
 }
@@ -162,12 +181,7 @@ void *hook_realloc(void *old, size_t n)
 		return pass_realloc(old, n);
 	tls_busy = 1;
 	void *p = agent_real.realloc(old, n);
-	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_realloc(t, MFX_K_REALLOC, ts, n, old, p, STACK());
-		rec_leave(t);
-	}
+	note_realloc(MFX_K_REALLOC, n, old, p);
 	tls_busy = 0;
 	return p;
 }
@@ -198,15 +212,7 @@ void *hook_reallocarray(void *old, size_t m, size_t n)
 	}
 	tls_busy = 1;
 	void *p = do_reallocarray(old, m, n);
-	uint64_t ts = rec_ts();
-	size_t total;
-	if (__builtin_mul_overflow(m, n, &total))
-		total = SIZE_MAX;
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_realloc(t, MFX_K_REALLOCARRAY, ts, total, old, p, STACK());
-		rec_leave(t);
-	}
+	note_realloc(MFX_K_REALLOCARRAY, sat_mul(m, n), old, p);
 	tls_busy = 0;
 	return p;
 }
@@ -222,12 +228,7 @@ int hook_posix_memalign(void **out, size_t align, size_t n)
 	}
 	tls_busy = 1;
 	int r = agent_real.posix_memalign(out, align, n);
-	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_alloc(t, MFX_K_POSIX_MEMALIGN, ts, n, align, r ? NULL : *out, STACK());
-		rec_leave(t);
-	}
+	note_alloc(MFX_K_POSIX_MEMALIGN, n, align, r ? NULL : *out);
 	tls_busy = 0;
 	return r;
 }
@@ -241,12 +242,7 @@ void *hook_aligned_alloc(size_t align, size_t n)
 	}
 	tls_busy = 1;
 	void *p = agent_real.aligned_alloc(align, n);
-	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_alloc(t, MFX_K_ALIGNED_ALLOC, ts, n, align, p, STACK());
-		rec_leave(t);
-	}
+	note_alloc(MFX_K_ALIGNED_ALLOC, n, align, p);
 	tls_busy = 0;
 	return p;
 }
@@ -257,12 +253,7 @@ void *hook_memalign(size_t align, size_t n)
 		return pass_memalign(align, n);
 	tls_busy = 1;
 	void *p = agent_real.memalign(align, n);
-	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_alloc(t, MFX_K_MEMALIGN, ts, n, align, p, STACK());
-		rec_leave(t);
-	}
+	note_alloc(MFX_K_MEMALIGN, n, align, p);
 	tls_busy = 0;
 	return p;
 }
@@ -276,12 +267,7 @@ void *hook_valloc(size_t n)
 	}
 	tls_busy = 1;
 	void *p = agent_real.valloc(n);
-	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_alloc(t, MFX_K_VALLOC, ts, n, 0, p, STACK());
-		rec_leave(t);
-	}
+	note_alloc(MFX_K_VALLOC, n, 0, p);
 	tls_busy = 0;
 	return p;
 }
@@ -295,12 +281,7 @@ void *hook_pvalloc(size_t n)
 	}
 	tls_busy = 1;
 	void *p = agent_real.pvalloc(n);
-	uint64_t ts = rec_ts();
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_alloc(t, MFX_K_PVALLOC, ts, n, 0, p, STACK());
-		rec_leave(t);
-	}
+	note_alloc(MFX_K_PVALLOC, n, 0, p);
 	tls_busy = 0;
 	return p;
 }
