@@ -254,8 +254,7 @@ int cmd_export(int argc, char **argv)
 		out = path_join(opath, sizeof(opath), dir, csv ? "mftrace_log.csv" : "stacks.folded");
 	int to_stdout = !strcmp(out, "-");
 	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
-	FILE *f = to_stdout ? stdout : fopen(tmp, "we");
+	FILE *f = to_stdout ? stdout : fopen_replace(out, tmp, sizeof(tmp));
 	if (!f) {
 		mfx_err("cannot write '%s': %s", out, strerror(errno));
 		trace_close(t);
@@ -267,14 +266,8 @@ int cmd_export(int argc, char **argv)
 	trace_close(t);
 	if (fflush(f) && !err)
 		err = -errno;
-	if (!to_stdout) {
-		if (fclose(f) && !err)
-			err = -errno;
-		if (!err && rename(tmp, out))
-			err = -errno;
-		if (err)
-			unlink(tmp);
-	}
+	if (!to_stdout)
+		err = fclose_replace(f, tmp, out, err);
 	if (err) {
 		mfx_err("cannot export '%s': %s", tpath, mfx_strerror(-err));
 		return EXIT_FAIL;

@@ -171,8 +171,7 @@ static const char style[] =
 int model_write_html(const struct model *m, const char *path)
 {
 	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
+	FILE *f = fopen_replace(path, tmp, sizeof(tmp));
 	if (!f)
 		return -errno;
 	const struct analysis *a = &m->a;
@@ -231,10 +230,5 @@ int model_write_html(const struct model *m, const char *path)
 	esc(f, m->run_dir);
 	fputs("</code>: trace.mfx, smaps, summary.json, the PNG charts; mftrace_log.csv and "
 	      "stacks.folded with <code>mfx export</code>.</p>\n</body></html>\n", f);
-	int err = ferror(f) ? -EIO : 0;
-	if (fclose(f) && !err)
-		err = -errno;
-	if (!err && rename(tmp, path))
-		err = -errno;
-	return err;
+	return fclose_replace(f, tmp, path, 0);
 }

@@ -11,12 +11,12 @@
 #include <unistd.h>
 
 #include "analyzer/chart.h"
+#include "attach/util.h"
 
 int png_write_argb(const char *path, const uint8_t *data, int w, int h, int stride)
 {
 	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "wbe");
+	FILE *f = fopen_replace(path, tmp, sizeof(tmp));
 	if (!f)
 		return -errno;
 	png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -49,11 +49,5 @@ out:
 	if (png)
 		png_destroy_write_struct(&png, info ? &info : NULL);
 	free(row);
-	if (fclose(f) && !err)
-		err = -errno;
-	if (!err && rename(tmp, path))
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
+	return fclose_replace(f, tmp, path, err);
 }

@@ -78,8 +78,7 @@ static const char *verdict_name(enum verdict v)
 int model_write_json(const struct model *m, const char *path)
 {
 	char tmp[4300];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
+	FILE *f = fopen_replace(path, tmp, sizeof(tmp));
 	if (!f)
 		return -errno;
 	const struct analysis *a = &m->a;
@@ -196,12 +195,7 @@ int model_write_json(const struct model *m, const char *path)
 		json_str(&j, NULL, m->others[i]);
 	json_end(&j);
 	json_end(&j);
-	int err = ferror(f) ? -EIO : 0;
-	if (fclose(f) && !err)
-		err = -errno;
-	if (!err && rename(tmp, path))
-		err = -errno;
-	return err;
+	return fclose_replace(f, tmp, path, 0);
 }
 
 static void print_site(FILE *f, const struct model *m, const struct rsite *r, int i, int what)

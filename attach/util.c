@@ -432,6 +432,28 @@ int write_file(const char *path, const void *buf, size_t len)
 	return 0;
 }
 
+FILE *fopen_replace(const char *path, char *tmp, size_t n)
+{
+	if (snprintf(tmp, n, "%s.tmp", path) >= (int)n) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	return fopen(tmp, "we");
+}
+
+int fclose_replace(FILE *f, const char *tmp, const char *path, int err)
+{
+	if (ferror(f) && !err)
+		err = -EIO;
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
 int progress_enabled(void)
 {
 	return !mfx_quiet && isatty(2);

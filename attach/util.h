@@ -6,6 +6,7 @@
 #define MFX_ATTACH_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -62,6 +63,12 @@ int helper_path(const char *name, char *buf, size_t n);
 int read_file(const char *path, char **buf, size_t *len);
 /* Write buf to path atomically (tmp + rename). 0 or -errno. */
 int write_file(const char *path, const void *buf, size_t len);
+/* The same for a stream: fopen_replace() opens "<path>.tmp" (tmp gets its
+ * name, n >= strlen(path) + 5); fclose_replace() closes it and renames it
+ * over path unless err (or a write or close error) says otherwise, in which
+ * case the .tmp is removed.  Returns err, or the first error seen. */
+FILE *fopen_replace(const char *path, char *tmp, size_t n);
+int fclose_replace(FILE *f, const char *tmp, const char *path, int err);
 
 /* Progress line on stderr, only when stderr is a terminal and not quiet:
  * progress_show() redraws it in place, progress_clear() erases it. */
