@@ -84,14 +84,16 @@ build/san/libmfx.so: build/libmfx.so
 	$(Q)mkdir -p $(@D) && cp -f $< $@
 
 # The replayer is never sanitized: it runs under other allocators.
-$(B)/mfx-replay: analyzer/replayer/replay.c
+$(B)/mfx-replay: analyzer/replayer/replay.c analyzer/replayer/ops.h
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 -O2 -g $(WARN) -pthread -o $@ $<
 
-# mfx carries the replayer's source, to write RUN/replay.c
-$(B)/obj/replay_src.c: analyzer/replayer/replay.c
+# mfx carries the replayer's source, to write RUN/replay.c: ops.h is spliced
+# in where it is included, so that file builds on its own.
+$(B)/obj/replay_src.c: analyzer/replayer/replay.c analyzer/replayer/ops.h
 	$(Q)mkdir -p $(@D) && { echo 'const char replay_src[] ='; \
-		sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $<; echo ';'; } >$@
+		sed -e '/^#include "ops.h"$$/{r analyzer/replayer/ops.h' -e 'd;}' $< | \
+		sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/'; echo ';'; } >$@
 $(B)/obj/replay_src.o: $(B)/obj/replay_src.c
 	$(call say,CC,$<)
 	$(Q)$(CC) -c -o $@ $<

@@ -29,6 +29,7 @@
 
 #include "analyzer/chart.h"
 #include "analyzer/json.h"
+#include "analyzer/replayer/ops.h"
 #include "analyzer/trace.h"
 #include "attach/commands.h"
 #include "attach/util.h"
@@ -37,25 +38,6 @@
 
 extern const char replay_src[];	/* build/obj/replay_src.c */
 
-#define OPS_MAGIC "MFXRPL1"
-enum { OP_MALLOC = 1, OP_CALLOC, OP_REALLOC, OP_FREE, OP_MEMALIGN };
-
-struct ops_header {
-	char magic[8];
-	uint32_t nthreads, pad;
-	uint64_t nblocks, nops;
-};
-struct ops_thread {
-	uint32_t tid, pad;
-	uint64_t nops;
-};
-struct op {
-	uint8_t kind, pad;
-	uint16_t align_log2;
-	uint32_t id, old;
-	uint32_t pad2;
-	uint64_t size;
-};
 
 /* ---- pointer -> block id ----------------------------------------------------------- */
 
@@ -409,22 +391,28 @@ static int run_one(const char *dir, const char *bin, const char *ops, const stru
 
 /* ---- the chart -------------------------------------------------------------------------- */
 
-static int comparison_chart(const char *dir, const struct trace *t, const struct run_row *rows,
-			    int nrows)
+/* The original's allocator memory: the highest heap RSS sampled. */
+static uint64_t heap_rss_peak(const struct trace *t)
 {
-	const char *cats[32];
-	char labels[32][96];
-	double v[32], max = 0;
-	int n = 0;
-	/* the original: RSS peak from the samples, and a measured trim */
 	const struct trace_sample *sm;
 	size_t ns = trace_samples(t, &sm);
 	uint64_t peak = 0;
 	for (size_t i = 0; i < ns; i++)
 		if (sm[i].v[MFX_SF_HEAP_RSS] > peak)
 			peak = sm[i].v[MFX_SF_HEAP_RSS];
+	return peak;
+}
+
+static int comparison_chart(const char *dir, const struct trace *t, uint64_t orig_heap,
+			    const struct run_row *rows, int nrows)
+{
+	const char *cats[32];
+	char labels[32][96];
+	double v[32], max = 0;
+	int n = 0;
+	/* the original: its heap RSS peak, and a measured trim */
 	snprintf(labels[n], sizeof(labels[n]), "original");
-	v[n++] = (double)peak / 1048576.0;
+	v[n++] = (double)orig_heap / 1048576.0;
 	const struct trace_mark *mk;
 	size_t nm = trace_marks(t, &mk);
 	for (size_t i = 0; i < nm; i++)
@@ -687,12 +675,8 @@ int cmd_replay(int argc, char **argv)
 	struct trace *t;
 	uint64_t orig_heap = 0;
 	if (trace_open(tpath, &t) == 0) {
-		const struct trace_sample *sm;
-		size_t ns = trace_samples(t, &sm);
-		for (size_t i = 0; i < ns; i++)
-			if (sm[i].v[MFX_SF_HEAP_RSS] > orig_heap)
-				orig_heap = sm[i].v[MFX_SF_HEAP_RSS];
-		if ((err = comparison_chart(dir, t, rows, nrows)))
+		orig_heap = heap_rss_peak(t);
+		if ((err = comparison_chart(dir, t, orig_heap, rows, nrows)))
 			mfx_err("cannot draw rss_comparison.png: %s", mfx_strerror(-err));
 		trace_close(t);
 	}

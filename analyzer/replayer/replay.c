@@ -35,28 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OPS_MAGIC "MFXRPL1"
-
-enum { OP_MALLOC = 1, OP_CALLOC, OP_REALLOC, OP_FREE, OP_MEMALIGN };
-
-struct ops_header {
-	char magic[8];
-	uint32_t nthreads, pad;
-	uint64_t nblocks, nops;
-};
-
-struct ops_thread {
-	uint32_t tid, pad;
-	uint64_t nops;
-};
-
-struct op {
-	uint8_t kind, pad;
-	uint16_t align_log2;
-	uint32_t id, old;	/* block ids; 0 = none (NULL) */
-	uint32_t pad2;
-	uint64_t size;
-};
+#include "ops.h"
 
 static void **blocks;
 static uint64_t *sizes;

@@ -1,0 +1,41 @@
+/*
+ * ops.h - replay.ops, the calls of a captured window as `mfx replay` writes
+ * them (analyzer/replay.c) and the replayer reads them (replay.c here, which
+ * mfx writes into the run directory with this file spliced in, so RUN/replay.c
+ * stays self-contained).  Little-endian, native layout:
+ *
+ *   struct ops_header; struct ops_thread[nthreads]; then each thread's
+ *   struct op[nops], in recorded order, thread after thread.
+ *
+ * Blocks are named by dense ids from 1 (0 = none / NULL); an op with id 0
+ * is a call that failed in the original.
+ */
+#ifndef MFX_REPLAY_OPS_H
+#define MFX_REPLAY_OPS_H
+
+#include <stdint.h>
+
+#define OPS_MAGIC "MFXRPL1"
+
+enum { OP_MALLOC = 1, OP_CALLOC, OP_REALLOC, OP_FREE, OP_MEMALIGN };
+
+struct ops_header {
+	char magic[8];
+	uint32_t nthreads, pad;
+	uint64_t nblocks, nops;
+};
+
+struct ops_thread {
+	uint32_t tid, pad;
+	uint64_t nops;
+};
+
+struct op {
+	uint8_t kind, pad;
+	uint16_t align_log2;	/* OP_MEMALIGN: log2 of the alignment */
+	uint32_t id, old;	/* the block made, the block given (realloc, free: id) */
+	uint32_t pad2;
+	uint64_t size;		/* requested bytes; calloc: nmemb * size */
+};
+
+#endif
