@@ -30,11 +30,19 @@ struct inject_module {
 	uint64_t text_lo, text_hi;	/* the executable mapping */
 };
 
-/* The target's C library, loader and malloc code ranges. */
+/* The libc functions remote calls use. */
+enum inject_fn {
+	INJ_DLOPEN, INJ_DLSYM, INJ_DLERROR, INJ_MEMFD_CREATE, INJ_SOCKETPAIR, INJ_CLOSE,
+	INJ_MALLOC_TRIM, INJ_NFN,
+};
+
+/* The target's C library, loader and malloc code ranges, and the addresses
+ * of the functions above (0 = missing), all read before a thread is held. */
 struct inject_libc {
 	struct inject_module libc, ld;
 	int have_ld;
 	uint64_t malloc_lo, malloc_hi;	/* malloc.c's code, from exported symbols */
+	uint64_t fn[INJ_NFN];
 };
 
 struct inject_opts {
@@ -84,15 +92,16 @@ int inject_read(struct inject *ij, uint64_t addr, void *buf, size_t len);
  * meanwhile, detach.  Safe to call on a half-opened inject. */
 void inject_close(struct inject *ij);
 
-/* Address of an exported function of the target's libc ("dlopen", ...), or
- * 0 (looked up in the file the target mapped, through /proc/PID/root). */
-uint64_t inject_libc_sym(struct inject *ij, const char *name);
 /* Find the module whose path ends with `suffix` (e.g. "/libc.so.6"). */
 int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m);
-/* Look up a symbol's st_value in an ELF file's .dynsym (or .symtab);
- * 0 if absent; *size gets st_size when size != NULL. */
+/* Look up functions' st_value in an ELF file's .dynsym (or .symtab), in
+ * one pass: vals[i] (and sizes[i] when sizes != NULL) for the NULL-ended
+ * names[i], 0 if absent.  Returns how many were found. */
+int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, uint64_t *sizes);
+/* One name: its st_value or 0; *size gets st_size when size != NULL. */
 uint64_t inject_elf_sym(const char *path, const char *name, uint64_t *size);
-/* Load libc/ld ranges for pid (inject_open does it). */
+/* Load libc/ld ranges and the remote-call functions for pid (the file the
+ * target mapped, through /proc/PID/root; inject_open does it). */
 int inject_load_libc(pid_t pid, struct inject_libc *lc);
 
 #endif /* MFX_INJECT_INJECT_H */

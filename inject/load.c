@@ -139,12 +139,9 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 {
 	memset(res, 0, sizeof(*res));
 	res->chan = -1;
-	uint64_t f_memfd = inject_libc_sym(ij, "memfd_create");
-	uint64_t f_dlopen = inject_libc_sym(ij, "dlopen");
-	uint64_t f_dlsym = inject_libc_sym(ij, "dlsym");
-	uint64_t f_dlerror = inject_libc_sym(ij, "dlerror");
-	uint64_t f_socketpair = inject_libc_sym(ij, "socketpair");
-	uint64_t f_close = inject_libc_sym(ij, "close");
+	const uint64_t *fn = ij->lc.fn;
+	uint64_t f_memfd = fn[INJ_MEMFD_CREATE], f_dlopen = fn[INJ_DLOPEN], f_dlsym = fn[INJ_DLSYM];
+	uint64_t f_dlerror = fn[INJ_DLERROR], f_socketpair = fn[INJ_SOCKETPAIR], f_close = fn[INJ_CLOSE];
 	if (!f_dlopen || !f_dlsym || !f_socketpair || !f_close) {
 		snprintf(res->msg, sizeof(res->msg), "no dlopen/dlsym in %.300s (glibc older than 2.34?)",
 			 ij->lc.libc.path);
@@ -265,7 +262,7 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 
 int inject_trim(struct inject *ij, uint64_t *ret, uint64_t *trim_ns)
 {
-	uint64_t fn = inject_libc_sym(ij, "malloc_trim");
+	uint64_t fn = ij->lc.fn[INJ_MALLOC_TRIM];
 	if (!fn)
 		return -MFX_E_NOSYM;
 	struct timespec a, b;

@@ -59,45 +59,54 @@ int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m)
 	return found ? 0 : -ENOENT;
 }
 
-uint64_t inject_elf_sym(const char *path, const char *name, uint64_t *size)
+int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, uint64_t *sizes)
 {
+	size_t want = 0, found = 0;
+	while (names[want])
+		vals[want++] = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	elf_version(EV_CURRENT);
 	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-	uint64_t val = 0;
-	Elf_Scn *scn = NULL;
 	/* .dynsym first: what the loader resolves; .symtab if there is one. */
-	for (int pass = 0; pass < 2 && e && !val; pass++) {
-		scn = NULL;
-		while ((scn = elf_nextscn(e, scn)) && !val) {
+	for (int pass = 0; pass < 2 && e && found < want; pass++) {
+		Elf_Scn *scn = NULL;
+		while ((scn = elf_nextscn(e, scn)) && found < want) {
 			GElf_Shdr sh;
 			if (!gelf_getshdr(scn, &sh) ||
 			    sh.sh_type != (pass ? SHT_SYMTAB : SHT_DYNSYM) || !sh.sh_entsize)
 				continue;
 			Elf_Data *d = elf_getdata(scn, NULL);
 			size_t n = d ? sh.sh_size / sh.sh_entsize : 0;
-			for (size_t i = 0; i < n; i++) {
+			for (size_t i = 0; i < n && found < want; i++) {
 				GElf_Sym s;
+				/* no IFUNCs: calling one runs its resolver */
 				if (!gelf_getsym(d, (int)i, &s) || s.st_shndx == SHN_UNDEF ||
-				    !s.st_value)
+				    !s.st_value || GELF_ST_TYPE(s.st_info) != STT_FUNC)
 					continue;
 				const char *nm = elf_strptr(e, sh.sh_link, s.st_name);
-				/* no IFUNCs: calling one runs its resolver */
-				if (nm && !strcmp(nm, name) && GELF_ST_TYPE(s.st_info) == STT_FUNC) {
-					val = s.st_value;
-					if (size)
-						*size = s.st_size;
-					break;
-				}
+				for (size_t k = 0; nm && k < want; k++)
+					if (!vals[k] && !strcmp(nm, names[k])) {
+						vals[k] = s.st_value;
+						if (sizes)
+							sizes[k] = s.st_size;
+						found++;
+					}
 			}
 		}
 	}
 	if (e)
 		elf_end(e);
 	close(fd);
-	return val;
+	return (int)found;
+}
+
+uint64_t inject_elf_sym(const char *path, const char *name, uint64_t *size)
+{
+	const char *names[2] = { name, NULL };
+	uint64_t v;
+	return inject_elf_syms(path, names, &v, size) ? v : 0;
 }
 
 static void root_path(pid_t pid, const char *p, char *out, size_t n)
@@ -112,7 +121,13 @@ static void root_path(pid_t pid, const char *p, char *out, size_t n)
 static const char *const malloc_names[] = {
 	"malloc", "free", "calloc", "realloc", "memalign", "posix_memalign", "aligned_alloc",
 	"valloc", "pvalloc", "malloc_trim", "malloc_usable_size", "mallinfo2", "mallopt",
-	"malloc_info", "malloc_stats", NULL,
+	"malloc_info", "malloc_stats",
+};
+#define NMALLOC (sizeof(malloc_names) / sizeof(malloc_names[0]))
+
+/* What remote calls need (enum inject_fn order). */
+static const char *const fn_names[INJ_NFN] = {
+	"dlopen", "dlsym", "dlerror", "memfd_create", "socketpair", "close", "malloc_trim",
 };
 
 int inject_load_libc(pid_t pid, struct inject_libc *lc)
@@ -123,27 +138,29 @@ int inject_load_libc(pid_t pid, struct inject_libc *lc)
 	lc->have_ld = inject_find_module(pid, "/ld-linux-x86-64.so.2", &lc->ld) == 0;
 	char file[4200];
 	root_path(pid, lc->libc.path, file, sizeof(file));
+	/* one pass over libc's symbols, before any thread is held */
+	const char *names[NMALLOC + INJ_NFN + 1];
+	uint64_t vals[NMALLOC + INJ_NFN], sizes[NMALLOC + INJ_NFN] = { 0 };
+	for (size_t i = 0; i < NMALLOC; i++)
+		names[i] = malloc_names[i];
+	for (size_t i = 0; i < INJ_NFN; i++)
+		names[NMALLOC + i] = fn_names[i];
+	names[NMALLOC + INJ_NFN] = NULL;
+	inject_elf_syms(file, names, vals, sizes);
 	uint64_t lo = UINT64_MAX, hi = 0;
-	for (int i = 0; malloc_names[i]; i++) {
-		uint64_t sz = 0, v = inject_elf_sym(file, malloc_names[i], &sz);
-		if (!v)
+	for (size_t i = 0; i < NMALLOC; i++) {
+		if (!vals[i])
 			continue;
-		if (v < lo)
-			lo = v;
-		if (v + sz > hi)
-			hi = v + sz;
+		if (vals[i] < lo)
+			lo = vals[i];
+		if (vals[i] + sizes[i] > hi)
+			hi = vals[i] + sizes[i];
 	}
 	if (!hi)
 		return -MFX_E_NOSYM;
 	lc->malloc_lo = lc->libc.base + lo;
 	lc->malloc_hi = lc->libc.base + hi;
+	for (size_t i = 0; i < INJ_NFN; i++)
+		lc->fn[i] = vals[NMALLOC + i] ? lc->libc.base + vals[NMALLOC + i] : 0;
 	return 0;
-}
-
-uint64_t inject_libc_sym(struct inject *ij, const char *name)
-{
-	char file[4200];
-	root_path(ij->pid, ij->lc.libc.path, file, sizeof(file));
-	uint64_t v = inject_elf_sym(file, name, NULL);
-	return v ? ij->lc.libc.base + v : 0;
 }
