@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "attach/attach.h"
 #include "attach/capture.h"
 #include "attach/commands.h"
 #include "attach/spool.h"
@@ -76,7 +77,6 @@ static int ptrace_scope(void)
 	return v;
 }
 
-/* One line that says what is wrong and what to do. */
 int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
 {
 	char comm[64], tc[64];
@@ -200,7 +200,7 @@ static int recv_ctl(int fd, uint16_t want, struct mfx_ctl *m, int timeout_ms)
 	}
 }
 
-int attach_trim_via_agent(int chan, uint64_t *ret, uint64_t *trim_ns)
+static int trim_via_agent(int chan, uint64_t *ret, uint64_t *trim_ns)
 {
 	struct mfx_ctl m;
 	int err = send_ctl(chan, MFX_CTL_TRIM, NULL, NULL, 0);
@@ -220,7 +220,7 @@ static void trim_at_end(struct session *s, int chan)
 	uint64_t rss0, heap0, rss1, heap1, ret = 0, tns = 0;
 	if (session_sample_now(s, &rss0, &heap0))
 		return;
-	int err = attach_trim_via_agent(chan, &ret, &tns);
+	int err = trim_via_agent(chan, &ret, &tns);
 	if (err) {
 		mfx_err("--trim-at-end: malloc_trim(0) failed: %s", mfx_strerror(-err));
 		return;

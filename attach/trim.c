@@ -15,14 +15,13 @@
 #include <string.h>
 
 #include "analyzer/json.h"
+#include "attach/attach.h"
 #include "attach/commands.h"
 #include "attach/procfs.h"
 #include "attach/trim.h"
 #include "attach/util.h"
 #include "inject/inject.h"
 #include "inject/load.h"
-
-int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer);	/* attach.c */
 
 static void trim_help(void)
 {

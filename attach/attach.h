@@ -1,0 +1,15 @@
+/*
+ * attach.h - what `mfx attach` shares with `mfx trim` (attach.c).
+ */
+#ifndef MFX_ATTACH_ATTACH_H
+#define MFX_ATTACH_ATTACH_H
+
+#include <sys/types.h>
+
+/* Print the one-line error for err (an inject_check()/inject_open() code)
+ * when `verb` ("attach to", "trim") failed on pid; tracer names the other
+ * tracer for -MFX_E_TRACED.  Returns the exit status (1, or 2 for our own
+ * pid). */
+int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer);
+
+#endif
