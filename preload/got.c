@@ -79,17 +79,67 @@ static int write_slot(uint64_t *slot, uint64_t val, int relro)
 	return 0;
 }
 
-struct dyninfo {
+/* A loaded module as both walks (patching, lookups) see it: its ranges
+ * from the program headers and its in-memory dynamic section. */
+struct modview {
+	uint64_t base, lo, hi, relro_lo, relro_hi;
 	const Elf64_Sym *symtab;
 	const char *strtab;
 	const Elf64_Rela *jmprel, *rela;
-	size_t jmprel_n, rela_n;
+	size_t njmprel, nrela;
+	const uint32_t *gnu_hash, *sysv_hash;
 };
 
 static uint64_t dptr(uint64_t v, uint64_t base)
 {
 	/* glibc relocates these entries in place; others leave them relative */
 	return v < base ? v + base : v;
+}
+
+/* 0 when the module has a dynamic symbol table, else -1. */
+static int modview_of(const struct dl_phdr_info *info, struct modview *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->base = info->dlpi_addr;
+	m->lo = UINT64_MAX;
+	const Elf64_Dyn *dyn = NULL;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+		uint64_t a = m->base + p->p_vaddr;
+		if (p->p_type == PT_DYNAMIC) {
+			dyn = (const Elf64_Dyn *)a;
+		} else if (p->p_type == PT_GNU_RELRO) {
+			m->relro_lo = a;
+			m->relro_hi = a + p->p_memsz;
+		} else if (p->p_type == PT_LOAD) {
+			if (a < m->lo)
+				m->lo = a;
+			if (a + p->p_memsz > m->hi)
+				m->hi = a + p->p_memsz;
+		}
+	}
+	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
+		uint64_t v = dyn->d_un.d_val;
+		switch (dyn->d_tag) {
+		case DT_SYMTAB: m->symtab = (const Elf64_Sym *)dptr(v, m->base); break;
+		case DT_STRTAB: m->strtab = (const char *)dptr(v, m->base); break;
+		case DT_JMPREL: m->jmprel = (const Elf64_Rela *)dptr(v, m->base); break;
+		case DT_PLTRELSZ: m->njmprel = v / sizeof(Elf64_Rela); break;
+		case DT_RELA: m->rela = (const Elf64_Rela *)dptr(v, m->base); break;
+		case DT_RELASZ: m->nrela = v / sizeof(Elf64_Rela); break;
+		case DT_GNU_HASH: m->gnu_hash = (const uint32_t *)dptr(v, m->base); break;
+		case DT_HASH: m->sysv_hash = (const uint32_t *)dptr(v, m->base); break;
+		}
+	}
+	return m->symtab && m->strtab ? 0 : -1;
+}
+
+/* The agent itself and the vdso are never patched nor looked in. */
+static int not_ours(const struct dl_phdr_info *info)
+{
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+	return info->dlpi_addr == self_base || (vdso_base && info->dlpi_addr == vdso_base) ||
+	       strstr(name, "linux-vdso");
 }
 
 static int hook_index(const char *name)
@@ -100,8 +150,7 @@ static int hook_index(const char *name)
 	return -1;
 }
 
-static void patch_relocs(const Elf64_Rela *r, size_t n, const struct dyninfo *d, uint64_t base,
-			 uint64_t lo, uint64_t hi, uint64_t relro_lo, uint64_t relro_hi, unsigned *count)
+static void patch_relocs(const Elf64_Rela *r, size_t n, const struct modview *d, unsigned *count)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned type = ELF64_R_TYPE(r[i].r_info);
@@ -115,15 +164,15 @@ static void patch_relocs(const Elf64_Rela *r, size_t n, const struct dyninfo *d,
 		int h = hook_index(d->strtab + s->st_name);
 		if (h < 0 || !real_addr[h])
 			continue;
-		uint64_t *slot = (uint64_t *)(base + r[i].r_offset);
+		uint64_t *slot = (uint64_t *)(d->base + r[i].r_offset);
 		uint64_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
-		int lazy = type == R_X86_64_JUMP_SLOT && s->st_shndx == SHN_UNDEF && cur >= lo &&
-			   cur < hi;
+		int lazy = type == R_X86_64_JUMP_SLOT && s->st_shndx == SHN_UNDEF && cur >= d->lo &&
+			   cur < d->hi;
 		if (cur != real_addr[h] && (cur != canon_addr[h] || !cur) && !lazy)
 			continue;
 		if (npatch == cap_patch && grow_patches())
 			return;
-		int relro = (uint64_t)slot >= relro_lo && (uint64_t)slot < relro_hi;
+		int relro = (uint64_t)slot >= d->relro_lo && (uint64_t)slot < d->relro_hi;
 		if (write_slot(slot, hook_addr[h], relro))
 			continue;
 		patches[npatch++] = (struct patch){ slot, cur, hook_addr[h], (uint8_t)relro };
@@ -147,53 +196,20 @@ static int patch_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
 	struct scan *sc = arg;
-	uint64_t base = info->dlpi_addr;
 	const char *name = info->dlpi_name ? info->dlpi_name : "";
-	uint64_t key = base ^ (uint64_t)info->dlpi_phnum << 56;
-	if (base == self_base || (vdso_base && base == vdso_base) || strstr(name, "/ld-linux") ||
-	    strstr(name, "linux-vdso") || is_done(key))
+	uint64_t key = info->dlpi_addr ^ (uint64_t)info->dlpi_phnum << 56;
+	if (not_ours(info) || strstr(name, "/ld-linux") || is_done(key))
 		return 0;
-	const Elf64_Dyn *dyn = NULL;
-	uint64_t lo = UINT64_MAX, hi = 0, relro_lo = 0, relro_hi = 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-		if (p->p_type == PT_DYNAMIC)
-			dyn = (const Elf64_Dyn *)(base + p->p_vaddr);
-		else if (p->p_type == PT_GNU_RELRO) {
-			relro_lo = base + p->p_vaddr;
-			relro_hi = relro_lo + p->p_memsz;
-		} else if (p->p_type == PT_LOAD) {
-			if (base + p->p_vaddr < lo)
-				lo = base + p->p_vaddr;
-			if (base + p->p_vaddr + p->p_memsz > hi)
-				hi = base + p->p_vaddr + p->p_memsz;
-		}
-	}
 	if (ndone < MAX_MODULES)
 		done_base[ndone++] = key;
-	if (!dyn)
-		return 0;
-	struct dyninfo d = { 0 };
-	size_t pltsz = 0, relasz = 0;
-	for (; dyn->d_tag != DT_NULL; dyn++) {
-		switch (dyn->d_tag) {
-		case DT_SYMTAB: d.symtab = (const Elf64_Sym *)dptr(dyn->d_un.d_ptr, base); break;
-		case DT_STRTAB: d.strtab = (const char *)dptr(dyn->d_un.d_ptr, base); break;
-		case DT_JMPREL: d.jmprel = (const Elf64_Rela *)dptr(dyn->d_un.d_ptr, base); break;
-		case DT_PLTRELSZ: pltsz = dyn->d_un.d_val; break;
-		case DT_RELA: d.rela = (const Elf64_Rela *)dptr(dyn->d_un.d_ptr, base); break;
-		case DT_RELASZ: relasz = dyn->d_un.d_val; break;
-		}
-	}
-	if (!d.symtab || !d.strtab)
+	struct modview d;
+	if (modview_of(info, &d))
 		return 0;
 	unsigned before = sc->slots;
 	if (d.jmprel)
-		patch_relocs(d.jmprel, pltsz / sizeof(Elf64_Rela), &d, base, lo, hi, relro_lo,
-			     relro_hi, &sc->slots);
+		patch_relocs(d.jmprel, d.njmprel, &d, &sc->slots);
 	if (d.rela)
-		patch_relocs(d.rela, relasz / sizeof(Elf64_Rela), &d, base, lo, hi, relro_lo,
-			     relro_hi, &sc->slots);
+		patch_relocs(d.rela, d.nrela, &d, &sc->slots);
 	if (sc->slots != before)
 		sc->modules++;
 	return 0;
@@ -297,33 +313,12 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
 	struct find *f = arg;
-	uint64_t base = info->dlpi_addr;
-	const char *name = info->dlpi_name ? info->dlpi_name : "";
-	if (f->addr || base == self_base || (vdso_base && base == vdso_base) ||
-	    strstr(name, "linux-vdso"))
+	struct modview m;
+	if (f->addr || not_ours(info) || modview_of(info, &m))
 		return f->addr != 0;
-	const Elf64_Dyn *dyn = NULL;
-	for (int i = 0; i < info->dlpi_phnum; i++)
-		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-			dyn = (const Elf64_Dyn *)(base + info->dlpi_phdr[i].p_vaddr);
-	if (!dyn)
-		return 0;
-	const uint32_t *gnu = NULL, *sysv = NULL;
-	const Elf64_Sym *sym = NULL;
-	const char *str = NULL;
-	for (; dyn->d_tag != DT_NULL; dyn++) {
-		if (dyn->d_tag == DT_GNU_HASH)
-			gnu = (const uint32_t *)dptr(dyn->d_un.d_ptr, base);
-		else if (dyn->d_tag == DT_HASH)
-			sysv = (const uint32_t *)dptr(dyn->d_un.d_ptr, base);
-		else if (dyn->d_tag == DT_SYMTAB)
-			sym = (const Elf64_Sym *)dptr(dyn->d_un.d_ptr, base);
-		else if (dyn->d_tag == DT_STRTAB)
-			str = (const char *)dptr(dyn->d_un.d_ptr, base);
-	}
-	const Elf64_Sym *s = sym && str ? hash_lookup(gnu, sysv, sym, str, f->name) : NULL;
+	const Elf64_Sym *s = hash_lookup(m.gnu_hash, m.sysv_hash, m.symtab, m.strtab, f->name);
 	if (s)
-		f->addr = base + s->st_value;
+		f->addr = m.base + s->st_value;
 	return f->addr != 0;
 }
 
