@@ -27,6 +27,7 @@
 #include "attach/attach.h"
 #include "attach/capture.h"
 #include "attach/commands.h"
+#include "attach/procfs.h"
 #include "attach/spool.h"
 #include "attach/util.h"
 #include "include/mfx/control.h"
@@ -53,17 +54,11 @@ static void attach_help(void)
 	       capture_options_help);
 }
 
+/* The process's name, "?" when it cannot be read. */
 static const char *comm_of(pid_t pid, char *buf, size_t n)
 {
-	char path[64], *c;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	if (read_file(path, &c, NULL)) {
+	if (procfs_comm(pid, buf, n))
 		snprintf(buf, n, "?");
-		return buf;
-	}
-	c[strcspn(c, "\n")] = 0;
-	snprintf(buf, n, "%s", c);
-	free(c);
 	return buf;
 }
 
@@ -80,6 +75,7 @@ static int ptrace_scope(void)
 int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
 {
 	char comm[64], tc[64];
+	comm_of(pid, comm, sizeof(comm));
 	switch (-err) {
 	case ESRCH:
 		mfx_err("cannot %s %d: no such process", verb, (int)pid);
@@ -89,24 +85,24 @@ int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
 		return EXIT_USAGE;
 	case MFX_E_ZOMBIE:
 		mfx_err("cannot %s %d (%s): it is a zombie (exited, not yet reaped by its parent)",
-			verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+			verb, (int)pid, comm);
 		return EXIT_FAIL;
 	case MFX_E_TRACED:
 		mfx_err("cannot %s %d (%s): it is already traced by pid %d (%s); detach that "
-			"debugger or tracer first", verb, (int)pid, comm_of(pid, comm, sizeof(comm)),
+			"debugger or tracer first", verb, (int)pid, comm,
 			(int)tracer, comm_of(tracer, tc, sizeof(tc)));
 		return EXIT_FAIL;
 	case MFX_E_STOPPED:
 		mfx_err("cannot %s %d (%s): it is stopped; resume it with 'kill -CONT %d' first", verb,
-			(int)pid, comm_of(pid, comm, sizeof(comm)), (int)pid);
+			(int)pid, comm, (int)pid);
 		return EXIT_FAIL;
 	case MFX_E_STATIC:
 		mfx_err("cannot %s %d (%s): it is statically linked, so there is no dynamic loader "
-			"to load the agent into", verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+			"to load the agent into", verb, (int)pid, comm);
 		return EXIT_FAIL;
 	case MFX_E_NOGLIBC:
 		mfx_err("cannot %s %d (%s): it does not use glibc (the agent needs glibc's "
-			"libc.so.6)", verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+			"libc.so.6)", verb, (int)pid, comm);
 		return EXIT_FAIL;
 	case EPERM:
 	case EACCES: {
@@ -121,17 +117,17 @@ int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
 	}
 	case MFX_E_BUSY:
 		mfx_err("cannot %s %d (%s): another mfx is already tracing it", verb, (int)pid,
-			comm_of(pid, comm, sizeof(comm)));
+			comm);
 		return EXIT_FAIL;
 	case MFX_E_NOSAFEPOINT:
 		mfx_err("cannot %s %d (%s): no thread reached a safe point (all busy in the allocator "
-			"or the loader); try again", verb, (int)pid, comm_of(pid, comm, sizeof(comm)));
+			"or the loader); try again", verb, (int)pid, comm);
 		return EXIT_FAIL;
 	case MFX_E_EXITED:
 		mfx_err("cannot %s %d: it exited meanwhile", verb, (int)pid);
 		return EXIT_FAIL;
 	}
-	mfx_err("cannot %s %d (%s): %s", verb, (int)pid, comm_of(pid, comm, sizeof(comm)),
+	mfx_err("cannot %s %d (%s): %s", verb, (int)pid, comm,
 		mfx_strerror(-err));
 	return EXIT_FAIL;
 }
