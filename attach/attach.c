@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "attach/agentctl.h"
 #include "attach/attach.h"
 #include "attach/capture.h"
 #include "attach/commands.h"
@@ -34,8 +35,6 @@
 #include "include/mfx/trace_format.h"
 #include "inject/inject.h"
 #include "inject/load.h"
-
-#define REPLY_TIMEOUT_MS 10000
 
 static void attach_help(void)
 {
@@ -97,8 +96,9 @@ int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
 			(int)pid, comm, (int)pid);
 		return EXIT_FAIL;
 	case MFX_E_STATIC:
-		mfx_err("cannot %s %d (%s): it is statically linked, so there is no dynamic loader "
-			"to load the agent into", verb, (int)pid, comm);
+		mfx_err("cannot %s %d (%s): it is statically linked, so there is %s", verb, (int)pid,
+			comm, strcmp(verb, "trim") ? "no dynamic loader to load the agent into" :
+			"no shared libc whose malloc_trim mfx could call");
 		return EXIT_FAIL;
 	case MFX_E_NOGLIBC:
 		mfx_err("cannot %s %d (%s): it does not use glibc (the agent needs glibc's "
@@ -132,91 +132,12 @@ int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
 	return EXIT_FAIL;
 }
 
-static int send_ctl(int fd, uint16_t type, const char *text, const int *fds, int nfds)
-{
-	struct {
-		struct mfx_ctl m;
-		char text[4096];
-	} out;
-	memset(&out.m, 0, sizeof(out.m));
-	out.m.magic = MFX_CTL_MAGIC;
-	out.m.version = MFX_CTL_VERSION;
-	out.m.type = type;
-	size_t tl = text ? strlen(text) : 0;
-	if (tl >= sizeof(out.text))
-		return -EINVAL;
-	out.m.text_len = (uint32_t)tl;
-	if (tl)
-		memcpy(out.text, text, tl);
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(2 * sizeof(int))];
-	} cm;
-	struct iovec iov = { &out, sizeof(out.m) + tl };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.b;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	}
-	ssize_t r;
-	do
-		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -errno : 0;
-}
-
-static int recv_ctl(int fd, uint16_t want, struct mfx_ctl *m, int timeout_ms)
-{
-	uint64_t t0 = now_ns();
-	for (;;) {
-		int left = timeout_ms - (int)((now_ns() - t0) / 1000000);
-		struct pollfd p = { fd, POLLIN, 0 };
-		if (left <= 0)
-			return -ETIMEDOUT;
-		int r = poll(&p, 1, left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r ? -errno : -ETIMEDOUT;
-		ssize_t n = recv(fd, m, sizeof(*m), 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0)
-			return -EPIPE;	/* the agent's end closed */
-		if (n != sizeof(*m) || m->magic != MFX_CTL_MAGIC)
-			return -EPROTO;
-		if (m->type == want)
-			return 0;
-	}
-}
-
-static int trim_via_agent(int chan, uint64_t *ret, uint64_t *trim_ns)
-{
-	struct mfx_ctl m;
-	int err = send_ctl(chan, MFX_CTL_TRIM, NULL, NULL, 0);
-	if (!err)
-		err = recv_ctl(chan, MFX_CTL_TRIMMED, &m, 60000);
-	if (!err && m.status)
-		err = m.status;
-	if (!err) {
-		*ret = m.value;
-		*trim_ns = m.t_ns;
-	}
-	return err;
-}
-
 static void trim_at_end(struct session *s, int chan)
 {
 	uint64_t rss0, heap0, rss1, heap1, ret = 0, tns = 0;
 	if (session_sample_now(s, &rss0, &heap0))
 		return;
-	int err = trim_via_agent(chan, &ret, &tns);
+	int err = agent_trim(chan, &ret, &tns);
 	if (err) {
 		mfx_err("--trim-at-end: malloc_trim(0) failed: %s", mfx_strerror(-err));
 		return;
@@ -293,13 +214,20 @@ int cmd_attach(int argc, char **argv)
 		sp = NULL;
 	}
 
-	struct inject ij;
-	struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
+	/* An agent left by an earlier attach answers its doorbell: no thread
+	 * is stopped at all.  Otherwise hold one and load it. */
+	struct inject ij = { .pid = pid };
 	struct inject_agent_result res = { .chan = -1 };
-	err = inject_open(pid, &io, &ij);
-	if (!err) {
-		err = inject_agent(&ij, agent, &res);
-		inject_close(&ij);
+	const char *how = "doorbell";
+	err = agent_ring(pid, &res.chan);
+	if (err) {
+		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
+		err = inject_open(pid, &io, &ij);
+		if (!err) {
+			err = inject_agent(&ij, agent, &res);
+			inject_close(&ij);
+		}
+		how = res.reused ? "reused" : "loaded";
 	}
 	if (err) {
 		int rc = res.msg[0] ? (mfx_err("cannot attach to %d (%s): %s", (int)pid, comm, res.msg),
@@ -317,10 +245,10 @@ int cmd_attach(int argc, char **argv)
 	snprintf(cfg, sizeof(cfg), "depth=%u", o.no_stacks ? 0 : o.stack_depth);
 	int fds[2] = { tfd, sp ? spool_fd(sp) : -1 };
 	struct mfx_ctl m;
-	err = send_ctl(res.chan, MFX_CTL_START, cfg, fds, sp ? 2 : 1);
+	err = agent_send(res.chan, MFX_CTL_START, cfg, fds, sp ? 2 : 1);
 	close(tfd);
 	if (!err)
-		err = recv_ctl(res.chan, MFX_CTL_STARTED, &m, REPLY_TIMEOUT_MS);
+		err = agent_recv(res.chan, MFX_CTL_STARTED, &m, AGENT_REPLY_MS);
 	if (!err && m.status)
 		err = m.status;
 	if (err) {
@@ -334,23 +262,27 @@ int cmd_attach(int argc, char **argv)
 	uint64_t t_active = now_ns();
 	session_window_started(s, t_active);
 	uint64_t vals[5] = { t_active - t_begin, ij.held_ns, m.slots, m.modules, ij.attempts };
-	session_mark(s, MFX_MARK_ATTACH, vals, 5, res.reused ? "reused" : "loaded");
-	char held[32], win[32];
+	session_mark(s, MFX_MARK_ATTACH, vals, 5, how);
+	char held[48], win[32];
 	if (o.for_ns)
 		snprintf(win, sizeof(win), "for %s", fmt_duration(o.for_ns, held, sizeof(held)));
 	else
 		snprintf(win, sizeof(win), "until Ctrl-C");
-	mfx_note("attached to pid %d (%s): %u GOT slots in %u modules, one thread held %s; "
-		 "recording %s into %s", (int)pid, comm, m.slots, m.modules,
-		 fmt_duration(ij.held_ns, held, sizeof(held)), win, dir);
+	char d[32];
+	if (!strcmp(how, "doorbell"))
+		snprintf(held, sizeof(held), "no thread held (agent already there)");
+	else
+		snprintf(held, sizeof(held), "one thread held %s", fmt_duration(ij.held_ns, d, sizeof(d)));
+	mfx_note("attached to pid %d (%s): %u GOT slots in %u modules, %s; "
+		 "recording %s into %s", (int)pid, comm, m.slots, m.modules, held, win, dir);
 
 	int why = session_loop(s);
 	if (why != SESSION_END_EXIT) {
 		if (o.trim_at_end)
 			trim_at_end(s, res.chan);
-		err = send_ctl(res.chan, MFX_CTL_STOP, NULL, NULL, 0);
+		err = agent_send(res.chan, MFX_CTL_STOP, NULL, NULL, 0);
 		if (!err)
-			err = recv_ctl(res.chan, MFX_CTL_STOPPED, &m, REPLY_TIMEOUT_MS);
+			err = agent_recv(res.chan, MFX_CTL_STOPPED, &m, AGENT_REPLY_MS);
 		if (err && err != -EPIPE)
 			mfx_err("the agent in pid %d did not confirm the stop (%s); it stops by itself "
 				"when mfx exits", (int)pid, mfx_strerror(-err));

@@ -1,9 +1,9 @@
 /*
  * snapshot.c - `mfx snapshot`: copy /proc/PID/smaps to a file and print what
  * it says about memory: RSS by kind (allocator heap, stacks, file-backed,
- * shared), the allocator's mappings, and glibc's own arena figures when the
- * agent is loaded in the process (agent_malloc_info hook, see below).
- * Reads /proc only: the process is never stopped.
+ * shared), the allocator's mappings, and glibc's own arena figures
+ * (malloc_info) when the agent is loaded in the process: asked of the agent's
+ * own thread through its doorbell (agentctl.c).  The process is never stopped.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,22 +13,10 @@
 #include <time.h>
 
 #include "analyzer/json.h"
+#include "attach/agentctl.h"
 #include "attach/commands.h"
 #include "attach/procfs.h"
 #include "attach/util.h"
-
-/* glibc's malloc_info(3) figures, asked of a loaded agent; provided by the
- * attach side when it is linked in (attach/agentctl.c), absent otherwise. */
-struct malloc_arena_info {
-	int ok;
-	unsigned arenas;
-	uint64_t free_bytes;	/* in bins and fastbins, all arenas */
-	uint64_t top_bytes;	/* top chunks (what trim can give back first) */
-	uint64_t mmap_bytes;	/* mmapped chunks */
-	uint64_t system_bytes;	/* obtained from the system */
-	char *xml;		/* malloc_info's own text, malloc'ed */
-};
-int agent_malloc_info(pid_t pid, struct malloc_arena_info *mi) __attribute__((weak));
 
 static void snapshot_help(void)
 {
@@ -55,7 +43,8 @@ static int cmp_rss(const void *a, const void *b)
 
 static void print_text(pid_t pid, const char *comm, const struct smaps *s,
 		       const struct smaps_totals *t, struct smaps_map **top, size_t ntop,
-		       size_t nthreads, const struct malloc_arena_info *mi, const char *file)
+		       size_t nthreads, const struct malloc_arena_info *mi, const char *file,
+		       const char *xmlfile)
 {
 	char a[32], b[32], c[32];
 	printf("pid %d (%s)  RSS %s  PSS %s  swap %s\n", (int)pid, comm,
@@ -80,22 +69,28 @@ static void print_text(pid_t pid, const char *comm, const struct smaps *s,
 			       fmt_bytes(top[i]->rss, b, sizeof(b)),
 			       *top[i]->path ? top[i]->path : "[anonymous]");
 	}
-	if (mi && mi->ok)
-		printf("glibc malloc (from the agent): %u arenas, %s free in bins, %s in top "
-		       "chunks, %s mmapped, %s from the system\n", mi->arenas,
-		       fmt_bytes(mi->free_bytes, a, sizeof(a)), fmt_bytes(mi->top_bytes, b, sizeof(b)),
-		       fmt_bytes(mi->mmap_bytes, c, sizeof(c)),
-		       fmt_bytes(mi->system_bytes, a, sizeof(a)));
-	else
-		printf("glibc arena figures: not available (the mfx agent is not loaded; "
-		       "'mfx attach' loads it)\n");
+	if (mi && mi->ok) {
+		char d[32];
+		printf("glibc malloc (asked of the mfx agent): %u arena%s\n", mi->arenas,
+		       mi->arenas == 1 ? "" : "s");
+		printf("  %-22s %10s  (%s of it the main arena's top chunk)\n",
+		       "free in bins and tops", fmt_bytes(mi->free_bytes, a, sizeof(a)),
+		       fmt_bytes(mi->top_bytes, b, sizeof(b)));
+		printf("  %-22s %10s\n", "in use", fmt_bytes(mi->in_use_bytes, c, sizeof(c)));
+		printf("  %-22s %10s\n", "mmapped chunks", fmt_bytes(mi->mmap_bytes, d, sizeof(d)));
+		printf("  %-22s %10s\n", "from the system", fmt_bytes(mi->system_bytes, a, sizeof(a)));
+	} else {
+		printf("glibc arena figures: not available (the mfx agent is not running in the "
+		       "process; an earlier 'mfx attach' leaves it there)\n");
+	}
 	(void)s;
-	fprintf(stderr, "mfx: smaps copied to %s\n", file);
+	fprintf(stderr, "mfx: smaps copied to %s%s%s\n", file, *xmlfile ? ", malloc_info to " : "",
+		xmlfile);
 }
 
 static void print_json(pid_t pid, const char *comm, const struct smaps_totals *t,
 		       struct smaps_map **top, size_t ntop, size_t nthreads,
-		       const struct malloc_arena_info *mi, const char *file)
+		       const struct malloc_arena_info *mi, const char *file, const char *xmlfile)
 {
 	struct json j;
 	json_init(&j, stdout);
@@ -136,6 +131,8 @@ static void print_json(pid_t pid, const char *comm, const struct smaps_totals *t
 		json_uint(&j, "top_bytes", mi->top_bytes);
 		json_uint(&j, "mmap_bytes", mi->mmap_bytes);
 		json_uint(&j, "system_bytes", mi->system_bytes);
+		json_uint(&j, "in_use_bytes", mi->in_use_bytes);
+		json_str(&j, "file", xmlfile);
 		json_end(&j);
 	} else {
 		json_null(&j, "malloc_info");
@@ -226,12 +223,19 @@ int cmd_snapshot(int argc, char **argv)
 	if (procfs_tids(pid, &tids, &nthreads) == 0)
 		free(tids);
 	struct malloc_arena_info mi = { 0 };
-	if (agent_malloc_info)
-		agent_malloc_info(pid, &mi);
+	agent_malloc_info(pid, &mi);
+	char xmlfile[4200] = "";
+	if (mi.ok) {
+		snprintf(xmlfile, sizeof(xmlfile), "%s.malloc_info.xml", out);
+		if ((err = write_file(xmlfile, mi.xml, strlen(mi.xml)))) {
+			mfx_note("cannot write '%s': %s", xmlfile, mfx_strerror(-err));
+			xmlfile[0] = 0;
+		}
+	}
 	if (json)
-		print_json(pid, comm, &t, top, ntop, nthreads, &mi, out);
+		print_json(pid, comm, &t, top, ntop, nthreads, &mi, out, xmlfile);
 	else
-		print_text(pid, comm, &s, &t, top, ntop, nthreads, &mi, out);
+		print_text(pid, comm, &s, &t, top, ntop, nthreads, &mi, out, xmlfile);
 	free(mi.xml);
 	free(top);
 	procfs_smaps_free(&s);

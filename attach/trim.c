@@ -2,10 +2,13 @@
  * trim.c - `mfx trim PID` (Approach A): call malloc_trim(0) inside a live
  * process and measure what came back.
  *
- * One thread is held at a safe point (inject/ptrace.c) and made to call
- * malloc_trim(0); RSS and heap RSS (smaps) are read just before and just
- * after.  pause_ns is how long that thread was held: the cost the process
- * paid.  Nothing is loaded into the process.
+ * If an earlier attach left the agent in the process, its own thread runs
+ * malloc_trim(0) (asked through the doorbell, agentctl.c): no thread of the
+ * program stops, pause_ns is 0, method "agent".  Otherwise one thread is
+ * held at a safe point (inject/ptrace.c) and made to call malloc_trim(0),
+ * method "ptrace"; pause_ns is how long it was held: the cost the process
+ * paid.  Nothing is loaded into the process by trim.  RSS and heap RSS
+ * (smaps) are read just before and just after.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analyzer/json.h"
+#include "attach/agentctl.h"
 #include "attach/attach.h"
 #include "attach/commands.h"
 #include "attach/procfs.h"
@@ -28,8 +33,10 @@ static void trim_help(void)
 	printf("usage: mfx trim [--json] PID\n\n"
 	       "Call malloc_trim(0) inside the running process PID and measure what it\n"
 	       "gives back to the system: RSS and heap RSS before and after, and how\n"
-	       "long one of its threads was held for the call.  Nothing is loaded into\n"
-	       "the process; it runs on untouched.  Needs ptrace rights over PID.\n\n"
+	       "long one of its threads was held for the call.  If an earlier 'mfx attach'\n"
+	       "left the agent in PID, the agent's own thread makes the call and no thread\n"
+	       "of the program stops; otherwise one thread is held at a safe point.\n"
+	       "Nothing is loaded into the process.  Needs ptrace rights over PID.\n\n"
 	       "Options:\n"
 	       "        --json        print the result as one JSON object\n"
 	       "    -h, --help        this text\n\n"
@@ -61,15 +68,23 @@ int trim_process(pid_t pid, struct trim_result *r)
 	int err = heap_rss(pid, &r->rss_before, &r->heap_before);
 	if (err)
 		return err == -ENOENT ? -ESRCH : err;
-	struct inject ij;
-	struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
-	if ((err = inject_open(pid, &io, &ij)))
-		return err;
 	uint64_t ret = 0;
-	err = inject_trim(&ij, &ret, &r->trim_ns);
-	inject_close(&ij);
-	r->pause_ns = ij.held_ns;
-	r->attempts = ij.attempts;
+	int chan;
+	if (agent_ring(pid, &chan) == 0) {
+		/* the agent's own thread trims: no thread of the program stops */
+		snprintf(r->method, sizeof(r->method), "agent");
+		err = agent_trim(chan, &ret, &r->trim_ns);
+		close(chan);
+	} else {
+		struct inject ij;
+		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
+		if ((err = inject_open(pid, &io, &ij)))
+			return err;
+		err = inject_trim(&ij, &ret, &r->trim_ns);
+		inject_close(&ij);
+		r->pause_ns = ij.held_ns;
+		r->attempts = ij.attempts;
+	}
 	r->ret = (int)(uint32_t)ret;
 	if (err)
 		return err;
@@ -146,8 +161,12 @@ int cmd_trim(int argc, char **argv)
 	       fmt_bytes(r.rss_after, d, sizeof(d)));
 	printf("  heap RSS  %10s -> %s\n", fmt_bytes(r.heap_before, e, sizeof(e)),
 	       fmt_bytes(r.heap_after, f, sizeof(f)));
-	printf("  one thread held %s (malloc_trim itself %s)\n",
-	       fmt_duration(r.pause_ns, g, sizeof(g)), fmt_duration(r.trim_ns, h, sizeof(h)));
+	if (!strcmp(r.method, "agent"))
+		printf("  called on the mfx agent's thread, no thread of the program stopped "
+		       "(malloc_trim itself %s)\n", fmt_duration(r.trim_ns, h, sizeof(h)));
+	else
+		printf("  one thread held %s (malloc_trim itself %s)\n",
+		       fmt_duration(r.pause_ns, g, sizeof(g)), fmt_duration(r.trim_ns, h, sizeof(h)));
 	if (r.released < (1u << 20))
 		printf("  little came back: the heap's free memory is not where trim can return it,\n"
 		       "  or there was little free memory (see 'mfx attach' for why memory grows)\n");

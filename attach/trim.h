@@ -15,7 +15,7 @@ struct trim_result {
 	uint64_t trim_ns;	/* the call itself */
 	unsigned attempts;	/* safe-point tries */
 	int ret;		/* malloc_trim's return: 1 if memory was released */
-	char method[16];	/* "ptrace" */
+	char method[16];	/* "ptrace" or "agent" */
 };
 
 /* 0, or the inject_open()/inject_call() error. */

@@ -33,7 +33,7 @@ struct inject_module {
 /* The libc functions remote calls use. */
 enum inject_fn {
 	INJ_DLOPEN, INJ_DLSYM, INJ_DLERROR, INJ_MEMFD_CREATE, INJ_SOCKETPAIR, INJ_CLOSE,
-	INJ_MALLOC_TRIM, INJ_NFN,
+	INJ_MALLOC_TRIM, INJ_ERRNO_LOCATION, INJ_NFN,
 };
 
 /* The target's C library, loader and malloc code ranges, and the addresses
@@ -67,6 +67,8 @@ struct inject {
 	uint64_t scratch_lo;		/* its lowest usable address */
 	int pending_sig[8];		/* signals that hit it while held */
 	int npending;
+	uint64_t errno_addr;		/* the held thread's errno, kept across calls */
+	int saved_errno;
 	struct inject_libc lc;
 	struct inject_opts o;
 };
@@ -94,7 +96,7 @@ void inject_close(struct inject *ij);
 
 /* Find the module whose path ends with `suffix` (e.g. "/libc.so.6"). */
 int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m);
-/* Look up functions' st_value in an ELF file's .dynsym (or .symtab), in
+/* Look up functions' and data objects' st_value in an ELF file's .dynsym (or .symtab), in
  * one pass: vals[i] (and sizes[i] when sizes != NULL) for the NULL-ended
  * names[i], 0 if absent.  Returns how many were found. */
 int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, uint64_t *sizes);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "include/mfx/control.h"
 #include "include/mfx/error.h"
 #include "inject/inject.h"
 #include "inject/load.h"
@@ -115,6 +117,95 @@ static uint64_t agent_loaded(struct inject *ij, const char *agent)
 		if (inject_read(ij, m.base + off, theirs, len) == 0 && !memcmp(id, theirs, len))
 			return m.base;
 	}
+	return 0;
+}
+
+/* pid as the process itself sees it (the last NSpid: its own namespace). */
+static pid_t pid_inside(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	pid_t in = pid;
+	if (!f)
+		return pid;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "NSpid:", 6)) {
+			char *p = line + 6, *end;
+			for (long v; (v = strtol(p, &end, 10)), end != p; p = end)
+				in = (pid_t)v;
+			break;
+		}
+	fclose(f);
+	return in;
+}
+
+int inject_agent_ring(pid_t pid, const char *agent, int timeout_ms, int *chan)
+{
+	*chan = -1;
+	struct inject peek = { .pid = pid };
+	uint64_t base = agent_loaded(&peek, agent), v;
+	struct mfx_doorbell b;
+	if (!base || !(v = inject_elf_sym(agent, "mfx_agent_doorbell", NULL)))
+		return -ENOENT;
+	if (inject_read(&peek, base + v, &b, sizeof(b)) || b.magic != MFX_DOORBELL_MAGIC ||
+	    b.fd < 0 || !b.pid || (b.pid != pid && b.pid != pid_inside(pid)))
+		return -ENOENT;	/* loaded, but never started here (a fork child) */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	int bell = (int)syscall(SYS_pidfd_getfd, pidfd, b.fd, 0), err = 0;
+	if (bell < 0)
+		err = -errno;
+	close(pidfd);
+	struct stat st;
+	if (!err && (fstat(bell, &st) || !S_ISSOCK(st.st_mode)))
+		err = -ENOTSOCK;	/* the program closed it and reused the number */
+	int sv[2] = { -1, -1 };
+	if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		err = -errno;
+	if (!err) {
+		struct mfx_ctl m = { .magic = MFX_CTL_MAGIC, .version = MFX_CTL_VERSION,
+				     .type = MFX_CTL_HELLO };
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} cm;
+		memset(&cm, 0, sizeof(cm));
+		struct iovec iov = { &m, sizeof(m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+				     .msg_controllen = sizeof(cm.b) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &sv[1], sizeof(int));
+		if (sendmsg(bell, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(m))
+			err = -errno;
+		close(sv[1]);
+	}
+	if (bell >= 0)
+		close(bell);
+	if (!err) {
+		/* WELCOME proves a live agent thread holds the other end */
+		struct pollfd p = { sv[0], POLLIN, 0 };
+		struct mfx_ctl m;
+		int r;
+		do
+			r = poll(&p, 1, timeout_ms);
+		while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			err = r ? -errno : -ETIMEDOUT;
+		else if (recv(sv[0], &m, sizeof(m), 0) != (ssize_t)sizeof(m) ||
+			 m.magic != MFX_CTL_MAGIC || m.type != MFX_CTL_WELCOME)
+			err = -EPROTO;
+	}
+	if (err) {
+		if (sv[0] >= 0)
+			close(sv[0]);
+		return err;
+	}
+	*chan = sv[0];
 	return 0;
 }
 

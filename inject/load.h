@@ -5,6 +5,7 @@
 #define MFX_INJECT_LOAD_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 struct inject;
 
@@ -17,6 +18,11 @@ struct inject_agent_result {
 /* With ij open (inject_open): load `agent` (a path of ours) into the
  * process, start its control thread, return the channel in res->chan. */
 int inject_agent(struct inject *ij, const char *agent, struct inject_agent_result *res);
+/* Reach an agent already running in pid (an earlier attach) through its
+ * doorbell, without stopping any thread: *chan gets a fresh control channel.
+ * -ENOENT when the same build of the agent is not loaded and started there,
+ * -ETIMEDOUT when its thread did not answer, other -errno. */
+int inject_agent_ring(pid_t pid, const char *agent, int timeout_ms, int *chan);
 /* malloc_trim(0) in the held thread: its return value, how long it ran. */
 int inject_trim(struct inject *ij, uint64_t *ret, uint64_t *trim_ns);
 

@@ -185,6 +185,9 @@ static int candidates(pid_t pid, struct cand **out, size_t *n)
 		if (tid <= 0)
 			continue;
 		char buf[512], p[96];
+		snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+		if (read_text(p, buf, sizeof(buf)) == 0 && !strcmp(buf, "mfx-agent\n"))
+			continue;	/* our own agent's thread: it serves the doorbell */
 		snprintf(p, sizeof(p), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
 		int score = 2;
 		if (read_text(p, buf, sizeof(buf)) == 0) {
@@ -540,7 +543,21 @@ int inject_read(struct inject *ij, uint64_t addr, void *buf, size_t len)
 	return mem_read(ij->pid, addr, buf, len);
 }
 
+static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret);
+
+/* The calls we make set errno in the held thread; the program may be about
+ * to read the value a call of its own left there.  Saved before the first
+ * call, put back by inject_close. */
 int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret)
+{
+	uint64_t loc = ij->lc.fn[INJ_ERRNO_LOCATION], a = 0;
+	if (ij->attached && loc && !ij->errno_addr && do_call(ij, loc, NULL, 0, &a) == 0 && a &&
+	    mem_read(ij->pid, a, &ij->saved_errno, sizeof(int)) == 0)
+		ij->errno_addr = a;
+	return do_call(ij, fn, args, n, ret);
+}
+
+static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret)
 {
 	if (!ij->attached || n > 6 || !fn)
 		return -EINVAL;
@@ -604,6 +621,8 @@ int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uin
 void inject_close(struct inject *ij)
 {
 	if (ij->attached) {
+		if (ij->errno_addr)
+			mem_write(ij->pid, ij->errno_addr, &ij->saved_errno, sizeof(int));
 		restore_state(ij);
 		ij->held_ns = mono_ns() - ij->t_stopped;
 		release(ij);

@@ -83,7 +83,8 @@ int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, 
 				GElf_Sym s;
 				/* no IFUNCs: calling one runs its resolver */
 				if (!gelf_getsym(d, (int)i, &s) || s.st_shndx == SHN_UNDEF ||
-				    !s.st_value || GELF_ST_TYPE(s.st_info) != STT_FUNC)
+				    !s.st_value || (GELF_ST_TYPE(s.st_info) != STT_FUNC &&
+						    GELF_ST_TYPE(s.st_info) != STT_OBJECT))
 					continue;
 				const char *nm = elf_strptr(e, sh.sh_link, s.st_name);
 				for (size_t k = 0; nm && k < want; k++)
@@ -128,6 +129,7 @@ static const char *const malloc_names[] = {
 /* What remote calls need (enum inject_fn order). */
 static const char *const fn_names[INJ_NFN] = {
 	"dlopen", "dlsym", "dlerror", "memfd_create", "socketpair", "close", "malloc_trim",
+	"__errno_location",
 };
 
 int inject_load_libc(pid_t pid, struct inject_libc *lc)

@@ -372,6 +372,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	end_lock = 0;
+	control_after_fork();
 	rec_after_fork_child();
 	modules_after_fork();
 	if (!rec.active)

@@ -96,6 +96,9 @@ void *got_find_defined(const char *name);
 void got_patch_new(void);
 void got_restore_all(void);
 
+/* control.c: in a fork child, forget the control thread and its doorbell. */
+void control_after_fork(void);
+
 /* Monotonic ns (vDSO). */
 uint64_t agent_now_ns(void);
 

@@ -1,14 +1,22 @@
 /*
  * control.c - attach mode: the agent's own thread inside a live process.
  *
- * mfx calls mfx_agent_start(sock) with a remote call on the thread it holds;
- * it only starts this thread and returns, so the held thread is released at
- * once.  The thread then serves the control channel (include/mfx/control.h):
- * START (trace and spool fds arrive with it) -> resolve the real functions,
- * begin recording, patch the GOT; TRIM -> malloc_trim(0) here, on our own
- * thread, so no thread of the program pauses; STOP or EOF (mfx went away) ->
- * restore the GOT, end recording, give the spool back.  The library stays
- * loaded and dormant; a later attach starts a new thread.
+ * The first attach calls mfx_agent_start(sock) with a remote call on the
+ * thread it holds; it only starts this thread and returns, so the held
+ * thread is released at once.  The thread then serves sessions
+ * (include/mfx/control.h): START (trace and spool fds arrive with it) ->
+ * resolve the real functions, begin recording, patch the GOT; TRIM ->
+ * malloc_trim(0) here, on our own thread, so no thread of the program
+ * pauses; INFO -> malloc_info(3) into a file mfx passes; STOP or EOF (mfx
+ * went away) -> restore the GOT, end recording, give the spool back.
+ *
+ * After its first session the thread stays, dormant, blocked in recvmsg() on
+ * the doorbell: a socketpair whose sending end's fd number is published in
+ * mfx_agent_doorbell.  A later mfx (attach, trim, snapshot) takes that end
+ * with pidfd_getfd(2) -- the same permission as ptrace, but no thread is
+ * stopped -- and rings with a fresh socket of its own, which becomes the
+ * session.  A ring during a recording window is served on the side (TRIM,
+ * INFO; START is refused busy).
  *
  * The thread blocks every signal (the program's handlers never run on it)
  * and is marked busy for the hooks: its own allocations are never recorded.
@@ -18,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -85,17 +94,29 @@ static int wait_readable(int sock, int ms)
 	return r;
 }
 
+/* Read by mfx with process_vm_readv (attach/agentctl.c). */
+MFX_EXPORT struct mfx_doorbell mfx_agent_doorbell = { MFX_DOORBELL_MAGIC, 0, -1 };
+static int bell_rx = -1;	/* our end: rings arrive here */
+
 /* The allocator's totals into the trace (attach: the window does not know
  * the blocks allocated before it). */
-static void mark_mallinfo(const char *when)
+static int get_mallinfo(uint64_t v[7])
 {
 	struct mallinfo2 (*fn)(void) = (struct mallinfo2 (*)(void))got_find_defined("mallinfo2");
 	if (!fn)
-		return;
+		return -1;
 	struct mallinfo2 mi = fn();
-	uint64_t v[7] = { mi.arena, mi.ordblks, mi.hblks, mi.hblkhd, mi.uordblks, mi.fordblks,
+	uint64_t w[7] = { mi.arena, mi.ordblks, mi.hblks, mi.hblkhd, mi.uordblks, mi.fordblks,
 			  mi.keepcost };
-	agent_mark(MFX_MARK_MALLINFO, v, 7, when);
+	memcpy(v, w, sizeof(w));
+	return 0;
+}
+
+static void mark_mallinfo(const char *when)
+{
+	uint64_t v[7];
+	if (get_mallinfo(v) == 0)
+		agent_mark(MFX_MARK_MALLINFO, v, 7, when);
 }
 
 static void do_trim(int sock)
@@ -106,29 +127,65 @@ static void do_trim(int sock)
 		 (uint64_t)r);
 }
 
-static void *control_main(void *arg)
+/* INFO: "mallinfo2 arena ordblks hblks hblkhd uordblks fordblks keepcost\n"
+ * then malloc_info(0)'s XML, into the file mfx sent (fd). */
+static void do_info(int sock, int fd)
 {
-	int sock = (int)(intptr_t)arg;
-	tls_busy = 1;
-	prctl(PR_SET_NAME, "mfx-agent", 0, 0, 0);
-
-	struct {
-		struct mfx_ctl m;
-		char text[4096];
-	} in;
-	int fds[2] = { -1, -1 }, nfds = 0;
-	const char *why = "detached";
-	if (wait_readable(sock, START_TIMEOUT_MS) <= 0)
-		goto out;
-	ssize_t r = recv_msg(sock, &in, sizeof(in) - 1, fds, &nfds);
-	if (r < (ssize_t)sizeof(in.m) || in.m.magic != MFX_CTL_MAGIC || in.m.type != MFX_CTL_START ||
-	    nfds < 1 || in.m.text_len > r - (ssize_t)sizeof(in.m)) {
-		send_msg(sock, MFX_CTL_STARTED, -EPROTO, 0, 0, 0, 0);
-		goto out;
+	int err = -EBADF;
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f) {
+		uint64_t v[7] = { 0 };
+		int (*info)(int, FILE *) = agent_real.malloc_info ?
+			agent_real.malloc_info : (int (*)(int, FILE *))got_find_defined("malloc_info");
+		get_mallinfo(v);
+		fprintf(f, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu\n",
+			(unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
+			(unsigned long long)v[3], (unsigned long long)v[4], (unsigned long long)v[5],
+			(unsigned long long)v[6]);
+		err = info && info(0, f) == 0 ? 0 : -ENOSYS;
+		if (fclose(f) && !err)
+			err = -EIO;
+	} else if (fd >= 0) {
+		close(fd);
 	}
-	in.text[in.m.text_len] = 0;
+	send_msg(sock, MFX_CTL_INFOED, err, 0, 0, 0, 0);
+}
+
+/* A session: the channel of one mfx command. */
+struct session {
+	int sock;		/* -1: none */
+	int recording;		/* START accepted, not stopped yet */
+	uint64_t deadline_ns;	/* drop a session that never says anything */
+};
+
+static void session_close(struct session *se)
+{
+	if (se->sock >= 0)
+		close(se->sock);
+	se->sock = -1;
+	se->recording = 0;
+}
+
+static void stop_recording(struct session *se, const char *why)
+{
+	got_restore_all();
+	if (agent_recording())
+		mark_mallinfo("end");
+	agent_end(why);
+	rec_spool_detach();
+	se->recording = 0;
+}
+
+static void start_recording(struct session *se, struct mfx_ctl *m, char *text, ssize_t r,
+			    int *fds, int nfds)
+{
+	if (se->recording || nfds < 1 || m->text_len > r - (ssize_t)sizeof(*m)) {
+		send_msg(se->sock, MFX_CTL_STARTED, se->recording ? -EBUSY : -EPROTO, 0, 0, 0, 0);
+		return;
+	}
+	text[m->text_len] = 0;
 	struct agent_config c;
-	int err = agent_parse_config(in.text, &c);
+	int err = agent_parse_config(text, &c);
 	c.trace_fd = fds[0];
 	c.spool_fd = nfds > 1 ? fds[1] : -1;
 	c.attach = 1;
@@ -136,67 +193,199 @@ static void *control_main(void *arg)
 	unsigned slots = 0, modules = 0;
 	if (!err)
 		err = agent_resolve(1);
-	if (!err)
+	if (err)
+		close(c.trace_fd);	/* agent_begin owns it once called */
+	else
 		err = agent_begin(&c);
 	if (!err) {
 		mark_mallinfo("start");
 		got_patch_all(&slots, &modules);
+		se->recording = 1;
 	}
-	if (c.spool_fd >= 0)
-		close(c.spool_fd);	/* mapped; not needed any more */
-	fds[1] = -1;
-	send_msg(sock, MFX_CTL_STARTED, err, slots, modules, agent_now_ns(), 0);
-	if (err)
-		goto out;
+	send_msg(se->sock, MFX_CTL_STARTED, err, slots, modules, agent_now_ns(), 0);
+}
 
-	for (;;) {
-		int w = wait_readable(sock, TICK_MS);
-		if (w < 0) {
-			why = "error";
+/* One message on the session's channel.  Returns 0 to go on, 1 when the
+ * session is over. */
+static int session_serve(struct session *se)
+{
+	struct {
+		struct mfx_ctl m;
+		char text[4096];
+	} in;
+	int fds[2] = { -1, -1 }, nfds = 0, done = 0;
+	ssize_t r = recv_msg(se->sock, &in, sizeof(in) - 1, fds, &nfds);
+	if (r <= 0) {
+		if (se->recording)
+			stop_recording(se, "detached");	/* mfx is gone: stop on our own */
+		return 1;
+	}
+	se->deadline_ns = 0;
+	if (r >= (ssize_t)sizeof(in.m) && in.m.magic == MFX_CTL_MAGIC) {
+		switch (in.m.type) {
+		case MFX_CTL_START:
+			start_recording(se, &in.m, in.text, r, fds, nfds);
 			break;
-		}
-		if (w == 0) {
-			got_patch_new();	/* libraries loaded behind dlopen's back */
-			continue;
-		}
-		int dummy[2], nd;
-		r = recv_msg(sock, &in, sizeof(in.m), dummy, &nd);
-		for (int i = 0; i < nd; i++)
-			close(dummy[i]);
-		if (r <= 0) {
-			why = "detached";	/* mfx is gone: stop on our own */
+		case MFX_CTL_TRIM:
+			do_trim(se->sock);
 			break;
-		}
-		if (r < (ssize_t)sizeof(in.m) || in.m.magic != MFX_CTL_MAGIC)
-			continue;
-		if (in.m.type == MFX_CTL_TRIM) {
-			do_trim(sock);
-		} else if (in.m.type == MFX_CTL_STOP) {
-			why = "stop";
+		case MFX_CTL_INFO:
+			do_info(se->sock, nfds ? fds[0] : -1);
+			fds[0] = -1;
+			break;
+		case MFX_CTL_STOP:
+			if (se->recording)
+				stop_recording(se, "stop");
+			send_msg(se->sock, MFX_CTL_STOPPED, 0, 0, 0, agent_now_ns(), 0);
+			done = 1;
 			break;
 		}
 	}
-	got_restore_all();
-	if (agent_recording())
-		mark_mallinfo("end");
-	agent_end(why);
-	rec_spool_detach();
-	send_msg(sock, MFX_CTL_STOPPED, 0, 0, 0, agent_now_ns(), 0);
-out:
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	close(sock);
+	return done;
+}
+
+/* A ring: the socket it carries, or -1. */
+static int bell_take(void)
+{
+	struct mfx_ctl m;
+	int fds[2], nfds = 0;
+	ssize_t r = recv_msg(bell_rx, &m, sizeof(m), fds, &nfds);
+	int sock = -1;
+	for (int i = 0; i < nfds; i++) {
+		if (sock < 0 && r == (ssize_t)sizeof(m) && m.magic == MFX_CTL_MAGIC &&
+		    m.type == MFX_CTL_HELLO)
+			sock = fds[i];
+		else
+			close(fds[i]);
+	}
+	if (sock >= 0)
+		send_msg(sock, MFX_CTL_WELCOME, 0, 0, 0, agent_now_ns(), 0);
+	return sock;
+}
+
+/* A ring while another session records: serve its one request on the side. */
+static void serve_aside(int sock)
+{
+	struct session side = { sock, 0, 0 };
+	for (int n = 0; n < 8 && wait_readable(sock, 1000) > 0; n++)
+		if (session_serve(&side))
+			break;
+	session_close(&side);
+}
+
+static int bell_open(void)
+{
+	int sv[2];
+	if (bell_rx >= 0)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	bell_rx = sv[0];
+	mfx_agent_doorbell.fd = sv[1];
+	__atomic_store_n(&mfx_agent_doorbell.pid, (int32_t)getpid(), __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void *control_main(void *arg)
+{
+	struct session se = { (int)(intptr_t)arg, 0, agent_now_ns() + START_TIMEOUT_MS * 1000000ull };
+	tls_busy = 1;
+	prctl(PR_SET_NAME, "mfx-agent", 0, 0, 0);
+	int have_bell = bell_open() == 0;
+
+	for (;;) {
+		struct pollfd p[2] = { { se.sock, POLLIN, 0 }, { have_bell ? bell_rx : -1, POLLIN, 0 } };
+		if (se.sock < 0 && !have_bell)
+			break;
+		int ms = se.recording ? TICK_MS : se.sock >= 0 ? 1000 : -1;
+		int w = poll(p, 2, ms);
+		if (w < 0 && errno != EINTR)
+			break;
+		if (w <= 0) {
+			if (se.recording)
+				got_patch_new();	/* libraries loaded behind dlopen's back */
+			else if (se.sock >= 0 && se.deadline_ns && agent_now_ns() > se.deadline_ns)
+				session_close(&se);	/* rang, then never spoke */
+			continue;
+		}
+		if (p[0].revents) {
+			if (session_serve(&se))
+				session_close(&se);
+		}
+		if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			have_bell = 0;	/* the program closed our fds: sessions only */
+		} else if (p[1].revents) {
+			int s = bell_take();
+			if (s < 0)
+				continue;
+			if (se.sock >= 0) {
+				serve_aside(s);
+			} else {
+				se.sock = s;
+				se.deadline_ns = agent_now_ns() + START_TIMEOUT_MS * 1000000ull;
+			}
+		}
+	}
+	if (se.recording)
+		stop_recording(&se, "error");
+	session_close(&se);
+	__atomic_store_n(&mfx_agent_doorbell.pid, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&ctl_running, 0, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+/* In the child of fork(): the thread did not come along.  Its fds did;
+ * close them, so a later attach to the child starts afresh. */
+void control_after_fork(void)
+{
+	if (bell_rx >= 0)
+		close(bell_rx);
+	if (mfx_agent_doorbell.fd >= 0)
+		close(mfx_agent_doorbell.fd);
+	bell_rx = -1;
+	mfx_agent_doorbell.fd = -1;
+	mfx_agent_doorbell.pid = 0;
+	ctl_running = 0;
+}
+
+/* Send HELLO with sock through our own doorbell (async-signal-safe: it
+ * runs on the thread mfx holds). */
+static int ring_self(int sock)
+{
+	struct mfx_ctl m = { .magic = MFX_CTL_MAGIC, .version = MFX_CTL_VERSION,
+			     .type = MFX_CTL_HELLO };
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+			     .msg_controllen = sizeof(cm.b) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &sock, sizeof(int));
+	return sendmsg(mfx_agent_doorbell.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+	       (ssize_t)sizeof(m) ? 0 : -1;
 }
 
 /* Called by mfx in the held thread: start the control thread on `sock`
  * and return.  0, -EBUSY (an attach is already in progress), -errno. */
 MFX_EXPORT int mfx_agent_start(int sock)
 {
-	if (__atomic_exchange_n(&ctl_running, 1, __ATOMIC_ACQ_REL))
-		return -EBUSY;
+	if (__atomic_exchange_n(&ctl_running, 1, __ATOMIC_ACQ_REL)) {
+		/* The thread is there (mfx could not ring, or chose not to):
+		 * hand it the socket as a ring of our own. */
+		if (mfx_agent_doorbell.fd < 0 || ring_self(sock))
+			return -EBUSY;
+		close(sock);	/* the message in flight holds it */
+		return 0;
+	}
 	int busy = tls_busy;
 	tls_busy = 1;
 	sigset_t all, old;

@@ -108,7 +108,7 @@ tdo() {
 	echo "$*" >&7
 	for ((i = 0; i < 600; i++)); do
 		[ "$(grep -c '^done' "$TOUT")" -gt "$n" ] && return 0
-		grep -q EINTR "$TOUT" && fail "target saw EINTR: $(grep EINTR "$TOUT")"
+		grep -q 'EINTR\|ERRNO' "$TOUT" && fail "target saw EINTR or errno changed: $(grep 'EINTR\|ERRNO' "$TOUT")"
 		kill -0 "$TPID" 2>/dev/null || fail "target died: $(tail -3 "$TOUT")"
 		sleep 0.05
 	done

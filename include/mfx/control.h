@@ -2,15 +2,25 @@
  * control.h - the attach control channel between mfx and the agent's thread
  * inside a live process (preload/control.c, attach/attach.c).
  *
- * The channel is one end of an AF_UNIX SOCK_SEQPACKET socketpair created
- * inside the target by a remote call; mfx takes the other end with
+ * The first channel is one end of an AF_UNIX SOCK_SEQPACKET socketpair
+ * created inside the target by a remote call; mfx takes the other end with
  * pidfd_getfd(2), so no path, port or namespace is involved, and the agent
  * sees EOF the moment mfx goes away (then it stops and unpatches on its own).
  *
+ * Once started, the agent's thread stays, and later commands reach it
+ * without ptrace through the doorbell: the exported mfx_agent_doorbell
+ * (read with process_vm_readv) names the fd of a socketpair end in the
+ * target; mfx takes it with pidfd_getfd and sends HELLO carrying one end
+ * of a socketpair of its own, which becomes the channel (agent: WELCOME).
+ *
  *   mfx -> agent   START  config text, SCM_RIGHTS [trace fd, spool fd]
  *   agent -> mfx   STARTED status, GOT slots patched, modules, timings
- *   mfx -> agent   TRIM   (optional, any number)
+ *   mfx -> agent   TRIM   (any number, any time)
  *   agent -> mfx   TRIMMED malloc_trim's return, how long it took
+ *   mfx -> agent   INFO   SCM_RIGHTS [a file to write to]
+ *   agent -> mfx   INFOED status; the file holds a "mallinfo2 ..." line
+ *                  (arena ordblks hblks hblkhd uordblks fordblks keepcost)
+ *                  and then malloc_info(0)'s XML
  *   mfx -> agent   STOP
  *   agent -> mfx   STOPPED status
  * Every message is one struct mfx_ctl (config text after it for START).
@@ -30,6 +40,19 @@ enum mfx_ctl_type {
 	MFX_CTL_STOPPED,
 	MFX_CTL_TRIM,
 	MFX_CTL_TRIMMED,
+	MFX_CTL_INFO,
+	MFX_CTL_INFOED,
+	MFX_CTL_HELLO,
+	MFX_CTL_WELCOME,
+};
+
+#define MFX_DOORBELL_MAGIC 0x6c6c6562U	/* "bell" */
+
+/* The agent's exported mfx_agent_doorbell. */
+struct mfx_doorbell {
+	uint32_t magic;
+	int32_t pid;		/* the process that owns the fd (0: none; fork children differ) */
+	int32_t fd;		/* the doorbell's sending end, in that process */
 };
 
 struct mfx_ctl {

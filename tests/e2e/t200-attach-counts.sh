@@ -2,7 +2,8 @@
 # attach: exact counts inside the window; the system call the held thread
 # was blocked in (read) is restarted, not failed with EINTR; after the
 # window nothing is recorded and the process runs on; a second attach
-# re-arms the agent already loaded.
+# re-arms the agent already loaded through its doorbell (no thread held),
+# a third forced onto the ptrace path re-arms it too.
 . "$(dirname "$0")/../lib.sh"
 target_start
 for round in 1 2; do
@@ -31,12 +32,16 @@ done
 # neither cut short nor failed with EINTR (the target checks both)
 tcmd "sleep 1500"
 sleep 0.2
-run_mfx attach -q --no-report --for 200ms -o "$TMP/run3" "$TPID"
+MFX_NO_DOORBELL=1 run_mfx attach -q --no-report --for 200ms -o "$TMP/run3" "$TPID"
 expect_eq "$MFX_RC" 0 "attach during nanosleep"
 tdo "run 10"
 grep -q "^done sleep" "$TOUT" || fail "sleep did not complete"
 expect_eq "$(jget "$TMP/run1/summary.json" .attach.agent)" loaded "first attach loads the agent"
-expect_eq "$(jget "$TMP/run2/summary.json" .attach.agent)" reused "second attach re-arms it"
+expect_eq "$(jget "$TMP/run2/summary.json" .attach.agent)" doorbell "second attach rings the agent"
+expect_eq "$(jget "$TMP/run2/summary.json" .attach.thread_held_ns)" 0 "second attach: no thread held"
+run_mfx report -q "$TMP/run3"
+expect_eq "$(jget "$TMP/run3/summary.json" .attach.agent)" reused "ptrace path re-arms it"
+expect_ge "$(jget "$TMP/run3/summary.json" .attach.thread_held_ns)" 1 "ptrace path: a thread held"
 expect_ge "$(jget "$TMP/run1/summary.json" .attach.got_slots_patched)" 4 "GOT slots patched"
 expect_le "$(jget "$TMP/run1/summary.json" .attach.thread_held_ns)" 1000000000 "thread held (ns)"
 # the agent's library is mapped once

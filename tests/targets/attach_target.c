@@ -15,7 +15,9 @@
  *   alarm MS   a SIGALRM every MS milliseconds from now on (SA_RESTART)
  *   quit       exit 0
  *
- * Any EINTR from read or early nanosleep return prints "EINTR" and exits 3.
+ * Any EINTR from read or early nanosleep return prints "EINTR" and exits 3;
+ * errno changed across a successful read (remote calls made in this thread
+ * must leave it as it was) prints "ERRNO" and exits 4.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -129,10 +131,15 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("ready %d\n", (int)getpid());
 	for (;;) {
+		errno = 4242;	/* a successful read leaves it alone: so must mfx */
 		ssize_t r = read(0, line + len, sizeof(line) - 1 - len);
 		if (r < 0) {
 			printf("EINTR read: %s\n", strerror(errno));
 			return 3;
+		}
+		if (errno != 4242) {
+			printf("ERRNO changed under read: %d\n", errno);
+			return 4;
 		}
 		if (r == 0)
 			return 0;

@@ -1,0 +1,177 @@
+/*
+ * agentctl.c - mfx's side of the control channel (include/mfx/control.h):
+ * messages to and from the agent's thread, and the requests made of an
+ * agent already loaded by an earlier attach, reached through its doorbell
+ * (inject_agent_ring) without stopping any thread of the process:
+ * malloc_trim(0) for `mfx trim`, malloc_info(3) for `mfx snapshot`.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attach/agentctl.h"
+#include "attach/util.h"
+#include "inject/load.h"
+
+int agent_send(int fd, uint16_t type, const char *text, const int *fds, int nfds)
+{
+	struct {
+		struct mfx_ctl m;
+		char text[4096];
+	} out;
+	memset(&out.m, 0, sizeof(out.m));
+	out.m.magic = MFX_CTL_MAGIC;
+	out.m.version = MFX_CTL_VERSION;
+	out.m.type = type;
+	size_t tl = text ? strlen(text) : 0;
+	if (tl >= sizeof(out.text))
+		return -EINVAL;
+	out.m.text_len = (uint32_t)tl;
+	if (tl)
+		memcpy(out.text, text, tl);
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	struct iovec iov = { &out, sizeof(out.m) + tl };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	ssize_t r;
+	do
+		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+int agent_recv(int fd, uint16_t want, struct mfx_ctl *m, int timeout_ms)
+{
+	uint64_t t0 = now_ns();
+	for (;;) {
+		int left = timeout_ms - (int)((now_ns() - t0) / 1000000);
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (left <= 0)
+			return -ETIMEDOUT;
+		int r = poll(&p, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r ? -errno : -ETIMEDOUT;
+		ssize_t n = recv(fd, m, sizeof(*m), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			return -EPIPE;	/* the agent's end closed */
+		if (n != sizeof(*m) || m->magic != MFX_CTL_MAGIC)
+			return -EPROTO;
+		if (m->type == want)
+			return 0;
+	}
+}
+
+int agent_trim(int chan, uint64_t *ret, uint64_t *trim_ns)
+{
+	struct mfx_ctl m;
+	int err = agent_send(chan, MFX_CTL_TRIM, NULL, NULL, 0);
+	if (!err)
+		err = agent_recv(chan, MFX_CTL_TRIMMED, &m, 60000);
+	if (!err && m.status)
+		err = m.status;
+	if (!err) {
+		*ret = m.value;
+		*trim_ns = m.t_ns;
+	}
+	return err;
+}
+
+int agent_ring(pid_t pid, int *chan)
+{
+	char agent[4096];
+	*chan = -1;
+	const char *no = getenv("MFX_NO_DOORBELL");
+	if (no && *no && strcmp(no, "0"))
+		return -ENOENT;	/* tests, or by choice: the ptrace path */
+	int err = agent_path(agent, sizeof(agent));
+	if (!err)
+		err = inject_agent_ring(pid, agent, AGENT_RING_MS, chan);
+	if (err && getenv("MFX_DEBUG"))
+		fprintf(stderr, "mfx: debug: agent doorbell of %d: %s\n", (int)pid, mfx_strerror(-err));
+	return err;
+}
+
+/* The size="N" of the first `<tag type="TYPE"` at or after p. */
+static uint64_t xml_size(const char *p, const char *tag, const char *type)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "<%s type=\"%s\"", tag, type);
+	const char *q = p ? strstr(p, key) : NULL, *z;
+	if (!q || !(z = strstr(q, "size=\"")) || strchr(q, '>') < z)
+		return 0;
+	return strtoull(z + 6, NULL, 10);
+}
+
+int agent_malloc_info(pid_t pid, struct malloc_arena_info *mi)
+{
+	memset(mi, 0, sizeof(*mi));
+	int chan, err = agent_ring(pid, &chan);
+	if (err)
+		return err;
+	int fd = memfd_create("mfx-malloc-info", MFD_CLOEXEC);
+	struct mfx_ctl m;
+	if (fd < 0)
+		err = -errno;
+	if (!err)
+		err = agent_send(chan, MFX_CTL_INFO, NULL, &fd, 1);
+	if (!err)
+		err = agent_recv(chan, MFX_CTL_INFOED, &m, AGENT_REPLY_MS);
+	if (!err && m.status)
+		err = m.status;
+	close(chan);
+	struct stat st;
+	if (!err && fstat(fd, &st))
+		err = -errno;
+	if (!err && !(mi->xml = calloc(1, (size_t)st.st_size + 1)))
+		err = -ENOMEM;
+	if (!err && pread(fd, mi->xml, (size_t)st.st_size, 0) != st.st_size)
+		err = -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		free(mi->xml);
+		mi->xml = NULL;
+		return err;
+	}
+	unsigned long long v[7] = { 0 };
+	char *x = mi->xml;
+	if (sscanf(x, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6]) == 7) {
+		mi->top_bytes = v[6];
+		mi->in_use_bytes = v[4] + v[3];
+		char *nl = strchr(x, '\n');
+		memmove(x, nl ? nl + 1 : x + strlen(x), strlen(nl ? nl + 1 : x + strlen(x)) + 1);
+	}
+	for (const char *p = x; (p = strstr(p, "<heap nr=")); p++)
+		mi->arenas++;
+	const char *tail = x, *h;
+	for (const char *p = x; (h = strstr(p, "</heap>")); p = h + 1)
+		tail = h;	/* the totals follow the last arena */
+	mi->free_bytes = xml_size(tail, "total", "fast") + xml_size(tail, "total", "rest");
+	mi->mmap_bytes = xml_size(tail, "total", "mmap");
+	mi->system_bytes = xml_size(tail, "system", "current");
+	mi->ok = strstr(x, "<malloc") != NULL;
+	return mi->ok ? 0 : -EPROTO;
+}

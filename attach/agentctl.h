@@ -1,0 +1,43 @@
+/*
+ * agentctl.h - mfx's side of the control channel to a running agent
+ * (include/mfx/control.h): messages, and the requests `trim` and
+ * `snapshot` make of an agent that is already loaded (agentctl.c).
+ */
+#ifndef MFX_ATTACH_AGENTCTL_H
+#define MFX_ATTACH_AGENTCTL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "include/mfx/control.h"
+
+#define AGENT_REPLY_MS 10000	/* START/STOP answers */
+#define AGENT_RING_MS 1000	/* a dormant agent's WELCOME */
+
+/* One message: `text` (may be NULL) after the header, fds by SCM_RIGHTS. */
+int agent_send(int chan, uint16_t type, const char *text, const int *fds, int nfds);
+/* Wait up to timeout_ms for a message of type `want` (others are skipped).
+ * -ETIMEDOUT, -EPIPE (the agent's end closed), -EPROTO. */
+int agent_recv(int chan, uint16_t want, struct mfx_ctl *m, int timeout_ms);
+/* malloc_trim(0) on the agent's thread: its return value, how long it ran. */
+int agent_trim(int chan, uint64_t *ret, uint64_t *trim_ns);
+
+/* The agent in pid, reached through its doorbell: a channel, or -errno
+ * (-ENOENT: no started agent of this build there). */
+int agent_ring(pid_t pid, int *chan);
+
+/* glibc's arena figures, asked of the agent in pid (snapshot.c). */
+struct malloc_arena_info {
+	int ok;
+	unsigned arenas;
+	uint64_t free_bytes;	/* in bins and fastbins, all arenas */
+	uint64_t top_bytes;	/* the main arena's top chunk (mallinfo2 keepcost) */
+	uint64_t mmap_bytes;	/* mmapped chunks */
+	uint64_t system_bytes;	/* obtained from the system, all arenas */
+	uint64_t in_use_bytes;	/* mallinfo2 uordblks + hblkhd */
+	char *xml;		/* malloc_info's own text, malloc'ed */
+};
+/* 0, or -ENOENT (no agent), other -errno. */
+int agent_malloc_info(pid_t pid, struct malloc_arena_info *mi);
+
+#endif
