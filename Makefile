@@ -41,7 +41,7 @@ CFL_MFX  := $(shell $(PKG) --cflags libdw libelf libpng cairo libzstd 2>/dev/nul
 
 # --- the mfx command: attach/ inject/ analyzer/ -----------------------------
 MFX_SRCS := $(wildcard attach/*.c inject/*.c analyzer/*.c)
-MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/replay_src.o
+MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o)
 LIB_OBJS := $(filter-out $(B)/obj/attach/main.o,$(MFX_OBJS))
 
 # --- the agent: preload/ (never sanitized: it lives in other processes) ------
@@ -88,15 +88,6 @@ $(B)/mfx-replay: analyzer/replayer/replay.c analyzer/replayer/ops.h
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 -O2 -g $(WARN) -pthread -o $@ $<
 
-# mfx carries the replayer's source, to write RUN/replay.c: ops.h is spliced
-# in where it is included, so that file builds on its own.
-$(B)/obj/replay_src.c: analyzer/replayer/replay.c analyzer/replayer/ops.h
-	$(Q)mkdir -p $(@D) && { echo 'const char replay_src[] ='; \
-		sed -e '/^#include "ops.h"$$/{r analyzer/replayer/ops.h' -e 'd;}' $< | \
-		sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/'; echo ';'; } >$@
-$(B)/obj/replay_src.o: $(B)/obj/replay_src.c
-	$(call say,CC,$<)
-	$(Q)$(CC) -c -o $@ $<
 
 $(B)/obj/%.o: %.c
 	$(call say,CC,$<)

@@ -130,6 +130,8 @@ static void replay_table(FILE *f, const char *dir)
 		unsigned long long ops = 0, peak = 0, rss = 0, end = 0, wall = 0;
 		sscanf(al, "\"allocator\": \"%63[^\"]\"", alloc);
 		char *p;
+		if (strstr(line, "\"replayer\": \"replay.c\""))
+			snprintf(alloc + strlen(alloc), sizeof(alloc) - strlen(alloc), " (replay.c)");
 		if ((p = strstr(line, "\"tunables\": \"")))
 			sscanf(p, "\"tunables\": \"%127[^\"]\"", tun);
 		if ((p = strstr(line, "\"ops\":")))

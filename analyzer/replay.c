@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,6 @@
 #include "mfx/error.h"
 #include "mfx/trace_format.h"
 
-extern const char replay_src[];	/* build/obj/replay_src.c */
 
 
 /* ---- pointer -> block id ----------------------------------------------------------- */
@@ -141,9 +141,44 @@ static int push(struct stream *s, const struct op *o)
 }
 
 struct gen_stats {
-	uint64_t ops, blocks, skipped_frees, failed, nthreads;
+	uint64_t ops, blocks, skipped_frees, failed, nthreads, cross_thread;
 	uint64_t counts[6];
 };
+
+/* Where each block was made: its thread and its op's index there. */
+struct origin {
+	uint32_t thread, index;
+};
+
+static int origin_set(struct origin **o, size_t *cap, uint32_t id, uint32_t th, size_t index)
+{
+	if (id >= *cap) {
+		size_t nc = *cap ? *cap * 2 : 65536;
+		struct origin *no = realloc(*o, nc * sizeof(*no));
+		if (!no)
+			return -ENOMEM;
+		*o = no;
+		*cap = nc;
+	}
+	(*o)[id].thread = th;
+	(*o)[id].index = (uint32_t)index;
+	return 0;
+}
+
+/* Block id is freed or reallocated on thread th: its size; if another
+ * thread made it, the op waits (OPF_WAIT) and the making op says when the
+ * block exists (OPF_PUBLISH). */
+static uint64_t use_block(struct stream *st, const struct origin *org, uint32_t id, uint32_t th,
+			  struct op *o, struct gen_stats *gs)
+{
+	struct op *made = &st[org[id].thread].ops[org[id].index];
+	if (org[id].thread != th) {
+		o->flags |= OPF_WAIT;
+		made->flags |= OPF_PUBLISH;
+		gs->cross_thread++;
+	}
+	return made->size;
+}
 
 static int write_ops(const char *trace_path, const char *out, struct gen_stats *gs)
 {
@@ -155,6 +190,8 @@ static int write_ops(const char *trace_path, const char *out, struct gen_stats *
 	uint32_t nt = ti->nthreads ? ti->nthreads : 1;
 	struct stream *st = calloc(nt, sizeof(*st));
 	struct idmap map = { 0 };
+	struct origin *org = NULL;
+	size_t org_cap = 0;
 	uint32_t next_id = 1;
 	memset(gs, 0, sizeof(*gs));
 	struct trace_event ev;
@@ -162,7 +199,12 @@ static int write_ops(const char *trace_path, const char *out, struct gen_stats *
 	while (!err && (r = trace_next(t, &ev)) > 0) {
 		if (!st)
 			break;
+		if (gs->ops >= UINT32_MAX || next_id == UINT32_MAX) {
+			err = -EFBIG;	/* 4G calls: beyond what a replay can name */
+			break;
+		}
 		struct op o = { 0 };
+		o.seq = (uint32_t)gs->ops;
 		uint32_t th = ev.thread < nt ? ev.thread : 0;
 		if (ev.failed)	/* replayed too: it fails again (or its result is dropped) */
 			gs->failed++;
@@ -193,6 +235,7 @@ static int write_ops(const char *trace_path, const char *out, struct gen_stats *
 				gs->skipped_frees++;	/* allocated before the window */
 				continue;
 			}
+			o.size = use_block(st, org, o.id, th, &o, gs);
 			err = push(&st[th], &o);
 			gs->counts[OP_FREE]++;
 			gs->ops++;
@@ -204,16 +247,19 @@ static int write_ops(const char *trace_path, const char *out, struct gen_stats *
 			if (ev.failed) {	/* the old block stays where it was */
 				o.old = ev.old_ptr ? idmap_get(&map, ev.old_ptr) : 0;
 				ev.ptr = 0;
-				break;
+			} else {
+				o.old = ev.old_ptr ? idmap_take(&map, ev.old_ptr) : 0;
 			}
-			o.old = ev.old_ptr ? idmap_take(&map, ev.old_ptr) : 0;
+			if (o.old)
+				use_block(st, org, o.old, th, &o, gs);
 			break;
 		default:
 			continue;
 		}
 		if (ev.ptr && !ev.failed) {
 			o.id = next_id++;
-			if ((err = idmap_put(&map, ev.ptr, o.id)))
+			if ((err = idmap_put(&map, ev.ptr, o.id)) ||
+			    (err = origin_set(&org, &org_cap, o.id, th, st[th].n)))
 				break;
 		}
 		err = push(&st[th], &o);
@@ -245,7 +291,190 @@ static int write_ops(const char *trace_path, const char *out, struct gen_stats *
 	free(st);
 	free(map.key);
 	free(map.val);
+	free(org);
 	trace_close(t);
+	return err;
+}
+
+/* ---- replay.c: the window as a readable program ---------------------------------- */
+
+static const char c_head[] =
+	"#define _GNU_SOURCE\n"
+	"#include <pthread.h>\n#include <sched.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+	"#include <string.h>\n#include <time.h>\n#include <unistd.h>\n\n"
+	"static void *b[NBLOCKS + 1];\t\t/* block id -> pointer */\n"
+	"static volatile char made[NBLOCKS + 1];\t/* W/P: cross-thread blocks */\n"
+	"static long long d[NCALLS];\t\t/* live-bytes change of each call, by place */\n"
+	"static unsigned long long calls[6];\n\n"
+	"static void touch(void *p, unsigned long long n)\n{\n"
+	"\tvolatile char *c = p;\n\tif (!p || !n)\n\t\treturn;\n"
+	"\tfor (unsigned long long i = 0; i < n; i += 4096)\n\t\tc[i] = 1;\n\tc[n - 1] = 1;\n}\n\n"
+	"static void W(unsigned id)\n{\n"
+	"\twhile (!__atomic_load_n(&made[id], __ATOMIC_ACQUIRE))\n\t\tsched_yield();\n}\n"
+	"static void P(unsigned id)\n{\n\t__atomic_store_n(&made[id], 1, __ATOMIC_RELEASE);\n}\n\n"
+	"static void K(int kind)\n{\n\t__atomic_fetch_add(&calls[kind], 1, __ATOMIC_RELAXED);\n}\n\n"
+	"/* s: the call's place in the window; id: the block made; n: bytes */\n"
+	"static void M(unsigned s, unsigned id, unsigned long long n)\n{\n"
+	"\tb[id] = malloc(n);\n\ttouch(b[id], n);\n\td[s] = n;\n\tK(1);\n}\n\n"
+	"static void C(unsigned s, unsigned id, unsigned long long n)\n{\n"
+	"\tb[id] = calloc(1, n);\n\ttouch(b[id], n);\n\td[s] = n;\n\tK(2);\n}\n\n"
+	"static void R(unsigned s, unsigned id, unsigned old, unsigned long long oldn, "
+	"unsigned long long n)\n{\n"
+	"\tb[id] = realloc(b[old], n);\n\ttouch(b[id], n);\n"
+	"\td[s] = (long long)n - (long long)oldn;\n\tK(3);\n}\n\n"
+	"static void F(unsigned s, unsigned id, unsigned long long n)\n{\n"
+	"\tfree(b[id]);\n\td[s] = -(long long)n;\n\tK(4);\n}\n\n"
+	"static void A(unsigned s, unsigned id, unsigned long long al, unsigned long long n)\n{\n"
+	"\tif (posix_memalign(&b[id], al, n))\n\t\tb[id] = NULL;\n\ttouch(b[id], n);\n"
+	"\td[s] = n;\n\tK(5);\n}\n\n"
+	"/* calls that failed in the original: made again, the result dropped */\n"
+	"static void XM(unsigned long long n)\n{\n\tfree(malloc(n));\n\tK(1);\n}\n\n"
+	"static void XC(unsigned long long n)\n{\n\tfree(calloc(1, n));\n\tK(2);\n}\n\n"
+	"static void XR(unsigned old, unsigned long long n)\n{\n"
+	"\tvoid *q = realloc(b[old], n);\n\tif (q && old)\n\t\tb[old] = q;\n\telse\n\t\tfree(q);\n"
+	"\tK(3);\n}\n\n"
+	"static void XA(unsigned long long al, unsigned long long n)\n{\n\tvoid *q;\n"
+	"\tif (!posix_memalign(&q, al, n))\n\t\tfree(q);\n\tK(5);\n}\n\n";
+
+static const char c_main[] =
+	"\nstatic unsigned long long now_ns(void)\n{\n\tstruct timespec ts;\n"
+	"\tclock_gettime(CLOCK_MONOTONIC, &ts);\n"
+	"\treturn (unsigned long long)ts.tv_sec * 1000000000ull + ts.tv_nsec;\n}\n\n"
+	"static unsigned long long rss_anon(void)\n{\n\tchar l[256];\n\tunsigned long long kb = 0;\n"
+	"\tFILE *f = fopen(\"/proc/self/status\", \"r\");\n"
+	"\twhile (f && fgets(l, sizeof(l), f))\n"
+	"\t\tif (sscanf(l, \"RssAnon: %llu\", &kb) == 1)\n\t\t\tbreak;\n"
+	"\tif (f)\n\t\tfclose(f);\n\treturn kb * 1024;\n}\n\n"
+	"int main(int argc, char **argv)\n{\n"
+	"\tpthread_t t[NTHREADS];\n\tunsigned long long t0 = now_ns();\n"
+	"\tfor (int i = 0; i < NTHREADS; i++)\n\t\tpthread_create(&t[i], NULL, thread[i], NULL);\n"
+	"\tfor (int i = 0; i < NTHREADS; i++)\n\t\tpthread_join(t[i], NULL);\n"
+	"\tunsigned long long wall = now_ns() - t0, ops = 0;\n"
+	"\tlong long live = 0, peak = 0;\n"
+	"\tfor (long i = 0; i < NCALLS; i++)\t/* live bytes in the recorded order */\n"
+	"\t\tif ((live += d[i]) > peak)\n\t\t\tpeak = live;\n"
+	"\tfor (int k = 1; k < 6; k++)\n\t\tops += calls[k];\n"
+	"\tprintf(\"{\\\"replayer\\\": \\\"replay.c\\\", \\\"threads\\\": %d, \\\"ops\\\": %llu, "
+	"\\\"peak_live_bytes\\\": %lld, \\\"live_bytes_end\\\": %lld, \\\"wall_ns\\\": %llu, "
+	"\\\"counts\\\": {\\\"malloc\\\": %llu, \\\"calloc\\\": %llu, \\\"realloc\\\": %llu, "
+	"\\\"free\\\": %llu, \\\"memalign\\\": %llu}, \\\"rss_end_self_bytes\\\": %llu, "
+	"\\\"cut\\\": %s}\\n\",\n"
+	"\t       NTHREADS, ops, peak, live, wall, calls[1], calls[2], calls[3], calls[4], calls[5],\n"
+	"\t       rss_anon(), CUT ? \"true\" : \"false\");\n"
+	"\tfflush(stdout);\n"
+	"\tif (argc > 1 && !strcmp(argv[1], \"--hold\"))\t/* mfx measures us, then closes stdin */\n"
+	"\t\twhile (getchar() != EOF)\n\t\t\t;\n"
+	"\t(void)argv;\n\t_exit(0);\t/* the blocks still live stay allocated */\n}\n";
+
+#define C_CHUNK 2000	/* calls per generated function: quick to compile */
+
+/* RUN/replay.c from RUN/replay.ops: the first max_calls calls of the window
+ * in the recorded order (a prefix keeps every happens-before), each thread
+ * a sequence of plain calls.  *written gets how many. */
+static int write_c(const char *path, const char *ops_path, const char *trace_path,
+		   uint64_t max_calls, uint64_t *written)
+{
+	char *m;
+	size_t len;
+	int err = read_file(ops_path, &m, &len);
+	if (err)
+		return err;
+	const struct ops_header *h = (const void *)m;
+	const struct ops_thread *th = (const void *)(h + 1);
+	const struct op *ops = (const void *)(th + h->nthreads);
+	uint64_t ncalls = h->nops < max_calls ? h->nops : max_calls, nblocks = 0;
+	uint64_t *size = calloc(h->nblocks + 1, sizeof(*size));	/* block id -> bytes */
+	FILE *f = size ? fopen(path, "we") : NULL;
+	if (!f) {
+		err = size ? -errno : -ENOMEM;
+		free(size);
+		free(m);
+		return err;
+	}
+	const struct op *o = ops;
+	for (uint32_t i = 0; i < h->nthreads; o += th[i].nops, i++)
+		for (uint64_t k = 0; k < th[i].nops; k++) {
+			if (o[k].seq < ncalls && o[k].id > nblocks)
+				nblocks = o[k].id;
+			if (o[k].id && o[k].kind != OP_FREE && o[k].id <= h->nblocks)
+				size[o[k].id] = o[k].size;
+		}
+	fprintf(f, "/*\n * replay.c - generated by mfx %s from %s:\n"
+		   " * %s%llu allocation calls of the captured window on %u thread%s, in the\n"
+		   " * order each thread made them, as plain C (Approach B).  The native\n"
+		   " * replayer (mfx-replay, run by `mfx replay`) replays any length from\n"
+		   " * replay.ops; this file is the same calls to read, change and run:\n *\n"
+		   " *   cc -pthread -o replay replay.c && ./replay\n"
+		   " *   LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ./replay\n"
+		   " *   GLIBC_TUNABLES=glibc.malloc.arena_max=1 ./replay\n *\n"
+		   " * Prints one JSON line: calls made, live-bytes peak (in the recorded\n"
+		   " * order), wall time, RssAnon at the end.  Frees of blocks allocated\n"
+		   " * before the window are left out.  Every block's pages are written.\n */\n",
+		MFX_VERSION, trace_path, ncalls < h->nops ? "the first " : "",
+		(unsigned long long)ncalls, h->nthreads, h->nthreads == 1 ? "" : "s");
+	fprintf(f, "#define NTHREADS %u\n#define NBLOCKS %llu\n#define NCALLS %llu\n#define CUT %d\n",
+		h->nthreads, (unsigned long long)nblocks, (unsigned long long)(ncalls ? ncalls : 1),
+		ncalls < h->nops);
+	fputs(c_head, f);
+	o = ops;
+	for (uint32_t i = 0; i < h->nthreads; o += th[i].nops, i++) {
+		uint64_t part = 0, k;
+		for (k = 0; k < th[i].nops && o[k].seq < ncalls; k++) {
+			const struct op *x = &o[k];
+			if (k % C_CHUNK == 0)
+				fprintf(f, "%sstatic void t%u_%llu(void)\t/* thread %u (tid %u) */\n{\n",
+					k ? "}\n\n" : "", i, (unsigned long long)part++, i, th[i].tid);
+			unsigned long long s = x->seq, n = x->size, id = x->id, old = x->old;
+			if ((x->flags & OPF_WAIT) && (x->kind == OP_FREE ? id : old))
+				fprintf(f, "\tW(%llu);\n", x->kind == OP_FREE ? id : old);
+			switch (x->kind) {
+			case OP_MALLOC:
+			case OP_CALLOC:
+				if (id)
+					fprintf(f, "\t%c(%llu, %llu, %llu);\n",
+						x->kind == OP_MALLOC ? 'M' : 'C', s, id, n);
+				else
+					fprintf(f, "\tX%c(%llu);\n", x->kind == OP_MALLOC ? 'M' : 'C', n);
+				break;
+			case OP_MEMALIGN:
+				if (id)
+					fprintf(f, "\tA(%llu, %llu, %llu, %llu);\n", s, id,
+						1ull << x->align_log2, n);
+				else
+					fprintf(f, "\tXA(%llu, %llu);\n", 1ull << x->align_log2, n);
+				break;
+			case OP_REALLOC:
+				if (id)
+					fprintf(f, "\tR(%llu, %llu, %llu, %llu, %llu);\n", s, id, old,
+						old ? (unsigned long long)size[old] : 0ull, n);
+				else
+					fprintf(f, "\tXR(%llu, %llu);\n", old, n);
+				break;
+			case OP_FREE:
+				fprintf(f, "\tF(%llu, %llu, %llu);\n", s, id, n);
+				break;
+			}
+			if (id && x->kind != OP_FREE && (x->flags & OPF_PUBLISH))
+				fprintf(f, "\tP(%llu);\n", id);
+		}
+		if (k)
+			fprintf(f, "}\n\n");
+		fprintf(f, "static void *thread%u(void *arg)\n{\n", i);
+		for (uint64_t p = 0; p < part; p++)
+			fprintf(f, "\tt%u_%llu();\n", i, (unsigned long long)p);
+		fprintf(f, "\treturn arg;\n}\n\n");
+	}
+	fprintf(f, "static void *(*const thread[NTHREADS])(void *) = {");
+	for (uint32_t i = 0; i < h->nthreads; i++)
+		fprintf(f, "%s thread%u", i ? "," : "", i);
+	fprintf(f, " };\n");
+	fputs(c_main, f);
+	err = ferror(f) ? -EIO : 0;
+	if (fclose(f) && !err)
+		err = -errno;
+	free(size);
+	free(m);
+	*written = ncalls;
 	return err;
 }
 
@@ -305,10 +534,14 @@ static void tunable_env(const char *t, char *out, size_t n)
 
 struct run_row {
 	char name[64], tunables[256];
-	char json[2048];
+	char json[2048];	/* the replayer's line, without its closing brace */
 	uint64_t rss_peak, rss_end, ops, wall_ns;
 	int64_t peak_live;
-	int ok;
+	char smaps[300];	/* its smaps_replay file */
+	char replayer[16];	/* "native" or "replay.c" */
+	double *tl_s, *tl_mib;	/* RSS timeline, sampled from outside */
+	size_t ntl, captl;
+	int ok, cut;
 };
 
 static uint64_t jnum(const char *json, const char *key)
@@ -319,25 +552,73 @@ static uint64_t jnum(const char *json, const char *key)
 	return p ? strtoull(p + strlen(k), NULL, 10) : 0;
 }
 
-/* Run RUN/replay once; its JSON line into row. */
-static int run_one(const char *dir, const char *bin, const char *ops, const struct allocator *a,
-		   const char *tunables, uint64_t max_ops, uint64_t max_live, int want_smaps,
+/* The replay's allocator memory, read from outside: RssAnon (the ops file
+ * is file-backed and the replayer's tables are shared mappings, so neither
+ * counts; its thread stacks do, as in the original). */
+static uint64_t rss_anon_of(pid_t pid)
+{
+	char path[64], b[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = 0;
+	const char *p = strstr(b, "RssAnon:");
+	return p ? strtoull(p + 8, NULL, 10) * 1024 : 0;
+}
+
+static void tl_add(struct run_row *row, double t, uint64_t rss)
+{
+	if (row->ntl == row->captl) {
+		size_t nc = row->captl ? row->captl * 2 : 1024;
+		double *a = realloc(row->tl_s, nc * sizeof(double));
+		if (a)
+			row->tl_s = a;
+		double *b = a ? realloc(row->tl_mib, nc * sizeof(double)) : NULL;
+		if (!a || !b)
+			return;
+		row->tl_mib = b;
+		row->captl = nc;
+	}
+	row->tl_s[row->ntl] = t;
+	row->tl_mib[row->ntl++] = (double)rss / 1048576.0;
+}
+
+#define SAMPLE_MS 2
+#define SMAPS_GAP_NS 100000000ull	/* at most one smaps copy per 100 ms */
+
+/* Run the replayer once; sample its RSS from outside every SAMPLE_MS and
+ * copy its smaps at the highest RSS (into smaps_path); its JSON into row. */
+static int run_one(const char *bin, const char *ops, const struct allocator *a,
+		   const char *tunables, uint64_t max_ops, uint64_t max_live, const char *smaps_path,
 		   struct run_row *row)
 {
-	int pfd[2];
-	if (pipe2(pfd, O_CLOEXEC))
+	int out[2], in[2];
+	if (pipe2(out, O_CLOEXEC))
 		return -errno;
-	char smaps[PATH_MAX], maxs[32], maxl[32], name[96];
-	path_join(smaps, sizeof(smaps), dir, "smaps_replay");
+	if (pipe2(in, O_CLOEXEC)) {
+		close(out[0]);
+		close(out[1]);
+		return -errno;
+	}
+	char maxs[32], maxl[32];
 	snprintf(maxs, sizeof(maxs), "%llu", (unsigned long long)max_ops);
 	snprintf(maxl, sizeof(maxl), "%llu", (unsigned long long)max_live);
-	snprintf(name, sizeof(name), "%s", a->name);
+	int ex[2];	/* closes on exec: sampling starts in the replayer, not in our copy */
+	if (pipe2(ex, O_CLOEXEC))
+		return -errno;
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		dup2(pfd[1], 1);
+		close(ex[0]);
+		dup2(out[1], 1);
+		dup2(in[0], 0);
 		const char *lib = a->libs[0] && a->libs[0][0] == '/' && !a->pkg ? a->libs[0] : alloc_lib(a);
 		/* an address-space limit: a runaway replay fails its mallocs, not the machine */
 		struct rlimit rl = { (rlim_t)(max_live < (1ull << 40) ? 4 * max_live + (1ull << 30) : RLIM_INFINITY),
@@ -353,40 +634,129 @@ static int run_one(const char *dir, const char *bin, const char *ops, const stru
 			tunable_env(tunables, env, sizeof(env));
 			setenv("GLIBC_TUNABLES", env, 1);
 		}
-		const char *argv[14] = { bin, ops, "--name", name, "--tunables",
-					 tunables ? tunables : "", "--max-ops", maxs, "--max-live-bytes", maxl };
-		int n = 10;
-		if (want_smaps) {
-			argv[n++] = "--smaps";
-			argv[n++] = smaps;
-		}
-		argv[n] = NULL;
+		const char *argv[] = { bin, "--hold", ops, "--max-ops", maxs, "--max-live-bytes", maxl,
+				       NULL };
 		execv(bin, (char **)argv);
+		int e = errno;
+		if (write(ex[1], &e, sizeof(e)) < 0)
+			_exit(126);
 		_exit(127);
 	}
-	close(pfd[1]);
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof(row->json) - 1 &&
-	       (r = read(pfd[0], row->json + len, sizeof(row->json) - 1 - len)) > 0)
-		len += (size_t)r;
-	close(pfd[0]);
-	row->json[len] = 0;
+	close(ex[1]);
+	close(out[1]);
+	close(in[0]);
+	int e;
+	ssize_t er;
+	while ((er = read(ex[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(ex[0]);	/* 0 bytes: exec succeeded; a failure shows below (no JSON line) */
+	uint64_t t0 = now_ns(), smaps_at = 0, smaps_rss = 0;
+	char *smaps = NULL;
+	size_t smaps_len = 0, len = 0;
+	int line = 0;
+	row->rss_peak = 0;
+	for (;;) {
+		struct pollfd p = { out[0], POLLIN, 0 };
+		int r = poll(&p, 1, SAMPLE_MS);
+		uint64_t rss = rss_anon_of(pid), now = now_ns();
+		if (rss) {
+			tl_add(row, (double)(now - t0) / 1e9, rss);
+			if (rss > row->rss_peak)
+				row->rss_peak = rss;
+			/* smaps at the highest RSS: on every new high 2% above the last copy */
+			if (smaps_path && rss > smaps_rss + smaps_rss / 50 && now - smaps_at > SMAPS_GAP_NS) {
+				char sp[64], *buf;
+				size_t n;
+				snprintf(sp, sizeof(sp), "/proc/%d/smaps", (int)pid);
+				if (read_file(sp, &buf, &n) == 0) {
+					free(smaps);
+					smaps = buf;
+					smaps_len = n;
+					smaps_rss = rss;
+					smaps_at = now;
+				}
+			}
+		}
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0) {
+			ssize_t n = read(out[0], row->json + len, sizeof(row->json) - 1 - len);
+			if (n <= 0)
+				break;	/* it ended without --hold's wait (crashed?) */
+			len += (size_t)n;
+			row->json[len] = 0;
+			if (strchr(row->json, '\n') || len == sizeof(row->json) - 1) {
+				line = 1;
+				break;
+			}
+		}
+	}
+	/* the replay is over and waits on its stdin: the last readings */
+	row->rss_end = rss_anon_of(pid);
+	if (row->rss_end > row->rss_peak)
+		row->rss_peak = row->rss_end;
+	if (smaps_path && line && (!smaps || row->rss_end >= smaps_rss)) {
+		char sp[64], *buf;
+		size_t n;
+		snprintf(sp, sizeof(sp), "/proc/%d/smaps", (int)pid);
+		if (read_file(sp, &buf, &n) == 0) {
+			free(smaps);
+			smaps = buf;
+			smaps_len = n;
+		}
+	}
+	if (row->rss_end)
+		tl_add(row, (double)(now_ns() - t0) / 1e9, row->rss_end);
+	close(in[1]);	/* let it exit */
+	close(out[0]);
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	snprintf(row->name, sizeof(row->name), "%s", a->name);
 	snprintf(row->tunables, sizeof(row->tunables), "%s", tunables ? tunables : "");
-	if (!WIFEXITED(st) || WEXITSTATUS(st) || row->json[0] != '{')
+	if (smaps && smaps_path)
+		write_file(smaps_path, smaps, smaps_len);
+	free(smaps);
+	if (!line || !WIFEXITED(st) || WEXITSTATUS(st) || row->json[0] != '{')
 		return -MFX_E_REMOTE;
 	row->json[strcspn(row->json, "\n")] = 0;
-	row->rss_peak = jnum(row->json, "rss_peak_bytes");
-	row->rss_end = jnum(row->json, "rss_end_bytes");
+	char *close_brace = strrchr(row->json, '}');
+	if (close_brace)
+		*close_brace = 0;
 	row->ops = jnum(row->json, "ops");
 	row->wall_ns = jnum(row->json, "wall_ns");
 	row->peak_live = (int64_t)jnum(row->json, "peak_live_bytes");
+	row->cut = strstr(row->json, "\"cut\": true") != NULL;
 	row->ok = 1;
 	return 0;
+}
+
+/* One row of replay.json: the replayer's fields, then what mfx measured. */
+static void write_row(FILE *f, const struct run_row *row)
+{
+	/* the replayer's line starts {"replayer": "X", ...: ours goes first */
+	const char *j = strstr(row->json, "\", ");
+	j = j ? j + 3 : "";
+	fprintf(f, "{\"allocator\": ");
+	json_quote(f, row->name);
+	fprintf(f, ", \"tunables\": ");
+	json_quote(f, row->tunables);
+	fprintf(f, ", \"replayer\": \"%s\", ", row->replayer);
+	fprintf(f, "%s, \"rss_peak_bytes\": %llu, \"rss_end_bytes\": %llu, \"smaps\": \"%s\", "
+		   "\"rss_samples\": %zu, \"rss_timeline\": [", j,
+		(unsigned long long)row->rss_peak, (unsigned long long)row->rss_end, row->smaps,
+		row->ntl);
+	/* at most 400 points: each the highest sample of its stretch */
+	size_t step = row->ntl > 400 ? (row->ntl + 399) / 400 : 1;
+	for (size_t i = 0, k = 0; i < row->ntl; i += step, k++) {
+		double m = 0, t = row->tl_s[i];
+		for (size_t q = i; q < i + step && q < row->ntl; q++)
+			if (row->tl_mib[q] > m)
+				m = row->tl_mib[q];
+		fprintf(f, "%s[%.4f, %llu]", k ? ", " : "", t,
+			(unsigned long long)(m * 1048576.0));
+	}
+	fprintf(f, "]}");
 }
 
 /* ---- the chart -------------------------------------------------------------------------- */
@@ -403,46 +773,93 @@ static uint64_t heap_rss_peak(const struct trace *t)
 	return peak;
 }
 
-static int comparison_chart(const char *dir, const struct trace *t, uint64_t orig_heap,
-			    const struct run_row *rows, int nrows)
+static const uint32_t run_colours[] = { CHART_ORANGE, CHART_GREEN, CHART_RED, CHART_PURPLE,
+					CHART_TEAL, CHART_GREY };
+
+/* RSS against progress through each run (0-100% of its own duration): the
+ * original's heap RSS (and after malloc_trim: Approach A) and each replay's
+ * (Approach B) on the same axes. */
+static int comparison_chart(const char *dir, const struct trace *t, const struct run_row *rows,
+			    int nrows)
 {
-	const char *cats[32];
-	char labels[32][96];
-	double v[32], max = 0;
-	int n = 0;
-	/* the original: its heap RSS peak, and a measured trim */
-	snprintf(labels[n], sizeof(labels[n]), "original");
-	v[n++] = (double)orig_heap / 1048576.0;
+	const struct trace_sample *sm;
+	size_t ns = trace_samples(t, &sm);
+	const struct trace_info *ti = trace_info(t);
+	double max = 0;
+	double *ox = calloc(ns + 1, sizeof(double)), *oy = calloc(ns + 1, sizeof(double));
+	if (!ox || !oy) {
+		free(ox);
+		free(oy);
+		return -ENOMEM;
+	}
+	uint64_t t0 = ti->window_start_ns, t1 = ti->window_end_ns;
+	if ((!t0 || !t1 || t1 <= t0) && ns) {
+		t0 = sm[0].ts_ns;
+		t1 = sm[ns - 1].ts_ns;
+	}
+	size_t no = 0;
+	for (size_t i = 0; i < ns; i++) {
+		if (sm[i].ts_ns < t0 || sm[i].ts_ns > t1 + 1000000000ull || !sm[i].v[MFX_SF_HEAP_RSS])
+			continue;	/* (a sample without smaps has no heap figure) */
+		double x = t1 > t0 ? 100.0 * (double)(sm[i].ts_ns - t0) / (double)(t1 - t0) : 0;
+		ox[no] = x > 100 ? 100 : x;
+		oy[no] = (double)sm[i].v[MFX_SF_HEAP_RSS] / 1048576.0;
+		if (oy[no] > max)
+			max = oy[no];
+		no++;
+	}
+	double trim_after = -1;
 	const struct trace_mark *mk;
 	size_t nm = trace_marks(t, &mk);
 	for (size_t i = 0; i < nm; i++)
-		if (mk[i].kind == MFX_MARK_TRIM && mk[i].nvals >= 2 && n < 3) {
-			snprintf(labels[n], sizeof(labels[n]), "after trim");
-			v[n++] = (double)mk[i].vals[3] / 1048576.0;
-		}
-	for (int i = 0; i < nrows && n < 32; i++) {
-		if (!rows[i].ok)
-			continue;
-		snprintf(labels[n], sizeof(labels[n]), "%s%s%s", rows[i].name,
-			 rows[i].tunables[0] ? " " : "", rows[i].tunables);
-		v[n++] = (double)rows[i].rss_peak / 1048576.0;
-	}
-	for (int i = 0; i < n; i++) {
-		cats[i] = labels[i];
-		if (v[i] > max)
-			max = v[i];
-	}
+		if (mk[i].kind == MFX_MARK_TRIM && mk[i].nvals >= 4)
+			trim_after = (double)mk[i].vals[3] / 1048576.0;
+	for (int i = 0; i < nrows; i++)
+		for (size_t k = 0; rows[i].ok && k < rows[i].ntl; k++)
+			if (rows[i].tl_mib[k] > max)
+				max = rows[i].tl_mib[k];
 	struct chart *c = chart_new(1200, 700, "Allocator RSS: the original against its replays");
-	if (!c)
+	if (!c) {
+		free(ox);
+		free(oy);
 		return -ENOMEM;
-	chart_subtitle(c, "peak allocator memory: the original's heap RSS (and after malloc_trim, "
-			  "Approach A) against the same calls replayed under each allocator (B)");
-	chart_categorical(c);
-	chart_axes(c, 0, 1, 0, max > 0 ? max * 1.15 : 1, "", "RSS (MiB)");
-	chart_bars(c, cats, v, (size_t)n, CHART_BLUE, "MiB", 1);
+	}
+	chart_subtitle(c, "A: the original's heap RSS (and after malloc_trim); B: the same calls "
+			  "replayed, RssAnon sampled from outside");
+	chart_axes(c, 0, 100, 0, max > 0 ? max * 1.1 : 1, "progress through the run (% of its duration)",
+		   "RSS (MiB)");
+	if (no)
+		chart_line(c, ox, oy, no, CHART_BLUE, "original heap RSS (A)", 0);
+	if (trim_after >= 0) {
+		double tx[2] = { 90, 100 }, ty[2] = { trim_after, trim_after };
+		chart_line(c, tx, ty, 2, CHART_BLUE, "original after malloc_trim (A)", 1);
+	}
+	int k = 0;
+	for (int i = 0; i < nrows; i++) {
+		if (!rows[i].ok || !rows[i].ntl)
+			continue;
+		double *x = calloc(rows[i].ntl, sizeof(double));
+		if (!x)
+			continue;
+		double d = rows[i].tl_s[rows[i].ntl - 1];
+		for (size_t j = 0; j < rows[i].ntl; j++)
+			x[j] = d > 0 ? 100.0 * rows[i].tl_s[j] / d : 0;
+		char label[200];
+		snprintf(label, sizeof(label), "%s%s%s%s (B)", rows[i].name,
+			 rows[i].tunables[0] ? " " : "", rows[i].tunables,
+			 strcmp(rows[i].replayer, "native") ? ", replay.c" : "");
+		chart_line(c, x, rows[i].tl_mib, rows[i].ntl,
+			   run_colours[k++ % (sizeof(run_colours) / sizeof(run_colours[0]))], label, 0);
+		free(x);
+	}
+	if (!no && !k)
+		chart_note(c, "no RSS samples");
+	chart_legend(c);
 	char path[PATH_MAX];
 	int err = chart_save(c, path_join(path, sizeof(path), dir, "rss_comparison.png"));
 	chart_free(c);
+	free(ox);
+	free(oy);
 	return err;
 }
 
@@ -452,10 +869,14 @@ static void replay_help(void)
 {
 	printf("usage: mfx replay [OPTIONS] RUN_DIR\n\n"
 	       "Approach B: replay the captured window's allocation calls - same threads,\n"
-	       "same sizes, same order - under glibc, jemalloc, tcmalloc and mimalloc (and\n"
-	       "glibc tunables), and compare their RSS with the original's.  Writes\n"
-	       "replay.ops, replay.c and replay (the replayer), replay.json, smaps_replay\n"
-	       "and rss_comparison.png into RUN_DIR.\n\n"
+	       "same sizes, same order, cross-thread frees after their allocations - under\n"
+	       "glibc, jemalloc, tcmalloc and mimalloc (and glibc tunables), and compare\n"
+	       "their memory with the original's.  The native replayer (mfx-replay) reads\n"
+	       "the calls from replay.ops, any number of them; mfx samples each run's RSS\n"
+	       "from outside and copies its smaps at the highest RSS.  replay.c is the same\n"
+	       "calls as a plain C program (compiled into RUN/replay and run once under\n"
+	       "glibc as a cross-check).  Writes replay.ops, replay.c, replay, replay.json,\n"
+	       "smaps_replay* and rss_comparison.png into RUN_DIR, and refreshes report.html.\n\n"
 	       "Options:\n"
 	       "        --allocator LIST   comma-separated: glibc,jemalloc,tcmalloc,mimalloc,\n"
 	       "                           or the path of an allocator library (LD_PRELOAD)\n"
@@ -463,22 +884,24 @@ static void replay_help(void)
 	       "        --tunable T        also replay under glibc with tunable T, e.g.\n"
 	       "                           M_ARENA_MAX=2 or glibc.malloc.trim_threshold=0\n"
 	       "                           (repeatable)\n"
-	       "        --max-ops N        replay at most N calls (each thread's tail is cut)\n"
+	       "        --max-ops N        replay only the window's first N calls\n"
 	       "        --max-live-bytes SIZE  stop a replay when its live bytes would pass SIZE\n"
 	       "                           (its address space is limited to 4 x SIZE + 1 GiB)\n"
-	       "        --no-compile       use the replayer built with mfx, not cc\n"
+	       "        --c-max-calls N    calls written into replay.c (default 50000)\n"
+	       "        --no-compile       write replay.c but do not compile or run it\n"
 	       "    -q, --quiet            no progress\n"
 	       "    -h, --help             this text\n\n"
 	       "Examples:\n"
 	       "    mfx replay results/app-4242-20261125-101500\n"
-	       "    mfx replay --allocator glibc,jemalloc --tunable M_ARENA_MAX=2 RUN_DIR\n");
+	       "    mfx replay --allocator glibc,jemalloc --tunable M_ARENA_MAX=2 RUN_DIR\n"
+	       "    cd RUN_DIR && LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ./replay\n");
 }
 
 int cmd_replay(int argc, char **argv)
 {
 	const char *alist = NULL, *tun[8];
 	int ntun = 0, quiet = 0, no_compile = 0;
-	uint64_t max_ops = UINT64_MAX, max_live = UINT64_MAX;
+	uint64_t max_ops = UINT64_MAX, max_live = UINT64_MAX, c_max = 50000;
 	struct allocator custom = { NULL, { NULL }, NULL };
 	static const struct option opts[] = {
 		{ "max-live-bytes", required_argument, NULL, 'L' },
@@ -486,6 +909,7 @@ int cmd_replay(int argc, char **argv)
 		{ "tunable", required_argument, NULL, 't' },
 		{ "max-ops", required_argument, NULL, 'm' },
 		{ "no-compile", no_argument, NULL, 'n' },
+		{ "c-max-calls", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -510,6 +934,10 @@ int cmd_replay(int argc, char **argv)
 				return mfx_usage("replay", "--max-live-bytes wants a size (e.g. 2G)");
 			break;
 		case 'n': no_compile = 1; break;
+		case 'c':
+			if (parse_uint(optarg, UINT32_MAX, &c_max))
+				return mfx_usage("replay", "--c-max-calls wants a number");
+			break;
 		case 'q': quiet = 1; break;
 		case 'h': replay_help(); return EXIT_OK;
 		default:
@@ -583,50 +1011,51 @@ int cmd_replay(int argc, char **argv)
 		mfx_err("cannot turn '%s' into a replay: %s", tpath, mfx_strerror(-err));
 		return EXIT_FAIL;
 	}
-	/* the replayer: RUN/replay.c, compiled; or the one built with mfx */
+	/* the native replayer, built with mfx */
+	char native[PATH_MAX];
+	if (helper_path("mfx-replay", native, sizeof(native)) || access(native, X_OK)) {
+		mfx_err("cannot find mfx-replay next to mfx (reinstall mfx)");
+		return EXIT_FAIL;
+	}
+	/* replay.c: the window as a program; compiled into RUN/replay */
 	path_join(src, sizeof(src), dir, "replay.c");
 	path_join(bin, sizeof(bin), dir, "replay");
-	if ((err = write_file(src, replay_src, strlen(replay_src)))) {
+	uint64_t c_calls = 0;
+	int compiled = 0;
+	if ((err = write_c(src, ops, tpath, c_max, &c_calls))) {
 		mfx_err("cannot write '%s': %s", src, mfx_strerror(-err));
 		return EXIT_FAIL;
 	}
-	int compiled = 0;
 	if (!no_compile) {
 		char cmd[3 * PATH_MAX];
-		snprintf(cmd, sizeof(cmd), "cc -std=gnu11 -O2 -pthread -o '%s' '%s' 2>/dev/null", bin,
-			 src);
+		if (!quiet)
+			progress_show("mfx: replay: compiling replay.c (%llu calls) ...",
+				      (unsigned long long)c_calls);
+		snprintf(cmd, sizeof(cmd), "cc -std=gnu11 -O0 -pthread -w -o '%s' '%s' 2>/dev/null",
+			 bin, src);
 		compiled = system(cmd) == 0;
-	}
-	if (!compiled) {
-		char pre[PATH_MAX];
-		char *buf;
-		size_t len;
-		if (helper_path("mfx-replay", pre, sizeof(pre)) || read_file(pre, &buf, &len)) {
-			mfx_err("cannot build the replayer: no C compiler (apt-get install gcc) and no "
-				"mfx-replay next to mfx");
-			return EXIT_FAIL;
-		}
-		err = write_file(bin, buf, len);
-		free(buf);
-		if (err || chmod(bin, 0755)) {
-			mfx_err("cannot write '%s'", bin);
-			return EXIT_FAIL;
-		}
+		progress_clear();
+		if (!compiled)
+			mfx_note("replay.c not compiled (no working cc? apt-get install gcc); the "
+				 "native replayer runs anyway");
 	}
 	if (!quiet) {
 		char a[32], b[32];
-		mfx_note("replay: %s calls in %llu threads (%s blocks)%s; replayer %s",
+		mfx_note("replay: %s calls in %llu threads (%s blocks, %llu freed on another thread)%s",
 			 fmt_count(gs.ops, a, sizeof(a)), (unsigned long long)gs.nthreads,
-			 fmt_count(gs.blocks, b, sizeof(b)),
-			 gs.skipped_frees ? " - frees of blocks from before the window left out" : "",
-			 compiled ? "compiled from replay.c" : "built with mfx");
+			 fmt_count(gs.blocks, b, sizeof(b)), (unsigned long long)gs.cross_thread,
+			 gs.skipped_frees ? "; frees of blocks from before the window left out" : "");
+		if (c_calls < gs.ops)
+			mfx_note("replay.c holds the first %llu calls (--c-max-calls); the native "
+				 "replayer replays all of them", (unsigned long long)c_calls);
 	}
 
-	struct run_row rows[NALLOC + 9];
+	struct run_row rows[NALLOC + 10];
+	memset(rows, 0, sizeof(rows));
 	int nrows = 0, nfail = 0, ncut = 0, custom_done = 0;
-	for (size_t i = 0; i <= NALLOC + (size_t)ntun; i++) {
+	for (size_t i = 0; i <= NALLOC + (size_t)ntun + 1; i++) {
 		const struct allocator *a;
-		const char *t = NULL;
+		const char *t = NULL, *runner = native;
 		if (i < NALLOC) {
 			if (!want[i])
 				continue;
@@ -637,16 +1066,29 @@ int cmd_replay(int argc, char **argv)
 		} else if (custom.name && !custom_done) {
 			a = &custom;
 			custom_done = 1;
-			i--;	/* the loop ends on the next turn */
+			i--;	/* the generated program comes next */
+		} else if (i == NALLOC + (size_t)ntun && compiled && c_calls == gs.ops &&
+			   max_ops == UINT64_MAX && max_live == UINT64_MAX && want[0]) {
+			a = &allocators[0];	/* replay.c itself, under glibc: a cross-check */
+			runner = bin;
 		} else {
-			break;
+			continue;
 		}
 		if (!quiet)
-			progress_show("mfx: replay under %s%s%s ...", a->name, t ? " " : "", t ? t : "");
+			progress_show("mfx: replay under %s%s%s%s ...", a->name, t ? " " : "", t ? t : "",
+				      runner == bin ? " (replay.c)" : "");
 		struct run_row *row = &rows[nrows++];
-		memset(row, 0, sizeof(*row));
-		err = run_one(dir, bin, ops, a, t, max_ops, max_live, i == 0, row);
-		if (!err && strstr(row->json, "\"cut\": true"))
+		char sm[PATH_MAX], smn[300];
+		if (nrows == 1)
+			snprintf(smn, sizeof(smn), "smaps_replay");
+		else
+			snprintf(smn, sizeof(smn), "smaps_replay.%d", nrows - 1);
+		path_join(sm, sizeof(sm), dir, smn);
+		snprintf(row->smaps, sizeof(row->smaps), "%s", smn);
+		snprintf(row->replayer, sizeof(row->replayer), "%s",
+			 runner == bin ? "replay.c" : "native");
+		err = run_one(runner, ops, a, t, max_ops, max_live, sm, row);
+		if (!err && row->cut)
 			ncut++;
 		progress_clear();
 		if (err) {
@@ -655,8 +1097,9 @@ int cmd_replay(int argc, char **argv)
 		}
 	}
 	/* replay.json */
-	char jpath[PATH_MAX];
-	FILE *f = fopen(path_join(jpath, sizeof(jpath), dir, "replay.json"), "we");
+	char jpath[PATH_MAX], jtmp[PATH_MAX + 8];
+	FILE *f = fopen_replace(path_join(jpath, sizeof(jpath), dir, "replay.json"), jtmp,
+				sizeof(jtmp));
 	if (!f) {
 		mfx_err("cannot write '%s': %s", jpath, strerror(errno));
 		return EXIT_FAIL;
@@ -665,55 +1108,79 @@ int cmd_replay(int argc, char **argv)
 	int first = 1;
 	for (int i = 0; i < nrows; i++)
 		if (rows[i].ok) {
-			fprintf(f, "%s  %s", first ? "" : ",\n", rows[i].json);
+			fputs(first ? "  " : ",\n  ", f);
+			write_row(f, &rows[i]);
 			first = 0;
 		}
-	fprintf(f, "\n],\n \"trace_ops\": %llu, \"skipped_frees\": %llu, \"failed_calls\": %llu}\n",
+	fprintf(f, "\n],\n \"trace_ops\": %llu, \"skipped_frees\": %llu, \"failed_calls\": %llu, "
+		   "\"cross_thread_frees\": %llu, \"replay_c_calls\": %llu, \"replay_compiled\": %s}\n",
 		(unsigned long long)gs.ops, (unsigned long long)gs.skipped_frees,
-		(unsigned long long)gs.failed);
-	fclose(f);
+		(unsigned long long)gs.failed, (unsigned long long)gs.cross_thread,
+		(unsigned long long)c_calls, compiled ? "true" : "false");
+	if ((err = fclose_replace(f, jtmp, jpath, 0)))
+		mfx_err("cannot write '%s': %s", jpath, mfx_strerror(-err));
 	struct trace *t;
 	uint64_t orig_heap = 0;
 	if (trace_open(tpath, &t) == 0) {
 		orig_heap = heap_rss_peak(t);
-		if ((err = comparison_chart(dir, t, orig_heap, rows, nrows)))
+		if ((err = comparison_chart(dir, t, rows, nrows)))
 			mfx_err("cannot draw rss_comparison.png: %s", mfx_strerror(-err));
 		trace_close(t);
 	}
 	/* the terminal table */
 	char hb[32];
 	printf("original heap RSS peak: %s\n", fmt_bytes(orig_heap, hb, sizeof(hb)));
-	printf("%-34s %12s %12s %12s %10s\n", "replayed under", "RSS peak", "RSS end", "live peak", "wall");
+	printf("%-34s %12s %12s %12s %10s %10s\n", "replayed under", "RSS peak", "RSS end", "live peak",
+	       "wall", "calls/s");
 	for (int i = 0; i < nrows; i++) {
 		if (!rows[i].ok)
 			continue;
-		char n[128], a[32], b[32], d[32], e[32];
-		snprintf(n, sizeof(n), "%s%s%s", rows[i].name, rows[i].tunables[0] ? " " : "",
-			 rows[i].tunables);
-		printf("%-34s %12s %12s %12s %10s\n", n, fmt_bytes(rows[i].rss_peak, a, sizeof(a)),
+		char n[160], a[32], b[32], d[32], e[32], g[32];
+		snprintf(n, sizeof(n), "%s%s%s%s", rows[i].name, rows[i].tunables[0] ? " " : "",
+			 rows[i].tunables, strcmp(rows[i].replayer, "native") ? " (replay.c)" : "");
+		printf("%-34s %12s %12s %12s %10s %10s\n", n, fmt_bytes(rows[i].rss_peak, a, sizeof(a)),
 		       fmt_bytes(rows[i].rss_end, b, sizeof(b)),
 		       fmt_bytes((uint64_t)(rows[i].peak_live > 0 ? rows[i].peak_live : 0), d,
 				 sizeof(d)),
-		       fmt_duration(rows[i].wall_ns, e, sizeof(e)));
+		       fmt_duration(rows[i].wall_ns, e, sizeof(e)),
+		       fmt_count(rows[i].wall_ns ? (uint64_t)((double)rows[i].ops * 1e9 /
+							       (double)rows[i].wall_ns) : 0,
+				 g, sizeof(g)));
 	}
 	int best = -1;
 	for (int i = 0; i < nrows; i++)
-		if (rows[i].ok && (best < 0 || rows[i].rss_peak < rows[best].rss_peak))
+		if (rows[i].ok && !strcmp(rows[i].replayer, "native") &&
+		    (best < 0 || rows[i].rss_peak < rows[best].rss_peak))
 			best = i;
 	if (best >= 0 && rows[0].ok && best != 0 && rows[0].rss_peak) {
 		char a[32];
-		printf("lowest RSS peak: %s%s%s, %s (%.0f%%) below glibc's\n", rows[best].name,
+		printf("lowest RSS peak: %s%s%s, %s (%.0f%%) below %s's\n", rows[best].name,
 		       rows[best].tunables[0] ? " " : "", rows[best].tunables,
 		       fmt_bytes(rows[0].rss_peak - rows[best].rss_peak, a, sizeof(a)),
 		       100.0 * (double)(rows[0].rss_peak - rows[best].rss_peak) /
-			       (double)rows[0].rss_peak);
+			       (double)rows[0].rss_peak, rows[0].name);
 	}
 	if (ncut)
 		mfx_note("a bound (--max-ops or --max-live-bytes) cut %d replay%s short: its numbers "
 			 "cover only the calls replayed (\"cut\": true in replay.json)", ncut,
 			 ncut == 1 ? "" : "s");
+	/* report.html shows the replays: refresh it when there is one */
+	char html[PATH_MAX];
+	path_join(html, sizeof(html), dir, "report.html");
+	int refreshed = 0;
+	if (access(html, F_OK) == 0) {
+		char self[PATH_MAX], cmd[3 * PATH_MAX];
+		if (helper_path("mfx", self, sizeof(self)) == 0) {
+			snprintf(cmd, sizeof(cmd), "'%s' report -q '%s' >/dev/null 2>&1", self, dir);
+			refreshed = system(cmd) == 0;
+		}
+	}
 	if (!quiet)
-		mfx_note("wrote replay.json, rss_comparison.png%s in %s ('mfx report %s' adds the "
-			 "replays to report.html)", rows[0].ok && want[0] ? ", smaps_replay" : "", dir, dir);
+		mfx_note("wrote replay.json, replay.c%s, rss_comparison.png, smaps_replay%s in %s",
+			 compiled ? ", replay" : "", refreshed ? " and refreshed report.html" : "", dir);
+	for (int i = 0; i < nrows; i++) {
+		free(rows[i].tl_s);
+		free(rows[i].tl_mib);
+	}
 	return nfail ? EXIT_FAIL : EXIT_OK;
 }

@@ -8,16 +8,22 @@
  *   struct op[nops], in recorded order, thread after thread.
  *
  * Blocks are named by dense ids from 1 (0 = none / NULL); an op with id 0
- * is a call that failed in the original.
+ * is a call that failed in the original.  seq is the call's place in the
+ * recorded order of the whole window (all threads), dense from 0, so the
+ * ops with seq < N are a prefix that respects every happens-before.
+ * OPF_WAIT: the block freed or reallocated here was allocated by another
+ * thread (wait until that allocation is replayed); OPF_PUBLISH: another
+ * thread will free or realloc the block made here (say when it exists).
  */
 #ifndef MFX_REPLAY_OPS_H
 #define MFX_REPLAY_OPS_H
 
 #include <stdint.h>
 
-#define OPS_MAGIC "MFXRPL1"
+#define OPS_MAGIC "MFXRPL2"
 
 enum { OP_MALLOC = 1, OP_CALLOC, OP_REALLOC, OP_FREE, OP_MEMALIGN };
+enum { OPF_WAIT = 1, OPF_PUBLISH = 2 };
 
 struct ops_header {
 	char magic[8];
@@ -31,11 +37,11 @@ struct ops_thread {
 };
 
 struct op {
-	uint8_t kind, pad;
+	uint8_t kind, flags;
 	uint16_t align_log2;	/* OP_MEMALIGN: log2 of the alignment */
 	uint32_t id, old;	/* the block made, the block given (realloc, free: id) */
-	uint32_t pad2;
-	uint64_t size;		/* requested bytes; calloc: nmemb * size */
+	uint32_t seq;		/* place in the window's recorded order */
+	uint64_t size;		/* requested bytes; calloc: nmemb * size; free: the block's */
 };
 
 #endif
