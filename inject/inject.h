@@ -22,6 +22,8 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+struct inject_unwind;
+
 /* A mapped ELF module of the target (from /proc/PID/maps). */
 struct inject_module {
 	char path[4096];		/* as the target sees it */
@@ -71,6 +73,7 @@ struct inject {
 	int saved_errno;
 	struct inject_libc lc;
 	struct inject_opts o;
+	struct inject_unwind *unw;	/* the modules' unwind tables, found before the hold */
 };
 
 /*

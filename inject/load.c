@@ -23,6 +23,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -48,21 +49,22 @@ static int pidfd_get(pid_t pid, int pidfd, int remote_fd)
 	return fd >= 0 ? fd : -e;
 }
 
+/* src into dst, by the kernel (sendfile): this runs while a thread is held. */
 static int copy_file(const char *src, int dst)
 {
 	int in = open(src, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
-	char buf[65536];
-	ssize_t r;
-	int err = 0;
-	while ((r = read(in, buf, sizeof(buf))) > 0)
-		if (write(dst, buf, (size_t)r) != r) {
-			err = -EIO;
-			break;
-		}
-	if (r < 0)
-		err = -errno;
+	struct stat st;
+	int err = fstat(in, &st) ? -errno : 0;
+	off_t off = 0;
+	while (!err && off < st.st_size) {
+		ssize_t n = sendfile(dst, in, &off, (size_t)(st.st_size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = n < 0 ? -errno : -EIO;
+	}
 	close(in);
 	return err;
 }

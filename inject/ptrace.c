@@ -12,8 +12,8 @@
  *   2. At the stop: the PC must not be in ld.so nor in malloc.c's code,
  *      the system call (if any) must not be mmap/munmap/brk/mprotect/
  *      madvise/mremap, and no caller on its stack (unwound with
- *      libunwind-ptrace from the target's own unwind tables) may be in ld.so
- *      or malloc.c.  Otherwise a running thread is let
+ *      libunwind from the target's own unwind tables, located before the
+ *      hold: unwind.c) may be in ld.so or malloc.c.  Otherwise a running thread is let
  *      go for a millisecond and interrupted again; a blocked one is released
  *      and the next candidate tried.
  *
@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,10 +42,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libunwind-ptrace.h>
-
 #include "include/mfx/error.h"
 #include "inject/inject.h"
+#include "inject/unwind.h"
 
 #define XSAVE_MAX 16384
 #define MIN_STACK_ROOM (256u * 1024u)	/* dlopen and the agent's start need room */
@@ -224,30 +224,49 @@ static int candidates(pid_t pid, struct cand **out, size_t *n)
  * *event = PTRACE_EVENT_*), -MFX_E_EXITED if it died, -ETIMEDOUT. */
 static int wait_stop(pid_t tid, uint64_t timeout_ns, int *sig, int *event)
 {
-	uint64_t t0 = mono_ns(), nap = 20000;
+	/* Sleep until SIGCHLD (a tracee's stop sends one), not on a timer: a
+	 * remote call's end is seen at once.  SIGCHLD is blocked meanwhile so
+	 * it stays pending for sigtimedwait; one that came before is harmless
+	 * (waitpid is asked first). */
+	sigset_t chld, old;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, &old);
+	uint64_t t0 = mono_ns();
+	int err;
 	for (;;) {
 		int st;
 		pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			return errno == ECHILD ? -MFX_E_EXITED : -errno;
+		if (r < 0) {
+			err = errno == ECHILD ? -MFX_E_EXITED : -errno;
+			break;
+		}
 		if (r == tid) {
-			if (WIFEXITED(st) || WIFSIGNALED(st))
-				return -MFX_E_EXITED;
+			if (WIFEXITED(st) || WIFSIGNALED(st)) {
+				err = -MFX_E_EXITED;
+				break;
+			}
 			if (WIFSTOPPED(st)) {
 				*sig = WSTOPSIG(st);
 				*event = (st >> 16) & 0xff;
-				return 0;
+				err = 0;
+				break;
 			}
 			continue;
 		}
-		if (mono_ns() - t0 >= timeout_ns)
-			return -ETIMEDOUT;
-		sleep_ns(nap);
-		if (nap < 1000000)
-			nap *= 2;
+		uint64_t spent = mono_ns() - t0;
+		if (spent >= timeout_ns) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		uint64_t left = timeout_ns - spent, nap = left < 10000000 ? left : 10000000;
+		struct timespec ts = { 0, (long)nap };
+		sigtimedwait(&chld, NULL, &ts);	/* a stop, or 10 ms: look again */
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
 }
 
 static void remember_signal(struct inject *ij, int sig)
@@ -337,6 +356,15 @@ static int in_loader_or_malloc(const struct inject *ij, uint64_t a)
 	return a >= ij->lc.malloc_lo && a < ij->lc.malloc_hi;
 }
 
+static int bad_frame(uint64_t ip, int n, void *arg)
+{
+	struct inject *ij = arg;
+	if (n == 0 || !in_loader_or_malloc(ij, ip - 1))
+		return 0;
+	note(ij, "  frame %d: %#llx", n, (unsigned long long)ip);
+	return 1;
+}
+
 /* 1 when the stopped thread is at a safe point (see the top of the file). */
 static int safe_point(struct inject *ij, const struct user_regs_struct *r, const char **why)
 {
@@ -359,34 +387,21 @@ static int safe_point(struct inject *ij, const struct user_regs_struct *r, const
 		return 0;
 	}
 	/* Walk the thread's frames with its own unwind tables. */
-	int n = 0, bad = 0, step = 1;
-	unw_addr_space_t as = unw_create_addr_space(&_UPT_accessors, 0);
-	void *ui = as ? _UPT_create(ij->tid) : NULL;
-	unw_cursor_t c;
-	if (ui && unw_init_remote(&c, as, ui) == 0) {
-		do {
-			unw_word_t ip = 0;
-			if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0)
-				break;
-			if (n++ > 0 && in_loader_or_malloc(ij, ip - 1)) {
-				note(ij, "  frame %d: %#llx", n - 1, (unsigned long long)ip);
-				bad = 1;
-			}
-		} while (!bad && n < 256 && (step = unw_step(&c)) > 0);
-	}
-	if (ui)
-		_UPT_destroy(ui);
-	if (as)
-		unw_destroy_addr_space(as);
-	if (bad) {
+	int n = 0, walk = -1;
+	uint64_t t0 = mono_ns();
+	if (ij->unw)
+		walk = inject_unwind_walk(ij->unw, ij->tid, r->rsp, hi, bad_frame, ij, &n);
+	note(ij, "  unwound %d frames in %llu us (%s)", n,
+	     (unsigned long long)(mono_ns() - t0) / 1000, walk == 1 ? "stopped at a bad one" :
+	     walk == 0 ? "to the outermost" : "a step failed");
+	if (walk == 1) {
 		*why = "a caller in the loader or the allocator";
 		return 0;
 	}
-	if (n < 2 && step < 0) {
+	if (n < 2 && walk < 0) {
 		*why = "stack could not be unwound";
 		return 0;
 	}
-	(void)hi;
 	return 1;
 }
 
@@ -484,22 +499,11 @@ static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
 	return 1;
 }
 
-int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij)
+/* Stop one thread of ij->pid at a safe point (bounded by the timeout). */
+static int hold_safe(struct inject *ij)
 {
-	memset(ij, 0, sizeof(*ij));
-	ij->pid = pid;
-	if (o)
-		ij->o = *o;
-	if (!ij->o.timeout_ns)
-		ij->o.timeout_ns = 3000000000ull;
-	if (!ij->o.call_timeout_ns)
-		ij->o.call_timeout_ns = 10000000000ull;
-	pid_t tracer;
-	int err = inject_check(pid, &tracer);
-	if (err)
-		return err;
-	if ((err = inject_load_libc(pid, &ij->lc)))
-		return err;
+	pid_t pid = ij->pid, tracer;
+	int err;
 	uint64_t deadline = mono_ns() + ij->o.timeout_ns;
 	while (mono_ns() < deadline) {
 		struct cand *c;
@@ -523,6 +527,31 @@ int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij)
 		sleep_ns(5000000);
 	}
 	return -MFX_E_NOSAFEPOINT;
+}
+
+int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij)
+{
+	memset(ij, 0, sizeof(*ij));
+	ij->pid = pid;
+	if (o)
+		ij->o = *o;
+	if (!ij->o.timeout_ns)
+		ij->o.timeout_ns = 3000000000ull;
+	if (!ij->o.call_timeout_ns)
+		ij->o.call_timeout_ns = 10000000000ull;
+	pid_t tracer;
+	int err = inject_check(pid, &tracer);
+	if (err)
+		return err;
+	if ((err = inject_load_libc(pid, &ij->lc)))
+		return err;
+	inject_unwind_prepare(pid, &ij->unw);	/* without it: no thread is ever safe */
+	err = hold_safe(ij);
+	if (err && !ij->attached) {
+		inject_unwind_free(ij->unw);
+		ij->unw = NULL;
+	}
+	return err;
 }
 
 int inject_push(struct inject *ij, const void *data, size_t len, uint64_t *addr)
@@ -629,4 +658,6 @@ void inject_close(struct inject *ij)
 	}
 	free(ij->xsave);
 	ij->xsave = NULL;
+	inject_unwind_free(ij->unw);
+	ij->unw = NULL;
 }
