@@ -422,7 +422,13 @@ static int save_state(struct inject *ij)
 	}
 	if (ptrace(PTRACE_GETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &ij->saved_mask))
 		return -errno;
+	/* Block everything but the synchronous faults: a fault while its signal
+	 * is blocked makes the kernel reset the process's handler to SIG_DFL
+	 * (force_sig_info), and our calls end with one (return to 0). */
 	uint64_t all = ~0ull;
+	const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP };
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		all &= ~(1ull << (faults[i] - 1));
 	if (ptrace(PTRACE_SETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &all))
 		return -errno;
 	ij->in_syscall = (long)ij->saved.orig_rax >= 0;

@@ -108,7 +108,7 @@ tdo() {
 	echo "$*" >&7
 	for ((i = 0; i < 600; i++)); do
 		[ "$(grep -c '^done' "$TOUT")" -gt "$n" ] && return 0
-		grep -q 'EINTR\|ERRNO' "$TOUT" && fail "target saw EINTR or errno changed: $(grep 'EINTR\|ERRNO' "$TOUT")"
+		grep -q 'EINTR\|ERRNO\|HANDLER' "$TOUT" && fail "target saw EINTR, errno or its SIGSEGV handler changed: $(grep 'EINTR\|ERRNO\|HANDLER' "$TOUT")"
 		kill -0 "$TPID" 2>/dev/null || fail "target died: $(tail -3 "$TOUT")"
 		sleep 0.05
 	done

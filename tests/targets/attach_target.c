@@ -17,7 +17,9 @@
  *
  * Any EINTR from read or early nanosleep return prints "EINTR" and exits 3;
  * errno changed across a successful read (remote calls made in this thread
- * must leave it as it was) prints "ERRNO" and exits 4.
+ * must leave it as it was) prints "ERRNO" and exits 4; its SIGSEGV handler
+ * gone (the kernel resets it when a fault meets a blocked SIGSEGV) prints
+ * "HANDLER" and exits 5.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -124,11 +126,22 @@ static void churn(long ms)
 	fflush(stdout);
 }
 
+/* A SIGSEGV handler, as JVMs and crash reporters have: mfx must leave it. */
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)si;
+	(void)uc;
+	signal(sig, SIG_DFL);
+}
+
 int main(void)
 {
 	char line[4096];
 	size_t len = 0;
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	struct sigaction segv = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
+	sigemptyset(&segv.sa_mask);
+	sigaction(SIGSEGV, &segv, NULL);
 	printf("ready %d\n", (int)getpid());
 	for (;;) {
 		errno = 4242;	/* a successful read leaves it alone: so must mfx */
@@ -140,6 +153,11 @@ int main(void)
 		if (errno != 4242) {
 			printf("ERRNO changed under read: %d\n", errno);
 			return 4;
+		}
+		struct sigaction now;
+		if (sigaction(SIGSEGV, NULL, &now) || now.sa_sigaction != on_segv) {
+			printf("HANDLER of SIGSEGV lost\n");
+			return 5;
 		}
 		if (r == 0)
 			return 0;
