@@ -639,6 +639,8 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 			return -errno;
 		if (sig == SIGSEGV && q.rip == 0) {
 			*ret = q.rax;
+			note(ij, "  call %#llx: %llu us", (unsigned long long)fn,
+			     (unsigned long long)(mono_ns() - t0) / 1000);
 			return 0;
 		}
 		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
