@@ -588,6 +588,21 @@ static void tl_add(struct run_row *row, double t, uint64_t rss)
 	row->tl_mib[row->ntl++] = (double)rss / 1048576.0;
 }
 
+/* A fresh copy of pid's smaps in place of *buf. */
+static int grab_smaps(pid_t pid, char **buf, size_t *len)
+{
+	char path[64], *b;
+	size_t n;
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	int err = read_file(path, &b, &n);
+	if (err)
+		return err;
+	free(*buf);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
 #define SAMPLE_MS 2
 #define SMAPS_GAP_NS 100000000ull	/* at most one smaps copy per 100 ms */
 
@@ -664,17 +679,10 @@ static int run_one(const char *bin, const char *ops, const struct allocator *a,
 			if (rss > row->rss_peak)
 				row->rss_peak = rss;
 			/* smaps at the highest RSS: on every new high 2% above the last copy */
-			if (smaps_path && rss > smaps_rss + smaps_rss / 50 && now - smaps_at > SMAPS_GAP_NS) {
-				char sp[64], *buf;
-				size_t n;
-				snprintf(sp, sizeof(sp), "/proc/%d/smaps", (int)pid);
-				if (read_file(sp, &buf, &n) == 0) {
-					free(smaps);
-					smaps = buf;
-					smaps_len = n;
-					smaps_rss = rss;
-					smaps_at = now;
-				}
+			if (smaps_path && rss > smaps_rss + smaps_rss / 50 && now - smaps_at > SMAPS_GAP_NS &&
+			    grab_smaps(pid, &smaps, &smaps_len) == 0) {
+				smaps_rss = rss;
+				smaps_at = now;
 			}
 		}
 		if (r < 0 && errno != EINTR)
@@ -695,16 +703,8 @@ static int run_one(const char *bin, const char *ops, const struct allocator *a,
 	row->rss_end = rss_anon_of(pid);
 	if (row->rss_end > row->rss_peak)
 		row->rss_peak = row->rss_end;
-	if (smaps_path && line && (!smaps || row->rss_end >= smaps_rss)) {
-		char sp[64], *buf;
-		size_t n;
-		snprintf(sp, sizeof(sp), "/proc/%d/smaps", (int)pid);
-		if (read_file(sp, &buf, &n) == 0) {
-			free(smaps);
-			smaps = buf;
-			smaps_len = n;
-		}
-	}
+	if (smaps_path && line && (!smaps || row->rss_end >= smaps_rss))
+		grab_smaps(pid, &smaps, &smaps_len);
 	if (row->rss_end)
 		tl_add(row, (double)(now_ns() - t0) / 1e9, row->rss_end);
 	close(in[1]);	/* let it exit */
@@ -861,6 +861,29 @@ static int comparison_chart(const char *dir, const struct trace *t, const struct
 	free(ox);
 	free(oy);
 	return err;
+}
+
+/* Run argv (PATH searched), its output to /dev/null: its exit status, or -1. */
+static int run_quiet(const char *const *argv)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* ---- the command ---------------------------------------------------------------------------- */
@@ -1027,13 +1050,11 @@ int cmd_replay(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if (!no_compile) {
-		char cmd[3 * PATH_MAX];
 		if (!quiet)
 			progress_show("mfx: replay: compiling replay.c (%llu calls) ...",
 				      (unsigned long long)c_calls);
-		snprintf(cmd, sizeof(cmd), "cc -std=gnu11 -O0 -pthread -w -o '%s' '%s' 2>/dev/null",
-			 bin, src);
-		compiled = system(cmd) == 0;
+		const char *cc[] = { "cc", "-std=gnu11", "-O0", "-pthread", "-w", "-o", bin, src, NULL };
+		compiled = run_quiet(cc) == 0;
 		progress_clear();
 		if (!compiled)
 			mfx_note("replay.c not compiled (no working cc? apt-get install gcc); the "
@@ -1169,10 +1190,10 @@ int cmd_replay(int argc, char **argv)
 	path_join(html, sizeof(html), dir, "report.html");
 	int refreshed = 0;
 	if (access(html, F_OK) == 0) {
-		char self[PATH_MAX], cmd[3 * PATH_MAX];
+		char self[PATH_MAX];
 		if (helper_path("mfx", self, sizeof(self)) == 0) {
-			snprintf(cmd, sizeof(cmd), "'%s' report -q '%s' >/dev/null 2>&1", self, dir);
-			refreshed = system(cmd) == 0;
+			const char *rep[] = { self, "report", "-q", dir, NULL };
+			refreshed = run_quiet(rep) == 0;
 		}
 	}
 	if (!quiet)

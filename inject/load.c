@@ -167,22 +167,7 @@ int inject_agent_ring(pid_t pid, const char *agent, int timeout_ms, int *chan)
 	if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		err = -errno;
 	if (!err) {
-		struct mfx_ctl m = { .magic = MFX_CTL_MAGIC, .version = MFX_CTL_VERSION,
-				     .type = MFX_CTL_HELLO };
-		union {
-			struct cmsghdr h;
-			char b[CMSG_SPACE(sizeof(int))];
-		} cm;
-		memset(&cm, 0, sizeof(cm));
-		struct iovec iov = { &m, sizeof(m) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-				     .msg_controllen = sizeof(cm.b) };
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &sv[1], sizeof(int));
-		if (sendmsg(bell, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(m))
+		if (mfx_ctl_send_fd(bell, MFX_CTL_HELLO, sv[1], MSG_DONTWAIT))
 			err = -errno;
 		close(sv[1]);
 	}

@@ -355,23 +355,7 @@ void control_after_fork(void)
  * runs on the thread mfx holds). */
 static int ring_self(int sock)
 {
-	struct mfx_ctl m = { .magic = MFX_CTL_MAGIC, .version = MFX_CTL_VERSION,
-			     .type = MFX_CTL_HELLO };
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cm;
-	memset(&cm, 0, sizeof(cm));
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-			     .msg_controllen = sizeof(cm.b) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &sock, sizeof(int));
-	return sendmsg(mfx_agent_doorbell.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) ==
-	       (ssize_t)sizeof(m) ? 0 : -1;
+	return mfx_ctl_send_fd(mfx_agent_doorbell.fd, MFX_CTL_HELLO, sock, MSG_DONTWAIT);
 }
 
 /* Called by mfx in the held thread: start the control thread on `sock`

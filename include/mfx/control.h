@@ -29,6 +29,8 @@
 #define MFX_CONTROL_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define MFX_CTL_MAGIC 0x6c74636dU	/* "mctl" */
 #define MFX_CTL_VERSION 1
@@ -67,5 +69,30 @@ struct mfx_ctl {
 				   TRIMMED: how long malloc_trim ran */
 	uint64_t value;		/* TRIMMED: malloc_trim's return */
 };
+
+/* Send a message of `type` carrying one fd (SCM_RIGHTS): 0 or -1 (errno).
+ * Async-signal-safe (the agent calls it on a thread mfx holds). */
+static inline int mfx_ctl_send_fd(int sock, uint16_t type, int fd, int flags)
+{
+	struct mfx_ctl m;
+	memset(&m, 0, sizeof(m));
+	m.magic = MFX_CTL_MAGIC;
+	m.version = MFX_CTL_VERSION;
+	m.type = type;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+			     .msg_controllen = sizeof(cm.b) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL | flags) == (ssize_t)sizeof(m) ? 0 : -1;
+}
 
 #endif /* MFX_CONTROL_H */

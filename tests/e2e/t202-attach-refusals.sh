@@ -10,6 +10,14 @@ expect_one_error_line "$MFX_ERR" "cannot attach to 4194000: no such process"
 run_mfx attach notapid
 expect_eq "$MFX_RC" 2 "bad pid: exit"
 
+# its own pid (the shell execs mfx: $$ becomes mfx's pid)
+sh -c 'exec "$0" attach --for 100ms $$' "$MFX" >"$TMP/self.out" 2>"$TMP/self.err"
+expect_eq "$?" 2 "own pid: exit"
+expect_one_error_line "$TMP/self.err" "that is mfx itself"
+sh -c 'exec "$0" trim $$' "$MFX" >"$TMP/self.out" 2>"$TMP/self.err"
+expect_eq "$?" 2 "trim own pid: exit"
+expect_one_error_line "$TMP/self.err" "that is mfx itself"
+
 # statically linked
 spawn "$TARGETS/static_target"
 sleep 0.2
