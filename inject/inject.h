@@ -84,6 +84,8 @@ struct inject {
  * Then -EPERM (ptrace not allowed), -MFX_E_NOSAFEPOINT, -MFX_E_EXITED.
  */
 int inject_check(pid_t pid, pid_t *tracer);
+/* A note on stderr with MFX_DEBUG (o.verbose), stamped with the hold so far. */
+void inject_note(const struct inject *ij, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij);
 /* Call fn(args[0..n-1]) (n <= 6, integer/pointer arguments) in the held
  * thread; *ret gets rax.  -MFX_E_REMOTE when it faulted (the fault is

@@ -232,7 +232,9 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 	}
 	int err = 0;
 	uint64_t ret, start = 0;
+	inject_note(ij, "loading the agent");
 	uint64_t base = agent_loaded(ij, agent);
+	inject_note(ij, "agent %s", base ? "mapped already" : "not mapped yet");
 	if (base) {
 		uint64_t v = inject_elf_sym(agent, "mfx_agent_start", NULL);
 		start = v ? base + v : 0;
@@ -249,7 +251,9 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 				mfd = as_int(ret);
 		}
 		int local = mfd >= 0 ? pidfd_get(ij->pid, pidfd, mfd) : -1;
-		if (local >= 0 && copy_file(agent, local) == 0) {
+		int copied = local >= 0 ? copy_file(agent, local) : -1;
+		inject_note(ij, "memfd %d filled: %d", mfd, copied);
+		if (copied == 0) {
 			snprintf(path, sizeof(path), "/proc/self/fd/%d", mfd);
 		} else {
 			/* no memfd: the agent's own path, if the target sees it */
@@ -294,6 +298,7 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 			}
 		}
 	}
+	inject_note(ij, "agent loaded, mfx_agent_start at %#llx", (unsigned long long)start);
 	/* the control channel */
 	int32_t sv[2] = { -1, -1 };
 	uint64_t a_sv;

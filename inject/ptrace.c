@@ -63,15 +63,15 @@ static void sleep_ns(uint64_t ns)
 	nanosleep(&ts, NULL);
 }
 
-static void note(const struct inject *ij, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void note(const struct inject *ij, const char *fmt, ...)
+#define note inject_note
+void inject_note(const struct inject *ij, const char *fmt, ...)
 {
 	if (!ij->o.verbose)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "mfx: inject: ");
+	fprintf(stderr, "mfx: inject: %6.3f ms held: ",
+		ij->attached ? (double)(mono_ns() - ij->t_stopped) / 1e6 : 0.0);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -596,6 +596,7 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 {
 	if (!ij->attached || n > 6 || !fn)
 		return -EINVAL;
+	uint64_t tin = mono_ns();
 	struct user_regs_struct r = ij->saved;
 	uint64_t sp = ij->scratch_lo & ~15ull, zero = 0;
 	sp -= 8;	/* the return address: a call leaves rsp = 8 mod 16 */
@@ -639,8 +640,9 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 			return -errno;
 		if (sig == SIGSEGV && q.rip == 0) {
 			*ret = q.rax;
-			note(ij, "  call %#llx: %llu us", (unsigned long long)fn,
-			     (unsigned long long)(mono_ns() - t0) / 1000);
+			note(ij, "  call %#llx: %llu us (setup %llu us)", (unsigned long long)fn,
+			     (unsigned long long)(mono_ns() - t0) / 1000,
+			     (unsigned long long)(t0 - tin) / 1000);
 			return 0;
 		}
 		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
