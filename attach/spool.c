@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,6 +95,16 @@ static struct dest *dest_for(struct spool *sp, uint64_t uid)
 		int fd = open(path_join(path, sizeof(path), sp->dir, e->d_name), O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* Look before mapping: a trace file the agent has just created is
+		 * still empty, and touching a mapping past its end is a SIGBUS. */
+		struct mfx_file_header peek;
+		struct stat st;
+		if (fstat(fd, &st) || st.st_size < (off_t)MFX_HEADER_SIZE ||
+		    pread(fd, &peek, sizeof(peek), 0) != (ssize_t)sizeof(peek) ||
+		    peek.magic != MFX_TRACE_MAGIC || peek.trace_uid != uid) {
+			close(fd);
+			continue;
+		}
 		struct mfx_file_header *h = mmap(NULL, MFX_HEADER_SIZE, PROT_READ | PROT_WRITE,
 						 MAP_SHARED, fd, 0);
 		if (h == MAP_FAILED || h->magic != MFX_TRACE_MAGIC || h->trace_uid != uid) {

@@ -161,7 +161,7 @@ int inject_agent_ring(pid_t pid, const char *agent, int timeout_ms, int *chan)
 		err = -errno;
 	close(pidfd);
 	struct stat st;
-	if (!err && (fstat(bell, &st) || !S_ISSOCK(st.st_mode)))
+	if (!err && (fstat(bell, &st) || !S_ISSOCK(st.st_mode) || st.st_ino != b.ino))
 		err = -ENOTSOCK;	/* the program closed it and reused the number */
 	int sv[2] = { -1, -1 };
 	if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "include/mfx/control.h"
@@ -95,8 +96,24 @@ static int wait_readable(int sock, int ms)
 }
 
 /* Read by mfx with process_vm_readv (attach/agentctl.c). */
-MFX_EXPORT struct mfx_doorbell mfx_agent_doorbell = { MFX_DOORBELL_MAGIC, 0, -1 };
+MFX_EXPORT struct mfx_doorbell mfx_agent_doorbell = { MFX_DOORBELL_MAGIC, 0, -1, 0 };
 static int bell_rx = -1;	/* our end: rings arrive here */
+static uint64_t bell_rx_ino;
+
+/* The program may close any fd of ours (daemons close them all) and get the
+ * number again for a file or socket of its own: before each use, an fd is
+ * checked to still be the socket we made (by inode), never read, written
+ * or closed otherwise. */
+static uint64_t sock_ino(int fd)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? (uint64_t)st.st_ino : 0;
+}
+
+static int still_ours(int fd, uint64_t ino)
+{
+	return fd >= 0 && ino && sock_ino(fd) == ino;
+}
 
 /* The allocator's totals into the trace (attach: the window does not know
  * the blocks allocated before it). */
@@ -154,13 +171,14 @@ static void do_info(int sock, int fd)
 /* A session: the channel of one mfx command. */
 struct session {
 	int sock;		/* -1: none */
+	uint64_t ino;		/* its inode: still ours? */
 	int recording;		/* START accepted, not stopped yet */
 	uint64_t deadline_ns;	/* drop a session that never says anything */
 };
 
 static void session_close(struct session *se)
 {
-	if (se->sock >= 0)
+	if (still_ours(se->sock, se->ino))
 		close(se->sock);
 	se->sock = -1;
 	se->recording = 0;
@@ -198,6 +216,8 @@ static void start_recording(struct session *se, struct mfx_ctl *m, char *text, s
 	else
 		err = agent_begin(&c);
 	if (!err) {
+		if (rec.stacks)
+			stack_fds_ok();	/* libunwind's fds closed by the program: no stacks */
 		mark_mallinfo("start");
 		got_patch_all(&slots, &modules);
 		se->recording = 1;
@@ -214,7 +234,8 @@ static int session_serve(struct session *se)
 		char text[4096];
 	} in;
 	int fds[2] = { -1, -1 }, nfds = 0, done = 0;
-	ssize_t r = recv_msg(se->sock, &in, sizeof(in) - 1, fds, &nfds);
+	ssize_t r = still_ours(se->sock, se->ino) ?
+		recv_msg(se->sock, &in, sizeof(in) - 1, fds, &nfds) : 0;
 	if (r <= 0) {
 		if (se->recording)
 			stop_recording(se, "detached");	/* mfx is gone: stop on our own */
@@ -252,6 +273,8 @@ static int bell_take(void)
 {
 	struct mfx_ctl m;
 	int fds[2], nfds = 0;
+	if (!still_ours(bell_rx, bell_rx_ino))
+		return -1;
 	ssize_t r = recv_msg(bell_rx, &m, sizeof(m), fds, &nfds);
 	int sock = -1;
 	for (int i = 0; i < nfds; i++) {
@@ -269,7 +292,7 @@ static int bell_take(void)
 /* A ring while another session records: serve its one request on the side. */
 static void serve_aside(int sock)
 {
-	struct session side = { sock, 0, 0 };
+	struct session side = { sock, sock_ino(sock), 0, 0 };
 	for (int n = 0; n < 8 && wait_readable(sock, 1000) > 0; n++)
 		if (session_serve(&side))
 			break;
@@ -284,29 +307,40 @@ static int bell_open(void)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	bell_rx = sv[0];
+	bell_rx_ino = sock_ino(sv[0]);
 	mfx_agent_doorbell.fd = sv[1];
+	mfx_agent_doorbell.ino = sock_ino(sv[1]);
 	__atomic_store_n(&mfx_agent_doorbell.pid, (int32_t)getpid(), __ATOMIC_RELEASE);
 	return 0;
 }
 
 static void *control_main(void *arg)
 {
-	struct session se = { (int)(intptr_t)arg, 0, agent_now_ns() + START_TIMEOUT_MS * 1000000ull };
+	int first = (int)(intptr_t)arg;
+	struct session se = { first, sock_ino(first), 0,
+			      agent_now_ns() + START_TIMEOUT_MS * 1000000ull };
 	tls_busy = 1;
 	prctl(PR_SET_NAME, "mfx-agent", 0, 0, 0);
 	int have_bell = bell_open() == 0;
 
 	for (;;) {
-		struct pollfd p[2] = { { se.sock, POLLIN, 0 }, { have_bell ? bell_rx : -1, POLLIN, 0 } };
+		if (have_bell && !still_ours(bell_rx, bell_rx_ino)) {
+			have_bell = 0;	/* the program closed it (and maybe reused the number) */
+			__atomic_store_n(&mfx_agent_doorbell.pid, 0, __ATOMIC_RELEASE);
+		}
 		if (se.sock < 0 && !have_bell)
-			break;
-		int ms = se.recording ? TICK_MS : se.sock >= 0 ? 1000 : -1;
+			break;	/* nothing left to serve: a later attach starts a new thread */
+		struct pollfd p[2] = { { se.sock, POLLIN, 0 }, { have_bell ? bell_rx : -1, POLLIN, 0 } };
+		int ms = se.recording ? TICK_MS : 1000;	/* dormant: look at our fds each second */
 		int w = poll(p, 2, ms);
 		if (w < 0 && errno != EINTR)
 			break;
 		if (w <= 0) {
-			if (se.recording)
+			if (se.recording) {
 				got_patch_new();	/* libraries loaded behind dlopen's back */
+				if (rec.stacks)
+					stack_fds_ok();
+			}
 			else if (se.sock >= 0 && se.deadline_ns && agent_now_ns() > se.deadline_ns)
 				session_close(&se);	/* rang, then never spoke */
 			continue;
@@ -317,6 +351,7 @@ static void *control_main(void *arg)
 		}
 		if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) {
 			have_bell = 0;	/* the program closed our fds: sessions only */
+			__atomic_store_n(&mfx_agent_doorbell.pid, 0, __ATOMIC_RELEASE);
 		} else if (p[1].revents) {
 			int s = bell_take();
 			if (s < 0)
@@ -325,6 +360,7 @@ static void *control_main(void *arg)
 				serve_aside(s);
 			} else {
 				se.sock = s;
+				se.ino = sock_ino(s);
 				se.deadline_ns = agent_now_ns() + START_TIMEOUT_MS * 1000000ull;
 			}
 		}
@@ -332,7 +368,13 @@ static void *control_main(void *arg)
 	if (se.recording)
 		stop_recording(&se, "error");
 	session_close(&se);
+	if (still_ours(bell_rx, bell_rx_ino))
+		close(bell_rx);
+	if (still_ours(mfx_agent_doorbell.fd, mfx_agent_doorbell.ino))
+		close(mfx_agent_doorbell.fd);
+	bell_rx = -1;
 	__atomic_store_n(&mfx_agent_doorbell.pid, 0, __ATOMIC_RELEASE);
+	mfx_agent_doorbell.fd = -1;
 	__atomic_store_n(&ctl_running, 0, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -341,9 +383,9 @@ static void *control_main(void *arg)
  * close them, so a later attach to the child starts afresh. */
 void control_after_fork(void)
 {
-	if (bell_rx >= 0)
+	if (still_ours(bell_rx, bell_rx_ino))
 		close(bell_rx);
-	if (mfx_agent_doorbell.fd >= 0)
+	if (still_ours(mfx_agent_doorbell.fd, mfx_agent_doorbell.ino))
 		close(mfx_agent_doorbell.fd);
 	bell_rx = -1;
 	mfx_agent_doorbell.fd = -1;
@@ -355,6 +397,8 @@ void control_after_fork(void)
  * runs on the thread mfx holds). */
 static int ring_self(int sock)
 {
+	if (!still_ours(mfx_agent_doorbell.fd, mfx_agent_doorbell.ino))
+		return -1;
 	return mfx_ctl_send_fd(mfx_agent_doorbell.fd, MFX_CTL_HELLO, sock, MSG_DONTWAIT);
 }
 

@@ -36,6 +36,9 @@ struct mfx_thread;
 uint32_t stack_capture(unsigned skip);
 void stack_reset(void);
 int stack_init(void);
+/* 0 when libunwind's own fds are no longer its (the program closed them):
+ * unwinding could then block or write into the program's files. */
+int stack_fds_ok(void);
 
 /* modules.c */
 void modules_reset(void);

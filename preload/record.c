@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,16 +86,24 @@ uint64_t agent_tsc(void)
  */
 #define AGENT_MEMFD_SIZE (256ull << 20)	/* sparse: the largest table we map */
 static int agent_memfd = -1;
+static uint64_t agent_memfd_ino;
 
+/* Our memfd, or a new one if the program closed ours (it may have reused
+ * the number for a file of its own: checked by inode, never mapped). */
 static int memfd_get(void)
 {
+	struct stat st;
+	if (agent_memfd >= 0 &&
+	    (fstat(agent_memfd, &st) || (uint64_t)st.st_ino != agent_memfd_ino))
+		agent_memfd = -1;
 	if (agent_memfd < 0) {
 		int fd = (int)syscall(SYS_memfd_create, "mfx-agent", MFD_CLOEXEC);
-		if (fd >= 0 && ftruncate(fd, (off_t)AGENT_MEMFD_SIZE)) {
+		if (fd >= 0 && (ftruncate(fd, (off_t)AGENT_MEMFD_SIZE) || fstat(fd, &st))) {
 			close(fd);
 			fd = -1;
 		}
 		agent_memfd = fd;
+		agent_memfd_ino = fd >= 0 ? (uint64_t)st.st_ino : 0;
 	}
 	return agent_memfd;
 }
@@ -186,8 +195,21 @@ static void spool_give(int32_t i)
 
 /* Make sure the file has blocks for [off, off+len): fallocate reports a full
  * disk as ENOSPC here, instead of a SIGBUS in the target later. */
+/* Still the trace file we were given?  The program may have closed every
+ * fd and opened a file of its own under the same number: never grow, map
+ * or close that. */
+static uint64_t trace_ino;
+
+static int trace_fd_ours(void)
+{
+	struct stat st;
+	return rec.fd >= 0 && fstat(rec.fd, &st) == 0 && (uint64_t)st.st_ino == trace_ino;
+}
+
 static int file_reserve(uint64_t off, uint64_t len)
 {
+	if (!trace_fd_ours())
+		return -EBADF;
 	if (fallocate(rec.fd, 0, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP && errno != ENOSYS)
@@ -206,7 +228,8 @@ static struct mfx_chunk_header *file_take(void)
 	uint64_t off = __atomic_fetch_add(&rec.hdr->next_chunk, MFX_CHUNK_SIZE, __ATOMIC_SEQ_CST);
 	int err = file_reserve(off, MFX_CHUNK_SIZE);
 	if (err) {
-		agent_fail(-err, "cannot grow the trace file");
+		agent_fail(-err, err == -EBADF ? "the program closed the trace file" :
+			   "cannot grow the trace file");
 		return NULL;
 	}
 	struct mfx_chunk_header *c = mmap(NULL, MFX_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -494,6 +517,8 @@ int rec_map_file(int fd)
 	rec.hdr = h;
 	rec.slots = (struct mfx_thread_slot *)((uint8_t *)h + MFX_HEADER_SIZE);
 	rec.fd = fd;
+	struct stat st;
+	trace_ino = fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
 	return 0;
 }
 
@@ -568,7 +593,7 @@ void rec_detach_header(void)
 	memcpy(copy, rec.hdr, sizeof(copy));
 	agent_mmap_zero(rec.hdr, MFX_FIRST_CHUNK);
 	memcpy(rec.hdr, copy, sizeof(copy));
-	if (rec.fd >= 0)
+	if (trace_fd_ours())
 		close(rec.fd);
 	rec.fd = -1;
 }

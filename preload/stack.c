@@ -8,8 +8,11 @@
  * addresses, the analyzer resolves them later.
  */
 #define UNW_LOCAL_ONLY
+#include <dirent.h>
 #include <libunwind.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "preload/internal.h"
 #include "preload/record.h"
@@ -33,11 +36,68 @@ static uint64_t arena_used;
 static uint32_t nstacks;
 static uint32_t next_id = 1;
 
+/*
+ * libunwind checks addresses by writing them into a pipe of its own (after
+ * reading it empty).  A program that closes every fd (daemons do) and gets
+ * the numbers again for a socket of its own would have libunwind block
+ * reading that socket, or write into it.  So the pipe's fds are found when
+ * libunwind starts (new FIFOs in /proc/self/fd) and checked by inode when
+ * a window starts, on the control thread's tick and every 1024 captures per
+ * thread; if they are not libunwind's any more, stacks are turned off.
+ */
+static int uw_fd[2] = { -1, -1 };
+static uint64_t uw_ino[2];
+static volatile int uw_lost;	/* set once: no more unwinding in this process */
+
+static int fifo_ino(int fd, uint64_t *ino)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || !S_ISFIFO(st.st_mode))
+		return -1;
+	*ino = (uint64_t)st.st_ino;
+	return 0;
+}
+
+/* The fds (< 1024) that are FIFOs, as a bitmap. */
+static void fifo_fds(uint64_t set[16])
+{
+	memset(set, 0, 16 * sizeof(uint64_t));
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	uint64_t ino;
+	while (d && (e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		if (fd > 2 && fd < 1024 && fd != dirfd(d) && fifo_ino(fd, &ino) == 0)
+			set[fd / 64] |= 1ull << (fd % 64);
+	}
+	if (d)
+		closedir(d);
+}
+
+int stack_fds_ok(void)
+{
+	uint64_t ino;
+	for (int i = 0; i < 2 && !uw_lost; i++)
+		if (uw_fd[i] >= 0 && (fifo_ino(uw_fd[i], &ino) || ino != uw_ino[i]))
+			uw_lost = 1;	/* events keep their format, with stack id 0 */
+	return !uw_lost;
+}
+
 int stack_init(void)
 {
 	if (tab)
 		return 0;
+	uint64_t before[16], after[16];
+	void *b[2];
+	fifo_fds(before);
+	/* libunwind initialises itself here (its pipe is opened) */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	unw_backtrace(b, 2);
+	fifo_fds(after);
+	for (int fd = 3, k = 0; fd < 1024 && k < 2; fd++)
+		if ((after[fd / 64] & ~before[fd / 64]) & (1ull << (fd % 64)) &&
+		    fifo_ino(fd, &uw_ino[k]) == 0)
+			uw_fd[k++] = fd;
 	tab = agent_mmap_anon(TAB_SIZE * sizeof(struct sent));
 	arena = agent_mmap_anon(ARENA_WORDS * sizeof(uint64_t));
 	return tab && arena ? 0 : -1;
@@ -125,8 +185,11 @@ static uint32_t insert(const uint64_t *f, unsigned n, uint64_t h)
 __attribute__((noinline)) uint32_t stack_capture(unsigned skip)
 {
 	void *buf[MFX_MAX_DEPTH + 8];
-	if (unlikely(!tab))
+	static __thread unsigned ncap;
+	if (unlikely(!tab || uw_lost))
 		return 0;
+	if (unlikely((++ncap & 1023) == 0) && !stack_fds_ok())
+		return 0;	/* libunwind's pipe is gone (see above) */
 	/* buf[0] is the return address into this function's caller chain:
 	 * [0] = in stack_capture, [1] = in the hook, [2] = the hook's caller. */
 	int n = unw_backtrace(buf, (int)(rec.depth + skip));

@@ -55,6 +55,7 @@ struct mfx_doorbell {
 	uint32_t magic;
 	int32_t pid;		/* the process that owns the fd (0: none; fork children differ) */
 	int32_t fd;		/* the doorbell's sending end, in that process */
+	uint64_t ino;		/* its inode: mfx sends nothing to an fd that is not it */
 };
 
 struct mfx_ctl {

@@ -13,6 +13,9 @@
  *   frag MB    allocate MB MiB in 1 KiB blocks, free all but one in 64: the heap
  *              stays large and mostly free (what malloc_trim can give back)
  *   alarm MS   a SIGALRM every MS milliseconds from now on (SA_RESTART)
+ *   closefds   close every fd above 2, as daemons do, then take the low
+ *              numbers again with 4 socketpairs of its own
+ *   checkfds   prints "INJECTED" if anything arrived on those sockets
  *   quit       exit 0
  *
  * Any EINTR from read or early nanosleep return prints "EINTR" and exits 3;
@@ -25,6 +28,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +38,7 @@
 #include <unistd.h>
 
 static void *kept[1 << 20];
+static int own[4][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
 static void *volatile sink;	/* keeps the compiler from eliding malloc/free pairs */
 static size_t nkept;
 
@@ -202,6 +207,19 @@ int main(void)
 				long ms = atol(line + 6);
 				struct itimerval it = { { 0, ms * 1000 }, { 0, ms * 1000 } };
 				setitimer(ITIMER_REAL, &it, NULL);
+			} else if (!strcmp(line, "closefds")) {
+				for (int fd = 3; fd < 1024; fd++)
+					close(fd);
+				for (int i = 0; i < 4; i++)
+					socketpair(AF_UNIX, SOCK_SEQPACKET, 0, own[i]);
+				printf("done closefds\n");
+			} else if (!strcmp(line, "checkfds")) {
+				char b[64];
+				for (int i = 0; i < 4; i++)
+					for (int k = 0; k < 2; k++)
+						if (recv(own[i][k], b, sizeof(b), MSG_DONTWAIT | MSG_PEEK) > 0)
+							printf("INJECTED into fd %d\n", own[i][k]);
+				printf("done checkfds\n");
 			} else if (!strcmp(line, "quit")) {
 				return 0;
 			}
