@@ -222,11 +222,15 @@ int cmd_attach(int argc, char **argv)
 	err = agent_ring(pid, &res.chan);
 	if (err) {
 		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
+		inject_agent_prepare(pid, agent);
 		err = inject_open(pid, &io, &ij);
 		if (!err) {
 			err = inject_agent(&ij, agent, &res);
 			inject_close(&ij);
 		}
+		if (!err && res.ring && (err = inject_agent_ring(pid, agent, AGENT_RING_MS, &res.chan)))
+			snprintf(res.msg, sizeof(res.msg), "the agent was loaded but did not answer: %s",
+				 mfx_strerror(-err));
 		how = res.reused ? "reused" : "loaded";
 	}
 	if (err) {

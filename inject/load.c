@@ -103,15 +103,58 @@ static int agent_build_id(const char *path, uint64_t *off, uint8_t *id, size_t *
 	return err;
 }
 
+static void read_agent_file(const char *agent);
+
+/* Facts of the agent file, read once (inject_agent_prepare, before a hold). */
+static struct {
+	char path[4096];
+	int ok;
+	uint64_t id_off;
+	uint8_t id[64];
+	size_t id_len;
+	uint64_t start_off, bell_off;	/* mfx_agent_start, mfx_agent_doorbell */
+} af;
+
+static uint64_t agent_loaded(struct inject *ij, const char *agent);
+static pid_t prep_pid;
+static uint64_t prep_base;
+
+void inject_agent_prepare(pid_t pid, const char *agent)
+{
+	if (!af.ok || strcmp(af.path, agent))
+		read_agent_file(agent);
+	/* is it mapped there already?  /proc/PID/maps is read here, not in the hold */
+	struct inject peek = { .pid = pid };
+	prep_pid = pid;
+	prep_base = af.ok ? agent_loaded(&peek, agent) : 0;
+}
+
+static void read_agent_file(const char *agent)
+{
+	memset(&af, 0, sizeof(af));
+	snprintf(af.path, sizeof(af.path), "%s", agent);
+	if (agent_build_id(agent, &af.id_off, af.id, &af.id_len))
+		return;
+	const char *names[] = { "mfx_agent_start", "mfx_agent_doorbell", NULL };
+	uint64_t vals[2];
+	inject_elf_syms(agent, names, vals, NULL);
+	af.start_off = vals[0];
+	af.bell_off = vals[1];
+	af.ok = 1;
+}
+
 /* The same agent build mapped in the target already? Its load address. */
 static uint64_t agent_loaded(struct inject *ij, const char *agent)
 {
 	struct inject_module m;
-	uint64_t off = 0;
-	uint8_t id[64], theirs[64];
-	size_t len = 0;
-	if (agent_build_id(agent, &off, id, &len))
+	if (!af.ok || strcmp(af.path, agent))
+		read_agent_file(agent);
+	if (!af.ok)
 		return 0;
+	uint64_t off = af.id_off;
+	const uint8_t *id = af.id;
+	uint8_t theirs[64];
+	size_t len = af.id_len;
 	const char *names[] = { "/memfd:libmfx.so (deleted)", "/libmfx.so", NULL };
 	for (int i = 0; names[i]; i++) {
 		if (inject_find_module(ij->pid, names[i], &m) || !m.base)
@@ -233,11 +276,11 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 	int err = 0;
 	uint64_t ret, start = 0;
 	inject_note(ij, "loading the agent");
-	uint64_t base = agent_loaded(ij, agent);
+	uint64_t base = prep_pid == ij->pid && af.ok && !strcmp(af.path, agent) ? prep_base :
+			agent_loaded(ij, agent);
 	inject_note(ij, "agent %s", base ? "mapped already" : "not mapped yet");
 	if (base) {
-		uint64_t v = inject_elf_sym(agent, "mfx_agent_start", NULL);
-		start = v ? base + v : 0;
+		start = af.start_off ? base + af.start_off : 0;
 		res->reused = 1;
 	}
 	if (!start) {
@@ -287,6 +330,19 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 		if (mfd >= 0) {
 			uint64_t args[1] = { (uint64_t)mfd };
 			inject_call(ij, f_close, args, 1, &ret);
+		}
+		/* The agent's constructor opened its doorbell and started its
+		 * thread (it saw itself loaded from /proc/self/fd): the hold can
+		 * end here, mfx rings. */
+		uint64_t l_addr = 0;
+		struct mfx_doorbell b;
+		if (!err && h && af.bell_off && inject_read(ij, h, &l_addr, sizeof(l_addr)) == 0 &&
+		    inject_read(ij, l_addr + af.bell_off, &b, sizeof(b)) == 0 &&
+		    b.magic == MFX_DOORBELL_MAGIC && b.pid && b.fd >= 0) {
+			inject_note(ij, "agent loaded; its thread is up: mfx rings after the hold");
+			res->ring = 1;
+			close(pidfd);
+			return 0;
 		}
 		uint64_t a_sym;
 		if (!err && (err = inject_push(ij, "mfx_agent_start", 16, &a_sym)) == 0) {

@@ -12,9 +12,13 @@ struct inject;
 struct inject_agent_result {
 	int chan;		/* our end of the control channel, or -1 */
 	int reused;		/* the agent was mapped already (earlier attach) */
+	int ring;		/* loaded and started: ring its doorbell after the hold */
 	char msg[512];		/* what went wrong, for the error line */
 };
 
+/* Before the hold: read the agent file's build-id and symbols, and see
+ * whether pid has it mapped already (inject_agent then trusts that). */
+void inject_agent_prepare(pid_t pid, const char *agent);
 /* With ij open (inject_open): load `agent` (a path of ours) into the
  * process, start its control thread, return the channel in res->chan. */
 int inject_agent(struct inject *ij, const char *agent, struct inject_agent_result *res);

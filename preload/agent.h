@@ -98,6 +98,9 @@ void got_restore_all(void);
 
 /* control.c: in a fork child, forget the control thread and its doorbell. */
 void control_after_fork(void);
+/* control.c: attach, from the constructor: open the doorbell and start the
+ * agent's thread without a session (mfx rings once its hold is over). */
+void control_autostart(void);
 
 /* Monotonic ns (vDSO). */
 uint64_t agent_now_ns(void);

@@ -402,6 +402,16 @@ static int ring_self(int sock)
 	return mfx_ctl_send_fd(mfx_agent_doorbell.fd, MFX_CTL_HELLO, sock, MSG_DONTWAIT);
 }
 
+static int start_thread(int sock);
+
+void control_autostart(void)
+{
+	if (__atomic_exchange_n(&ctl_running, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (bell_open() || start_thread(-1))
+		__atomic_store_n(&ctl_running, 0, __ATOMIC_RELEASE);
+}
+
 /* Called by mfx in the held thread: start the control thread on `sock`
  * and return.  0, -EBUSY (an attach is already in progress), -errno. */
 MFX_EXPORT int mfx_agent_start(int sock)
@@ -414,6 +424,15 @@ MFX_EXPORT int mfx_agent_start(int sock)
 		close(sock);	/* the message in flight holds it */
 		return 0;
 	}
+	int err = start_thread(sock);
+	if (err)
+		__atomic_store_n(&ctl_running, 0, __ATOMIC_RELEASE);
+	return err;
+}
+
+/* The control thread, every signal blocked, detached. 0 or -errno. */
+static int start_thread(int sock)
+{
 	int busy = tls_busy;
 	tls_busy = 1;
 	sigset_t all, old;
@@ -428,9 +447,5 @@ MFX_EXPORT int mfx_agent_start(int sock)
 	pthread_attr_destroy(&a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	tls_busy = busy;
-	if (err) {
-		__atomic_store_n(&ctl_running, 0, __ATOMIC_RELEASE);
-		return -err;
-	}
-	return 0;
+	return -err;
 }
