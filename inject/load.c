@@ -1,17 +1,20 @@
 /*
  * load.c - put the agent into a live process and open the control channel
- * (inject.h, include/mfx/control.h).  All of it happens in one ptrace hold
- * of one thread:
+ * (inject.h, include/mfx/control.h).  Before the hold: the agent file's
+ * build-id and symbols, and whether the target maps it already
+ * (inject_agent_prepare).  In one ptrace hold of one thread:
  *
  *   memfd_create("libmfx.so")     mfx fills it with libmfx.so (pidfd_getfd)
- *   dlopen("/proc/self/fd/N")     no path, mount namespace or noexec trouble
- *   dlsym(h, "mfx_agent_start")
- *   socketpair(AF_UNIX, SEQPACKET) mfx takes one end (pidfd_getfd)
- *   mfx_agent_start(other end)    starts the agent's thread, returns
- *   close() of the fds the target no longer needs
+ *   dlopen("/proc/self/fd/N")     no path, mount namespace or noexec trouble;
+ *                                 the agent's constructor opens its doorbell
+ *                                 and starts its thread
+ *   close() of the memfd
  *
- * If the same build of the agent is already mapped (an earlier attach),
- * the memfd and dlopen steps are skipped.
+ * and after it mfx rings the doorbell (inject_agent_ring).  If the
+ * constructor did not start the thread: dlsym(h, "mfx_agent_start"),
+ * socketpair() (mfx takes one end), mfx_agent_start(other end), close().
+ * If the same build of the agent is mapped already (an earlier attach) and
+ * its doorbell does not answer, only those last calls are made.
  */
 #include <dlfcn.h>
 #include <errno.h>
