@@ -1,9 +1,11 @@
 /*
  * control.c - attach mode: the agent's own thread inside a live process.
  *
- * The first attach calls mfx_agent_start(sock) with a remote call on the
- * thread it holds; it only starts this thread and returns, so the held
- * thread is released at once.  The thread then serves sessions
+ * On the first attach the agent's constructor (run by the remote dlopen on
+ * the thread mfx holds) opens the doorbell and starts this thread
+ * (control_autostart); or, the old way, mfx calls mfx_agent_start(sock).
+ * Either returns at once, so the held thread is released.  The thread then
+ * serves sessions
  * (include/mfx/control.h): START (trace and spool fds arrive with it) ->
  * resolve the real functions, begin recording, patch the GOT; TRIM ->
  * malloc_trim(0) here, on our own thread, so no thread of the program
