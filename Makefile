@@ -50,7 +50,7 @@ AGENT_OBJS  := $(AGENT_SRCS:%.c=build/obj/%.o)
 AGENT_CFL   := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP \
 	-fPIC -ftls-model=initial-exec -fvisibility=hidden -fno-strict-aliasing \
 	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
-AGENT_LIBS  := $(shell $(PKG) --libs libunwind 2>/dev/null) -ldl -lpthread
+AGENT_LIBS  := -ldl -lpthread	# libunwind: dlopen()ed by preload/stack.c
 
 # --- the native replayer: a small program run under other allocators --------
 

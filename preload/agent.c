@@ -281,10 +281,8 @@ int agent_begin(const struct agent_config *c)
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atfork_done = 1;
 	}
-	if (c->stack_depth && stack_init())
-		err = -ENOMEM;
-	if (err)
-		goto out;
+	if (c->stack_depth)
+		stack_init();	/* without libunwind (or memory): events carry stack id 0 */
 	rec.stacks = c->stack_depth > 0;
 	rec.depth = c->stack_depth;
 	stack_reset();

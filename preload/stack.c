@@ -9,6 +9,7 @@
  */
 #define UNW_LOCAL_ONLY
 #include <dirent.h>
+#include <dlfcn.h>
 #include <libunwind.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,31 @@ int stack_fds_ok(void)
 	return !uw_lost;
 }
 
+/*
+ * libunwind is loaded here, when stacks are first wanted, not as a
+ * dependency of the agent: the attach hold's dlopen then maps the agent
+ * alone (libunwind and liblzma are loaded later, on the agent's own thread),
+ * and a target whose filesystem lacks libunwind still gets the agent,
+ * recording without stacks.
+ */
+static int (*p_backtrace)(void **, int);
+
+static int load_libunwind(void)
+{
+	void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return -1;
+	int (*set_policy)(unw_addr_space_t, unw_caching_policy_t) =
+		(int (*)(unw_addr_space_t, unw_caching_policy_t))dlsym(h, "_ULx86_64_set_caching_policy");
+	unw_addr_space_t *local = (unw_addr_space_t *)dlsym(h, "_ULx86_64_local_addr_space");
+	p_backtrace = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+	if (!p_backtrace)
+		return -1;
+	if (set_policy && local)
+		set_policy(*local, UNW_CACHE_PER_THREAD);
+	return 0;
+}
+
 int stack_init(void)
 {
 	if (tab)
@@ -91,8 +117,9 @@ int stack_init(void)
 	void *b[2];
 	fifo_fds(before);
 	/* libunwind initialises itself here (its pipe is opened) */
-	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-	unw_backtrace(b, 2);
+	if (load_libunwind())
+		return -1;
+	p_backtrace(b, 2);
 	fifo_fds(after);
 	for (int fd = 3, k = 0; fd < 1024 && k < 2; fd++)
 		if ((after[fd / 64] & ~before[fd / 64]) & (1ull << (fd % 64)) &&
@@ -192,7 +219,7 @@ __attribute__((noinline)) uint32_t stack_capture(unsigned skip)
 		return 0;	/* libunwind's pipe is gone (see above) */
 	/* buf[0] is the return address into this function's caller chain:
 	 * [0] = in stack_capture, [1] = in the hook, [2] = the hook's caller. */
-	int n = unw_backtrace(buf, (int)(rec.depth + skip));
+	int n = p_backtrace(buf, (int)(rec.depth + skip));
 	if (n <= (int)skip)
 		return 0;
 	const uint64_t *f = (const uint64_t *)(buf + skip);
