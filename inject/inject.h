@@ -70,6 +70,7 @@ struct inject {
 	int pending_sig[8];		/* signals that hit it while held */
 	int npending;
 	uint64_t errno_addr;		/* the held thread's errno, kept across calls */
+	uint64_t errno_tls;		/* its offset from fs_base (0: ask __errno_location) */
 	int saved_errno;
 	struct inject_libc lc;
 	struct inject_opts o;

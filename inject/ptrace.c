@@ -505,6 +505,8 @@ static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
 	return 1;
 }
 
+static uint64_t errno_tls_offset(pid_t pid, uint64_t fn);
+
 /* Stop one thread of ij->pid at a safe point (bounded by the timeout). */
 static int hold_safe(struct inject *ij)
 {
@@ -552,6 +554,7 @@ int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij)
 	if ((err = inject_load_libc(pid, &ij->lc)))
 		return err;
 	inject_unwind_prepare(pid, &ij->unw);	/* without it: no thread is ever safe */
+	ij->errno_tls = errno_tls_offset(pid, ij->lc.fn[INJ_ERRNO_LOCATION]);
 	err = hold_safe(ij);
 	if (err && !ij->attached) {
 		inject_unwind_free(ij->unw);
@@ -586,10 +589,33 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret)
 {
 	uint64_t loc = ij->lc.fn[INJ_ERRNO_LOCATION], a = 0;
-	if (ij->attached && loc && !ij->errno_addr && do_call(ij, loc, NULL, 0, &a) == 0 && a &&
-	    mem_read(ij->pid, a, &ij->saved_errno, sizeof(int)) == 0)
-		ij->errno_addr = a;
+	if (ij->attached && !ij->errno_addr) {
+		if (ij->errno_tls)	/* found before the hold: no call needed */
+			a = ij->saved.fs_base + ij->errno_tls;
+		else if (loc && do_call(ij, loc, NULL, 0, &a))
+			a = 0;
+		if (a && mem_read(ij->pid, a, &ij->saved_errno, sizeof(int)) == 0)
+			ij->errno_addr = a;
+	}
 	return do_call(ij, fn, args, n, ret);
+}
+
+/* errno's offset from the thread pointer, read from the target's own
+ * __errno_location (`mov off(%rip),%rax; add %fs:0,%rax; ret`) and the GOT
+ * word it loads; 0 if the code is not that. */
+static uint64_t errno_tls_offset(pid_t pid, uint64_t fn)
+{
+	static const uint8_t tail[] = { 0x64, 0x48, 0x03, 0x04, 0x25, 0, 0, 0, 0, 0xc3 };
+	uint8_t c[17];
+	int32_t disp;
+	uint64_t off = 0;
+	if (!fn || mem_read(pid, fn, c, sizeof(c)) || c[0] != 0x48 || c[1] != 0x8b || c[2] != 0x05 ||
+	    memcmp(c + 7, tail, sizeof(tail)))
+		return 0;
+	memcpy(&disp, c + 3, 4);
+	if (mem_read(pid, fn + 7 + (uint64_t)(int64_t)disp, &off, sizeof(off)))
+		return 0;
+	return off;
 }
 
 static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret)
