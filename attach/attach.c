@@ -256,8 +256,12 @@ int cmd_attach(int argc, char **argv)
 	if (!err && m.status)
 		err = m.status;
 	if (err) {
-		mfx_err("cannot attach to %d (%s): the agent did not start recording: %s", (int)pid,
-			comm, mfx_strerror(-err));
+		if (err == -EBUSY)
+			mfx_err("cannot attach to %d (%s): another mfx is recording it; wait for it to "
+				"end", (int)pid, comm);
+		else
+			mfx_err("cannot attach to %d (%s): the agent did not start recording: %s",
+				(int)pid, comm, mfx_strerror(-err));
 		close(res.chan);
 		session_free(s);
 		free(dir);

@@ -199,9 +199,10 @@ static void stop_recording(struct session *se, const char *why)
 static void start_recording(struct session *se, struct mfx_ctl *m, char *text, ssize_t r,
 			    int *fds, int nfds)
 {
-	if (se->recording || nfds < 1 || m->text_len > r - (ssize_t)sizeof(*m)) {
-		send_msg(se->sock, MFX_CTL_STARTED, se->recording ? -EBUSY : -EPROTO, 0, 0, 0, 0);
-		return;
+	int busy = se->recording || agent_recording();	/* another mfx records */
+	if (busy || nfds < 1 || m->text_len > r - (ssize_t)sizeof(*m)) {
+		send_msg(se->sock, MFX_CTL_STARTED, busy ? -EBUSY : -EPROTO, 0, 0, 0, 0);
+		return;	/* the fds sent are closed by the caller */
 	}
 	text[m->text_len] = 0;
 	struct agent_config c;
