@@ -102,19 +102,15 @@ MFX_EXPORT struct mfx_doorbell mfx_agent_doorbell = { MFX_DOORBELL_MAGIC, 0, -1,
 static int bell_rx = -1;	/* our end: rings arrive here */
 static uint64_t bell_rx_ino;
 
-/* The program may close any fd of ours (daemons close them all) and get the
- * number again for a file or socket of its own: before each use, an fd is
- * checked to still be the socket we made (by inode), never read, written
- * or closed otherwise. */
+/* Our sockets, known by inode (agent_fd_is in internal.h). */
 static uint64_t sock_ino(int fd)
 {
-	struct stat st;
-	return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? (uint64_t)st.st_ino : 0;
+	return agent_fd_ino(fd, S_IFSOCK);
 }
 
 static int still_ours(int fd, uint64_t ino)
 {
-	return fd >= 0 && ino && sock_ino(fd) == ino;
+	return agent_fd_is(fd, ino, S_IFSOCK);
 }
 
 /* The allocator's totals into the trace (attach: the window does not know
@@ -154,14 +150,12 @@ static void do_info(int sock, int fd)
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (f) {
 		uint64_t v[7] = { 0 };
-		int (*info)(int, FILE *) = agent_real.malloc_info ?
-			agent_real.malloc_info : (int (*)(int, FILE *))got_find_defined("malloc_info");
 		get_mallinfo(v);
 		fprintf(f, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu\n",
 			(unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
 			(unsigned long long)v[3], (unsigned long long)v[4], (unsigned long long)v[5],
 			(unsigned long long)v[6]);
-		err = info && info(0, f) == 0 ? 0 : -ENOSYS;
+		err = agent_real.malloc_info && agent_real.malloc_info(0, f) == 0 ? 0 : -ENOSYS;
 		if (fclose(f) && !err)
 			err = -EIO;
 	} else if (fd >= 0) {
@@ -324,6 +318,7 @@ static void *control_main(void *arg)
 			      agent_now_ns() + START_TIMEOUT_MS * 1000000ull };
 	tls_busy = 1;
 	prctl(PR_SET_NAME, "mfx-agent", 0, 0, 0);
+	agent_resolve(1);	/* TRIM and INFO may come before any START */
 	int have_bell = bell_open() == 0;
 
 	for (;;) {

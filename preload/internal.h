@@ -10,6 +10,17 @@
 #include <stdint.h>
 
 /* record.c */
+/* The program may close any fd of ours (daemons close them all) and get the
+ * number again for a file or socket of its own.  So an fd of the agent is
+ * known by its inode and checked before each use: never read, written,
+ * mapped or closed once it is not ours.  agent_fd_ino(): fd's inode if it
+ * is open and of file type `type` (S_IFSOCK, S_IFIFO, ...; 0 = any), else 0. */
+uint64_t agent_fd_ino(int fd, unsigned type);
+static inline int agent_fd_is(int fd, uint64_t ino, unsigned type)
+{
+	return fd >= 0 && ino && agent_fd_ino(fd, type) == ino;
+}
+
 extern volatile int rec_lock;
 void spin_lock(volatile int *l);
 void spin_unlock(volatile int *l);

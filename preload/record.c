@@ -88,22 +88,27 @@ uint64_t agent_tsc(void)
 static int agent_memfd = -1;
 static uint64_t agent_memfd_ino;
 
-/* Our memfd, or a new one if the program closed ours (it may have reused
- * the number for a file of its own: checked by inode, never mapped). */
-static int memfd_get(void)
+uint64_t agent_fd_ino(int fd, unsigned type)
 {
 	struct stat st;
-	if (agent_memfd >= 0 &&
-	    (fstat(agent_memfd, &st) || (uint64_t)st.st_ino != agent_memfd_ino))
+	if (fd < 0 || fstat(fd, &st) || (type && (st.st_mode & S_IFMT) != type))
+		return 0;
+	return (uint64_t)st.st_ino;
+}
+
+/* Our memfd, or a new one if the program closed ours (agent_fd_is). */
+static int memfd_get(void)
+{
+	if (agent_memfd >= 0 && !agent_fd_is(agent_memfd, agent_memfd_ino, S_IFREG))
 		agent_memfd = -1;
 	if (agent_memfd < 0) {
 		int fd = (int)syscall(SYS_memfd_create, "mfx-agent", MFD_CLOEXEC);
-		if (fd >= 0 && (ftruncate(fd, (off_t)AGENT_MEMFD_SIZE) || fstat(fd, &st))) {
+		if (fd >= 0 && ftruncate(fd, (off_t)AGENT_MEMFD_SIZE)) {
 			close(fd);
 			fd = -1;
 		}
 		agent_memfd = fd;
-		agent_memfd_ino = fd >= 0 ? (uint64_t)st.st_ino : 0;
+		agent_memfd_ino = agent_fd_ino(fd, S_IFREG);
 	}
 	return agent_memfd;
 }
@@ -195,15 +200,13 @@ static void spool_give(int32_t i)
 
 /* Make sure the file has blocks for [off, off+len): fallocate reports a full
  * disk as ENOSPC here, instead of a SIGBUS in the target later. */
-/* Still the trace file we were given?  The program may have closed every
- * fd and opened a file of its own under the same number: never grow, map
- * or close that. */
+/* The trace file's inode: it is grown, mapped and closed only while rec.fd
+ * is still that file (agent_fd_is). */
 static uint64_t trace_ino;
 
 static int trace_fd_ours(void)
 {
-	struct stat st;
-	return rec.fd >= 0 && fstat(rec.fd, &st) == 0 && (uint64_t)st.st_ino == trace_ino;
+	return agent_fd_is(rec.fd, trace_ino, S_IFREG);
 }
 
 static int file_reserve(uint64_t off, uint64_t len)
@@ -517,8 +520,7 @@ int rec_map_file(int fd)
 	rec.hdr = h;
 	rec.slots = (struct mfx_thread_slot *)((uint8_t *)h + MFX_HEADER_SIZE);
 	rec.fd = fd;
-	struct stat st;
-	trace_ino = fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+	trace_ino = agent_fd_ino(fd, S_IFREG);
 	return 0;
 }
 

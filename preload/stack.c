@@ -50,25 +50,15 @@ static int uw_fd[2] = { -1, -1 };
 static uint64_t uw_ino[2];
 static volatile int uw_lost;	/* set once: no more unwinding in this process */
 
-static int fifo_ino(int fd, uint64_t *ino)
-{
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) || !S_ISFIFO(st.st_mode))
-		return -1;
-	*ino = (uint64_t)st.st_ino;
-	return 0;
-}
-
 /* The fds (< 1024) that are FIFOs, as a bitmap. */
 static void fifo_fds(uint64_t set[16])
 {
 	memset(set, 0, 16 * sizeof(uint64_t));
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
-	uint64_t ino;
 	while (d && (e = readdir(d))) {
 		int fd = atoi(e->d_name);
-		if (fd > 2 && fd < 1024 && fd != dirfd(d) && fifo_ino(fd, &ino) == 0)
+		if (fd > 2 && fd < 1024 && fd != dirfd(d) && agent_fd_ino(fd, S_IFIFO))
 			set[fd / 64] |= 1ull << (fd % 64);
 	}
 	if (d)
@@ -77,9 +67,8 @@ static void fifo_fds(uint64_t set[16])
 
 int stack_fds_ok(void)
 {
-	uint64_t ino;
 	for (int i = 0; i < 2 && !uw_lost; i++)
-		if (uw_fd[i] >= 0 && (fifo_ino(uw_fd[i], &ino) || ino != uw_ino[i]))
+		if (uw_fd[i] >= 0 && !agent_fd_is(uw_fd[i], uw_ino[i], S_IFIFO))
 			uw_lost = 1;	/* events keep their format, with stack id 0 */
 	return !uw_lost;
 }
@@ -123,7 +112,7 @@ int stack_init(void)
 	fifo_fds(after);
 	for (int fd = 3, k = 0; fd < 1024 && k < 2; fd++)
 		if ((after[fd / 64] & ~before[fd / 64]) & (1ull << (fd % 64)) &&
-		    fifo_ino(fd, &uw_ino[k]) == 0)
+		    (uw_ino[k] = agent_fd_ino(fd, S_IFIFO)))
 			uw_fd[k++] = fd;
 	tab = agent_mmap_anon(TAB_SIZE * sizeof(struct sent));
 	arena = agent_mmap_anon(ARENA_WORDS * sizeof(uint64_t));
