@@ -95,7 +95,8 @@ int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uin
 /* Copy len bytes into the scratch area below the held thread's stack
  * pointer (and its red zone); *addr gets their address in the target. */
 int inject_push(struct inject *ij, const void *data, size_t len, uint64_t *addr);
-int inject_read(struct inject *ij, uint64_t addr, void *buf, size_t len);
+/* Read the target's memory (process_vm_readv; no thread needs to be held). */
+int inject_peek(pid_t pid, uint64_t addr, void *buf, size_t len);
 /* Put registers, XSAVE state and signal mask back, deliver what arrived
  * meanwhile, detach.  Safe to call on a half-opened inject. */
 void inject_close(struct inject *ij);
@@ -106,8 +107,6 @@ int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m);
  * one pass: vals[i] (and sizes[i] when sizes != NULL) for the NULL-ended
  * names[i], 0 if absent.  Returns how many were found. */
 int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, uint64_t *sizes);
-/* One name: its st_value or 0; *size gets st_size when size != NULL. */
-uint64_t inject_elf_sym(const char *path, const char *name, uint64_t *size);
 /* Load libc/ld ranges and the remote-call functions for pid (the file the
  * target mapped, through /proc/PID/root; inject_open does it). */
 int inject_load_libc(pid_t pid, struct inject_libc *lc);

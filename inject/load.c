@@ -118,7 +118,7 @@ static struct {
 	uint64_t start_off, bell_off;	/* mfx_agent_start, mfx_agent_doorbell */
 } af;
 
-static uint64_t agent_loaded(struct inject *ij, const char *agent);
+static uint64_t agent_loaded(pid_t pid, const char *agent);
 static pid_t prep_pid;
 static uint64_t prep_base;
 
@@ -127,9 +127,8 @@ void inject_agent_prepare(pid_t pid, const char *agent)
 	if (!af.ok || strcmp(af.path, agent))
 		read_agent_file(agent);
 	/* is it mapped there already?  /proc/PID/maps is read here, not in the hold */
-	struct inject peek = { .pid = pid };
 	prep_pid = pid;
-	prep_base = af.ok ? agent_loaded(&peek, agent) : 0;
+	prep_base = af.ok ? agent_loaded(pid, agent) : 0;
 }
 
 static void read_agent_file(const char *agent)
@@ -147,22 +146,20 @@ static void read_agent_file(const char *agent)
 }
 
 /* The same agent build mapped in the target already? Its load address. */
-static uint64_t agent_loaded(struct inject *ij, const char *agent)
+static uint64_t agent_loaded(pid_t pid, const char *agent)
 {
 	struct inject_module m;
 	if (!af.ok || strcmp(af.path, agent))
 		read_agent_file(agent);
 	if (!af.ok)
 		return 0;
-	uint64_t off = af.id_off;
-	const uint8_t *id = af.id;
 	uint8_t theirs[64];
-	size_t len = af.id_len;
 	const char *names[] = { "/memfd:libmfx.so (deleted)", "/libmfx.so", NULL };
 	for (int i = 0; names[i]; i++) {
-		if (inject_find_module(ij->pid, names[i], &m) || !m.base)
+		if (inject_find_module(pid, names[i], &m) || !m.base)
 			continue;
-		if (inject_read(ij, m.base + off, theirs, len) == 0 && !memcmp(id, theirs, len))
+		if (inject_peek(pid, m.base + af.id_off, theirs, af.id_len) == 0 &&
+		    !memcmp(af.id, theirs, af.id_len))
 			return m.base;
 	}
 	return 0;
@@ -191,20 +188,17 @@ static pid_t pid_inside(pid_t pid)
 int inject_agent_ring(pid_t pid, const char *agent, int timeout_ms, int *chan)
 {
 	*chan = -1;
-	struct inject peek = { .pid = pid };
-	uint64_t base = agent_loaded(&peek, agent), v;
+	uint64_t base = agent_loaded(pid, agent);	/* also reads the agent file's facts */
 	struct mfx_doorbell b;
-	if (!base || !(v = inject_elf_sym(agent, "mfx_agent_doorbell", NULL)))
+	if (!base || !af.bell_off)
 		return -ENOENT;
-	if (inject_read(&peek, base + v, &b, sizeof(b)) || b.magic != MFX_DOORBELL_MAGIC ||
+	if (inject_peek(pid, base + af.bell_off, &b, sizeof(b)) || b.magic != MFX_DOORBELL_MAGIC ||
 	    b.fd < 0 || !b.pid || (b.pid != pid && b.pid != pid_inside(pid)))
 		return -ENOENT;	/* loaded, but never started here (a fork child) */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return -errno;
-	int bell = (int)syscall(SYS_pidfd_getfd, pidfd, b.fd, 0), err = 0;
-	if (bell < 0)
-		err = -errno;
+	int bell = pidfd_get(pid, pidfd, b.fd), err = bell < 0 ? bell : 0;
 	close(pidfd);
 	struct stat st;
 	if (!err && (fstat(bell, &st) || !S_ISSOCK(st.st_mode) || st.st_ino != b.ino))
@@ -253,7 +247,7 @@ static int remote_dlerror(struct inject *ij, uint64_t fn_dlerror, char *msg, siz
 	msg[0] = 0;
 	if (!fn_dlerror || inject_call(ij, fn_dlerror, NULL, 0, &p) || !p)
 		return -1;
-	if (inject_read(ij, p, msg, n - 1))
+	if (inject_peek(ij->pid, p, msg, n - 1))
 		return -1;
 	msg[n - 1] = 0;
 	return 0;
@@ -280,7 +274,7 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 	uint64_t ret, start = 0;
 	inject_note(ij, "loading the agent");
 	uint64_t base = prep_pid == ij->pid && af.ok && !strcmp(af.path, agent) ? prep_base :
-			agent_loaded(ij, agent);
+			agent_loaded(ij->pid, agent);
 	inject_note(ij, "agent %s", base ? "mapped already" : "not mapped yet");
 	if (base) {
 		start = af.start_off ? base + af.start_off : 0;
@@ -339,8 +333,8 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 		 * end here, mfx rings. */
 		uint64_t l_addr = 0;
 		struct mfx_doorbell b;
-		if (!err && h && af.bell_off && inject_read(ij, h, &l_addr, sizeof(l_addr)) == 0 &&
-		    inject_read(ij, l_addr + af.bell_off, &b, sizeof(b)) == 0 &&
+		if (!err && h && af.bell_off && inject_peek(ij->pid, h, &l_addr, sizeof(l_addr)) == 0 &&
+		    inject_peek(ij->pid, l_addr + af.bell_off, &b, sizeof(b)) == 0 &&
 		    b.magic == MFX_DOORBELL_MAGIC && b.pid && b.fd >= 0) {
 			inject_note(ij, "agent loaded; its thread is up: mfx rings after the hold");
 			res->ring = 1;
@@ -369,7 +363,7 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 			err = -MFX_E_REMOTE;
 		}
 		if (!err)
-			err = inject_read(ij, a_sv, sv, sizeof(sv));
+			err = inject_peek(ij->pid, a_sv, sv, sizeof(sv));
 	}
 	if (!err) {
 		res->chan = pidfd_get(ij->pid, pidfd, sv[1]);

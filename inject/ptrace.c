@@ -302,7 +302,7 @@ static int interrupt_stop(struct inject *ij)
 	return -MFX_E_NOSAFEPOINT;
 }
 
-static int mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+int inject_peek(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
 	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
@@ -576,10 +576,6 @@ int inject_push(struct inject *ij, const void *data, size_t len, uint64_t *addr)
 	return 0;
 }
 
-int inject_read(struct inject *ij, uint64_t addr, void *buf, size_t len)
-{
-	return mem_read(ij->pid, addr, buf, len);
-}
 
 static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret);
 
@@ -594,7 +590,7 @@ int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uin
 			a = ij->saved.fs_base + ij->errno_tls;
 		else if (loc && do_call(ij, loc, NULL, 0, &a))
 			a = 0;
-		if (a && mem_read(ij->pid, a, &ij->saved_errno, sizeof(int)) == 0)
+		if (a && inject_peek(ij->pid, a, &ij->saved_errno, sizeof(int)) == 0)
 			ij->errno_addr = a;
 	}
 	return do_call(ij, fn, args, n, ret);
@@ -609,11 +605,11 @@ static uint64_t errno_tls_offset(pid_t pid, uint64_t fn)
 	uint8_t c[17];
 	int32_t disp;
 	uint64_t off = 0;
-	if (!fn || mem_read(pid, fn, c, sizeof(c)) || c[0] != 0x48 || c[1] != 0x8b || c[2] != 0x05 ||
+	if (!fn || inject_peek(pid, fn, c, sizeof(c)) || c[0] != 0x48 || c[1] != 0x8b || c[2] != 0x05 ||
 	    memcmp(c + 7, tail, sizeof(tail)))
 		return 0;
 	memcpy(&disp, c + 3, 4);
-	if (mem_read(pid, fn + 7 + (uint64_t)(int64_t)disp, &off, sizeof(off)))
+	if (inject_peek(pid, fn + 7 + (uint64_t)(int64_t)disp, &off, sizeof(off)))
 		return 0;
 	return off;
 }

@@ -103,13 +103,6 @@ int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, 
 	return (int)found;
 }
 
-uint64_t inject_elf_sym(const char *path, const char *name, uint64_t *size)
-{
-	const char *names[2] = { name, NULL };
-	uint64_t v;
-	return inject_elf_syms(path, names, &v, size) ? v : 0;
-}
-
 static void root_path(pid_t pid, const char *p, char *out, size_t n)
 {
 	snprintf(out, n, "/proc/%d/root%s", (int)pid, p);

@@ -25,6 +25,7 @@
 
 #include <libunwind-ptrace.h>
 
+#include "inject/inject.h"
 #include "inject/unwind.h"
 
 /* Exported by libunwind-x86_64 (the remote-capable build; libunwind.so's
@@ -52,11 +53,6 @@ struct inject_unwind {
 	void *upt;
 };
 
-static int rd(pid_t pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
-	return process_vm_readv(pid, &l, 1, &r, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
-}
 
 /* Decode a 4-byte eh_frame_hdr field: 1 = done. */
 static int field4(uint8_t enc, uint64_t at, const uint8_t *p, uint64_t *v)
@@ -79,10 +75,10 @@ static void add_module(struct inject_unwind *u, uint64_t start, uint64_t text_lo
 {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
-	if (rd(u->pid, start, &eh, sizeof(eh)) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	if (inject_peek(u->pid, start, &eh, sizeof(eh)) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 || !eh.e_phnum || eh.e_phnum > 64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) ||
-	    rd(u->pid, start + eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)))
+	    inject_peek(u->pid, start + eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)))
 		return;
 	uint64_t first_load = UINT64_MAX, ehf = 0;
 	for (int i = 0; i < eh.e_phnum; i++) {
@@ -95,7 +91,7 @@ static void add_module(struct inject_unwind *u, uint64_t start, uint64_t text_lo
 		return;
 	uint64_t bias = start - first_load, hdr = bias + ehf, ptr, count;
 	uint8_t h[12];
-	if (rd(u->pid, hdr, h, sizeof(h)) || h[0] != 1 || h[3] != 0x3b ||	/* datarel sdata4 */
+	if (inject_peek(u->pid, hdr, h, sizeof(h)) || h[0] != 1 || h[3] != 0x3b ||	/* datarel sdata4 */
 	    !field4(h[1], hdr + 4, h + 4, &ptr) || !field4(h[2], hdr + 8, h + 8, &count) || !count)
 		return;
 	struct table *nt = realloc(u->t, (u->n + 1) * sizeof(*nt));
@@ -195,7 +191,7 @@ static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int
 		return _UPT_access_mem(as, addr, val, write, arg);	/* straddles two pages */
 	unsigned k = (unsigned)((pg >> 12) % NPAGES);
 	if (cur->page_addr[k] != pg + 1) {
-		if (rd(cur->pid, pg, cur->page[k], 4096))
+		if (inject_peek(cur->pid, pg, cur->page[k], 4096))
 			return _UPT_access_mem(as, addr, val, write, arg);
 		cur->page_addr[k] = pg + 1;	/* +1: address 0 is never a valid tag */
 	}
@@ -223,7 +219,7 @@ int inject_unwind_walk(struct inject_unwind *u, pid_t tid, uint64_t sp, uint64_t
 	u->stack = NULL;
 	u->stack_lo = u->stack_hi = 0;
 	size_t len = stack_hi > sp && stack_hi - sp <= STACK_READ_MAX ? (size_t)(stack_hi - sp) : 0;
-	if (len && (u->stack = malloc(len)) && rd(u->pid, sp, u->stack, len) == 0) {
+	if (len && (u->stack = malloc(len)) && inject_peek(u->pid, sp, u->stack, len) == 0) {
 		u->stack_lo = sp;
 		u->stack_hi = sp + len;
 	}
