@@ -25,37 +25,14 @@ int agent_send(int fd, uint16_t type, const char *text, const int *fds, int nfds
 		struct mfx_ctl m;
 		char text[4096];
 	} out;
-	memset(&out.m, 0, sizeof(out.m));
-	out.m.magic = MFX_CTL_MAGIC;
-	out.m.version = MFX_CTL_VERSION;
-	out.m.type = type;
+	mfx_ctl_init(&out.m, type);
 	size_t tl = text ? strlen(text) : 0;
 	if (tl >= sizeof(out.text))
 		return -EINVAL;
 	out.m.text_len = (uint32_t)tl;
 	if (tl)
 		memcpy(out.text, text, tl);
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(2 * sizeof(int))];
-	} cm;
-	struct iovec iov = { &out, sizeof(out.m) + tl };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.b;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	}
-	ssize_t r;
-	do
-		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -errno : 0;
+	return mfx_ctl_send(fd, &out, sizeof(out.m) + tl, fds, nfds, 0);
 }
 
 int agent_recv(int fd, uint16_t want, struct mfx_ctl *m, int timeout_ms)

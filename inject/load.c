@@ -207,8 +207,9 @@ int inject_agent_ring(pid_t pid, const char *agent, int timeout_ms, int *chan)
 	if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		err = -errno;
 	if (!err) {
-		if (mfx_ctl_send_fd(bell, MFX_CTL_HELLO, sv[1], MSG_DONTWAIT))
-			err = -errno;
+		struct mfx_ctl m;
+		mfx_ctl_init(&m, MFX_CTL_HELLO);
+		err = mfx_ctl_send(bell, &m, sizeof(m), &sv[1], 1, MSG_DONTWAIT);
 		close(sv[1]);
 	}
 	if (bell >= 0)

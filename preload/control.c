@@ -49,11 +49,7 @@ static int send_msg(int sock, uint16_t type, int32_t status, uint32_t slots, uin
 {
 	struct mfx_ctl m = { MFX_CTL_MAGIC, MFX_CTL_VERSION, type, status, slots, modules, 0,
 			     t_ns, value };
-	ssize_t r;
-	do
-		r = send(sock, &m, sizeof(m), MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return r == (ssize_t)sizeof(m) ? 0 : -1;
+	return mfx_ctl_send(sock, &m, sizeof(m), NULL, 0, 0);
 }
 
 /* Receive one message; fds (up to 2) from SCM_RIGHTS.  Returns the bytes
@@ -397,7 +393,9 @@ static int ring_self(int sock)
 {
 	if (!still_ours(mfx_agent_doorbell.fd, mfx_agent_doorbell.ino))
 		return -1;
-	return mfx_ctl_send_fd(mfx_agent_doorbell.fd, MFX_CTL_HELLO, sock, MSG_DONTWAIT);
+	struct mfx_ctl m;
+	mfx_ctl_init(&m, MFX_CTL_HELLO);
+	return mfx_ctl_send(mfx_agent_doorbell.fd, &m, sizeof(m), &sock, 1, MSG_DONTWAIT);
 }
 
 static int start_thread(int sock);

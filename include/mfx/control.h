@@ -28,6 +28,7 @@
 #ifndef MFX_CONTROL_H
 #define MFX_CONTROL_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -71,29 +72,44 @@ struct mfx_ctl {
 	uint64_t value;		/* TRIMMED: malloc_trim's return */
 };
 
-/* Send a message of `type` carrying one fd (SCM_RIGHTS): 0 or -1 (errno).
- * Async-signal-safe (the agent calls it on a thread mfx holds). */
-static inline int mfx_ctl_send_fd(int sock, uint16_t type, int fd, int flags)
+/* A message header of `type`, every other field 0. */
+static inline void mfx_ctl_init(struct mfx_ctl *m, uint16_t type)
 {
-	struct mfx_ctl m;
-	memset(&m, 0, sizeof(m));
-	m.magic = MFX_CTL_MAGIC;
-	m.version = MFX_CTL_VERSION;
-	m.type = type;
+	memset(m, 0, sizeof(*m));
+	m->magic = MFX_CTL_MAGIC;
+	m->version = MFX_CTL_VERSION;
+	m->type = type;
+}
+
+/* Send one message: `len` bytes at m (the header and any text after it) and
+ * nfds (<= 2) fds by SCM_RIGHTS.  0 or -errno.  Used by mfx and by the
+ * agent; async-signal-safe (the agent calls it on a thread mfx holds). */
+static inline int mfx_ctl_send(int sock, const void *m, size_t len, const int *fds, int nfds,
+			       int flags)
+{
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
+		char b[CMSG_SPACE(2 * sizeof(int))];
 	} cm;
-	memset(&cm, 0, sizeof(cm));
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-			     .msg_controllen = sizeof(cm.b) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &mh, MSG_NOSIGNAL | flags) == (ssize_t)sizeof(m) ? 0 : -1;
+	struct iovec iov = { (void *)m, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds > 2)
+		return -EINVAL;
+	if (nfds > 0) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	ssize_t r;
+	do
+		r = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r == (ssize_t)len ? 0 : -EIO;
 }
 
 #endif /* MFX_CONTROL_H */
