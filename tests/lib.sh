@@ -102,13 +102,20 @@ target_start() {
 	wait_grep ready "$TOUT" 10
 }
 tcmd() { echo "$*" >&7; }
+# target_unharmed : fail if attach_target reported an EINTR, a changed errno
+# or a lost SIGSEGV handler (it prints EINTR / ERRNO / HANDLER and exits)
+target_unharmed() {
+	if grep -q 'EINTR\|ERRNO\|HANDLER' "$TOUT"; then
+		fail "target saw EINTR, errno or its SIGSEGV handler changed: $(grep 'EINTR\|ERRNO\|HANDLER' "$TOUT")"
+	fi
+}
 # tdo CMD : send CMD, wait until the target printed one more "done" line
 tdo() {
 	local i n; n=$(grep -c '^done' "$TOUT")
 	echo "$*" >&7
 	for ((i = 0; i < 600; i++)); do
 		[ "$(grep -c '^done' "$TOUT")" -gt "$n" ] && return 0
-		grep -q 'EINTR\|ERRNO\|HANDLER' "$TOUT" && fail "target saw EINTR, errno or its SIGSEGV handler changed: $(grep 'EINTR\|ERRNO\|HANDLER' "$TOUT")"
+		target_unharmed
 		kill -0 "$TPID" 2>/dev/null || fail "target died: $(tail -3 "$TOUT")"
 		sleep 0.05
 	done
