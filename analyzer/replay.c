@@ -128,14 +128,8 @@ struct stream {
 
 static int push(struct stream *s, const struct op *o)
 {
-	if (s->n == s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 4096;
-		struct op *no = realloc(s->ops, nc * sizeof(*no));
-		if (!no)
-			return -ENOMEM;
-		s->ops = no;
-		s->cap = nc;
-	}
+	if (grow_array(&s->ops, &s->cap, s->n, sizeof(*s->ops)))
+		return -ENOMEM;
 	s->ops[s->n++] = *o;
 	return 0;
 }
@@ -152,14 +146,8 @@ struct origin {
 
 static int origin_set(struct origin **o, size_t *cap, uint32_t id, uint32_t th, size_t index)
 {
-	if (id >= *cap) {
-		size_t nc = *cap ? *cap * 2 : 65536;
-		struct origin *no = realloc(*o, nc * sizeof(*no));
-		if (!no)
-			return -ENOMEM;
-		*o = no;
-		*cap = nc;
-	}
+	if (grow_array(o, cap, id, sizeof(**o)))
+		return -ENOMEM;
 	(*o)[id].thread = th;
 	(*o)[id].index = (uint32_t)index;
 	return 0;
@@ -539,7 +527,9 @@ struct run_row {
 	int64_t peak_live;
 	char smaps[300];	/* its smaps_replay file */
 	char replayer[16];	/* "native" or "replay.c" */
-	double *tl_s, *tl_mib;	/* RSS timeline, sampled from outside */
+	struct tl_point {
+		double s, mib;	/* seconds since the replay's exec, RssAnon */
+	} *tl;			/* RSS timeline, sampled from outside */
 	size_t ntl, captl;
 	int ok, cut;
 };
@@ -573,19 +563,8 @@ static uint64_t rss_anon_of(pid_t pid)
 
 static void tl_add(struct run_row *row, double t, uint64_t rss)
 {
-	if (row->ntl == row->captl) {
-		size_t nc = row->captl ? row->captl * 2 : 1024;
-		double *a = realloc(row->tl_s, nc * sizeof(double));
-		if (a)
-			row->tl_s = a;
-		double *b = a ? realloc(row->tl_mib, nc * sizeof(double)) : NULL;
-		if (!a || !b)
-			return;
-		row->tl_mib = b;
-		row->captl = nc;
-	}
-	row->tl_s[row->ntl] = t;
-	row->tl_mib[row->ntl++] = (double)rss / 1048576.0;
+	if (grow_array(&row->tl, &row->captl, row->ntl, sizeof(*row->tl)) == 0)
+		row->tl[row->ntl++] = (struct tl_point){ t, (double)rss / 1048576.0 };
 }
 
 /* A fresh copy of pid's smaps in place of *buf. */
@@ -749,10 +728,10 @@ static void write_row(FILE *f, const struct run_row *row)
 	/* at most 400 points: each the highest sample of its stretch */
 	size_t step = row->ntl > 400 ? (row->ntl + 399) / 400 : 1;
 	for (size_t i = 0, k = 0; i < row->ntl; i += step, k++) {
-		double m = 0, t = row->tl_s[i];
+		double m = 0, t = row->tl[i].s;
 		for (size_t q = i; q < i + step && q < row->ntl; q++)
-			if (row->tl_mib[q] > m)
-				m = row->tl_mib[q];
+			if (row->tl[q].mib > m)
+				m = row->tl[q].mib;
 		fprintf(f, "%s[%.4f, %llu]", k ? ", " : "", t,
 			(unsigned long long)(m * 1048576.0));
 	}
@@ -816,8 +795,8 @@ static int comparison_chart(const char *dir, const struct trace *t, const struct
 			trim_after = (double)mk[i].vals[3] / 1048576.0;
 	for (int i = 0; i < nrows; i++)
 		for (size_t k = 0; rows[i].ok && k < rows[i].ntl; k++)
-			if (rows[i].tl_mib[k] > max)
-				max = rows[i].tl_mib[k];
+			if (rows[i].tl[k].mib > max)
+				max = rows[i].tl[k].mib;
 	struct chart *c = chart_new(1200, 700, "Allocator RSS: the original against its replays");
 	if (!c) {
 		free(ox);
@@ -838,17 +817,19 @@ static int comparison_chart(const char *dir, const struct trace *t, const struct
 	for (int i = 0; i < nrows; i++) {
 		if (!rows[i].ok || !rows[i].ntl)
 			continue;
-		double *x = calloc(rows[i].ntl, sizeof(double));
+		double *x = calloc(2 * rows[i].ntl, sizeof(double)), *y = x + rows[i].ntl;
 		if (!x)
 			continue;
-		double d = rows[i].tl_s[rows[i].ntl - 1];
-		for (size_t j = 0; j < rows[i].ntl; j++)
-			x[j] = d > 0 ? 100.0 * rows[i].tl_s[j] / d : 0;
+		double d = rows[i].tl[rows[i].ntl - 1].s;
+		for (size_t j = 0; j < rows[i].ntl; j++) {
+			x[j] = d > 0 ? 100.0 * rows[i].tl[j].s / d : 0;
+			y[j] = rows[i].tl[j].mib;
+		}
 		char label[200];
 		snprintf(label, sizeof(label), "%s%s%s%s (B)", rows[i].name,
 			 rows[i].tunables[0] ? " " : "", rows[i].tunables,
 			 strcmp(rows[i].replayer, "native") ? ", replay.c" : "");
-		chart_line(c, x, rows[i].tl_mib, rows[i].ntl,
+		chart_line(c, x, y, rows[i].ntl,
 			   run_colours[k++ % (sizeof(run_colours) / sizeof(run_colours[0]))], label, 0);
 		free(x);
 	}
@@ -1200,8 +1181,7 @@ int cmd_replay(int argc, char **argv)
 		mfx_note("wrote replay.json, replay.c%s, rss_comparison.png, smaps_replay%s in %s",
 			 compiled ? ", replay" : "", refreshed ? " and refreshed report.html" : "", dir);
 	for (int i = 0; i < nrows; i++) {
-		free(rows[i].tl_s);
-		free(rows[i].tl_mib);
+		free(rows[i].tl);
 	}
 	return nfail ? EXIT_FAIL : EXIT_OK;
 }

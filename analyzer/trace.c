@@ -15,6 +15,7 @@
 #include <zstd.h>
 
 #include "analyzer/trace.h"
+#include "attach/util.h"
 #include "mfx/columns.h"
 #include "mfx/error.h"
 #include "mfx/varint.h"
@@ -87,14 +88,8 @@ struct trace {
 
 #define GROW(arr, n, cap)                                                             \
 	do {                                                                          \
-		if ((n) >= (cap)) {                                                   \
-			size_t nc_ = (cap) ? (cap) * 2 : 16;                          \
-			void *np_ = realloc((arr), nc_ * sizeof(*(arr)));             \
-			if (!np_)                                                     \
-				return -ENOMEM;                                       \
-			(arr) = np_;                                                  \
-			(cap) = nc_;                                                  \
-		}                                                                     \
+		if (grow_array(&(arr), &(cap), (n), sizeof(*(arr))))                  \
+			return -ENOMEM;                                               \
 	} while (0)
 
 static int get_string(const uint8_t **p, const uint8_t *end, char **out)

@@ -484,3 +484,18 @@ void progress_clear(void)
 	(void)w;
 	progress_shown = 0;
 }
+
+int grow_array(void *arrp, size_t *cap, size_t n, size_t elem)
+{
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap ? *cap : 16;
+	while (nc <= n)
+		nc *= 2;
+	void *p = realloc(*(void **)arrp, nc * elem);
+	if (!p)
+		return -ENOMEM;
+	*(void **)arrp = p;
+	*cap = nc;
+	return 0;
+}

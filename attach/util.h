@@ -58,6 +58,9 @@ int agent_path(char *buf, size_t n);
  * (e.g. "mfx-replay"). 0 or -ENOENT. */
 int helper_path(const char *name, char *buf, size_t n);
 
+/* Make the array at *(T **)arrp hold at least n + 1 elements of elem bytes
+ * (capacity *cap, doubled as needed).  0 or -ENOMEM (the array is kept). */
+int grow_array(void *arrp, size_t *cap, size_t n, size_t elem);
 /* Read a whole small file (e.g. under /proc) into a malloc'ed NUL-terminated
  * buffer.  0 or -errno. */
 int read_file(const char *path, char **buf, size_t *len);
