@@ -18,12 +18,18 @@
 
 #include "analyzer/symbolize.h"
 #include "analyzer/trace.h"
+#include "attach/util.h"
 
 struct entry {
 	uint64_t addr;		/* 0 = empty */
-	uint32_t first;		/* index into frames */
+	const struct sym_frame *first;
 	uint32_t n;
 };
+
+/* Frames live in blocks that never move: sym_lookup() hands out pointers
+ * into them that callers keep while looking up more addresses.  One
+ * address's frames are contiguous in one block. */
+#define FRAME_BLOCK 4096
 
 struct symbolizer {
 	Dwfl *dwfl;
@@ -32,8 +38,10 @@ struct symbolizer {
 	const struct trace *trace;
 	struct entry *tab;
 	size_t cap, used;
-	struct sym_frame *frames;
-	size_t nframes, capframes;
+	struct sym_frame **blocks;
+	size_t nblocks, capblocks;
+	size_t inblock;		/* frames used in the last block */
+	size_t start;		/* where the address being resolved began in it */
 	char **strs;		/* interned strings (open addressing) */
 	size_t strcap, nstrs;
 	char *(*demangle)(const char *, char *, size_t *, int *);
@@ -176,23 +184,37 @@ void sym_close(struct symbolizer *s)
 		free(s->strs[i]);
 	free(s->strs);
 	free(s->tab);
-	free(s->frames);
+	for (size_t i = 0; i < s->nblocks; i++)
+		free(s->blocks[i]);
+	free(s->blocks);
 	if (s->cxxlib)
 		dlclose(s->cxxlib);
 	free(s);
 }
 
+/* A new last block; the frames of the address being resolved move along. */
+static int new_block(struct symbolizer *s)
+{
+	struct sym_frame *b = malloc(FRAME_BLOCK * sizeof(*b));
+	if (!b || grow_array(&s->blocks, &s->capblocks, s->nblocks, sizeof(*s->blocks))) {
+		free(b);
+		return -ENOMEM;
+	}
+	size_t moving = s->nblocks ? s->inblock - s->start : 0;
+	if (moving)
+		memcpy(b, s->blocks[s->nblocks - 1] + s->start, moving * sizeof(*b));
+	s->blocks[s->nblocks++] = b;
+	s->start = 0;
+	s->inblock = moving;
+	return 0;
+}
+
 static int push_frame(struct symbolizer *s, const struct sym_frame *f)
 {
-	if (s->nframes == s->capframes) {
-		size_t nc = s->capframes ? s->capframes * 2 : 1024;
-		struct sym_frame *n = realloc(s->frames, nc * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		s->frames = n;
-		s->capframes = nc;
-	}
-	s->frames[s->nframes++] = *f;
+	if ((!s->nblocks || s->inblock == FRAME_BLOCK) &&
+	    (s->inblock - s->start == FRAME_BLOCK || new_block(s)))
+		return -ENOMEM;
+	s->blocks[s->nblocks - 1][s->inblock++] = *f;
 	return 0;
 }
 
@@ -225,7 +247,7 @@ static const char *call_file(Dwarf_Die *cu, Dwarf_Die *inl, unsigned *line)
 	return dwarf_filesrc(files, f, NULL, NULL);
 }
 
-/* Resolve pc (= ra - 1) into frames appended to s->frames. */
+/* Resolve pc (= ra - 1) into frames appended to the last block. */
 static int resolve(struct symbolizer *s, uint64_t ra)
 {
 	uint64_t pc = ra - 1;
@@ -318,16 +340,17 @@ int sym_lookup(struct symbolizer *s, uint64_t ra, const struct sym_frame **frame
 	while (s->tab[j].addr && s->tab[j].addr != ra)
 		j = (j + 1) & (s->cap - 1);
 	if (!s->tab[j].addr) {
-		size_t first = s->nframes;
+		s->start = s->inblock;
 		resolve(s, ra);
-		if (s->nframes == first) {	/* out of memory */
+		if (s->inblock == s->start) {	/* out of memory */
 			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0, 0 };
 			*frames = &unknown;
 			return 1;
 		}
-		s->tab[j] = (struct entry){ ra, (uint32_t)first, (uint32_t)(s->nframes - first) };
+		s->tab[j] = (struct entry){ ra, s->blocks[s->nblocks - 1] + s->start,
+					    (uint32_t)(s->inblock - s->start) };
 		s->used++;
 	}
-	*frames = &s->frames[s->tab[j].first];
+	*frames = s->tab[j].first;
 	return (int)s->tab[j].n;
 }
