@@ -52,7 +52,8 @@ struct model {
 	uint64_t mallinfo_in_use;	/* its uordblks + hblkhd */
 	uint64_t mallinfo_free;		/* its fordblks */
 	int have_attach;		/* the ATTACH mark: how the attach went */
-	uint64_t attach_vals[5];	/* start_to_active_ns, held_ns, slots, modules, attempts */
+	uint64_t attach_vals[6];	/* start_to_active_ns, held_ns, slots, modules, attempts,
+					   loader_thread_ns (0: none; older traces: absent) */
 	char attach_agent[16];		/* "loaded" or "reused" */
 	int have_trim;
 	uint64_t trim_vals[7];

@@ -140,6 +140,7 @@ int model_write_json(const struct model *m, const char *path)
 		json_uint(&j, "got_slots_patched", m->attach_vals[2]);
 		json_uint(&j, "modules_patched", m->attach_vals[3]);
 		json_uint(&j, "safe_point_attempts", m->attach_vals[4]);
+		json_uint(&j, "loader_thread_ns", m->attach_vals[5]);
 		json_str(&j, "agent", m->attach_agent);
 		json_end(&j);
 	}

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,9 +231,24 @@ int cmd_attach(int argc, char **argv)
 			err = inject_agent(&ij, agent, &res);
 			inject_close(&ij);
 		}
+		/* the hold only started a thread of ours: it loads the agent now */
+		if (!err && res.boot_tid) {
+			err = inject_agent_booted(pid, agent, &ij.lc, io.verbose, &res);
+			if (err == -MFX_E_EXITED && kill(pid, 0) == 0) {
+				/* a signal ended its pause() first: load in a hold */
+				io.no_boot = 1;
+				memset(&res, 0, sizeof(res));
+				res.chan = -1;
+				if (!(err = inject_open(pid, &io, &ij))) {
+					err = inject_agent(&ij, agent, &res);
+					inject_close(&ij);
+				}
+			}
+		}
 		if (!err && res.ring && (err = inject_agent_ring(pid, agent, AGENT_RING_MS, &res.chan)))
 			snprintf(res.msg, sizeof(res.msg), "the agent was loaded but did not answer: %s",
 				 mfx_strerror(-err));
+
 		how = res.reused ? "reused" : "loaded";
 	}
 	if (err) {
@@ -270,9 +286,15 @@ int cmd_attach(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	uint64_t t_active = now_ns();
+	/* A thread the agent started in the hold (not by our loader thread)
+	 * inherited no boost (reset on fork), nor the held thread's nice: the
+	 * program's own scheduling now (it has named itself by this reply). */
+	if (strcmp(how, "doorbell") && !res.boot_ns)
+		inject_sched_fix(&ij, "mfx-agent");
 	session_window_started(s, t_active);
-	uint64_t vals[5] = { t_active - t_begin, ij.held_ns, m.slots, m.modules, ij.attempts };
-	session_mark(s, MFX_MARK_ATTACH, vals, 5, how);
+	uint64_t vals[6] = { t_active - t_begin, ij.held_ns, m.slots, m.modules, ij.attempts,
+			     res.boot_ns };
+	session_mark(s, MFX_MARK_ATTACH, vals, 6, how);
 	char held[48], win[32];
 	if (o.for_ns)
 		snprintf(win, sizeof(win), "for %s", fmt_duration(o.for_ns, held, sizeof(held)));

@@ -35,8 +35,15 @@ struct inject_module {
 /* The libc functions remote calls use. */
 enum inject_fn {
 	INJ_DLOPEN, INJ_DLSYM, INJ_DLERROR, INJ_MEMFD_CREATE, INJ_SOCKETPAIR, INJ_CLOSE,
-	INJ_MALLOC_TRIM, INJ_ERRNO_LOCATION, INJ_NFN,
+	INJ_MALLOC_TRIM, INJ_ERRNO_LOCATION, INJ_PTHREAD_CREATE, INJ_PAUSE,
+	INJ_NFN,
 };
+
+/* A code range no held thread may be inside (nor have a caller in). */
+struct inject_range {
+	uint64_t lo, hi;
+};
+#define INJ_MAX_BUSY 24
 
 /* The target's C library, loader and malloc code ranges, and the addresses
  * of the functions above (0 = missing), all read before a thread is held. */
@@ -44,13 +51,40 @@ struct inject_libc {
 	struct inject_module libc, ld;
 	int have_ld;
 	uint64_t malloc_lo, malloc_hi;	/* malloc.c's code, from exported symbols */
+	/* pthread_create, _join, _detach, _exit, set*id: the thread-stack lock */
+	struct inject_range busy[INJ_MAX_BUSY];
+	int nbusy;
+	uint64_t restore_rt;		/* the signal return trampoline (0: not found) */
+	uint32_t tid_off;		/* struct pthread's tid (libthread_db's table; 0: unknown) */
 	uint64_t fn[INJ_NFN];
+};
+
+/* sched_getattr/sched_setattr's struct (VER0, 48 bytes; glibc has no wrapper). */
+struct inject_sched {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+};
+
+/* A mapping of the target, from /proc/PID/maps read before the hold. */
+struct inject_map {
+	uint64_t lo, hi;
+	int stack;			/* [stack]: grows down on demand */
 };
 
 struct inject_opts {
 	uint64_t timeout_ns;		/* to reach a safe point (default 3 s) */
 	uint64_t call_timeout_ns;	/* for one remote call (default 10 s) */
 	int verbose;			/* notes on stderr (MFX_DEBUG) */
+	/* Hold this thread of ours instead of choosing one: a thread mfx
+	 * started (pthread_create(.., pause, ..)) and that is parked in
+	 * pause(); parked_self is its pthread_t.  lc: reuse these facts. */
+	pid_t parked_tid;
+	uint64_t parked_self;
+	int no_boot;			/* load the agent in the held thread itself */
+	const struct inject_libc *lc;
 };
 
 struct inject {
@@ -75,6 +109,23 @@ struct inject {
 	struct inject_libc lc;
 	struct inject_opts o;
 	struct inject_unwind *unw;	/* the modules' unwind tables, found before the hold */
+	struct inject_map *maps;	/* the target's mappings, read before the hold */
+	size_t nmaps;
+	uint8_t *stack;			/* a buffer for the held thread's stack, touched before */
+	int safe_by_scan;		/* the safe point was proven by the stack scan alone */
+	uint8_t *prestack;		/* a blocked thread's stack, read and unwound before */
+	struct {			/* the hold (a verdict the hold reuses if unchanged) */
+		pid_t tid;
+		long nr;
+		uint64_t sp, pc;
+		size_t len;
+		int walk, n;
+	} pre;
+	int finish_parked;		/* inject_close: let the parked thread's pause() return 0 */
+	/* While it is held, the thread (and mfx) run SCHED_FIFO 1 when we may
+	 * (root): its calls are not queued behind the load; put back after. */
+	int boosted, self_boosted, was_boosted;
+	struct inject_sched sched_saved, self_sched;
 };
 
 /*
@@ -92,6 +143,14 @@ int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij);
  * thread; *ret gets rax.  -MFX_E_REMOTE when it faulted (the fault is
  * swallowed: the target never sees it), -MFX_E_EXITED, -ETIMEDOUT. */
 int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uint64_t *ret);
+/* Give thread tid the held thread's own scheduling (a thread it started
+ * while boosted). */
+void inject_sched_copy(const struct inject *ij, pid_t tid);
+/* After the hold: threads named `comm` (the agent's, started by a call in
+ * the held thread while it was boosted) get its own scheduling. */
+void inject_sched_fix(const struct inject *ij, const char *comm);
+/* The parked thread (o.parked_tid) returns from pause() when closed. */
+void inject_finish_parked(struct inject *ij);
 /* Copy len bytes into the scratch area below the held thread's stack
  * pointer (and its red zone); *addr gets their address in the target. */
 int inject_push(struct inject *ij, const void *data, size_t len, uint64_t *addr);

@@ -10,7 +10,23 @@
  *                                 and starts its thread
  *   close() of the memfd
  *
- * and after it mfx rings the doorbell (inject_agent_ring).  If the
+ * and after it mfx rings the doorbell (inject_agent_ring).
+ *
+ * Those calls cost the held thread 1-5 ms (dlopen maps, relocates, faults
+ * pages in; more on a loaded machine or a big process).  So when it can,
+ * the hold makes one call instead:
+ *
+ *   pthread_create(&t, NULL, pause, NULL)
+ *
+ * (detached) and ends.  The new thread is ours: parked in pause() with the
+ * held thread's mask (all signals blocked but the faults and glibc's
+ * SIGSETXID), it harms nobody, and mfx holds *it* for the memfd, dlopen and
+ * close above (inject_agent_booted), then makes its pause() return 0: it
+ * ends.  If a SIGSETXID ends its pause() first, it ends by itself and mfx
+ * falls back to a hold that loads the agent.  Not when the held thread runs
+ * in libc's own code (it might hold the thread-stack lock pthread_create
+ * takes), without pthread_create in libc (glibc < 2.34) or with
+ * MFX_NO_BOOT=1.  If the
  * constructor did not start the thread: dlsym(h, "mfx_agent_start"),
  * socketpair() (mfx takes one end), mfx_agent_start(other end), close().
  * If the same build of the agent is mapped already (an earlier attach) and
@@ -254,6 +270,40 @@ static int remote_dlerror(struct inject *ij, uint64_t fn_dlerror, char *msg, siz
 	return 0;
 }
 
+/* Can the hold hand the loading to a new thread?  Not from a thread in
+ * libc's own code (outside a system call): it might hold the thread-stack
+ * lock that pthread_create takes (start_thread's exit path is not
+ * exported, so the safe point cannot see it). */
+static int boot_ok(const struct inject *ij)
+{
+	const struct inject_libc *lc = &ij->lc;
+	const char *no = getenv("MFX_NO_BOOT");
+	if (ij->o.parked_tid || ij->o.no_boot || (no && *no && strcmp(no, "0")) ||
+	    !lc->fn[INJ_PTHREAD_CREATE] || !lc->fn[INJ_PAUSE] || !lc->tid_off)
+		return 0;
+	uint64_t pc = ij->saved.rip;
+	return ij->in_syscall || pc < lc->libc.text_lo || pc >= lc->libc.text_hi;
+}
+
+int inject_agent_booted(pid_t pid, const char *agent, const struct inject_libc *lc, int verbose,
+			struct inject_agent_result *res)
+{
+	struct inject bj;
+	struct inject_opts o = { .verbose = verbose, .timeout_ns = 3000000000ull,
+				 .parked_tid = res->boot_tid, .parked_self = res->boot_self, .lc = lc };
+	int err = inject_open(pid, &o, &bj);
+	if (err) {
+		snprintf(res->msg, sizeof(res->msg), "the thread started to load the agent did not "
+			 "reach pause(): %s", mfx_strerror(err < 0 ? -err : err));
+		return err;
+	}
+	err = inject_agent(&bj, agent, res);	/* (clears res) */
+	inject_finish_parked(&bj);	/* its pause() returns: it ends (detached) */
+	inject_close(&bj);
+	res->boot_ns = bj.held_ns;
+	return err;
+}
+
 int inject_agent(struct inject *ij, const char *agent, struct inject_agent_result *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -280,6 +330,39 @@ int inject_agent(struct inject *ij, const char *agent, struct inject_agent_resul
 	if (base) {
 		start = af.start_off ? base + af.start_off : 0;
 		res->reused = 1;
+	}
+	if (!start && boot_ok(ij)) {
+		/* a thread of ours does the loading; the hold ends now */
+		uint64_t a_slot, a_attr, self = 0, zero = 0;
+		int32_t tid = 0;
+		/* a detached thread: if a signal ends its pause() before we take
+		 * it (glibc's SIGSETXID reaches every thread), it just ends */
+		struct {	/* glibc's struct pthread_attr, as pthread_attr_init leaves it */
+			int32_t schedparam, schedpolicy, flags, pad;
+			uint64_t guardsize, stackaddr, stacksize, extension, unused;
+		} attr = { .flags = 1 /* ATTR_FLAG_DETACHSTATE */, .guardsize = 4096 };
+		if ((err = inject_push(ij, &zero, sizeof(zero), &a_slot)) ||
+		    (err = inject_push(ij, &attr, sizeof(attr), &a_attr))) {
+			close(pidfd);
+			return err;
+		}
+		uint64_t args[4] = { a_slot, a_attr, fn[INJ_PAUSE], 0 };
+		err = inject_call(ij, fn[INJ_PTHREAD_CREATE], args, 4, &ret);
+		if (err) {
+			close(pidfd);
+			return err;
+		}
+		if (as_int(ret) == 0 && inject_peek(ij->pid, a_slot, &self, sizeof(self)) == 0 && self &&
+		    inject_peek(ij->pid, self + ij->lc.tid_off, &tid, sizeof(tid)) == 0 && tid > 0) {
+			inject_sched_copy(ij, tid);	/* not the boost: the program's own */
+			inject_note(ij, "thread %d started to load the agent", (int)tid);
+			res->boot_tid = tid;
+			res->boot_self = self;
+			close(pidfd);
+			return 0;
+		}
+		/* no thread (EAGAIN: a limit), or one we cannot name (it stays in pause()) */
+		inject_note(ij, "pthread_create: %d; loading in this thread", as_int(ret));
 	}
 	if (!start) {
 		/* a memfd in the target, filled by us */

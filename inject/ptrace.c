@@ -30,11 +30,13 @@
 #include <elf.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -49,6 +51,7 @@
 #define XSAVE_MAX 16384
 #define MIN_STACK_ROOM (256u * 1024u)	/* dlopen and the agent's start need room */
 #define SCRATCH_MAX 16384
+#define SIGSETXID (__SIGRTMIN + 1)	/* glibc's own, for setuid() in threads */
 
 static uint64_t mono_ns(void)
 {
@@ -70,8 +73,11 @@ void inject_note(const struct inject *ij, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "mfx: inject: %6.3f ms held: ",
-		ij->attached ? (double)(mono_ns() - ij->t_stopped) / 1e6 : 0.0);
+	if (ij->attached)
+		fprintf(stderr, "mfx: inject: %6.3f ms held: ",
+			(double)(mono_ns() - ij->t_stopped) / 1e6);
+	else
+		fprintf(stderr, "mfx: inject: before the hold: ");
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -291,8 +297,15 @@ static int interrupt_stop(struct inject *ij)
 		if (ev == PTRACE_EVENT_STOP)
 			return 0;	/* the interrupt (or a group stop) */
 		if (!ev) {
-			remember_signal(ij, sig);	/* signal-delivery-stop */
-			if (ptrace(PTRACE_CONT, ij->tid, 0, 0))
+			/* A signal on its way in, before we hold anything: let it
+			 * be delivered now, with its own siginfo (glibc's SIGSETXID
+			 * and SIGCANCEL handlers ignore a copy sent by another
+			 * process).  Stop signals are kept for after the detach. */
+			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+				remember_signal(ij, sig);
+				sig = 0;
+			}
+			if (ptrace(PTRACE_CONT, ij->tid, 0, (void *)(long)sig))
 				return -errno;
 			continue;
 		}
@@ -328,10 +341,18 @@ static int mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 
 /* The mapping holding addr: [*lo, *hi); *grows = it is the main [stack]
  * (the kernel extends it down to RLIMIT_STACK on demand). */
-static int mapping_of(pid_t pid, uint64_t addr, uint64_t *lo, uint64_t *hi, int *grows)
+static int mapping_of(const struct inject *ij, uint64_t addr, uint64_t *lo, uint64_t *hi,
+		      int *grows)
 {
+	for (size_t i = 0; i < ij->nmaps; i++)	/* read before the hold */
+		if (addr >= ij->maps[i].lo && addr < ij->maps[i].hi) {
+			*lo = ij->maps[i].lo;
+			*hi = ij->maps[i].hi;
+			*grows = ij->maps[i].stack;
+			return 0;
+		}
 	char path[64], line[4352];
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)ij->pid);
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return -errno;
@@ -349,17 +370,132 @@ static int mapping_of(pid_t pid, uint64_t addr, uint64_t *lo, uint64_t *hi, int 
 	return found ? 0 : -ENOENT;
 }
 
+/* Our own code that runs during the hold (mfx, libc, libunwind), faulted
+ * in before it: a first touch of a page costs a page fault each, which is
+ * dear under virtualisation (half of a 5-frame unwind was just that). */
+static void prefault_self(void)
+{
+	static int done;
+	FILE *f;
+	char line[4352], exe[4096];
+	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe));
+	if (done++ || el <= 0 || !(f = fopen("/proc/self/maps", "re")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		char perms[8];
+		int pos = 0;
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &a, &b, perms, &pos) < 3 || !pos)
+			continue;
+		const char *path = line + pos + strspn(line + pos, " ");
+		size_t pl = strcspn(path, "\n");
+		int ours = strstr(path, "libunwind") || strstr(path, "/libc.so") ||
+			   (pl == (size_t)el && !strncmp(path, exe, pl));
+		if (!ours)
+			continue;
+		if (perms[2] == 'x' || perms[0] == 'r')
+			madvise((void *)a, b - a, perms[1] == 'w' && strstr(path, "libunwind") ?
+				MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+	}
+	fclose(f);
+}
+
+/* A buffer for a copy of a stack: its first 128 KiB faulted in now (most
+ * stacks are smaller), the rest on demand. */
+static uint8_t *stack_buffer(void)
+{
+	void *m = mmap(NULL, STACK_READ_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	madvise(m, 128 * 1024, MADV_POPULATE_WRITE);
+	return m;
+}
+
+/* All mappings, before the hold: the held thread's stack is looked up here. */
+static void read_maps(struct inject *ij)
+{
+	char path[64], line[4352];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)ij->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	size_t cap = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx", &a, &b) != 2)
+			continue;
+		if (ij->nmaps == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct inject_map *nm = realloc(ij->maps, cap * sizeof(*nm));
+			if (!nm)
+				break;
+			ij->maps = nm;
+		}
+		ij->maps[ij->nmaps++] = (struct inject_map){ a, b, strstr(line, "[stack]") != NULL };
+	}
+	fclose(f);
+}
+
 static int in_loader_or_malloc(const struct inject *ij, uint64_t a)
 {
 	if (ij->lc.have_ld && a >= ij->lc.ld.text_lo && a < ij->lc.ld.text_hi)
 		return 1;
-	return a >= ij->lc.malloc_lo && a < ij->lc.malloc_hi;
+	if (a >= ij->lc.malloc_lo && a < ij->lc.malloc_hi)
+		return 1;
+	for (int i = 0; i < ij->lc.nbusy; i++)
+		if (a >= ij->lc.busy[i].lo && a < ij->lc.busy[i].hi)
+			return 1;
+	return 0;
+}
+
+/* w[0] is the signal trampoline's address: is it a signal frame the
+ * kernel wrote (rt_sigframe: that return address, then the ucontext: small
+ * uc_flags with UC_SIGCONTEXT_SS, uc_link 0, and the 64-bit user code
+ * segment 0x33 saved in its sigcontext)?  Otherwise it is a stale copy of
+ * the address (glibc puts it in every struct sigaction it builds: handler,
+ * flags, restorer, mask), ignored. */
+static int sigframe(const uint64_t *w, size_t n)
+{
+	enum { UC_FLAGS = 1, UC_LINK = 2, SC = 6, SC_CS = SC + 18 };
+	if (n <= SC_CS)
+		return 1;	/* cut off: cannot tell */
+	return w[UC_FLAGS] < 0x100 && (w[UC_FLAGS] & 2) && w[UC_LINK] == 0 &&
+	       (w[SC_CS] & 0xffff) == 0x33;
+}
+
+/* The fast test: every word of the live stack, [sp, hi), read at once.  A
+ * caller in the loader or the allocator leaves its return address there, so
+ * no such word proves the thread safe without unwinding.  1 = clean, 0 = a
+ * suspect word (unwind to be sure), 2 = a signal frame: the thread runs a
+ * signal handler (never safe: see safe_point), -1 = not readable / too big. */
+static int scan_stack(const struct inject *ij, uint64_t sp, uint64_t hi, size_t *words,
+		      uint64_t *suspect)
+{
+	sp &= ~7ull;
+	if (!ij->stack || hi <= sp || hi - sp > STACK_READ_MAX ||
+	    inject_peek(ij->pid, sp, ij->stack, (size_t)(hi - sp)))
+		return -1;
+	size_t n = (size_t)(hi - sp) / 8;
+	const uint64_t *w = (const uint64_t *)ij->stack;
+	for (size_t i = 0; i < n; i++)
+		if (w[i] == ij->lc.restore_rt && w[i] && sigframe(w + i, n - i)) {
+			*words = i;
+			*suspect = w[i];
+			return 2;
+		} else if (in_loader_or_malloc(ij, w[i] - 1)) {
+			*words = i;
+			*suspect = w[i];
+			return 0;
+		}
+	*words = n;
+	return ij->lc.restore_rt ? 1 : 0;	/* without the trampoline: unwind */
 }
 
 static int bad_frame(uint64_t ip, int n, void *arg)
 {
 	struct inject *ij = arg;
-	if (n == 0 || !in_loader_or_malloc(ij, ip - 1))
+	if (n == 0 || (!in_loader_or_malloc(ij, ip - 1) && ip != ij->lc.restore_rt))
 		return 0;
 	note(ij, "  frame %d: %#llx", n, (unsigned long long)ip);
 	return 1;
@@ -372,13 +508,21 @@ static int safe_point(struct inject *ij, const struct user_regs_struct *r, const
 		*why = "pc in the loader or the allocator";
 		return 0;
 	}
+	/* In a signal handler (or returning from one): the interrupted code may
+	 * hold anything, and glibc's SIGSETXID handler is waited for by a
+	 * set*id() caller that holds the thread-stack lock dlopen takes for a
+	 * library with static TLS. */
+	if (ij->lc.restore_rt && r->rip - ij->lc.restore_rt < 16) {
+		*why = "returning from a signal handler";
+		return 0;
+	}
 	if ((long)r->orig_rax >= 0 && syscall_unsafe((long)r->orig_rax)) {
 		*why = "in a system call the allocator or loader makes";
 		return 0;
 	}
 	uint64_t lo = 0, hi = 0;
 	int grows = 0;
-	if (mapping_of(ij->pid, r->rsp, &lo, &hi, &grows)) {
+	if (mapping_of(ij, r->rsp, &lo, &hi, &grows)) {
 		*why = "stack pointer outside any mapping";
 		return 0;
 	}
@@ -386,16 +530,41 @@ static int safe_point(struct inject *ij, const struct user_regs_struct *r, const
 		*why = "too little stack left";
 		return 0;
 	}
-	/* Walk the thread's frames with its own unwind tables. */
+	size_t words = 0;
+	uint64_t t0 = mono_ns(), suspect = 0;
+	int scan = scan_stack(ij, r->rsp, hi, &words, &suspect);
+	note(ij, "  stack scan: %s after %zu words in %llu us (%#llx)", scan == 1 ? "clean" :
+	     scan == 0 ? "a suspect word" : scan == 2 ? "a signal frame" : "not done", words,
+	     (unsigned long long)(mono_ns() - t0) / 1000, (unsigned long long)suspect);
+	if (scan == 1) {
+		ij->safe_by_scan = 1;
+		return 1;
+	}
+	if (scan == 2) {
+		*why = "in a signal handler";
+		return 0;
+	}
+	/* Walk the thread's frames with its own unwind tables - or take the
+	 * walk made before the hold, if the thread has not moved since: the
+	 * same system call, pc, sp and every byte of its stack. */
 	int n = 0, walk = -1;
-	uint64_t t0 = mono_ns();
-	if (ij->unw)
-		walk = inject_unwind_walk(ij->unw, ij->tid, r->rsp, hi, bad_frame, ij, &n);
+	t0 = mono_ns();
+	size_t len = (size_t)(hi - (r->rsp & ~7ull));
+	if (scan == 0 && ij->pre.tid == ij->tid && ij->pre.walk >= 0 && ij->pre.sp == r->rsp &&
+	    ij->pre.pc == r->rip && ij->pre.nr == (long)r->orig_rax && ij->pre.len == len &&
+	    !memcmp(ij->stack, ij->prestack, len)) {
+		walk = ij->pre.walk;
+		n = ij->pre.n;
+		note(ij, "  its stack is as unwound before the hold: %d frames, %s", n,
+		     walk ? "one in the loader or the allocator" : "none in the loader or the allocator");
+	} else if (ij->unw)
+		walk = inject_unwind_walk(ij->unw, ij->tid, r->rsp, hi, scan >= 0 ? ij->stack : NULL,
+					  bad_frame, ij, &n);
 	note(ij, "  unwound %d frames in %llu us (%s)", n,
 	     (unsigned long long)(mono_ns() - t0) / 1000, walk == 1 ? "stopped at a bad one" :
 	     walk == 0 ? "to the outermost" : "a step failed");
 	if (walk == 1) {
-		*why = "a caller in the loader or the allocator";
+		*why = "a caller in the loader or the allocator, or a signal frame";
 		return 0;
 	}
 	if (n < 2 && walk < 0) {
@@ -403,6 +572,58 @@ static int safe_point(struct inject *ij, const struct user_regs_struct *r, const
 		return 0;
 	}
 	return 1;
+}
+
+/* ---- scheduling while held ---------------------------------------------------------- */
+
+static int sched_get(pid_t tid, struct inject_sched *a)
+{
+	memset(a, 0, sizeof(*a));
+	return (int)syscall(SYS_sched_getattr, tid, a, (unsigned)sizeof(*a), 0u);
+}
+
+static int sched_set(pid_t tid, const struct inject_sched *a)
+{
+	struct inject_sched c = *a;
+	c.size = sizeof(c);
+	return (int)syscall(SYS_sched_setattr, tid, &c, 0u);
+}
+
+/* SCHED_FIFO 1 for tid, if it is a normal thread and we may (CAP_SYS_NICE);
+ * with reset-on-fork, so a thread it starts meanwhile is not real-time. */
+static int boost(pid_t tid, struct inject_sched *saved)
+{
+	if (getenv("MFX_NO_BOOST") || sched_get(tid, saved) ||
+	    (saved->policy != SCHED_OTHER && saved->policy != SCHED_BATCH))
+		return 0;
+	struct inject_sched rt = { .policy = SCHED_FIFO, .priority = 1, .flags = 1 /* RESET_ON_FORK */ };
+	return sched_set(tid, &rt) == 0;
+}
+
+void inject_sched_copy(const struct inject *ij, pid_t tid)
+{
+	if (ij->boosted)
+		sched_set(tid, &ij->sched_saved);
+}
+
+void inject_sched_fix(const struct inject *ij, const char *comm)
+{
+	if (!ij->was_boosted)
+		return;
+	char path[64], buf[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)ij->pid);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		pid_t tid = atoi(e->d_name);
+		char p[96];
+		snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", (int)ij->pid, (int)tid);
+		if (tid > 0 && read_text(p, buf, sizeof(buf)) == 0 && !strncmp(buf, comm, strlen(comm)) &&
+		    buf[strlen(comm)] == '\n')
+			sched_set(tid, &ij->sched_saved);
+	}
+	if (d)
+		closedir(d);
 }
 
 static int save_state(struct inject *ij)
@@ -424,13 +645,18 @@ static int save_state(struct inject *ij)
 		return -errno;
 	/* Block everything but the synchronous faults: a fault while its signal
 	 * is blocked makes the kernel reset the process's handler to SIG_DFL
-	 * (force_sig_info), and our calls end with one (return to 0). */
+	 * (force_sig_info), and our calls end with one (return to 0).  And
+	 * glibc's SIGSETXID: a setuid() in another thread holds the thread-stack
+	 * lock until every thread has run its handler; it is delivered at once
+	 * (do_call), so a remote pthread_create cannot wait on that lock. */
 	uint64_t all = ~0ull;
-	const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP };
+	const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSETXID };
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
 		all &= ~(1ull << (faults[i] - 1));
 	if (ptrace(PTRACE_SETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &all))
 		return -errno;
+	if (!ij->o.parked_tid)	/* (ours: no hurry) */
+		ij->was_boosted = ij->boosted = boost(ij->tid, &ij->sched_saved);
 	ij->in_syscall = (long)ij->saved.orig_rax >= 0;
 	ij->syscall_nr = (long)ij->saved.orig_rax;
 	ij->scratch = (ij->saved.rsp - 512) & ~15ull;	/* red zone and more */
@@ -449,6 +675,9 @@ static void restore_state(struct inject *ij)
 	}
 	ptrace(PTRACE_SETREGS, ij->tid, 0, &ij->saved);
 	ptrace(PTRACE_SETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &ij->saved_mask);
+	if (ij->boosted)
+		sched_set(ij->tid, &ij->sched_saved);
+	ij->boosted = 0;
 }
 
 static void release(struct inject *ij)
@@ -472,7 +701,7 @@ static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
 		return e == EPERM && ij->attempts == 0 ? -EPERM : -e;
 	}
 	ij->attached = 1;
-	for (unsigned tries = 0; mono_ns() < deadline && tries < 200; tries++) {
+	for (unsigned tries = 0; mono_ns() < deadline && (tries < 200 || ij->o.parked_tid); tries++) {
 		ij->attempts++;
 		int err = interrupt_stop(ij);
 		if (err == -MFX_E_EXITED) {
@@ -486,6 +715,18 @@ static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
 		if (ptrace(PTRACE_GETREGS, tid, 0, &r))
 			return -errno;
 		const char *why = "";
+		if (ij->o.parked_tid) {
+			/* our own thread: it only has to have reached pause() */
+			if ((long)r.orig_rax == SYS_pause && r.fs_base == ij->o.parked_self) {
+				note(ij, "our thread %d parked in pause() after %u stops", (int)tid,
+				     ij->attempts);
+				return 0;
+			}
+			if (ptrace(PTRACE_CONT, tid, 0, 0))
+				return -errno;
+			sleep_ns(100000);
+			continue;
+		}
 		if (safe_point(ij, &r, &why)) {
 			note(ij, "thread %d at a safe point after %u stops (pc %#llx, %s %ld)", (int)tid,
 			     ij->attempts, (unsigned long long)r.rip,
@@ -507,18 +748,68 @@ static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
 
 static uint64_t errno_tls_offset(pid_t pid, uint64_t fn);
 
+/* Before holding a thread blocked in a system call: its pc and sp from
+ * /proc, a copy of its stack, and a walk of its frames from those alone.
+ * If it is still there, unchanged, at the stop, the hold need not unwind. */
+static void pre_walk(struct inject *ij, pid_t tid)
+{
+	ij->pre.tid = 0;
+	char p[96], buf[512];
+	long nr;
+	unsigned long a[6], sp, pc;
+	uint64_t lo, hi;
+	int grows;
+	snprintf(p, sizeof(p), "/proc/%d/task/%d/syscall", (int)ij->pid, (int)tid);
+	if (!ij->unw || !ij->prestack || read_text(p, buf, sizeof(buf)) ||
+	    sscanf(buf, "%ld %lx %lx %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2], &a[3], &a[4],
+		   &a[5], &sp, &pc) != 9 || nr < 0 || mapping_of(ij, sp, &lo, &hi, &grows))
+		return;
+	uint64_t s0 = sp & ~7ull;
+	if (hi <= s0 || hi - s0 > STACK_READ_MAX ||
+	    inject_peek(ij->pid, s0, ij->prestack, (size_t)(hi - s0)))
+		return;
+	int n = 0;
+	uint64_t t0 = mono_ns();
+	ij->tid = tid;	/* for bad_frame's notes */
+	int w = inject_unwind_walk_blocked(ij->unw, tid, pc, sp, hi, ij->prestack, bad_frame, ij, &n);
+	note(ij, "thread %d in system call %ld: unwound %d frames in %llu us (%s)", (int)tid, nr, n,
+	     (unsigned long long)(mono_ns() - t0) / 1000, w == 1 ? "one is bad" :
+	     w == 0 ? "to the outermost" : "needs more registers: in the hold");
+	if (w < 0) {	/* the hold will unwind: with the tables in our cache */
+		t0 = mono_ns();
+		inject_unwind_warm(ij->unw, tid, ij->prestack, (size_t)(hi - s0));
+		note(ij, "  unwind tables for its stack read in %llu us",
+		     (unsigned long long)(mono_ns() - t0) / 1000);
+	}
+	ij->pre.tid = tid;
+	ij->pre.nr = nr;
+	ij->pre.sp = sp;
+	ij->pre.pc = pc;
+	ij->pre.len = (size_t)(hi - s0);
+	ij->pre.walk = w;
+	ij->pre.n = n;
+}
+
 /* Stop one thread of ij->pid at a safe point (bounded by the timeout). */
 static int hold_safe(struct inject *ij)
 {
 	pid_t pid = ij->pid, tracer;
 	int err;
 	uint64_t deadline = mono_ns() + ij->o.timeout_ns;
+	if (ij->o.parked_tid) {
+		err = try_thread(ij, ij->o.parked_tid, deadline);
+		if (err == 0 && (err = save_state(ij)))
+			inject_close(ij);
+		return err < 0 ? err : err ? -MFX_E_EXITED : 0;
+	}
 	while (mono_ns() < deadline) {
 		struct cand *c;
 		size_t n;
 		if ((err = candidates(pid, &c, &n)))
 			return err;
 		for (size_t i = 0; i < n && mono_ns() < deadline; i++) {
+			if (c[i].score == 0)
+				pre_walk(ij, c[i].tid);
 			err = try_thread(ij, c[i].tid, deadline);
 			if (err <= 0) {
 				free(c);
@@ -551,15 +842,24 @@ int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij)
 	int err = inject_check(pid, &tracer);
 	if (err)
 		return err;
-	if ((err = inject_load_libc(pid, &ij->lc)))
+	if (ij->o.lc)
+		ij->lc = *ij->o.lc;
+	else if ((err = inject_load_libc(pid, &ij->lc)))
 		return err;
-	inject_unwind_prepare(pid, &ij->unw);	/* without it: no thread is ever safe */
+	if (!ij->o.parked_tid) {
+		ij->self_boosted = boost(0, &ij->self_sched);	/* mfx itself, till inject_close */
+		/* all of it before the hold: the unwind tables, the mappings, a
+		 * stack buffer whose pages are already ours */
+		inject_unwind_prepare(pid, &ij->unw);	/* without it: no thread is ever safe */
+		read_maps(ij);
+		prefault_self();
+		ij->stack = stack_buffer();
+		ij->prestack = stack_buffer();
+	}
 	ij->errno_tls = errno_tls_offset(pid, ij->lc.fn[INJ_ERRNO_LOCATION]);
 	err = hold_safe(ij);
-	if (err && !ij->attached) {
-		inject_unwind_free(ij->unw);
-		ij->unw = NULL;
-	}
+	if (err && !ij->attached)
+		inject_close(ij);
 	return err;
 }
 
@@ -673,10 +973,20 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 			     (unsigned long long)q.rip);
 			return -MFX_E_REMOTE;
 		}
+		if (sig == SIGSETXID) {	/* its handler is one system call: run it now */
+			if (ptrace(PTRACE_CONT, ij->tid, 0, (void *)(long)sig))
+				return -errno;
+			continue;
+		}
 		remember_signal(ij, sig);	/* asynchronous: later */
 		if (ptrace(PTRACE_CONT, ij->tid, 0, 0))
 			return -errno;
 	}
+}
+
+void inject_finish_parked(struct inject *ij)
+{
+	ij->finish_parked = ij->o.parked_tid != 0;
 }
 
 void inject_close(struct inject *ij)
@@ -684,6 +994,10 @@ void inject_close(struct inject *ij)
 	if (ij->attached) {
 		if (ij->errno_addr)
 			mem_write(ij->pid, ij->errno_addr, &ij->saved_errno, sizeof(int));
+		if (ij->finish_parked) {	/* pause() returns 0: its thread ends */
+			ij->saved.rax = 0;
+			ij->saved.orig_rax = (unsigned long long)-1;
+		}
 		restore_state(ij);
 		ij->held_ns = mono_ns() - ij->t_stopped;
 		release(ij);
@@ -692,4 +1006,15 @@ void inject_close(struct inject *ij)
 	ij->xsave = NULL;
 	inject_unwind_free(ij->unw);
 	ij->unw = NULL;
+	if (ij->self_boosted)
+		sched_set(0, &ij->self_sched);
+	ij->self_boosted = 0;
+	free(ij->maps);
+	ij->maps = NULL;
+	ij->nmaps = 0;
+	if (ij->stack)
+		munmap(ij->stack, STACK_READ_MAX);
+	if (ij->prestack)
+		munmap(ij->prestack, STACK_READ_MAX);
+	ij->stack = ij->prestack = NULL;
 }

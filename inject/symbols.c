@@ -122,8 +122,49 @@ static const char *const malloc_names[] = {
 /* What remote calls need (enum inject_fn order). */
 static const char *const fn_names[INJ_NFN] = {
 	"dlopen", "dlsym", "dlerror", "memfd_create", "socketpair", "close", "malloc_trim",
-	"__errno_location",
+	"__errno_location", "pthread_create", "pause",
 };
+
+/* They take the thread-stack lock that pthread_create needs (the set*id
+ * calls hold it while every thread runs their SIGSETXID handler). */
+static const char *const busy_names[] = {
+	"pthread_create", "pthread_detach", "pthread_join", "pthread_timedjoin_np",
+	"pthread_clockjoin_np", "pthread_tryjoin_np", "pthread_exit", "setuid", "setgid",
+	"seteuid", "setegid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups",
+};
+#define NBUSY (sizeof(busy_names) / sizeof(busy_names[0]))
+
+/* glibc's signal return trampoline, __restore_rt (not exported): its code,
+ * `mov $15,%rax; syscall`, in libc's executable segment.  A word on a
+ * stack equal to it marks a signal frame. */
+static uint64_t find_restore_rt(const char *file, uint64_t base)
+{
+	static const uint8_t code[] = { 0x48, 0xc7, 0xc0, 0x0f, 0, 0, 0, 0x0f, 0x05 };
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	uint64_t at = 0;
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	size_t nph = 0;
+	if (e && elf_getphdrnum(e, &nph) == 0)
+		for (size_t i = 0; i < nph && !at; i++) {
+			GElf_Phdr ph;
+			if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X) ||
+			    ph.p_filesz > (64u << 20))
+				continue;
+			uint8_t *buf = malloc(ph.p_filesz);
+			if (buf && pread(fd, buf, ph.p_filesz, (off_t)ph.p_offset) == (ssize_t)ph.p_filesz) {
+				uint8_t *hit = memmem(buf, ph.p_filesz, code, sizeof(code));
+				if (hit)
+					at = base + ph.p_vaddr + (uint64_t)(hit - buf);
+			}
+			free(buf);
+		}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return at;
+}
 
 int inject_load_libc(pid_t pid, struct inject_libc *lc)
 {
@@ -134,13 +175,18 @@ int inject_load_libc(pid_t pid, struct inject_libc *lc)
 	char file[4200];
 	root_path(pid, lc->libc.path, file, sizeof(file));
 	/* one pass over libc's symbols, before any thread is held */
-	const char *names[NMALLOC + INJ_NFN + 1];
-	uint64_t vals[NMALLOC + INJ_NFN], sizes[NMALLOC + INJ_NFN] = { 0 };
+	enum { NB = NMALLOC + INJ_NFN, TID = NB + NBUSY, NALL = TID + 1 };
+	const char *names[NALL + 1];
+	uint64_t vals[NALL], sizes[NALL];
+	memset(sizes, 0, sizeof(sizes));
 	for (size_t i = 0; i < NMALLOC; i++)
 		names[i] = malloc_names[i];
 	for (size_t i = 0; i < INJ_NFN; i++)
 		names[NMALLOC + i] = fn_names[i];
-	names[NMALLOC + INJ_NFN] = NULL;
+	for (size_t i = 0; i < NBUSY; i++)
+		names[NB + i] = busy_names[i];
+	names[TID] = "_thread_db_pthread_tid";	/* { bits, count, offset } */
+	names[NALL] = NULL;
 	inject_elf_syms(file, names, vals, sizes);
 	uint64_t lo = UINT64_MAX, hi = 0;
 	for (size_t i = 0; i < NMALLOC; i++) {
@@ -157,5 +203,15 @@ int inject_load_libc(pid_t pid, struct inject_libc *lc)
 	lc->malloc_hi = lc->libc.base + hi;
 	for (size_t i = 0; i < INJ_NFN; i++)
 		lc->fn[i] = vals[NMALLOC + i] ? lc->libc.base + vals[NMALLOC + i] : 0;
+	for (size_t i = 0; i < NBUSY && lc->nbusy < INJ_MAX_BUSY; i++)
+		if (vals[NB + i] && sizes[NB + i])
+			lc->busy[lc->nbusy++] = (struct inject_range){
+				lc->libc.base + vals[NB + i], lc->libc.base + vals[NB + i] + sizes[NB + i]
+			};
+	uint32_t td[3];
+	if (vals[TID] && inject_peek(pid, lc->libc.base + vals[TID], td, sizeof(td)) == 0 &&
+	    td[0] == 32 && td[1] == 1 && td[2] >= 64 && td[2] < 4096)
+		lc->tid_off = td[2];
+	lc->restore_rt = find_restore_rt(file, lc->libc.base);
 	return 0;
 }

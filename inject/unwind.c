@@ -12,8 +12,8 @@
  *   find_proc_info  our table for the module holding ip, searched with
  *                   dwarf_search_unwind_table (remote table format); a
  *                   module we could not prepare falls back to _UPT's lookup
- *   access_mem      the thread's stack, read with one process_vm_readv, and
- *                   a small page cache for the unwind tables
+ *   access_mem      the thread's stack (read once by the caller, for its
+ *                   stack scan), and a small page cache for the unwind tables
  *   registers       _UPT's (PTRACE_PEEKUSER)
  */
 #include <elf.h>
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include <libunwind-ptrace.h>
@@ -39,20 +40,30 @@ struct table {
 	unw_dyn_info_t di;
 };
 
-#define NPAGES 64
+#define NPAGES 256	/* unwind table pages, kept from before the hold into it */
 
 struct inject_unwind {
 	pid_t pid;
 	struct table *t;
 	size_t n;
+	unw_addr_space_t as;	/* created before the hold (libunwind's first-use set-up) */
+	/* a walk before the hold (a thread blocked in a system call): only
+	 * its rip and rsp are known, from /proc/PID/task/TID/syscall */
+	int pre;
+	uint64_t pre_rip, pre_rsp;
 	/* during a walk */
-	uint8_t *stack;
+	const uint8_t *stack;
 	uint64_t stack_lo, stack_hi;
 	uint64_t page_addr[NPAGES];
 	uint8_t page[NPAGES][4096];
 	void *upt;
 };
 
+
+static unw_accessors_t accessors;
+static int walk(struct inject_unwind *u, pid_t tid, uint64_t sp, uint64_t stack_hi,
+		const uint8_t *stack, int (*visit)(uint64_t ip, int n, void *arg), void *arg,
+		int *nframes);
 
 /* Decode a 4-byte eh_frame_hdr field: 1 = done. */
 static int field4(uint8_t enc, uint64_t at, const uint8_t *p, uint64_t *v)
@@ -112,19 +123,53 @@ static void add_module(struct inject_unwind *u, uint64_t start, uint64_t text_lo
 	(void)name;
 }
 
+static int no_reg(unw_addr_space_t as, unw_regnum_t r, unw_word_t *v, int w, void *arg)
+{
+	(void)as, (void)r, (void)v, (void)w, (void)arg;
+	return -UNW_EUNSPEC;
+}
+
+static int no_mem(unw_addr_space_t as, unw_word_t a, unw_word_t *v, int w, void *arg)
+{
+	(void)as, (void)a, (void)v, (void)w, (void)arg;
+	return -UNW_EUNSPEC;
+}
+
+/* libunwind sets itself up on the first unw_init_remote (a quarter of a
+ * millisecond: its tables, a pipe, its memory pools).  Done here, on a
+ * cursor that fails at once, not in the hold. */
+static void warm_up(void)
+{
+	static int done;
+	if (done++)
+		return;
+	unw_accessors_t a = { .access_mem = no_mem, .access_reg = no_reg };
+	unw_addr_space_t as = unw_create_addr_space(&a, 0);
+	unw_cursor_t c;
+	if (as) {
+		unw_init_remote(&c, as, NULL);
+		unw_destroy_addr_space(as);
+	}
+}
+
 int inject_unwind_prepare(pid_t pid, struct inject_unwind **out)
 {
 	*out = NULL;
-	struct inject_unwind *u = calloc(1, sizeof(*u));
-	if (!u)
+	/* its page cache is written during the hold: the pages are ours now */
+	struct inject_unwind *u = mmap(NULL, sizeof(*u), PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (u == MAP_FAILED)
 		return -ENOMEM;
 	u->pid = pid;
+	u->as = unw_create_addr_space(&accessors, 0);
+	warm_up();
 	char path[64], line[4352], cur[4096] = "";
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	FILE *f = fopen(path, "re");
 	if (!f) {
-		free(u);
-		return -errno;
+		int e = errno;
+		inject_unwind_free(u);
+		return -e;
 	}
 	uint64_t start = 0, tlo = 0, thi = 0;
 	while (fgets(line, sizeof(line), f)) {
@@ -161,8 +206,10 @@ void inject_unwind_free(struct inject_unwind *u)
 {
 	if (!u)
 		return;
+	if (u->as)
+		unw_destroy_addr_space(u->as);
 	free(u->t);
-	free(u);
+	munmap(u, sizeof(*u));
 }
 
 /* ---- the accessors ------------------------------------------------------------------ */
@@ -199,31 +246,98 @@ static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int
 	return 0;
 }
 
+static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
+		      void *arg)
+{
+	if (!cur->pre)
+		return _UPT_access_reg(as, reg, val, write, arg);
+	if (write)
+		return -UNW_EREADONLYREG;
+	if (reg == UNW_X86_64_RIP)
+		*val = cur->pre_rip;
+	else if (reg == UNW_X86_64_RSP)
+		*val = cur->pre_rsp;
+	else
+		return -UNW_EBADREG;	/* the walk needs more than we know: it fails */
+	return 0;
+}
+
+static int access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val, int write,
+			void *arg)
+{
+	if (cur->pre)
+		return -UNW_EBADREG;
+	return _UPT_access_fpreg(as, reg, val, write, arg);
+}
+
 static unw_accessors_t accessors = {
 	.find_proc_info = find_proc_info,
 	.put_unwind_info = _UPT_put_unwind_info,
 	.get_dyn_info_list_addr = _UPT_get_dyn_info_list_addr,
 	.access_mem = access_mem,
-	.access_reg = _UPT_access_reg,
-	.access_fpreg = _UPT_access_fpreg,
+	.access_reg = access_reg,
+	.access_fpreg = access_fpreg,
 	.resume = _UPT_resume,
 	.get_proc_name = _UPT_get_proc_name,
 };
 
 int inject_unwind_walk(struct inject_unwind *u, pid_t tid, uint64_t sp, uint64_t stack_hi,
-		       int (*visit)(uint64_t ip, int n, void *arg), void *arg, int *nframes)
+		       const uint8_t *stack, int (*visit)(uint64_t ip, int n, void *arg), void *arg,
+		       int *nframes)
+{
+	u->pre = 0;
+	return walk(u, tid, sp, stack_hi, stack, visit, arg, nframes);
+}
+
+/* Before the hold: every word of a copy of the stack that points into a
+ * module's code is looked up in that module's unwind table, as the walk
+ * would, so the table and FDE pages the walk needs are in the page cache
+ * already (they never change: read-only file mappings).  In a big program
+ * that is most of a walk's time (31 pages, 0.5 ms, for a PostgreSQL
+ * backend's 12 frames). */
+void inject_unwind_warm(struct inject_unwind *u, pid_t tid, const uint8_t *stack, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)stack;
+	void *ui = u->as ? _UPT_create(tid) : NULL;
+	if (!ui)
+		return;
+	cur = u;
+	for (size_t i = 0; i < len / 8; i++)
+		for (size_t k = 0; k < u->n; k++)
+			if (w[i] > u->t[k].lo && w[i] <= u->t[k].hi) {
+				unw_proc_info_t pi;
+				memset(&pi, 0, sizeof(pi));
+				/* (without the unwind info: nothing to free, same pages) */
+				_Ux86_64_dwarf_search_unwind_table(u->as, w[i] - 1, &u->t[k].di, &pi, 0,
+								   ui);
+				break;
+			}
+	cur = NULL;
+	_UPT_destroy(ui);
+}
+
+int inject_unwind_walk_blocked(struct inject_unwind *u, pid_t tid, uint64_t pc, uint64_t sp,
+			       uint64_t stack_hi, const uint8_t *stack,
+			       int (*visit)(uint64_t ip, int n, void *arg), void *arg, int *nframes)
+{
+	u->pre = 1;
+	u->pre_rip = pc;
+	u->pre_rsp = sp;
+	int r = walk(u, tid, sp, stack_hi, stack, visit, arg, nframes);
+	u->pre = 0;
+	return r;
+}
+
+static int walk(struct inject_unwind *u, pid_t tid, uint64_t sp, uint64_t stack_hi,
+		const uint8_t *stack, int (*visit)(uint64_t ip, int n, void *arg), void *arg,
+		int *nframes)
 {
 	int n = 0, step = 1, stop = 0;
 	*nframes = 0;
-	memset(u->page_addr, 0, sizeof(u->page_addr));
-	u->stack = NULL;
-	u->stack_lo = u->stack_hi = 0;
-	size_t len = stack_hi > sp && stack_hi - sp <= STACK_READ_MAX ? (size_t)(stack_hi - sp) : 0;
-	if (len && (u->stack = malloc(len)) && inject_peek(u->pid, sp, u->stack, len) == 0) {
-		u->stack_lo = sp;
-		u->stack_hi = sp + len;
-	}
-	unw_addr_space_t as = unw_create_addr_space(&accessors, 0);
+	u->stack = stack;	/* [sp & ~7, stack_hi), read by the caller; or none */
+	u->stack_lo = stack ? sp & ~7ull : 0;
+	u->stack_hi = stack ? stack_hi : 0;
+	unw_addr_space_t as = u->as;
 	void *ui = as ? _UPT_create(tid) : NULL;
 	unw_cursor_t c;
 	cur = u;
@@ -238,9 +352,6 @@ int inject_unwind_walk(struct inject_unwind *u, pid_t tid, uint64_t sp, uint64_t
 	cur = NULL;
 	if (ui)
 		_UPT_destroy(ui);
-	if (as)
-		unw_destroy_addr_space(as);
-	free(u->stack);
 	u->stack = NULL;
 	*nframes = n;
 	return stop ? 1 : step < 0 ? step : 0;

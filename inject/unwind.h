@@ -21,6 +21,17 @@ void inject_unwind_free(struct inject_unwind *u);
  * Returns 1 if visit stopped the walk, 0 at the outermost frame, < 0 if a
  * step failed; *nframes gets the frames seen. */
 int inject_unwind_walk(struct inject_unwind *u, pid_t tid, uint64_t sp, uint64_t stack_hi,
-		       int (*visit)(uint64_t ip, int n, void *arg), void *arg, int *nframes);
+		       const uint8_t *stack, int (*visit)(uint64_t ip, int n, void *arg), void *arg,
+		       int *nframes);
+
+/* The same walk before any hold, for a thread blocked in a system call:
+ * from the pc and sp /proc/PID/task/TID/syscall shows and a copy of its
+ * stack.  It fails (< 0) as soon as a frame needs another register. */
+int inject_unwind_walk_blocked(struct inject_unwind *u, pid_t tid, uint64_t pc, uint64_t sp,
+			       uint64_t stack_hi, const uint8_t *stack,
+			       int (*visit)(uint64_t ip, int n, void *arg), void *arg, int *nframes);
+
+/* Fill the walk's cache (unwind tables) from a copy of a stack, before a hold. */
+void inject_unwind_warm(struct inject_unwind *u, pid_t tid, const uint8_t *stack, size_t len);
 
 #endif

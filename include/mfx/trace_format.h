@@ -238,7 +238,9 @@ enum mfx_mark_kind {
 	MFX_MARK_TRIM = 3,
 	/* ATTACH: vals: start_to_active_ns (command start -> hooks live),
 	 * held_ns (longest stop of the target thread), slots_patched, modules,
-	 * attempts (safe-point tries). */
+	 * attempts (safe-point tries), loader_thread_ns (how long mfx held the
+	 * thread of its own that loaded the agent after the hold; 0 when the
+	 * held thread loaded it). */
 	MFX_MARK_ATTACH = 4,
 	MFX_MARK_DROPPED = 5,		/* vals: events dropped; text: reason */
 	MFX_MARK_MALLOC_INFO = 6,	/* text: malloc_info(3) XML */

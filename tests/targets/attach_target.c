@@ -13,6 +13,9 @@
  *   frag MB    allocate MB MiB in 1 KiB blocks, free all but one in 64: the heap
  *              stays large and mostly free (what malloc_trim can give back)
  *   alarm MS   a SIGALRM every MS milliseconds from now on (SA_RESTART)
+ *   setxid MS  a thread calls setresuid(-1, -1, -1) every 200 us for MS ms:
+ *              each one makes glibc signal every thread (SIGSETXID) and wait
+ *              for all of them; prints "done setxid N" (N calls) at the end
  *   closefds   close every fd above 2, as daemons do, then take the low
  *              numbers again with 4 socketpairs of its own
  *   checkfds   prints "INJECTED" if anything arrived on those sockets
@@ -131,6 +134,20 @@ static void churn(long ms)
 	fflush(stdout);
 }
 
+static void *setxid_thread(void *arg)
+{
+	uint64_t end = now_ns() + (uint64_t)(intptr_t)arg * 1000000ull;
+	long n = 0;
+	struct timespec gap = { 0, 200000 };
+	while (now_ns() < end && setresuid((uid_t)-1, (uid_t)-1, (uid_t)-1) == 0) {
+		n++;
+		nanosleep(&gap, NULL);
+	}
+	printf("done setxid %ld\n", n);
+	fflush(stdout);
+	return NULL;
+}
+
 /* A SIGSEGV handler, as JVMs and crash reporters have: mfx must leave it. */
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
@@ -207,6 +224,10 @@ int main(void)
 				long ms = atol(line + 6);
 				struct itimerval it = { { 0, ms * 1000 }, { 0, ms * 1000 } };
 				setitimer(ITIMER_REAL, &it, NULL);
+			} else if (!strncmp(line, "setxid ", 7)) {
+				pthread_t t;
+				if (pthread_create(&t, NULL, setxid_thread, (void *)(intptr_t)atol(line + 7)) == 0)
+					pthread_detach(t);
 			} else if (!strcmp(line, "closefds")) {
 				for (int fd = 3; fd < 1024; fd++)
 					close(fd);
