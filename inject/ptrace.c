@@ -175,6 +175,15 @@ static int cand_cmp(const void *a, const void *b)
 	return x->score != y->score ? x->score - y->score : (x->tid > y->tid) - (x->tid < y->tid);
 }
 
+/* Is thread tid of pid named `name` (/proc/PID/task/TID/comm)? */
+static int task_named(pid_t pid, pid_t tid, const char *name)
+{
+	char p[96], buf[64];
+	size_t n = strlen(name);
+	snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+	return read_text(p, buf, sizeof(buf)) == 0 && !strncmp(buf, name, n) && buf[n] == '\n';
+}
+
 /* Threads in the order to try them. */
 static int candidates(pid_t pid, struct cand **out, size_t *n)
 {
@@ -191,8 +200,7 @@ static int candidates(pid_t pid, struct cand **out, size_t *n)
 		if (tid <= 0)
 			continue;
 		char buf[512], p[96];
-		snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
-		if (read_text(p, buf, sizeof(buf)) == 0 && !strcmp(buf, "mfx-agent\n"))
+		if (task_named(pid, tid, "mfx-agent"))
 			continue;	/* our own agent's thread: it serves the doorbell */
 		snprintf(p, sizeof(p), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
 		int score = 2;
@@ -339,35 +347,49 @@ static int mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 	return ok ? 0 : -EFAULT;
 }
 
-/* The mapping holding addr: [*lo, *hi); *grows = it is the main [stack]
- * (the kernel extends it down to RLIMIT_STACK on demand). */
-static int mapping_of(const struct inject *ij, uint64_t addr, uint64_t *lo, uint64_t *hi,
-		      int *grows)
+/* All mappings, before the hold: the held thread's stack is looked up here. */
+static void read_maps(struct inject *ij)
 {
-	for (size_t i = 0; i < ij->nmaps; i++)	/* read before the hold */
-		if (addr >= ij->maps[i].lo && addr < ij->maps[i].hi) {
-			*lo = ij->maps[i].lo;
-			*hi = ij->maps[i].hi;
-			*grows = ij->maps[i].stack;
-			return 0;
-		}
 	char path[64], line[4352];
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)ij->pid);
 	FILE *f = fopen(path, "re");
 	if (!f)
-		return -errno;
-	int found = 0;
-	while (!found && fgets(line, sizeof(line), f)) {
+		return;
+	size_t cap = 0;
+	ij->nmaps = 0;
+	while (fgets(line, sizeof(line), f)) {
 		unsigned long a, b;
-		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && addr >= a && addr < b) {
-			*lo = a;
-			*hi = b;
-			*grows = strstr(line, "[stack]") != NULL;
-			found = 1;
+		if (sscanf(line, "%lx-%lx", &a, &b) != 2)
+			continue;
+		if (ij->nmaps == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct inject_map *nm = realloc(ij->maps, cap * sizeof(*nm));
+			if (!nm)
+				break;
+			ij->maps = nm;
 		}
+		ij->maps[ij->nmaps++] = (struct inject_map){ a, b, strstr(line, "[stack]") != NULL };
 	}
 	fclose(f);
-	return found ? 0 : -ENOENT;
+}
+
+/* The mapping holding addr: [*lo, *hi); *grows = it is the main [stack]
+ * (the kernel extends it down to RLIMIT_STACK on demand).  From the list
+ * read before the hold; read again once if addr is in a newer mapping. */
+static int mapping_of(struct inject *ij, uint64_t addr, uint64_t *lo, uint64_t *hi, int *grows)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < ij->nmaps; i++)
+			if (addr >= ij->maps[i].lo && addr < ij->maps[i].hi) {
+				*lo = ij->maps[i].lo;
+				*hi = ij->maps[i].hi;
+				*grows = ij->maps[i].stack;
+				return 0;
+			}
+		if (!pass)
+			read_maps(ij);
+	}
+	return -ENOENT;
 }
 
 /* Our own code that runs during the hold (mfx, libc, libunwind), faulted
@@ -412,30 +434,6 @@ static uint8_t *stack_buffer(void)
 	return m;
 }
 
-/* All mappings, before the hold: the held thread's stack is looked up here. */
-static void read_maps(struct inject *ij)
-{
-	char path[64], line[4352];
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)ij->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return;
-	size_t cap = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b;
-		if (sscanf(line, "%lx-%lx", &a, &b) != 2)
-			continue;
-		if (ij->nmaps == cap) {
-			cap = cap ? cap * 2 : 256;
-			struct inject_map *nm = realloc(ij->maps, cap * sizeof(*nm));
-			if (!nm)
-				break;
-			ij->maps = nm;
-		}
-		ij->maps[ij->nmaps++] = (struct inject_map){ a, b, strstr(line, "[stack]") != NULL };
-	}
-	fclose(f);
-}
 
 static int in_loader_or_malloc(const struct inject *ij, uint64_t a)
 {
@@ -610,16 +608,13 @@ void inject_sched_fix(const struct inject *ij, const char *comm)
 {
 	if (!ij->was_boosted)
 		return;
-	char path[64], buf[64];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)ij->pid);
 	DIR *d = opendir(path);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		pid_t tid = atoi(e->d_name);
-		char p[96];
-		snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", (int)ij->pid, (int)tid);
-		if (tid > 0 && read_text(p, buf, sizeof(buf)) == 0 && !strncmp(buf, comm, strlen(comm)) &&
-		    buf[strlen(comm)] == '\n')
+		if (tid > 0 && task_named(ij->pid, tid, comm))
 			sched_set(tid, &ij->sched_saved);
 	}
 	if (d)
