@@ -79,8 +79,7 @@ int agent_ring(pid_t pid, int *chan)
 {
 	char agent[4096];
 	*chan = -1;
-	const char *no = getenv("MFX_NO_DOORBELL");
-	if (no && *no && strcmp(no, "0"))
+	if (env_flag("MFX_NO_DOORBELL"))
 		return -ENOENT;	/* tests, or by choice: the ptrace path */
 	int err = agent_path(agent, sizeof(agent));
 	if (!err)

@@ -224,26 +224,25 @@ int cmd_attach(int argc, char **argv)
 	const char *how = "doorbell";
 	err = agent_ring(pid, &res.chan);
 	if (err) {
-		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
+		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL,
+					  .no_boot = env_flag("MFX_NO_BOOT"),
+					  .no_boost = env_flag("MFX_NO_BOOST") };
 		inject_agent_prepare(pid, agent);
-		err = inject_open(pid, &io, &ij);
-		if (!err) {
-			err = inject_agent(&ij, agent, &res);
-			inject_close(&ij);
-		}
-		/* the hold only started a thread of ours: it loads the agent now */
-		if (!err && res.boot_tid) {
-			err = inject_agent_booted(pid, agent, &ij.lc, io.verbose, &res);
-			if (err == -MFX_E_EXITED && kill(pid, 0) == 0) {
-				/* a signal ended its pause() first: load in a hold */
-				io.no_boot = 1;
-				memset(&res, 0, sizeof(res));
-				res.chan = -1;
-				if (!(err = inject_open(pid, &io, &ij))) {
-					err = inject_agent(&ij, agent, &res);
-					inject_close(&ij);
-				}
+		for (;;) {
+			err = inject_open(pid, &io, &ij);
+			if (!err) {
+				err = inject_agent(&ij, agent, &res);
+				inject_close(&ij);
 			}
+			/* the hold only started a thread of ours: it loads the agent now */
+			if (!err && res.boot_tid)
+				err = inject_agent_booted(pid, agent, &ij.lc, io.verbose, &res);
+			if (err != -MFX_E_EXITED || !res.boot_tid || kill(pid, 0))
+				break;
+			/* a signal ended its pause() before we took it: load in a hold */
+			io.no_boot = 1;
+			memset(&res, 0, sizeof(res));
+			res.chan = -1;
 		}
 		if (!err && res.ring && (err = inject_agent_ring(pid, agent, AGENT_RING_MS, &res.chan)))
 			snprintf(res.msg, sizeof(res.msg), "the agent was loaded but did not answer: %s",

@@ -77,7 +77,8 @@ int trim_process(pid_t pid, struct trim_result *r)
 		close(chan);
 	} else {
 		struct inject ij;
-		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL };
+		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL,
+					  .no_boost = env_flag("MFX_NO_BOOST") };
 		if ((err = inject_open(pid, &io, &ij)))
 			return err;
 		err = inject_trim(&ij, &ret, &r->trim_ns);

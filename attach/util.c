@@ -499,3 +499,9 @@ int grow_array(void *arrp, size_t *cap, size_t n, size_t elem)
 	*cap = nc;
 	return 0;
 }
+
+int env_flag(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v && strcmp(v, "0");
+}

@@ -32,6 +32,8 @@ int parse_duration(const char *s, uint64_t *ns);
 int parse_size(const char *s, uint64_t *bytes);
 /* Non-negative decimal integer that fits in *out. 0 or -EINVAL. */
 int parse_uint(const char *s, uint64_t max, uint64_t *out);
+/* An on/off environment switch (MFX_NO_DOORBELL=1, ...): set, not "" nor "0". */
+int env_flag(const char *name);
 /* "12.3 MiB", "512 B" into buf; returns buf. */
 char *fmt_bytes(uint64_t bytes, char *buf, size_t n);
 /* "1.25 s", "340 ms", "12 us" into buf; returns buf. */

@@ -84,6 +84,7 @@ struct inject_opts {
 	pid_t parked_tid;
 	uint64_t parked_self;
 	int no_boot;			/* load the agent in the held thread itself */
+	int no_boost;			/* leave the held thread's scheduling alone */
 	const struct inject_libc *lc;
 };
 

@@ -277,9 +277,7 @@ static int remote_dlerror(struct inject *ij, uint64_t fn_dlerror, char *msg, siz
 static int boot_ok(const struct inject *ij)
 {
 	const struct inject_libc *lc = &ij->lc;
-	const char *no = getenv("MFX_NO_BOOT");
-	if (ij->o.parked_tid || ij->o.no_boot || (no && *no && strcmp(no, "0")) ||
-	    !lc->fn[INJ_PTHREAD_CREATE] || !lc->fn[INJ_PAUSE] || !lc->tid_off)
+	if (ij->o.parked_tid || ij->o.no_boot || !lc->fn[INJ_PTHREAD_CREATE] || !lc->fn[INJ_PAUSE] || !lc->tid_off)
 		return 0;
 	uint64_t pc = ij->saved.rip;
 	return ij->in_syscall || pc < lc->libc.text_lo || pc >= lc->libc.text_hi;

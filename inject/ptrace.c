@@ -591,7 +591,7 @@ static int sched_set(pid_t tid, const struct inject_sched *a)
  * with reset-on-fork, so a thread it starts meanwhile is not real-time. */
 static int boost(pid_t tid, struct inject_sched *saved)
 {
-	if (getenv("MFX_NO_BOOST") || sched_get(tid, saved) ||
+	if (sched_get(tid, saved) ||
 	    (saved->policy != SCHED_OTHER && saved->policy != SCHED_BATCH))
 		return 0;
 	struct inject_sched rt = { .policy = SCHED_FIFO, .priority = 1, .flags = 1 /* RESET_ON_FORK */ };
@@ -650,7 +650,7 @@ static int save_state(struct inject *ij)
 		all &= ~(1ull << (faults[i] - 1));
 	if (ptrace(PTRACE_SETSIGMASK, ij->tid, (void *)sizeof(uint64_t), &all))
 		return -errno;
-	if (!ij->o.parked_tid)	/* (ours: no hurry) */
+	if (!ij->o.parked_tid && !ij->o.no_boost)	/* (ours: no hurry) */
 		ij->was_boosted = ij->boosted = boost(ij->tid, &ij->sched_saved);
 	ij->in_syscall = (long)ij->saved.orig_rax >= 0;
 	ij->syscall_nr = (long)ij->saved.orig_rax;
@@ -842,7 +842,8 @@ int inject_open(pid_t pid, const struct inject_opts *o, struct inject *ij)
 	else if ((err = inject_load_libc(pid, &ij->lc)))
 		return err;
 	if (!ij->o.parked_tid) {
-		ij->self_boosted = boost(0, &ij->self_sched);	/* mfx itself, till inject_close */
+		if (!ij->o.no_boost)	/* mfx itself, till inject_close */
+			ij->self_boosted = boost(0, &ij->self_sched);
 		/* all of it before the hold: the unwind tables, the mappings, a
 		 * stack buffer whose pages are already ours */
 		inject_unwind_prepare(pid, &ij->unw);	/* without it: no thread is ever safe */
