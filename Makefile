@@ -39,8 +39,9 @@ BASEFLAGS:= -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP
 LIBS_MFX := $(shell $(PKG) --libs libdw libelf libpng cairo libzstd libunwind-ptrace libunwind-generic 2>/dev/null) -lpthread -lm
 CFL_MFX  := $(shell $(PKG) --cflags libdw libelf libpng cairo libzstd 2>/dev/null)
 
-# --- the mfx command: attach/ inject/ analyzer/ -----------------------------
-MFX_SRCS := $(wildcard attach/*.c inject/*.c analyzer/*.c)
+# --- the mfx command: attach/ on top of inject/ analyzer/ trace/ common/ -----
+MFX_SRCS := $(wildcard attach/*.c inject/*.c analyzer/*.c analyzer/replay/replay.c \
+	trace/*.c common/*.c)
 MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o)
 LIB_OBJS := $(filter-out $(B)/obj/attach/main.o,$(MFX_OBJS))
 
@@ -84,7 +85,7 @@ build/san/libmfx.so: build/libmfx.so
 	$(Q)mkdir -p $(@D) && cp -f $< $@
 
 # The replayer is never sanitized: it runs under other allocators.
-$(B)/mfx-replay: analyzer/replayer/replay.c analyzer/replayer/ops.h
+$(B)/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h
 	$(call say,CC,$<)
 	$(Q)$(CC) -std=gnu11 -O2 -g $(WARN) -pthread -o $@ $<
 
@@ -129,6 +130,7 @@ asan:
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined all
+	$(Q)scripts/layers.sh build/obj
 	$(Q)tests/run.sh
 
 bench: deps

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "analyzer/analyze.h"
-#include "attach/util.h"
-#include "mfx/error.h"
+#include "common/util.h"
+#include "common/error.h"
 
 struct lent {
 	uint64_t ptr;		/* 0 = empty */

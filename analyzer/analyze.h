@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "analyzer/trace.h"
+#include "trace/reader.h"
 
 #define AN_SITE_BUCKETS 16	/* per-site live-bytes series */
 #define AN_TL_BUCKETS 1024	/* global timeline resolution */

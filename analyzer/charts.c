@@ -14,7 +14,7 @@
 
 #include "analyzer/chart.h"
 #include "analyzer/model.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 #define W 1200
 #define H 700

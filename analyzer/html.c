@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "analyzer/model.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 static void esc(FILE *f, const char *s)
 {

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "analyzer/model.h"
-#include "attach/procfs.h"
-#include "attach/util.h"
-#include "mfx/error.h"
+#include "common/procfs.h"
+#include "common/util.h"
+#include "common/error.h"
 
 #define PAGE 4096ull
 

@@ -11,7 +11,7 @@
 
 #include "analyzer/analyze.h"
 #include "analyzer/symbolize.h"
-#include "analyzer/trace.h"
+#include "trace/reader.h"
 
 #define MODEL_TOP_MAX 50
 #define OCC_CLASSES 5	/* pages by live-byte fill: 0, (0,25%], (25,50%], (50,75%], (75,100%] */

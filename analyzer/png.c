@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "analyzer/chart.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 int png_write_argb(const char *path, const uint8_t *data, int w, int h, int stride)
 {

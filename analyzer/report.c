@@ -9,7 +9,7 @@
 
 #include "analyzer/model.h"
 #include "analyzer/report.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 int report_run(const char *run_dir, const struct report_opts *o)
 {

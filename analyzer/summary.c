@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "analyzer/json.h"
+#include "common/json.h"
 #include "analyzer/model.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 static void json_site(struct json *j, const struct model *m, const struct rsite *r)
 {

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "analyzer/symbolize.h"
-#include "analyzer/trace.h"
-#include "attach/util.h"
+#include "trace/reader.h"
+#include "common/util.h"
 
 struct entry {
 	uint64_t addr;		/* 0 = empty */

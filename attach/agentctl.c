@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "attach/agentctl.h"
-#include "attach/util.h"
+#include "common/util.h"
 #include "inject/load.h"
 
 int agent_send(int fd, uint16_t type, const char *text, const int *fds, int nfds)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "include/mfx/control.h"
+#include "mfx/control.h"
 
 #define AGENT_REPLY_MS 10000	/* START/STOP answers */
 #define AGENT_RING_MS 1000	/* a dormant agent's WELCOME */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "attach/capture.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 const char capture_options_help[] =
 	"    -o, --out DIR              run directory (default results/<prog>-<pid>-<date>)\n"

@@ -50,7 +50,7 @@ struct session;
 int session_new(const struct capture_opts *o, const char *run_dir, pid_t pid,
 		enum session_mode mode, struct session **out);
 struct spool;
-/* The spool the agents write into (attach/spool.h): the session drains it
+/* The spool the agents write into (trace/spool.h): the session drains it
  * while the window lasts and frees it at the end. */
 int session_set_spool(struct session *s, struct spool *sp);
 /* launch: the child to reap with waitpid(); its status is kept. */

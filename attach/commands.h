@@ -10,8 +10,8 @@ int cmd_launch(int argc, char **argv);		/* attach/launch.c */
 int cmd_attach(int argc, char **argv);		/* attach/attach.c */
 int cmd_trim(int argc, char **argv);		/* attach/trim.c */
 int cmd_snapshot(int argc, char **argv);	/* attach/snapshot.c */
-int cmd_report(int argc, char **argv);		/* analyzer/cmd_report.c */
-int cmd_replay(int argc, char **argv);		/* analyzer/replay.c */
+int cmd_report(int argc, char **argv);		/* attach/cmd_report.c */
+int cmd_replay(int argc, char **argv);		/* analyzer/replay/replay.c */
 int cmd_export(int argc, char **argv);		/* analyzer/export.c */
 
 #endif

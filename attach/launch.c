@@ -21,10 +21,11 @@
 
 #include "attach/capture.h"
 #include "attach/commands.h"
-#include "attach/spool.h"
+#include "attach/rundir.h"
+#include "trace/spool.h"
 #include "attach/trim.h"
-#include "include/mfx/trace_format.h"
-#include "attach/util.h"
+#include "trace/format.h"
+#include "common/util.h"
 
 static void launch_help(void)
 {

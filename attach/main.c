@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "attach/commands.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 static const struct command {
 	const char *name;

@@ -25,10 +25,10 @@
 
 #include "analyzer/report.h"
 #include "attach/capture.h"
-#include "attach/procfs.h"
-#include "attach/spool.h"
-#include "attach/tracefile.h"
-#include "attach/util.h"
+#include "common/procfs.h"
+#include "trace/spool.h"
+#include "trace/tracefile.h"
+#include "common/util.h"
 
 #define MAX_TRACES 64
 #define SCAN_NS 100000000ull		/* look for new trace files (children) */

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "analyzer/json.h"
+#include "common/json.h"
 #include "attach/agentctl.h"
 #include "attach/commands.h"
-#include "attach/procfs.h"
-#include "attach/util.h"
+#include "common/procfs.h"
+#include "common/util.h"
 
 static void snapshot_help(void)
 {

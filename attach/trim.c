@@ -18,13 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyzer/json.h"
+#include "common/json.h"
 #include "attach/agentctl.h"
 #include "attach/attach.h"
 #include "attach/commands.h"
-#include "attach/procfs.h"
+#include "common/procfs.h"
 #include "attach/trim.h"
-#include "attach/util.h"
+#include "common/util.h"
 #include "inject/inject.h"
 #include "inject/load.h"
 

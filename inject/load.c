@@ -49,8 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "include/mfx/control.h"
-#include "include/mfx/error.h"
+#include "mfx/control.h"
+#include "common/error.h"
 #include "inject/inject.h"
 #include "inject/load.h"
 

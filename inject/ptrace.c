@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "include/mfx/error.h"
+#include "common/error.h"
 #include "inject/inject.h"
 #include "inject/unwind.h"
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "include/mfx/error.h"
+#include "common/error.h"
 #include "inject/inject.h"
 
 int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m)

@@ -50,7 +50,7 @@ int agent_resolve(int attach);
 
 struct agent_config {
 	int trace_fd;			/* open O_RDWR trace file, or -1: create trace_path */
-	int spool_fd;			/* mfx's spool memfd (mfx/spool.h), or -1: none */
+	int spool_fd;			/* mfx's spool memfd (trace/spool_format.h), or -1: none */
 	char trace_path[4096];
 	unsigned stack_depth;		/* 0 = no stacks */
 	int attach;			/* 1: MFX_HF_ATTACH, window marks */

@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "include/mfx/control.h"
+#include "mfx/control.h"
 #include "preload/internal.h"
 #include "preload/record.h"
 

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mfx/spool.h"
+#include "trace/spool_format.h"
 #include "preload/internal.h"
 #include "preload/record.h"
 

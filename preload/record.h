@@ -19,8 +19,8 @@
 #include <string.h>
 #include <x86intrin.h>
 
-#include "mfx/trace_format.h"
-#include "mfx/varint.h"
+#include "trace/format.h"
+#include "trace/varint.h"
 #include "preload/agent.h"
 
 #define barrier() __asm__ __volatile__("" ::: "memory")

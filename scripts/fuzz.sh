@@ -10,10 +10,10 @@ CLANG=$(command -v clang || ls /usr/bin/clang-* 2>/dev/null | sort -V | tail -1)
 [ -n "$CLANG" ] || { echo "fuzz: needs clang (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 out=build/fuzz
 mkdir -p "$out/corpus" tests/fuzz/corpus-run
-srcs="analyzer/trace.c analyzer/json.c attach/util.c include/mfx/*.c"
+srcs="trace/reader.c common/json.c common/util.c"
 libs=$(pkg-config --libs libzstd)
 "$CLANG" -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -I. -fsanitize=fuzzer,address,undefined \
-	-o "$out/trace_fuzz" tests/fuzz/trace_fuzz.c analyzer/trace.c attach/util.c $libs -lm 2>&1 |
+	-o "$out/trace_fuzz" tests/fuzz/trace_fuzz.c trace/reader.c common/util.c $libs -lm 2>&1 |
 	grep -v "^$" || true
 [ -x "$out/trace_fuzz" ] || { echo "fuzz: build failed" >&2; exit 1; }
 # seeds: small real traces (raw, finalised, with and without stacks)

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyzer/trace.h"
-#include "attach/tracefile.h"
-#include "mfx/columns.h"
-#include "mfx/error.h"
-#include "mfx/varint.h"
+#include "trace/reader.h"
+#include "trace/tracefile.h"
+#include "trace/columns.h"
+#include "common/error.h"
+#include "trace/varint.h"
 
 static int failures, checks;
 

@@ -1,5 +1,5 @@
 /*
- * trace.c - the trace reader (see trace.h): checks the header, walks the
+ * reader.c - the trace reader (see reader.h): checks the header, walks the
  * chunks, loads the metadata, and streams events merged across threads by
  * time.  Every length and offset read from the file is checked before use:
  * a malformed trace ends in -MFX_E_CORRUPT, never in a crash.
@@ -14,11 +14,11 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "analyzer/trace.h"
-#include "attach/util.h"
-#include "mfx/columns.h"
-#include "mfx/error.h"
-#include "mfx/varint.h"
+#include "trace/reader.h"
+#include "common/util.h"
+#include "trace/columns.h"
+#include "common/error.h"
+#include "trace/varint.h"
 
 struct chunk_ref {
 	uint64_t off;		/* of the header in the file */

@@ -10,8 +10,8 @@
  * that holds a thread's stack pointer (/proc/PID/task/TID/syscall, when
  * readable).  docs/metrics.md has the details.
  */
-#ifndef MFX_ATTACH_PROCFS_H
-#define MFX_ATTACH_PROCFS_H
+#ifndef MFX_COMMON_PROCFS_H
+#define MFX_COMMON_PROCFS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -84,4 +84,4 @@ int procfs_comm(pid_t pid, char *buf, size_t n);
 /* Thread ids of PID (malloc'ed array). 0 or -errno. */
 int procfs_tids(pid_t pid, pid_t **tids, size_t *n);
 
-#endif /* MFX_ATTACH_PROCFS_H */
+#endif /* MFX_COMMON_PROCFS_H */

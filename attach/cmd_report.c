@@ -9,7 +9,7 @@
 
 #include "analyzer/report.h"
 #include "attach/commands.h"
-#include "attach/util.h"
+#include "common/util.h"
 
 static void report_help(void)
 {

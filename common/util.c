@@ -1,5 +1,5 @@
 /*
- * util.c - small helpers every mfx command uses (see util.h).
+ * util.c - the base every part of mfx but the agent uses (see util.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "attach/util.h"
+#include "common/util.h"
 
 int mfx_quiet;
 static int progress_shown;
@@ -224,95 +224,6 @@ char *path_join(char *buf, size_t n, const char *dir, const char *name)
 	size_t l = strlen(dir);
 	snprintf(buf, n, "%s%s%s", dir, l && dir[l - 1] == '/' ? "" : "/", name);
 	return buf;
-}
-
-static int mkdir_p(const char *dir)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-/* Files mfx itself writes into a run directory: removed by --force. */
-static int is_mfx_file(const char *name)
-{
-	static const char *const exact[] = {
-		"smaps", "summary.json", "heatmap_allocations.png", "impact_memory_usage.png",
-		"page_occupancy.png", "report.html", "mftrace_log.csv", "stacks.folded",
-		"replay.c", "replay", "smaps_replay", "replay.json", "rss_comparison.png",
-		"snapshot.txt",
-	};
-	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-		if (!strcmp(name, exact[i]))
-			return 1;
-	size_t l = strlen(name);
-	return (!strncmp(name, "trace", 5) && l > 4 && !strcmp(name + l - 4, ".mfx")) ||
-	       (l > 4 && !strcmp(name + l - 4, ".png")) || !strncmp(name, "smaps", 5) ||
-	       !strncmp(name, ".mfx", 4) || !strncmp(name, "trace", 5);
-}
-
-int run_dir_create(const char *dir, int force)
-{
-	int err = mkdir_p(dir);
-	if (err)
-		return err;
-	DIR *d = opendir(dir);
-	if (!d)
-		return -errno;
-	struct dirent *e;
-	int nonempty = 0, foreign = 0;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		nonempty = 1;
-		if (!force)
-			break;
-		if (!is_mfx_file(e->d_name)) {
-			foreign = 1;
-			continue;
-		}
-		char p[PATH_MAX];
-		path_join(p, sizeof(p), dir, e->d_name);
-		if (unlink(p) && errno != EISDIR) {
-			int e2 = -errno;
-			closedir(d);
-			return e2;
-		}
-	}
-	closedir(d);
-	(void)foreign;	/* --force keeps files that are not mfx's */
-	if (nonempty && !force)
-		return -MFX_E_NOTEMPTY;
-	return 0;
-}
-
-char *run_dir_default(const char *prog, pid_t pid)
-{
-	const char *base = strrchr(prog, '/');
-	base = base ? base + 1 : prog;
-	char stamp[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-	char *out;
-	if (asprintf(&out, "results/%s-%d-%s", *base ? base : "prog", (int)pid, stamp) < 0)
-		return NULL;
-	for (char *p = out + 8; *p; p++)	/* keep the name one path component */
-		if (*p == '/' || *p == ' ')
-			*p = '_';
-	return out;
 }
 
 static int self_dir(char *buf, size_t n)

@@ -1,6 +1,6 @@
 /*
  * varint.h - LEB128 varints and zigzag, the integer coding of trace records
- * (trace_format.h).  Shared by the agent (writer), mfx (writer of its own
+ * (trace/format.h).  Shared by the agent (writer), mfx (writer of its own
  * chunks) and the reader.
  */
 #ifndef MFX_VARINT_H

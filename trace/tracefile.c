@@ -15,10 +15,10 @@
 #include <x86intrin.h>
 #include <zstd.h>
 
-#include "attach/tracefile.h"
-#include "attach/util.h"
-#include "mfx/columns.h"
-#include "mfx/varint.h"
+#include "trace/tracefile.h"
+#include "common/util.h"
+#include "trace/columns.h"
+#include "trace/varint.h"
 
 uint64_t tfile_tsc(void)
 {

@@ -4,13 +4,13 @@
  * mfx's own chunk (RSS samples, marks, thread names, clock pairs), asking the
  * agent to stop, and finalising (compacting and compressing) the file after.
  */
-#ifndef MFX_ATTACH_TRACEFILE_H
-#define MFX_ATTACH_TRACEFILE_H
+#ifndef MFX_TRACE_TRACEFILE_H
+#define MFX_TRACE_TRACEFILE_H
 
 #include <limits.h>
 #include <stdint.h>
 
-#include "mfx/trace_format.h"
+#include "trace/format.h"
 
 struct tfile {
 	int fd;
@@ -57,4 +57,4 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 /* rdtscp, for measuring the TSC rate beside the target. */
 uint64_t tfile_tsc(void);
 
-#endif /* MFX_ATTACH_TRACEFILE_H */
+#endif /* MFX_TRACE_TRACEFILE_H */

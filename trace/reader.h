@@ -1,5 +1,5 @@
 /*
- * trace.h - reading a trace.mfx: its header, its metadata (stacks, modules,
+ * reader.h - reading a trace.mfx: its header, its metadata (stacks, modules,
  * samples, marks, threads) and its events merged across threads in time order.
  *
  * Metadata is loaded by trace_open() (it is small); events are streamed by
@@ -15,13 +15,13 @@
  *		...;
  *	trace_close(t);
  */
-#ifndef MFX_ANALYZER_TRACE_H
-#define MFX_ANALYZER_TRACE_H
+#ifndef MFX_TRACE_READER_H
+#define MFX_TRACE_READER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mfx/trace_format.h"
+#include "trace/format.h"
 
 struct trace_event {
 	uint64_t ts_ns;		/* CLOCK_MONOTONIC ns */
@@ -118,4 +118,4 @@ const char *trace_thread_name(const struct trace *t, uint32_t tid);
 /* Value of an INFO record, or NULL. */
 const char *trace_info_value(const struct trace *t, const char *key);
 
-#endif /* MFX_ANALYZER_TRACE_H */
+#endif /* MFX_TRACE_READER_H */

@@ -1,5 +1,5 @@
 /*
- * trace_format.h - the on-disk layout of trace.mfx, shared by the agent
+ * format.h - the on-disk layout of trace.mfx, shared by the agent
  * (preload/, the writer of event chunks), the mfx command (attach/, the writer
  * of sample and mark chunks, and the finaliser) and the analyzer (the reader).
  *
@@ -116,7 +116,7 @@ enum mfx_chunk_type {
 enum mfx_codec {
 	MFX_CODEC_RAW = 0,
 	MFX_CODEC_ZSTD = 1,	/* one zstd frame */
-	/* EVENTS only: the payload split into columns (mfx/columns.h):
+	/* EVENTS only: the payload split into columns (trace/columns.h):
 	 * varint ncols, then per column varint raw_len, varint stored_len,
 	 * byte method (0 stored, 1 zstd), then the columns' bytes in order. */
 	MFX_CODEC_COLS = 2,

@@ -1,6 +1,6 @@
 /*
  * spool.c - creating and draining the shared-memory spool (see spool.h and
- * mfx/spool.h for the slot protocol).
+ * trace/spool_format.h for the slot protocol).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "attach/spool.h"
-#include "attach/util.h"
-#include "mfx/spool.h"
+#include "trace/spool.h"
+#include "common/util.h"
+#include "trace/spool_format.h"
 
 #define WAIT_NS 5000000L		/* longest sleep between drains */
 #define ORPHAN_CHECK_NS 200000000ull	/* look for slots of dead processes */

@@ -6,7 +6,7 @@
  * transform is lossless and exact: join(split(x)) == x, byte for byte.
  *
  * Shared by the finaliser (split) and the reader (join); both walk the
- * record grammar of trace_format.h.
+ * record grammar of trace/format.h.
  */
 #ifndef MFX_COLUMNS_H
 #define MFX_COLUMNS_H
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "mfx/trace_format.h"
+#include "trace/format.h"
 
 enum { COL_OP, COL_TS, COL_SIZE, COL_PTR, COL_STACK, COL_EXT, COL_N };
 

@@ -1,6 +1,6 @@
 /*
  * ops.h - replay.ops, the calls of a captured window as `mfx replay` writes
- * them (analyzer/replay.c) and the replayer reads them (replay.c here, which
+ * them (analyzer/replay/replay.c) and the replayer reads them (replayer.c here, which
  * mfx writes into the run directory with this file spliced in, so RUN/replay.c
  * stays self-contained).  Little-endian, native layout:
  *

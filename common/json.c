@@ -4,7 +4,7 @@
 #include <math.h>
 #include <inttypes.h>
 
-#include "analyzer/json.h"
+#include "common/json.h"
 
 void json_init(struct json *j, FILE *f)
 {

@@ -1,11 +1,11 @@
 /*
- * spool.h - mfx's end of the shared-memory spool (mfx/spool.h): create it,
+ * spool.h - mfx's end of the shared-memory spool (trace/spool_format.h): create it,
  * drain full slots into the trace files on a thread of its own while the
  * target runs, and drain whatever is left at the end (slots of processes that
  * died are drained too: nothing they recorded is lost).
  */
-#ifndef MFX_ATTACH_SPOOL_H
-#define MFX_ATTACH_SPOOL_H
+#ifndef MFX_TRACE_SPOOL_H
+#define MFX_TRACE_SPOOL_H
 
 #include <stdint.h>
 

@@ -1,16 +1,16 @@
 /*
- * util.h - small helpers every mfx command uses: one-line errors, durations
- * and sizes, the run directory, where the agent lives, progress lines.
+ * util.h - the base every part of mfx but the agent uses: one-line errors,
+ * durations and sizes, files, the clock, where the agent lives, progress.
  */
-#ifndef MFX_ATTACH_UTIL_H
-#define MFX_ATTACH_UTIL_H
+#ifndef MFX_COMMON_UTIL_H
+#define MFX_COMMON_UTIL_H
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "mfx/error.h"
+#include "common/error.h"
 
 #define MFX_VERSION "0.1.0"
 
@@ -44,12 +44,6 @@ char *fmt_count(uint64_t v, char *buf, size_t n);
 uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
 uint64_t realtime_ns(void);	/* CLOCK_REALTIME */
 
-/* Create run directory `dir` (and parents).  An existing empty directory is
- * fine; a non-empty one is refused with -MFX_E_NOTEMPTY unless `force`, in
- * which case mfx's own files in it are removed first. */
-int run_dir_create(const char *dir, int force);
-/* "results/<prog>-<pid>-<YYYYmmdd-HHMMSS>" (basename of prog); malloc'ed. */
-char *run_dir_default(const char *prog, pid_t pid);
 /* Join dir and name into buf (PATH_MAX); returns buf. */
 char *path_join(char *buf, size_t n, const char *dir, const char *name);
 
@@ -81,4 +75,4 @@ int progress_enabled(void);
 void progress_show(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void progress_clear(void);
 
-#endif /* MFX_ATTACH_UTIL_H */
+#endif /* MFX_COMMON_UTIL_H */

@@ -1,5 +1,5 @@
 /*
- * spool.h - the shared-memory spool between traced processes and mfx.
+ * spool_format.h - the shared-memory spool between traced processes and mfx.
  *
  * mfx creates the spool (a memfd) and hands it to the agents (launch: the
  * inherited fd named by MFX_SPOOL_FD; attach: passed over the control
@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#include "mfx/trace_format.h"
+#include "trace/format.h"
 
 #define MFX_SPOOL_MAGIC     0x4c4f4f5053584d46ull	/* "FMXSPOOL" */
 #define MFX_SPOOL_HEADER    16384u

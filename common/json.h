@@ -10,8 +10,8 @@
  *	json_arr(&j, "stack"); json_str(&j, NULL, "main"); json_end(&j);
  *	json_end(&j);			// prints a final newline at depth 0
  */
-#ifndef MFX_ANALYZER_JSON_H
-#define MFX_ANALYZER_JSON_H
+#ifndef MFX_COMMON_JSON_H
+#define MFX_COMMON_JSON_H
 
 #include <stdint.h>
 #include <stdio.h>

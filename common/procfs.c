@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attach/procfs.h"
-#include "attach/util.h"
+#include "common/procfs.h"
+#include "common/util.h"
 
 const char *map_kind_name(enum map_kind k)
 {

@@ -2,7 +2,7 @@
  * error.h - mfx's error codes.  Functions return 0 or a negative code:
  * -errno for system errors, -MFX_E_* (above 255) for mfx's own.  Library
  * code never prints; the command layer turns a code into one line with
- * mfx_strerror() (attach/util.c).
+ * mfx_strerror() (common/util.c).
  *
  * Append new codes at the end of their block; never renumber.
  */

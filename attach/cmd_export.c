@@ -1,0 +1,124 @@
+/*
+ * cmd_export.c - `mfx export`: the command line of the exports (the formats
+ * themselves are analyzer/export.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "analyzer/export.h"
+#include "attach/commands.h"
+#include "common/util.h"
+#include "trace/reader.h"
+
+static void export_help(void)
+{
+	printf("usage: mfx export (--csv | --folded) [--weight W] [--trace FILE] [-o FILE] RUN_DIR\n\n"
+	       "Write the trace of RUN_DIR in another format.\n\n"
+	       "    --csv             mftrace_log.csv: ts_ns,event,ptr,size,tid,api,old_ptr,stack\n"
+	       "                      one row per counted call in time order (the seed's columns\n"
+	       "                      first: event is malloc, calloc, realloc, free or memalign;\n"
+	       "                      ts_ns is CLOCK_MONOTONIC; api names the exact function)\n"
+	       "    --folded          stacks.folded: 'root;...;leaf weight' per allocation stack,\n"
+	       "                      for flamegraph.pl, speedscope or inferno\n"
+	       "    --weight W        folded weights: live-bytes (at the end, default),\n"
+	       "                      alloc-bytes or count (allocating calls)\n"
+	       "    --trace FILE      another trace of the run (e.g. trace-1234.mfx)\n"
+	       "    -o, --out FILE    output file (default RUN_DIR/mftrace_log.csv or\n"
+	       "                      RUN_DIR/stacks.folded; '-' for stdout)\n\n"
+	       "Examples:\n"
+	       "    mfx export --csv results/app-4242-20261125-101500\n"
+	       "    mfx export --folded --weight alloc-bytes -o - RUN | flamegraph.pl > alloc.svg\n");
+}
+
+int cmd_export(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "csv", no_argument, NULL, 'c' },
+		{ "folded", no_argument, NULL, 'f' },
+		{ "weight", required_argument, NULL, 'w' },
+		{ "trace", required_argument, NULL, 't' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int csv = 0, folded = 0, c;
+	enum export_weight w = W_LIVE;
+	const char *trace_name = "trace.mfx", *out = NULL;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":o:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': csv = 1; break;
+		case 'f': folded = 1; break;
+		case 'w':
+			if (!strcmp(optarg, "live-bytes"))
+				w = W_LIVE;
+			else if (!strcmp(optarg, "alloc-bytes"))
+				w = W_ALLOC;
+			else if (!strcmp(optarg, "count"))
+				w = W_COUNT;
+			else
+				return mfx_usage("export", "invalid --weight '%s' (live-bytes, "
+							   "alloc-bytes or count)", optarg);
+			break;
+		case 't': trace_name = optarg; break;
+		case 'o': out = optarg; break;
+		case 'q': mfx_quiet = 1; break;
+		case 'h': export_help(); return EXIT_OK;
+		case ':': return mfx_usage("export", "option '%s' needs a value", argv[optind - 1]);
+		default: return mfx_usage("export", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (csv + folded != 1)
+		return mfx_usage("export", "give exactly one of --csv and --folded");
+	if (optind != argc - 1)
+		return mfx_usage("export", optind >= argc ? "no run directory given" :
+							   "one run directory expected");
+	const char *dir = argv[optind];
+	struct stat st;
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		mfx_err("'%s' is not a run directory", dir);
+		return EXIT_FAIL;
+	}
+	char tpath[PATH_MAX], opath[PATH_MAX];
+	if (strchr(trace_name, '/'))
+		snprintf(tpath, sizeof(tpath), "%s", trace_name);
+	else
+		path_join(tpath, sizeof(tpath), dir, trace_name);
+	struct trace *t;
+	int err = trace_open(tpath, &t);
+	if (err) {
+		mfx_err("cannot read '%s': %s", tpath, mfx_strerror(err == -ENOENT ? MFX_E_NOTRACE : -err));
+		return EXIT_FAIL;
+	}
+	if (!out)
+		out = path_join(opath, sizeof(opath), dir, csv ? "mftrace_log.csv" : "stacks.folded");
+	int to_stdout = !strcmp(out, "-");
+	char tmp[PATH_MAX + 8];
+	FILE *f = to_stdout ? stdout : fopen_replace(out, tmp, sizeof(tmp));
+	if (!f) {
+		mfx_err("cannot write '%s': %s", out, strerror(errno));
+		trace_close(t);
+		return EXIT_FAIL;
+	}
+	static char buf[1 << 16];
+	setvbuf(f, buf, _IOFBF, sizeof(buf));
+	err = csv ? export_csv(t, f) : export_folded(t, w, mfx_quiet, f);
+	trace_close(t);
+	if (fflush(f) && !err)
+		err = -errno;
+	if (!to_stdout)
+		err = fclose_replace(f, tmp, out, err);
+	if (err) {
+		mfx_err("cannot export '%s': %s", tpath, mfx_strerror(-err));
+		return EXIT_FAIL;
+	}
+	if (!to_stdout)
+		mfx_note("wrote %s", out);
+	return EXIT_OK;
+}

@@ -1,0 +1,110 @@
+/*
+ * cmd_replay.c - `mfx replay`: the command line of Approach B (the replay
+ * itself is analyzer/replay/).
+ */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analyzer/replay/replay.h"
+#include "attach/commands.h"
+#include "common/util.h"
+
+static void replay_help(void)
+{
+	printf("usage: mfx replay [OPTIONS] RUN_DIR\n\n"
+	       "Approach B: replay the captured window's allocation calls - same threads,\n"
+	       "same sizes, same order, cross-thread frees after their allocations - under\n"
+	       "glibc, jemalloc, tcmalloc and mimalloc (and glibc tunables), and compare\n"
+	       "their memory with the original's.  The native replayer (mfx-replay) reads\n"
+	       "the calls from replay.ops, any number of them; mfx samples each run's RSS\n"
+	       "from outside and copies its smaps at the highest RSS.  replay.c is the same\n"
+	       "calls as a plain C program (compiled into RUN/replay and run once under\n"
+	       "glibc as a cross-check).  Writes replay.ops, replay.c, replay, replay.json,\n"
+	       "smaps_replay* and rss_comparison.png into RUN_DIR, and refreshes report.html.\n\n"
+	       "Options:\n"
+	       "        --allocator LIST   comma-separated: glibc,jemalloc,tcmalloc,mimalloc,\n"
+	       "                           or the path of an allocator library (LD_PRELOAD)\n"
+	       "                           (default: every one installed)\n"
+	       "        --tunable T        also replay under glibc with tunable T, e.g.\n"
+	       "                           M_ARENA_MAX=2 or glibc.malloc.trim_threshold=0\n"
+	       "                           (repeatable)\n"
+	       "        --max-ops N        replay only the window's first N calls\n"
+	       "        --max-live-bytes SIZE  stop a replay when its live bytes would pass SIZE\n"
+	       "                           (its address space is limited to 4 x SIZE + 1 GiB)\n"
+	       "        --c-max-calls N    calls written into replay.c (default 50000)\n"
+	       "        --no-compile       write replay.c but do not compile or run it\n"
+	       "    -q, --quiet            no progress\n"
+	       "    -h, --help             this text\n\n"
+	       "Examples:\n"
+	       "    mfx replay results/app-4242-20261125-101500\n"
+	       "    mfx replay --allocator glibc,jemalloc --tunable M_ARENA_MAX=2 RUN_DIR\n"
+	       "    cd RUN_DIR && LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ./replay\n");
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	struct replay_opts o = {
+		.max_ops = UINT64_MAX, .max_live_bytes = UINT64_MAX, .c_max_calls = 50000,
+	};
+	static const struct option opts[] = {
+		{ "max-live-bytes", required_argument, NULL, 'L' },
+		{ "allocator", required_argument, NULL, 'a' },
+		{ "tunable", required_argument, NULL, 't' },
+		{ "max-ops", required_argument, NULL, 'm' },
+		{ "no-compile", no_argument, NULL, 'n' },
+		{ "c-max-calls", required_argument, NULL, 'c' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': o.allocators = optarg; break;
+		case 't':
+			if (o.ntunables == REPLAY_MAX_TUNABLES)
+				return mfx_usage("replay", "at most %d --tunable", REPLAY_MAX_TUNABLES);
+			o.tunables[o.ntunables++] = optarg;
+			break;
+		case 'm':
+			if (parse_uint(optarg, UINT64_MAX, &o.max_ops) || !o.max_ops)
+				return mfx_usage("replay", "--max-ops wants a positive number");
+			break;
+		case 'L':
+			if (parse_size(optarg, &o.max_live_bytes) || !o.max_live_bytes)
+				return mfx_usage("replay", "--max-live-bytes wants a size (e.g. 2G)");
+			break;
+		case 'n': o.no_compile = 1; break;
+		case 'c':
+			if (parse_uint(optarg, UINT32_MAX, &o.c_max_calls))
+				return mfx_usage("replay", "--c-max-calls wants a number");
+			break;
+		case 'q': o.quiet = 1; break;
+		case 'h': replay_help(); return EXIT_OK;
+		default:
+			return mfx_usage("replay", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return mfx_usage("replay", "no run directory given");
+	if (o.allocators) {
+		char buf[256];
+		snprintf(buf, sizeof(buf), "%s", o.allocators);
+		for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+			if (strchr(tok, '/')) {	/* --allocator /path/to/libfoo.so */
+				if (access(tok, R_OK))
+					return mfx_usage("replay", "cannot read allocator library '%s'", tok);
+			} else if (strcmp(tok, "glibc") && strcmp(tok, "jemalloc") &&
+				   strcmp(tok, "tcmalloc") && strcmp(tok, "mimalloc")) {
+				return mfx_usage("replay", "unknown allocator '%s' (glibc, jemalloc, "
+							   "tcmalloc, mimalloc)", tok);
+			}
+		}
+	}
+	return replay_run(argv[optind], &o);
+}

@@ -1,0 +1,106 @@
+/*
+ * rundir.c - the run directory of `mfx launch` and `mfx attach` (rundir.h):
+ * its default name, its creation, and what --force may remove from it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/rundir.h"
+#include "common/util.h"
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Files mfx itself writes into a run directory: removed by --force. */
+static int is_mfx_file(const char *name)
+{
+	static const char *const exact[] = {
+		"smaps", "summary.json", "heatmap_allocations.png", "impact_memory_usage.png",
+		"page_occupancy.png", "report.html", "mftrace_log.csv", "stacks.folded",
+		"replay.c", "replay", "smaps_replay", "replay.json", "rss_comparison.png",
+		"snapshot.txt",
+	};
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (!strcmp(name, exact[i]))
+			return 1;
+	size_t l = strlen(name);
+	return (!strncmp(name, "trace", 5) && l > 4 && !strcmp(name + l - 4, ".mfx")) ||
+	       (l > 4 && !strcmp(name + l - 4, ".png")) || !strncmp(name, "smaps", 5) ||
+	       !strncmp(name, ".mfx", 4) || !strncmp(name, "trace", 5);
+}
+
+int run_dir_create(const char *dir, int force)
+{
+	int err = mkdir_p(dir);
+	if (err)
+		return err;
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct dirent *e;
+	int nonempty = 0, foreign = 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		nonempty = 1;
+		if (!force)
+			break;
+		if (!is_mfx_file(e->d_name)) {
+			foreign = 1;
+			continue;
+		}
+		char p[PATH_MAX];
+		path_join(p, sizeof(p), dir, e->d_name);
+		if (unlink(p) && errno != EISDIR) {
+			int e2 = -errno;
+			closedir(d);
+			return e2;
+		}
+	}
+	closedir(d);
+	(void)foreign;	/* --force keeps files that are not mfx's */
+	if (nonempty && !force)
+		return -MFX_E_NOTEMPTY;
+	return 0;
+}
+
+char *run_dir_default(const char *prog, pid_t pid)
+{
+	const char *base = strrchr(prog, '/');
+	base = base ? base + 1 : prog;
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	char *out;
+	if (asprintf(&out, "results/%s-%d-%s", *base ? base : "prog", (int)pid, stamp) < 0)
+		return NULL;
+	for (char *p = out + 8; *p; p++)	/* keep the name one path component */
+		if (*p == '/' || *p == ' ')
+			*p = '_';
+	return out;
+}
+
