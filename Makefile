@@ -8,6 +8,9 @@
 #   make fuzz            libFuzzer on the trace parser (FUZZ_SECONDS=600)
 #   make SANITIZE=address,undefined   the command and analyzer under ASan+UBSan
 #                                     (into build/san/; the agent never is)
+#   make asan            the same
+#   make WERROR=1        warnings are errors (make check sets it)
+#   CPPFLAGS, CFLAGS, LDFLAGS are added to every compile and link
 #   make install PREFIX=/usr/local DESTDIR=
 #
 .DELETE_ON_ERROR:
@@ -34,14 +37,27 @@ B        := build
 SANFLAGS :=
 endif
 
-WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+# -Werror where the warnings are ours to fix: `make check` (CI) sets WERROR=1;
+# a user's plain `make` with another compiler is not stopped by a new warning.
+WERROR   ?= 0
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(filter 1,$(WERROR)),-Werror)
+# mfx runs as root and ptraces other processes: the usual hardening.
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+HARDEN_LD:= -Wl,-z,relro,-z,now
 BASEFLAGS:= -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP
-LIBS_MFX := $(shell $(PKG) --libs libdw libelf libpng cairo libzstd libunwind-ptrace libunwind-generic 2>/dev/null) -lpthread -lm
-CFL_MFX  := $(shell $(PKG) --cflags libdw libelf libpng cairo libzstd 2>/dev/null)
+
+# Libraries through pkg-config; a missing one stops the build with its name
+# (checked when something is compiled, so `make deps` can still install it).
+PKG_MFX  := libdw libelf libpng cairo libzstd libunwind-ptrace libunwind-generic
+PKG_MISSING := $(shell for p in $(PKG_MFX); do $(PKG) --exists $$p 2>/dev/null || echo $$p; done)
+need_pkgs = $(if $(PKG_MISSING),$(error missing libraries: $(PKG_MISSING) (pkg-config \
+	cannot find them; run 'scripts/deps.sh' as root, or 'make deps')))
+LIBS_MFX := $(if $(PKG_MISSING),,$(shell $(PKG) --libs $(PKG_MFX))) -lpthread -lm
+CFL_MFX  := $(if $(PKG_MISSING),,$(shell $(PKG) --cflags libdw libelf libpng cairo libzstd))
 
 # --- the mfx command: attach/ on top of inject/ analyzer/ trace/ common/ -----
-MFX_SRCS := $(wildcard attach/*.c inject/*.c analyzer/*.c analyzer/replay/replay.c \
-	trace/*.c common/*.c)
+MFX_SRCS := $(filter-out analyzer/replay/replayer.c,$(wildcard attach/*.c inject/*.c \
+	analyzer/*.c analyzer/replay/*.c trace/*.c common/*.c))
 MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o)
 LIB_OBJS := $(filter-out $(B)/obj/attach/main.o,$(MFX_OBJS))
 
@@ -53,8 +69,6 @@ AGENT_CFL   := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP \
 	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 AGENT_LIBS  := -ldl -lpthread	# libunwind: dlopen()ed by preload/stack.c
 
-# --- the native replayer: a small program run under other allocators --------
-
 # --- tests ------------------------------------------------------------------
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGETS     := $(TARGET_SRCS:tests/targets/%.c=build/tests/%) \
@@ -63,9 +77,11 @@ UNIT_SRCS   := $(wildcard tests/unit/*.c)
 UNITS       := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/*.c)
 
+# The agent and the replayer are never sanitized (they run inside other
+# programs, under other allocators); a sanitized mfx finds copies beside it.
 PROGS := $(B)/mfx build/libmfx.so build/mfx-replay
 ifneq ($(B),build)
-PROGS += $(B)/libmfx.so
+PROGS += $(B)/libmfx.so $(B)/mfx-replay
 endif
 
 all: $(PROGS) $(TARGETS) $(UNITS)
@@ -73,30 +89,30 @@ all: $(PROGS) $(TARGETS) $(UNITS)
 
 $(B)/mfx: $(MFX_OBJS)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(LIBS_MFX)
+	$(Q)$(CC) $(SANFLAGS) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(LIBS_MFX)
 
 build/libmfx.so: $(AGENT_OBJS) preload/libmfx.map
 	$(call say,LINK,$@)
-	$(Q)$(CC) -shared -o $@ $(AGENT_OBJS) -Wl,--version-script=preload/libmfx.map \
+	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $(AGENT_OBJS) -Wl,--version-script=preload/libmfx.map \
 		-Wl,-z,now -Wl,-z,relro -Wl,--no-undefined $(AGENT_LIBS)
 
-# the sanitized mfx finds its agent next to itself
-build/san/libmfx.so: build/libmfx.so
-	$(Q)mkdir -p $(@D) && cp -f $< $@
-
-# The replayer is never sanitized: it runs under other allocators.
-$(B)/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h
+build/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h
 	$(call say,CC,$<)
-	$(Q)$(CC) -std=gnu11 -O2 -g $(WARN) -pthread -o $@ $<
+	$(Q)mkdir -p $(@D) && $(CC) -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(CPPFLAGS) $(CFLAGS) \
+		-pthread $(HARDEN_LD) $(LDFLAGS) -o $@ $<
 
+build/san/libmfx.so build/san/mfx-replay: build/san/%: build/%
+	$(Q)mkdir -p $(@D) && cp -f $< $@
 
 $(B)/obj/%.o: %.c
 	$(call say,CC,$<)
-	$(Q)mkdir -p $(@D) && $(CC) $(BASEFLAGS) $(SANFLAGS) $(CFL_MFX) $(CFLAGS) -c -o $@ $<
+	$(need_pkgs)
+	$(Q)mkdir -p $(@D) && $(CC) $(BASEFLAGS) $(HARDEN) $(SANFLAGS) $(CFL_MFX) $(CPPFLAGS) \
+		$(CFLAGS) -c -o $@ $<
 
 build/obj/preload/%.o: preload/%.c
 	$(call say,CC,$<)
-	$(Q)mkdir -p $(@D) && $(CC) $(AGENT_CFL) $(CFLAGS) -c -o $@ $<
+	$(Q)mkdir -p $(@D) && $(CC) $(AGENT_CFL) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # Test targets: plain programs.  Per-target flags: TFLAGS_<name>.
 TFLAGS_relro_noplt := -fno-plt -Wl,-z,relro,-z,now
@@ -115,7 +131,8 @@ build/tests/libdlplugin.so: tests/targets/plugin/dlplugin.c
 # Unit tests link every mfx object but main.
 $(B)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 	$(call say,CC,$<)
-	$(Q)mkdir -p $(@D) && $(CC) $(BASEFLAGS) $(SANFLAGS) $(CFL_MFX) -o $@ $< $(LIB_OBJS) $(LIBS_MFX)
+	$(Q)mkdir -p $(@D) && $(CC) $(BASEFLAGS) $(SANFLAGS) $(CFL_MFX) $(CPPFLAGS) $(CFLAGS) \
+		$(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS_MFX)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -128,8 +145,8 @@ asan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined all
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined all
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all
+	$(Q)$(MAKE) --no-print-directory WERROR=1 SANITIZE=address,undefined all
 	$(Q)scripts/layers.sh build/obj
 	$(Q)tests/run.sh
 

@@ -3,7 +3,7 @@
 # for SECONDS (default 60; the release check runs 600).  The seed corpus is
 # real traces written by mfx launch on the test targets.
 #   scripts/fuzz.sh [SECONDS]
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 CLANG=$(command -v clang || ls /usr/bin/clang-* 2>/dev/null | sort -V | tail -1)
@@ -13,9 +13,8 @@ mkdir -p "$out/corpus" tests/fuzz/corpus-run
 srcs="trace/reader.c common/json.c common/util.c"
 libs=$(pkg-config --libs libzstd)
 "$CLANG" -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -I. -fsanitize=fuzzer,address,undefined \
-	-o "$out/trace_fuzz" tests/fuzz/trace_fuzz.c trace/reader.c common/util.c $libs -lm 2>&1 |
-	grep -v "^$" || true
-[ -x "$out/trace_fuzz" ] || { echo "fuzz: build failed" >&2; exit 1; }
+	-o "$out/trace_fuzz" tests/fuzz/trace_fuzz.c trace/reader.c common/util.c $libs -lm ||
+	{ echo "fuzz: build failed" >&2; exit 1; }
 # seeds: small real traces (raw, finalised, with and without stacks)
 [ -x build/mfx ] || make --no-print-directory all
 for args in "" "--no-stacks" "--stack-depth 4"; do
@@ -25,6 +24,14 @@ for args in "" "--no-stacks" "--stack-depth 4"; do
 	rm -rf "$d"
 done
 echo "fuzzing the trace reader for ${secs}s ($(ls "$out/corpus" | wc -l) corpus files)"
+# libFuzzer exits non-zero on a crash, a leak, a timeout or an OOM; its log
+# is kept, and its last lines shown either way.
+rc=0
 "$out/trace_fuzz" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=2048 \
-	-artifact_prefix="$out/" "$out/corpus" 2>&1 | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|SUMMARY|crash|Done" | tail -5
+	-artifact_prefix="$out/" "$out/corpus" >"$out/fuzz.log" 2>&1 || rc=$?
+grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|SUMMARY|crash|Done" "$out/fuzz.log" | tail -5 || true
+if [ $rc -ne 0 ]; then
+	echo "fuzz: the fuzzer failed (exit $rc): $out/fuzz.log, inputs in $out/" >&2
+	exit 1
+fi
 echo "fuzz: no crash in ${secs}s"
