@@ -335,9 +335,7 @@ static void list_others(struct model *m)
 	DIR *d = opendir(m->run_dir);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (strncmp(e->d_name, "trace", 5) || l < 5 || strcmp(e->d_name + l - 4, ".mfx") ||
-		    !strcmp(e->d_name, m->trace_name))
+		if (!is_trace_name(e->d_name) || !strcmp(e->d_name, m->trace_name))
 			continue;
 		char **n = realloc(m->others, (size_t)(m->nothers + 1) * sizeof(*n));
 		if (!n)

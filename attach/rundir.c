@@ -46,7 +46,7 @@ static int is_mfx_file(const char *name)
 		if (!strcmp(name, exact[i]))
 			return 1;
 	size_t l = strlen(name);
-	return (!strncmp(name, "trace", 5) && l > 4 && !strcmp(name + l - 4, ".mfx")) ||
+	return is_trace_name(name) ||
 	       (l > 4 && !strcmp(name + l - 4, ".png")) || !strncmp(name, "smaps", 5) ||
 	       !strncmp(name, ".mfx", 4) || !strncmp(name, "trace", 5);
 }

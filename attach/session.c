@@ -145,12 +145,6 @@ static struct traced *main_trace(struct session *s)
 	return NULL;
 }
 
-static int is_trace_name(const char *n)
-{
-	size_t l = strlen(n);
-	return !strncmp(n, "trace", 5) && l > 4 && !strcmp(n + l - 4, ".mfx");
-}
-
 /* Open trace files that appeared in the run directory (the program's, its
  * children's after fork or exec). */
 static void scan_dir(struct session *s)
@@ -198,13 +192,10 @@ static void name_threads(struct session *s, struct traced *t)
 			known = s->named[j] == tids[i];
 		if (known)
 			continue;
-		char path[80], *comm;
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)t->pid, (int)tids[i]);
-		if (read_file(path, &comm, NULL))
+		char comm[64];
+		if (procfs_task_comm(t->pid, tids[i], comm, sizeof(comm)))
 			continue;
-		comm[strcspn(comm, "\n")] = 0;
 		tfile_thread(&t->tf, (uint32_t)tids[i], comm);
-		free(comm);
 		pid_t *nn = realloc(s->named, (s->nnamed + 1) * sizeof(*nn));
 		if (nn) {
 			s->named = nn;

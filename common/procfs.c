@@ -28,6 +28,81 @@ static int kb_field(const char *line, const char *key, uint64_t *out)
 	return 1;
 }
 
+/* ---- /proc/PID/maps ------------------------------------------------------------ */
+
+/* A hex number ending at `end`'s first character; NULL when there is none. */
+static char *hex_field(char *p, uint64_t *v, char end)
+{
+	char *q;
+	errno = 0;
+	unsigned long long x = strtoull(p, &q, 16);
+	if (q == p || errno || *q != end || *p == '-' || *p == '+' || *p == ' ')
+		return NULL;
+	*v = x;
+	return q + 1;
+}
+
+/*
+ * The kernel writes each line as (fs/proc/task_mmu.c, show_map_vma):
+ * "%08lx-%08lx %c%c%c%c %08llx %02x:%02x %lu " then pads with spaces to a
+ * column and writes the path, if any, unescaped but for '\n' (so a path may
+ * hold spaces, and ends with " (deleted)" once unlinked).
+ */
+int procfs_maps_parse(char *line, struct maps_entry *e)
+{
+	uint64_t maj, min;
+	char *p = line, *q;
+	line[strcspn(line, "\n")] = 0;
+	if (!(p = hex_field(p, &e->lo, '-')) || !(p = hex_field(p, &e->hi, ' ')))
+		return -EINVAL;
+	if (strlen(p) < 5 || p[4] != ' ')
+		return -EINVAL;
+	memcpy(e->perms, p, 4);
+	e->perms[4] = 0;
+	if (!(p = hex_field(p + 5, &e->offset, ' ')) || !(p = hex_field(p, &maj, ':')) ||
+	    !(p = hex_field(p, &min, ' ')))
+		return -EINVAL;
+	e->dev_major = (unsigned)maj;
+	e->dev_minor = (unsigned)min;
+	errno = 0;
+	unsigned long long ino = strtoull(p, &q, 10);
+	if (q == p || errno || (*q && *q != ' ') || e->hi < e->lo)
+		return -EINVAL;
+	e->inode = ino;
+	e->path = q + strspn(q, " ");
+	return 0;
+}
+
+int procfs_maps_open(pid_t pid, struct maps_iter *it)
+{
+	char path[64];
+	if (pid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/maps");
+	memset(it, 0, sizeof(*it));
+	it->f = fopen(path, "re");
+	return it->f ? 0 : -errno;
+}
+
+int procfs_maps_next(struct maps_iter *it, struct maps_entry *e)
+{
+	while (it->f && getline(&it->line, &it->cap, it->f) > 0)
+		if (procfs_maps_parse(it->line, e) == 0)
+			return 1;
+	return 0;
+}
+
+void procfs_maps_close(struct maps_iter *it)
+{
+	if (it->f)
+		fclose(it->f);
+	free(it->line);
+	memset(it, 0, sizeof(*it));
+}
+
+/* ---- smaps_rollup, smaps --------------------------------------------------------- */
+
 int procfs_rollup(pid_t pid, struct rollup *r)
 {
 	char path[64], *text;
@@ -74,20 +149,16 @@ int procfs_rollup(pid_t pid, struct rollup *r)
 /* Header line of a mapping: "lo-hi perms offset dev inode   path". */
 static int parse_map_line(char *line, struct smaps_map *m)
 {
-	unsigned long long lo, hi, off, inode;
-	char perms[8];
-	int pathpos = 0;
-	if (sscanf(line, "%llx-%llx %7s %llx %*x:%*x %llu %n", &lo, &hi, perms, &off, &inode,
-		   &pathpos) < 5)
+	struct maps_entry e;
+	if (procfs_maps_parse(line, &e))
 		return -1;
 	memset(m, 0, sizeof(*m));
-	m->lo = lo;
-	m->hi = hi;
-	memcpy(m->perms, perms, 4);
-	m->perms[4] = 0;
-	m->offset = off;
-	m->inode = inode;
-	m->path = pathpos ? line + pathpos : "";
+	m->lo = e.lo;
+	m->hi = e.hi;
+	memcpy(m->perms, e.perms, sizeof(m->perms));
+	m->offset = e.offset;
+	m->inode = e.inode;
+	m->path = e.path;
 	return 0;
 }
 
@@ -104,8 +175,11 @@ static int mfx_owned(const struct smaps_map *m)
 {
 	const char *base = strrchr(m->path, '/');
 	base = base ? base + 1 : m->path;
+	/* "trace.mfx", or "trace.mfx (deleted)" once the run folder is gone */
+	char name[64];
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(base, " "), base);
 	return !strncmp(m->path, "[anon:mfx", 9) || !strcmp(base, "libmfx.so") ||
-	       (!strncmp(base, "trace", 5) && strstr(base, ".mfx")) ||
+	       is_trace_name(name) ||
 	       strstr(m->path, "/memfd:mfx") || !strncmp(m->path, "/memfd:libmfx", 13);
 }
 
@@ -200,14 +274,9 @@ int procfs_smaps_parse(char *text, size_t len, struct smaps *s)
 		if (nl)
 			*nl = 0;
 		if (is_map_header(line)) {
-			if (s->n == cap) {
-				cap = cap ? cap * 2 : 256;
-				struct smaps_map *nm = realloc(s->maps, cap * sizeof(*nm));
-				if (!nm) {
-					free(copy);
-					return -ENOMEM;
-				}
-				s->maps = nm;
+			if (grow_array(&s->maps, &cap, s->n, sizeof(*s->maps))) {
+				free(copy);
+				return -ENOMEM;
 			}
 			cur = &s->maps[s->n];
 			if (parse_map_line(line, cur) == 0)
@@ -303,31 +372,39 @@ size_t procfs_smaps_mark_allocator(struct smaps *s, const uint64_t *addrs, size_
 
 int procfs_state(pid_t pid)
 {
-	char path[64], *text;
+	char path[64], text[512];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int err = read_file(path, &text, NULL);
-	if (err)
-		return err == -ENOENT ? -ESRCH : err;
+	ssize_t r = read_small(path, text, sizeof(text));
+	if (r < 0)
+		return r == -ENOENT ? -ESRCH : (int)r;
 	/* "pid (comm) S ..." - comm may hold spaces and parentheses. */
 	char *rp = strrchr(text, ')');
-	int st = rp && rp[1] == ' ' && rp[2] ? rp[2] : -EINVAL;
-	free(text);
-	return st;
+	return rp && rp[1] == ' ' && rp[2] ? rp[2] : -EINVAL;
+}
+
+static int comm_at(const char *path, char *buf, size_t n)
+{
+	char text[64];
+	ssize_t r = read_small(path, text, sizeof(text));
+	if (r < 0)
+		return (int)r;
+	text[strcspn(text, "\n")] = 0;
+	snprintf(buf, n, "%s", text);
+	return 0;
 }
 
 int procfs_comm(pid_t pid, char *buf, size_t n)
 {
-	char path[64], *text;
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	int err = read_file(path, &text, NULL);
-	if (err)
-		return err;
-	char *nl = strchr(text, '\n');
-	if (nl)
-		*nl = 0;
-	snprintf(buf, n, "%s", text);
-	free(text);
-	return 0;
+	return comm_at(path, buf, n);
+}
+
+int procfs_task_comm(pid_t pid, pid_t tid, char *buf, size_t n)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+	return comm_at(path, buf, n);
 }
 
 int procfs_tids(pid_t pid, pid_t **tids, size_t *n)
@@ -337,27 +414,47 @@ int procfs_tids(pid_t pid, pid_t **tids, size_t *n)
 	DIR *d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? -ESRCH : -errno;
-	size_t cap = 16, k = 0;
-	pid_t *v = malloc(cap * sizeof(*v));
+	size_t cap = 0, k = 0;
+	pid_t *v = NULL;
+	int err = 0;
 	struct dirent *e;
-	while (v && (e = readdir(d))) {
+	while ((e = readdir(d))) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		if (k == cap) {
-			pid_t *nv = realloc(v, (cap *= 2) * sizeof(*v));
-			if (!nv) {
-				free(v);
-				v = NULL;
-				break;
-			}
-			v = nv;
-		}
+		if ((err = grow_array(&v, &cap, k, sizeof(*v))))
+			break;
 		v[k++] = (pid_t)atoi(e->d_name);
 	}
 	closedir(d);
-	if (!v)
-		return -ENOMEM;
+	if (!err && !v)	/* every thread gone: an empty list, not NULL */
+		err = grow_array(&v, &cap, 0, sizeof(*v));
+	if (err) {
+		free(v);
+		return err;
+	}
 	*tids = v;
 	*n = k;
+	return 0;
+}
+
+int procfs_status_field(pid_t pid, const char *name, uint64_t *out)
+{
+	char path[64], text[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	ssize_t r = read_small(path, text, sizeof(text));
+	if (r < 0)
+		return r == -ENOENT ? -ESRCH : (int)r;
+	/* Fields are "Name:\tvalue[ kB]", one a line. */
+	size_t kl = strlen(name);
+	const char *p = text;
+	while (strncmp(p, name, kl) || p[kl] != ':')
+		if (!(p = strchr(p, '\n')) || !*++p)
+			return -ENOENT;
+	p += kl + 1;
+	char *end;
+	uint64_t v = strtoull(p, &end, 10);
+	if (end == p)
+		return -EINVAL;
+	*out = !strncmp(end, " kB", 3) ? v * 1024 : v;
 	return 0;
 }

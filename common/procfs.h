@@ -15,7 +15,44 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+/* One line of /proc/PID/maps (also the header line of each smaps entry):
+ * "lo-hi perms offset major:minor inode   path". */
+struct maps_entry {
+	uint64_t lo, hi;		/* [lo, hi) */
+	char perms[5];			/* "r-xp" */
+	uint64_t offset;
+	unsigned dev_major, dev_minor;
+	uint64_t inode;
+	const char *path;		/* "" when anonymous; "[heap]", "/x/y (deleted)",
+					 * ...: points into the line */
+};
+/* Parse one such line in place (a trailing newline is cut off); 0 or
+ * -EINVAL.  e->path points into line. */
+int procfs_maps_parse(char *line, struct maps_entry *e);
+
+/* Walk /proc/PID/maps (pid 0: our own), one mapping at a time:
+ *
+ *	struct maps_iter it;
+ *	struct maps_entry e;
+ *	if ((err = procfs_maps_open(pid, &it)))
+ *		return err;
+ *	while (procfs_maps_next(&it, &e) > 0)
+ *		... e.path is valid until the next call ...
+ *	procfs_maps_close(&it);
+ *
+ * Lines of any length (a path is up to PATH_MAX).  Lines that do not parse
+ * are skipped. */
+struct maps_iter {
+	FILE *f;
+	char *line;
+	size_t cap;
+};
+int procfs_maps_open(pid_t pid, struct maps_iter *it);	/* 0 or -errno */
+int procfs_maps_next(struct maps_iter *it, struct maps_entry *e);	/* 1, or 0 at the end */
+void procfs_maps_close(struct maps_iter *it);
 
 struct rollup {
 	uint64_t rss, pss, anon, file, shmem, swap;	/* bytes */
@@ -81,7 +118,15 @@ size_t procfs_smaps_mark_allocator(struct smaps *s, const uint64_t *addrs, size_
 int procfs_state(pid_t pid);
 /* Comm name (/proc/PID/comm) into buf. 0 or -errno. */
 int procfs_comm(pid_t pid, char *buf, size_t n);
-/* Thread ids of PID (malloc'ed array). 0 or -errno. */
+/* Comm name of thread tid of pid (/proc/PID/task/TID/comm) into buf. 0 or
+ * -errno. */
+int procfs_task_comm(pid_t pid, pid_t tid, char *buf, size_t n);
+/* Thread ids of PID (/proc/PID/task, malloc'ed array, in directory order).
+ * 0 or -errno (-ESRCH: no such process). */
 int procfs_tids(pid_t pid, pid_t **tids, size_t *n);
+/* A "Name:   value kB" field of /proc/PID/status (e.g. "RssAnon", "VmHWM")
+ * in bytes (kB fields) or as the number it is.  0, -ENOENT (no such field)
+ * or -errno. */
+int procfs_status_field(pid_t pid, const char *name, uint64_t *out);
 
 #endif /* MFX_COMMON_PROCFS_H */

@@ -313,6 +313,34 @@ int read_file(const char *path, char **out, size_t *outlen)
 	return 0;
 }
 
+ssize_t read_small(const char *path, char *buf, size_t n)
+{
+	if (!n)
+		return -EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* /proc files are produced per read(2): loop until EOF or full. */
+	size_t len = 0;
+	while (len + 1 < n) {
+		ssize_t r = read(fd, buf + len, n - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = -errno;
+			close(fd);
+			buf[len] = 0;
+			return e;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = 0;
+	return (ssize_t)len;
+}
+
 int write_file(const char *path, const void *buf, size_t len)
 {
 	char tmp[PATH_MAX];
@@ -409,6 +437,29 @@ int grow_array(void *arrp, size_t *cap, size_t n, size_t elem)
 	*(void **)arrp = p;
 	*cap = nc;
 	return 0;
+}
+
+/* Digits, at least one: the pid and counter parts of a trace name. */
+static const char *digits(const char *s)
+{
+	const char *p = s;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p > s ? p : NULL;
+}
+
+int is_trace_name(const char *name)
+{
+	if (strncmp(name, "trace", 5))
+		return 0;
+	const char *p = name + 5;
+	if (*p == '-') {	/* trace-<pid>[.<n>].mfx: preload/agent.c create_trace() */
+		if (!(p = digits(p + 1)))
+			return 0;
+		if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+			p = digits(p + 1);
+	}
+	return !strcmp(p, ".mfx");
 }
 
 int env_flag(const char *name)

@@ -60,6 +60,9 @@ int grow_array(void *arrp, size_t *cap, size_t n, size_t elem);
 /* Read a whole small file (e.g. under /proc) into a malloc'ed NUL-terminated
  * buffer.  0 or -errno. */
 int read_file(const char *path, char **buf, size_t *len);
+/* Read at most n - 1 bytes of a small file (/proc/PID/status, comm, ...)
+ * into buf, NUL-terminated, without allocating.  Its length, or -errno. */
+ssize_t read_small(const char *path, char *buf, size_t n);
 /* Write buf to path atomically (tmp + rename). 0 or -errno. */
 int write_file(const char *path, const void *buf, size_t len);
 /* The same for a stream: fopen_replace() opens "<path>.tmp" (tmp gets its
@@ -68,6 +71,10 @@ int write_file(const char *path, const void *buf, size_t len);
  * case the .tmp is removed.  Returns err, or the first error seen. */
 FILE *fopen_replace(const char *path, char *tmp, size_t n);
 int fclose_replace(FILE *f, const char *tmp, const char *path, int err);
+
+/* Is name (a file name, no folder) one of the traces mfx writes:
+ * "trace.mfx", "trace-<pid>.mfx" or "trace-<pid>.<n>.mfx"? */
+int is_trace_name(const char *name);
 
 /* Progress line on stderr, only when stderr is a terminal and not quiet:
  * progress_show() redraws it in place, progress_clear() erases it. */

@@ -88,8 +88,7 @@ static struct dest *dest_for(struct spool *sp, uint64_t uid)
 	struct dirent *e;
 	struct dest *found = NULL;
 	while (!found && (e = readdir(d)) && sp->ndst < MAX_TRACES) {
-		size_t l = strlen(e->d_name);
-		if (strncmp(e->d_name, "trace", 5) || l < 5 || strcmp(e->d_name + l - 4, ".mfx"))
+		if (!is_trace_name(e->d_name))
 			continue;
 		char path[4200];
 		int fd = open(path_join(path, sizeof(path), sp->dir, e->d_name), O_RDWR | O_CLOEXEC);
