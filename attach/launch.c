@@ -25,6 +25,7 @@
 #include "trace/spool.h"
 #include "attach/trim.h"
 #include "trace/format.h"
+#include "common/elffile.h"
 #include "common/util.h"
 
 static void launch_help(void)
@@ -75,24 +76,16 @@ static int resolve_program(const char *prog, char *out, size_t n)
  * is dynamic, < 0 if it is not an ELF file we can read. */
 static int elf_is_static(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf_version(EV_CURRENT);
-	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-	int ret = -MFX_E_NOEXEC;
-	size_t nph;
-	if (e && elf_kind(e) == ELF_K_ELF && elf_getphdrnum(e, &nph) == 0) {
-		ret = 1;
-		for (size_t i = 0; i < nph; i++) {
-			GElf_Phdr ph;
-			if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_INTERP)
-				ret = 0;
-		}
-	}
-	if (e)
-		elf_end(e);
-	close(fd);
+	struct elf_file ef;
+	int ret = elf_file_open(path, &ef);
+	if (ret)
+		return ret;
+	ret = 1;
+	GElf_Phdr ph;
+	for (size_t i = 0; elf_file_phdr(&ef, i, &ph); i++)
+		if (ph.p_type == PT_INTERP)
+			ret = 0;
+	elf_file_close(&ef);
 	return ret;
 }
 

@@ -50,7 +50,9 @@
 #include <unistd.h>
 
 #include "mfx/control.h"
+#include "common/elffile.h"
 #include "common/error.h"
+#include "common/util.h"
 #include "inject/inject.h"
 #include "inject/load.h"
 
@@ -92,33 +94,26 @@ static int copy_file(const char *src, int dst)
  * segment) and bytes. */
 static int agent_build_id(const char *path, uint64_t *off, uint8_t *id, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf_version(EV_CURRENT);
-	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-	int err = -ENOENT;
-	size_t shstr;
+	struct elf_file ef;
+	int err = elf_file_open(path, &ef);
+	if (err)
+		return err == -MFX_E_NOEXEC ? -ENOENT : err;
+	err = -ENOENT;
 	Elf_Scn *scn = NULL;
-	if (e && elf_getshdrstrndx(e, &shstr) == 0)
-		while ((scn = elf_nextscn(e, scn))) {
-			GElf_Shdr sh;
-			const char *n;
-			if (!gelf_getshdr(scn, &sh) || !(n = elf_strptr(e, shstr, sh.sh_name)) ||
-			    strcmp(n, ".note.gnu.build-id") || sh.sh_size > 64)
-				continue;
-			Elf_Data *d = elf_getdata(scn, NULL);
-			if (!d || d->d_size != sh.sh_size)
-				break;
-			memcpy(id, d->d_buf, sh.sh_size);
-			*len = sh.sh_size;
-			*off = sh.sh_addr;
-			err = 0;
+	GElf_Shdr sh;
+	while ((scn = elf_file_section(&ef, scn, SHT_NULL, ".note.gnu.build-id", &sh))) {
+		if (sh.sh_size > 64)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		if (!d || d->d_size != sh.sh_size)
 			break;
-		}
-	if (e)
-		elf_end(e);
-	close(fd);
+		memcpy(id, d->d_buf, sh.sh_size);
+		*len = sh.sh_size;
+		*off = sh.sh_addr;
+		err = 0;
+		break;
+	}
+	elf_file_close(&ef);
 	return err;
 }
 
@@ -483,12 +478,9 @@ int inject_trim(struct inject *ij, uint64_t *ret, uint64_t *trim_ns)
 	uint64_t fn = ij->lc.fn[INJ_MALLOC_TRIM];
 	if (!fn)
 		return -MFX_E_NOSYM;
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	uint64_t t0 = now_ns();
 	uint64_t args[1] = { 0 };
 	int err = inject_call(ij, fn, args, 1, ret);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	*trim_ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull + (uint64_t)b.tv_nsec -
-		   (uint64_t)a.tv_nsec;
+	*trim_ns = now_ns() - t0;
 	return err;
 }

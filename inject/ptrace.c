@@ -45,6 +45,8 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/procfs.h"
+#include "common/util.h"
 #include "inject/inject.h"
 #include "inject/unwind.h"
 
@@ -52,13 +54,6 @@
 #define MIN_STACK_ROOM (256u * 1024u)	/* dlopen and the agent's start need room */
 #define SCRATCH_MAX 16384
 #define SIGSETXID (__SIGRTMIN + 1)	/* glibc's own, for setuid() in threads */
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ns(uint64_t ns)
 {
@@ -75,7 +70,7 @@ void inject_note(const struct inject *ij, const char *fmt, ...)
 	va_start(ap, fmt);
 	if (ij->attached)
 		fprintf(stderr, "mfx: inject: %6.3f ms held: ",
-			(double)(mono_ns() - ij->t_stopped) / 1e6);
+			(double)(now_ns() - ij->t_stopped) / 1e6);
 	else
 		fprintf(stderr, "mfx: inject: before the hold: ");
 	vfprintf(stderr, fmt, ap);
@@ -87,13 +82,8 @@ void inject_note(const struct inject *ij, const char *fmt, ...)
 
 static int read_text(const char *path, char *buf, size_t n)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	size_t r = fread(buf, 1, n - 1, f);
-	buf[r] = 0;
-	fclose(f);
-	return 0;
+	ssize_t r = read_small(path, buf, n);
+	return r < 0 ? (int)r : 0;
 }
 
 int inject_check(pid_t pid, pid_t *tracer)
@@ -178,27 +168,22 @@ static int cand_cmp(const void *a, const void *b)
 /* Is thread tid of pid named `name` (/proc/PID/task/TID/comm)? */
 static int task_named(pid_t pid, pid_t tid, const char *name)
 {
-	char p[96], buf[64];
-	size_t n = strlen(name);
-	snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
-	return read_text(p, buf, sizeof(buf)) == 0 && !strncmp(buf, name, n) && buf[n] == '\n';
+	char buf[64];
+	return procfs_task_comm(pid, tid, buf, sizeof(buf)) == 0 && !strcmp(buf, name);
 }
 
 /* Threads in the order to try them. */
 static int candidates(pid_t pid, struct cand **out, size_t *n)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? -ESRCH : -errno;
+	pid_t *tids;
+	size_t nt;
+	int err = procfs_tids(pid, &tids, &nt);
+	if (err)
+		return err;
 	struct cand *c = NULL;
 	size_t k = 0, cap = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		pid_t tid = atoi(e->d_name);
-		if (tid <= 0)
-			continue;
+	for (size_t i = 0; i < nt; i++) {
+		pid_t tid = tids[i];
 		char buf[512], p[96];
 		if (task_named(pid, tid, "mfx-agent"))
 			continue;	/* our own agent's thread: it serves the doorbell */
@@ -212,20 +197,15 @@ static int candidates(pid_t pid, struct cand **out, size_t *n)
 			else if (buf[0] != '-' && syscall_unsafe(strtol(buf, NULL, 10)))
 				score = 3;
 		}
-		if (k == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct cand *nc = realloc(c, cap * sizeof(*c));
-			if (!nc) {
-				free(c);
-				closedir(d);
-				return -ENOMEM;
-			}
-			c = nc;
+		if (grow_array(&c, &cap, k, sizeof(*c))) {
+			free(c);
+			free(tids);
+			return -ENOMEM;
 		}
 		c[k].tid = tid;
 		c[k++].score = score;
 	}
-	closedir(d);
+	free(tids);
 	qsort(c, k, sizeof(*c), cand_cmp);
 	*out = c;
 	*n = k;
@@ -246,7 +226,7 @@ static int wait_stop(pid_t tid, uint64_t timeout_ns, int *sig, int *event)
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &chld, &old);
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = now_ns();
 	int err;
 	for (;;) {
 		int st;
@@ -270,7 +250,7 @@ static int wait_stop(pid_t tid, uint64_t timeout_ns, int *sig, int *event)
 			}
 			continue;
 		}
-		uint64_t spent = mono_ns() - t0;
+		uint64_t spent = now_ns() - t0;
 		if (spent >= timeout_ns) {
 			err = -ETIMEDOUT;
 			break;
@@ -350,27 +330,18 @@ static int mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 /* All mappings, before the hold: the held thread's stack is looked up here. */
 static void read_maps(struct inject *ij)
 {
-	char path[64], line[4352];
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)ij->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
+	struct maps_iter it;
+	struct maps_entry e;
+	if (procfs_maps_open(ij->pid, &it))
 		return;
 	size_t cap = 0;
 	ij->nmaps = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b;
-		if (sscanf(line, "%lx-%lx", &a, &b) != 2)
-			continue;
-		if (ij->nmaps == cap) {
-			cap = cap ? cap * 2 : 256;
-			struct inject_map *nm = realloc(ij->maps, cap * sizeof(*nm));
-			if (!nm)
-				break;
-			ij->maps = nm;
-		}
-		ij->maps[ij->nmaps++] = (struct inject_map){ a, b, strstr(line, "[stack]") != NULL };
+	while (procfs_maps_next(&it, &e) > 0) {
+		if (grow_array(&ij->maps, &cap, ij->nmaps, sizeof(*ij->maps)))
+			break;
+		ij->maps[ij->nmaps++] = (struct inject_map){ e.lo, e.hi, !strcmp(e.path, "[stack]") };
 	}
-	fclose(f);
+	procfs_maps_close(&it);
 }
 
 /* The mapping holding addr: [*lo, *hi); *grows = it is the main [stack]
@@ -398,28 +369,23 @@ static int mapping_of(struct inject *ij, uint64_t addr, uint64_t *lo, uint64_t *
 static void prefault_self(void)
 {
 	static int done;
-	FILE *f;
-	char line[4352], exe[4096];
-	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe));
-	if (done++ || el <= 0 || !(f = fopen("/proc/self/maps", "re")))
+	struct maps_iter it;
+	struct maps_entry m;
+	char exe[4096];
+	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (done++ || el <= 0 || procfs_maps_open(0, &it))
 		return;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b;
-		char perms[8];
-		int pos = 0;
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &a, &b, perms, &pos) < 3 || !pos)
-			continue;
-		const char *path = line + pos + strspn(line + pos, " ");
-		size_t pl = strcspn(path, "\n");
-		int ours = strstr(path, "libunwind") || strstr(path, "/libc.so") ||
-			   (pl == (size_t)el && !strncmp(path, exe, pl));
+	exe[el] = 0;
+	while (procfs_maps_next(&it, &m) > 0) {
+		const char *path = m.path, *perms = m.perms;
+		int ours = strstr(path, "libunwind") || strstr(path, "/libc.so") || !strcmp(path, exe);
 		if (!ours)
 			continue;
 		if (perms[2] == 'x' || perms[0] == 'r')
-			madvise((void *)a, b - a, perms[1] == 'w' && strstr(path, "libunwind") ?
+			madvise((void *)m.lo, m.hi - m.lo, perms[1] == 'w' && strstr(path, "libunwind") ?
 				MADV_POPULATE_WRITE : MADV_POPULATE_READ);
 	}
-	fclose(f);
+	procfs_maps_close(&it);
 }
 
 /* A buffer for a copy of a stack: its first 128 KiB faulted in now (most
@@ -529,11 +495,11 @@ static int safe_point(struct inject *ij, const struct user_regs_struct *r, const
 		return 0;
 	}
 	size_t words = 0;
-	uint64_t t0 = mono_ns(), suspect = 0;
+	uint64_t t0 = now_ns(), suspect = 0;
 	int scan = scan_stack(ij, r->rsp, hi, &words, &suspect);
 	note(ij, "  stack scan: %s after %zu words in %llu us (%#llx)", scan == 1 ? "clean" :
 	     scan == 0 ? "a suspect word" : scan == 2 ? "a signal frame" : "not done", words,
-	     (unsigned long long)(mono_ns() - t0) / 1000, (unsigned long long)suspect);
+	     (unsigned long long)(now_ns() - t0) / 1000, (unsigned long long)suspect);
 	if (scan == 1) {
 		ij->safe_by_scan = 1;
 		return 1;
@@ -546,7 +512,7 @@ static int safe_point(struct inject *ij, const struct user_regs_struct *r, const
 	 * walk made before the hold, if the thread has not moved since: the
 	 * same system call, pc, sp and every byte of its stack. */
 	int n = 0, walk = -1;
-	t0 = mono_ns();
+	t0 = now_ns();
 	size_t len = (size_t)(hi - (r->rsp & ~7ull));
 	if (scan == 0 && ij->pre.tid == ij->tid && ij->pre.walk >= 0 && ij->pre.sp == r->rsp &&
 	    ij->pre.pc == r->rip && ij->pre.nr == (long)r->orig_rax && ij->pre.len == len &&
@@ -559,7 +525,7 @@ static int safe_point(struct inject *ij, const struct user_regs_struct *r, const
 		walk = inject_unwind_walk(ij->unw, ij->tid, r->rsp, hi, scan >= 0 ? ij->stack : NULL,
 					  bad_frame, ij, &n);
 	note(ij, "  unwound %d frames in %llu us (%s)", n,
-	     (unsigned long long)(mono_ns() - t0) / 1000, walk == 1 ? "stopped at a bad one" :
+	     (unsigned long long)(now_ns() - t0) / 1000, walk == 1 ? "stopped at a bad one" :
 	     walk == 0 ? "to the outermost" : "a step failed");
 	if (walk == 1) {
 		*why = "a caller in the loader or the allocator, or a signal frame";
@@ -608,17 +574,14 @@ void inject_sched_fix(const struct inject *ij, const char *comm)
 {
 	if (!ij->was_boosted)
 		return;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)ij->pid);
-	DIR *d = opendir(path);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		pid_t tid = atoi(e->d_name);
-		if (tid > 0 && task_named(ij->pid, tid, comm))
-			sched_set(tid, &ij->sched_saved);
-	}
-	if (d)
-		closedir(d);
+	pid_t *tids;
+	size_t n;
+	if (procfs_tids(ij->pid, &tids, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (task_named(ij->pid, tids[i], comm))
+			sched_set(tids[i], &ij->sched_saved);
+	free(tids);
 }
 
 static int save_state(struct inject *ij)
@@ -696,7 +659,7 @@ static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
 		return e == EPERM && ij->attempts == 0 ? -EPERM : -e;
 	}
 	ij->attached = 1;
-	for (unsigned tries = 0; mono_ns() < deadline && (tries < 200 || ij->o.parked_tid); tries++) {
+	for (unsigned tries = 0; now_ns() < deadline && (tries < 200 || ij->o.parked_tid); tries++) {
 		ij->attempts++;
 		int err = interrupt_stop(ij);
 		if (err == -MFX_E_EXITED) {
@@ -705,7 +668,7 @@ static int try_thread(struct inject *ij, pid_t tid, uint64_t deadline)
 		}
 		if (err)
 			return err;
-		ij->t_stopped = mono_ns();
+		ij->t_stopped = now_ns();
 		struct user_regs_struct r;
 		if (ptrace(PTRACE_GETREGS, tid, 0, &r))
 			return -errno;
@@ -764,17 +727,17 @@ static void pre_walk(struct inject *ij, pid_t tid)
 	    inject_peek(ij->pid, s0, ij->prestack, (size_t)(hi - s0)))
 		return;
 	int n = 0;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = now_ns();
 	ij->tid = tid;	/* for bad_frame's notes */
 	int w = inject_unwind_walk_blocked(ij->unw, tid, pc, sp, hi, ij->prestack, bad_frame, ij, &n);
 	note(ij, "thread %d in system call %ld: unwound %d frames in %llu us (%s)", (int)tid, nr, n,
-	     (unsigned long long)(mono_ns() - t0) / 1000, w == 1 ? "one is bad" :
+	     (unsigned long long)(now_ns() - t0) / 1000, w == 1 ? "one is bad" :
 	     w == 0 ? "to the outermost" : "needs more registers: in the hold");
 	if (w < 0) {	/* the hold will unwind: with the tables in our cache */
-		t0 = mono_ns();
+		t0 = now_ns();
 		inject_unwind_warm(ij->unw, tid, ij->prestack, (size_t)(hi - s0));
 		note(ij, "  unwind tables for its stack read in %llu us",
-		     (unsigned long long)(mono_ns() - t0) / 1000);
+		     (unsigned long long)(now_ns() - t0) / 1000);
 	}
 	ij->pre.tid = tid;
 	ij->pre.nr = nr;
@@ -790,19 +753,19 @@ static int hold_safe(struct inject *ij)
 {
 	pid_t pid = ij->pid, tracer;
 	int err;
-	uint64_t deadline = mono_ns() + ij->o.timeout_ns;
+	uint64_t deadline = now_ns() + ij->o.timeout_ns;
 	if (ij->o.parked_tid) {
 		err = try_thread(ij, ij->o.parked_tid, deadline);
 		if (err == 0 && (err = save_state(ij)))
 			inject_close(ij);
 		return err < 0 ? err : err ? -MFX_E_EXITED : 0;
 	}
-	while (mono_ns() < deadline) {
+	while (now_ns() < deadline) {
 		struct cand *c;
 		size_t n;
 		if ((err = candidates(pid, &c, &n)))
 			return err;
-		for (size_t i = 0; i < n && mono_ns() < deadline; i++) {
+		for (size_t i = 0; i < n && now_ns() < deadline; i++) {
 			if (c[i].score == 0)
 				pre_walk(ij, c[i].tid);
 			err = try_thread(ij, c[i].tid, deadline);
@@ -914,7 +877,7 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 {
 	if (!ij->attached || n > 6 || !fn)
 		return -EINVAL;
-	uint64_t tin = mono_ns();
+	uint64_t tin = now_ns();
 	struct user_regs_struct r = ij->saved;
 	uint64_t sp = ij->scratch_lo & ~15ull, zero = 0;
 	sp -= 8;	/* the return address: a call leaves rsp = 8 mod 16 */
@@ -931,10 +894,10 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 	r.eflags &= ~0x400ull;			/* DF clear, as the ABI wants */
 	if (ptrace(PTRACE_SETREGS, ij->tid, 0, &r) || ptrace(PTRACE_CONT, ij->tid, 0, 0))
 		return errno == ESRCH ? -MFX_E_EXITED : -errno;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = now_ns();
 	for (;;) {
 		int sig, ev;
-		uint64_t spent = mono_ns() - t0;
+		uint64_t spent = now_ns() - t0;
 		if (spent >= ij->o.call_timeout_ns)
 			return -ETIMEDOUT;
 		err = wait_stop(ij->tid, ij->o.call_timeout_ns - spent, &sig, &ev);
@@ -959,7 +922,7 @@ static int do_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, 
 		if (sig == SIGSEGV && q.rip == 0) {
 			*ret = q.rax;
 			note(ij, "  call %#llx: %llu us (setup %llu us)", (unsigned long long)fn,
-			     (unsigned long long)(mono_ns() - t0) / 1000,
+			     (unsigned long long)(now_ns() - t0) / 1000,
 			     (unsigned long long)(t0 - tin) / 1000);
 			return 0;
 		}
@@ -995,7 +958,7 @@ void inject_close(struct inject *ij)
 			ij->saved.orig_rax = (unsigned long long)-1;
 		}
 		restore_state(ij);
-		ij->held_ns = mono_ns() - ij->t_stopped;
+		ij->held_ns = now_ns() - ij->t_stopped;
 		release(ij);
 	}
 	free(ij->xsave);

@@ -14,28 +14,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/elffile.h"
 #include "common/error.h"
+#include "common/procfs.h"
 #include "inject/inject.h"
 
 int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m)
 {
-	char path[64], line[4096 + 256];
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	struct maps_iter it;
+	struct maps_entry e;
+	int err = procfs_maps_open(pid, &it);
+	if (err)
+		return err;
 	memset(m, 0, sizeof(*m));
 	size_t sl = strlen(suffix);
 	int found = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi, off;
-		char perms[8];
-		int pos = 0;
-		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s%n", &lo, &hi, perms, &off, &pos) < 4)
-			continue;
-		char *p = line + pos;
-		p += strspn(p, " ");
-		p[strcspn(p, "\n")] = 0;
+	while (procfs_maps_next(&it, &e) > 0) {
+		uint64_t lo = e.lo, hi = e.hi, off = e.offset;
+		const char *p = e.path, *perms = e.perms;
 		size_t pl = strlen(p);
 		if (pl < sl || strcmp(p + pl - sl, suffix) || p[0] != '/')
 			continue;
@@ -55,7 +51,7 @@ int inject_find_module(pid_t pid, const char *suffix, struct inject_module *m)
 			m->text_hi = hi;
 		}
 	}
-	fclose(f);
+	procfs_maps_close(&it);
 	return found ? 0 : -ENOENT;
 }
 
@@ -64,18 +60,17 @@ int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, 
 	size_t want = 0, found = 0;
 	while (names[want])
 		vals[want++] = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	struct elf_file ef;
+	if (elf_file_open(path, &ef))
 		return 0;
-	elf_version(EV_CURRENT);
-	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	Elf *e = ef.e;
 	/* .dynsym first: what the loader resolves; .symtab if there is one. */
-	for (int pass = 0; pass < 2 && e && found < want; pass++) {
+	for (int pass = 0; pass < 2 && found < want; pass++) {
 		Elf_Scn *scn = NULL;
-		while ((scn = elf_nextscn(e, scn)) && found < want) {
-			GElf_Shdr sh;
-			if (!gelf_getshdr(scn, &sh) ||
-			    sh.sh_type != (pass ? SHT_SYMTAB : SHT_DYNSYM) || !sh.sh_entsize)
+		GElf_Shdr sh;
+		while (found < want &&
+		       (scn = elf_file_section(&ef, scn, pass ? SHT_SYMTAB : SHT_DYNSYM, NULL, &sh))) {
+			if (!sh.sh_entsize)
 				continue;
 			Elf_Data *d = elf_getdata(scn, NULL);
 			size_t n = d ? sh.sh_size / sh.sh_entsize : 0;
@@ -97,9 +92,7 @@ int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, 
 			}
 		}
 	}
-	if (e)
-		elf_end(e);
-	close(fd);
+	elf_file_close(&ef);
 	return (int)found;
 }
 

@@ -26,6 +26,7 @@
 
 #include <libunwind-ptrace.h>
 
+#include "common/procfs.h"
 #include "inject/inject.h"
 #include "inject/unwind.h"
 
@@ -163,23 +164,18 @@ int inject_unwind_prepare(pid_t pid, struct inject_unwind **out)
 	u->pid = pid;
 	u->as = unw_create_addr_space(&accessors, 0);
 	warm_up();
-	char path[64], line[4352], cur[4096] = "";
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		int e = errno;
+	char cur[4096] = "";
+	struct maps_iter it;
+	struct maps_entry m;
+	int err = procfs_maps_open(pid, &it);
+	if (err) {
 		inject_unwind_free(u);
-		return -e;
+		return err;
 	}
 	uint64_t start = 0, tlo = 0, thi = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b, off;
-		char perms[8], name[4096] = "";
-		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095[^\n]", &a, &b, perms, &off, name) < 4)
-			continue;
-		char *nm = name;
-		while (*nm == ' ')
-			nm++;
+	while (procfs_maps_next(&it, &m) > 0) {
+		uint64_t a = m.lo, b = m.hi, off = m.offset;
+		const char *nm = m.path, *perms = m.perms;
 		if (!*nm || (nm[0] == '[' && strcmp(nm, "[vdso]")))
 			continue;	/* anonymous, heap, stack, vvar */
 		if (strcmp(nm, cur)) {	/* a new module */
@@ -197,7 +193,7 @@ int inject_unwind_prepare(pid_t pid, struct inject_unwind **out)
 	}
 	if (start && thi)
 		add_module(u, start, tlo, thi, cur);
-	fclose(f);
+	procfs_maps_close(&it);
 	*out = u;
 	return 0;
 }
