@@ -1,8 +1,8 @@
 /*
  * analyze.c - one streaming pass over the events (see analyze.h).
  *
- * Live blocks are kept in an open-addressing table keyed by pointer (linear
- * probing, deletion by backward shift: no tombstones, so long traces with
+ * Live blocks are kept in common/hmap.h's open-addressing table keyed by
+ * pointer (deletion by backward shift: no tombstones, so long traces with
  * heavy churn do not degrade it).
  */
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analyzer/analyze.h"
+#include "common/hmap.h"
 #include "common/util.h"
 #include "common/error.h"
 
@@ -21,81 +22,26 @@ struct lent {
 	uint32_t thread;
 };
 
-struct ltab {
-	struct lent *e;
-	uint64_t cap, n;	/* cap: power of two */
-};
-
-static inline uint64_t lhash(uint64_t p)
+/* The live blocks: common/hmap.h keyed by pointer (NULL is no block). */
+static inline struct lent *ltab_find(struct hmap *t, uint64_t ptr)
 {
-	p ^= p >> 33;
-	p *= 0xff51afd7ed558ccdull;
-	p ^= p >> 33;
-	return p;
+	return ptr ? hmap_get(t, ptr) : NULL;
 }
 
-static int ltab_grow(struct ltab *t)
+static inline int ltab_insert(struct hmap *t, const struct lent *v)
 {
-	uint64_t nc = t->cap ? t->cap * 2 : 1 << 16;
-	struct lent *n = calloc(nc, sizeof(*n));
-	if (!n)
+	if (!v->ptr)
+		return 0;
+	struct lent *e = hmap_put(t, v->ptr, NULL);
+	if (!e)
 		return -ENOMEM;
-	for (uint64_t i = 0; i < t->cap; i++) {
-		if (!t->e[i].ptr)
-			continue;
-		uint64_t j = lhash(t->e[i].ptr) & (nc - 1);
-		while (n[j].ptr)
-			j = (j + 1) & (nc - 1);
-		n[j] = t->e[i];
-	}
-	free(t->e);
-	t->e = n;
-	t->cap = nc;
+	*e = *v;
 	return 0;
 }
 
-static inline struct lent *ltab_find(struct ltab *t, uint64_t ptr)
+static inline void ltab_remove(struct hmap *t, struct lent *e)
 {
-	if (!t->cap)
-		return NULL;
-	uint64_t j = lhash(ptr) & (t->cap - 1);
-	while (t->e[j].ptr) {
-		if (t->e[j].ptr == ptr)
-			return &t->e[j];
-		j = (j + 1) & (t->cap - 1);
-	}
-	return NULL;
-}
-
-static inline int ltab_insert(struct ltab *t, const struct lent *v)
-{
-	if ((t->n + 1) * 10 >= t->cap * 7 && ltab_grow(t))
-		return -ENOMEM;
-	uint64_t j = lhash(v->ptr) & (t->cap - 1);
-	while (t->e[j].ptr)
-		j = (j + 1) & (t->cap - 1);
-	t->e[j] = *v;
-	t->n++;
-	return 0;
-}
-
-/* Remove entry e: shift later members of its cluster back into the hole. */
-static inline void ltab_remove(struct ltab *t, struct lent *e)
-{
-	uint64_t mask = t->cap - 1, i = (uint64_t)(e - t->e), j = i;
-	for (;;) {
-		j = (j + 1) & mask;
-		if (!t->e[j].ptr)
-			break;
-		uint64_t home = lhash(t->e[j].ptr) & mask;
-		/* Can e[j] move to i?  Only if its home is not in (i, j]. */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			t->e[i] = t->e[j];
-			i = j;
-		}
-	}
-	t->e[i].ptr = 0;
-	t->n--;
+	hmap_del(t, e->ptr, NULL);
 }
 
 unsigned an_size_class(uint64_t size)
@@ -131,7 +77,7 @@ static unsigned life_class(uint64_t ns)
 
 struct pass {
 	struct analysis *a;
-	struct ltab live;
+	struct hmap live;
 	uint32_t peak_epoch;
 	unsigned site_shift;		/* per-site bucket width, 2^shift ns */
 	uint32_t sites_cap;
@@ -233,15 +179,15 @@ static int cmp_block(const void *x, const void *y)
 }
 
 /* The live blocks now, sorted by address. */
-static int snapshot(struct ltab *t, struct live_block **out, uint64_t *n)
+static int snapshot(struct hmap *t, struct live_block **out, uint64_t *n)
 {
 	struct live_block *v = malloc((t->n + 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	uint64_t k = 0;
-	for (uint64_t i = 0; i < t->cap; i++)
-		if (t->e[i].ptr)
-			v[k++] = (struct live_block){ t->e[i].ptr, t->e[i].size };
+	uint64_t k = 0, key;
+	struct lent *e;
+	for (size_t i = 0; (i = hmap_next(t, i, &key, (void **)&e));)
+		v[k++] = (struct live_block){ e->ptr, e->size };
 	qsort(v, k, sizeof(*v), cmp_block);
 	*out = v;
 	*n = k;
@@ -391,6 +337,7 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 	memset(a, 0, sizeof(*a));
 	const struct trace_info *in = trace_info(t);
 	struct pass p = { .a = a };
+	hmap_init(&p.live, sizeof(struct lent), 1 << 16);
 	a->nthreads = in->nthreads;
 	a->threads = calloc(in->nthreads + 1, sizeof(*a->threads));
 	if (!a->threads)
@@ -436,7 +383,7 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 		struct site_stat *s = &a->sites[i];
 		s->live_at_peak = s->epoch == p.peak_epoch ? s->saved : s->live_bytes;
 	}
-	free(p.live.e);
+	hmap_free(&p.live);
 	return err;
 }
 

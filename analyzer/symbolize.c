@@ -18,12 +18,19 @@
 
 #include "analyzer/symbolize.h"
 #include "trace/reader.h"
+#include "common/hmap.h"
 #include "common/util.h"
 
 struct entry {
-	uint64_t addr;		/* 0 = empty */
+	uint64_t addr;
 	const struct sym_frame *first;
 	uint32_t n;
+};
+
+/* An interned string, chained under its hash. */
+struct istr {
+	struct istr *next;
+	char s[];
 };
 
 /* Frames live in blocks that never move: sym_lookup() hands out pointers
@@ -36,14 +43,12 @@ struct symbolizer {
 	Dwfl_Callbacks cb;
 	char *debuginfo_path;
 	const struct trace *trace;
-	struct entry *tab;
-	size_t cap, used;
+	struct hmap tab;	/* address -> struct entry */
 	struct sym_frame **blocks;
 	size_t nblocks, capblocks;
 	size_t inblock;		/* frames used in the last block */
 	size_t start;		/* where the address being resolved began in it */
-	char **strs;		/* interned strings (open addressing) */
-	size_t strcap, nstrs;
+	struct hmap strs;	/* interned strings: hash -> struct istr * chain */
 	char *(*demangle)(const char *, char *, size_t *, int *);
 	void *cxxlib;
 	Dwfl_Module *stale[64];	/* modules whose file changed since the run */
@@ -71,33 +76,19 @@ static const char *intern(struct symbolizer *s, const char *str)
 {
 	if (!str)
 		return NULL;
-	if (s->nstrs * 2 >= s->strcap) {
-		size_t nc = s->strcap ? s->strcap * 2 : 1024;
-		char **n = calloc(nc, sizeof(*n));
-		if (!n)
-			return "??";
-		for (size_t i = 0; i < s->strcap; i++)
-			if (s->strs[i]) {
-				size_t j = hash_str(s->strs[i]) & (nc - 1);
-				while (n[j])
-					j = (j + 1) & (nc - 1);
-				n[j] = s->strs[i];
-			}
-		free(s->strs);
-		s->strs = n;
-		s->strcap = nc;
-	}
-	size_t j = hash_str(str) & (s->strcap - 1);
-	while (s->strs[j]) {
-		if (!strcmp(s->strs[j], str))
-			return s->strs[j];
-		j = (j + 1) & (s->strcap - 1);
-	}
-	s->strs[j] = strdup(str);
-	if (!s->strs[j])
+	struct istr **head = hmap_put(&s->strs, hash_str(str), NULL), *i;
+	if (!head)
 		return "??";
-	s->nstrs++;
-	return s->strs[j];
+	for (i = *head; i; i = i->next)
+		if (!strcmp(i->s, str))
+			return i->s;
+	size_t l = strlen(str);
+	if (!(i = malloc(sizeof(*i) + l + 1)))
+		return "??";
+	memcpy(i->s, str, l + 1);
+	i->next = *head;
+	*head = i;
+	return i->s;
 }
 
 /* C++ names: __cxa_demangle from libstdc++ when it is installed (looked up
@@ -157,6 +148,8 @@ int sym_open(const struct trace *t, const char *root, struct symbolizer **out)
 	struct symbolizer *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	hmap_init(&s->tab, sizeof(struct entry), 4096);
+	hmap_init(&s->strs, sizeof(struct istr *), 1024);
 	s->trace = t;
 	s->cb.find_elf = dwfl_build_id_find_elf;
 	s->cb.find_debuginfo = dwfl_standard_find_debuginfo;
@@ -180,10 +173,15 @@ void sym_close(struct symbolizer *s)
 	if (!s)
 		return;
 	dwfl_end(s->dwfl);
-	for (size_t i = 0; i < s->strcap; i++)
-		free(s->strs[i]);
-	free(s->strs);
-	free(s->tab);
+	uint64_t h;
+	struct istr **head;
+	for (size_t i = 0; (i = hmap_next(&s->strs, i, &h, (void **)&head));)
+		for (struct istr *x = *head, *nx; x; x = nx) {
+			nx = x->next;
+			free(x);
+		}
+	hmap_free(&s->strs);
+	hmap_free(&s->tab);
 	for (size_t i = 0; i < s->nblocks; i++)
 		free(s->blocks[i]);
 	free(s->blocks);
@@ -317,40 +315,18 @@ static int resolve(struct symbolizer *s, uint64_t ra)
 
 int sym_lookup(struct symbolizer *s, uint64_t ra, const struct sym_frame **frames)
 {
-	if (s->used * 2 >= s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 4096;
-		struct entry *n = calloc(nc, sizeof(*n));
-		if (!n) {
-			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0, 0 };
-			*frames = &unknown;
-			return 1;
-		}
-		for (size_t i = 0; i < s->cap; i++)
-			if (s->tab[i].addr) {
-				size_t j = (s->tab[i].addr * 0x9E3779B97F4A7C15ull >> 20) & (nc - 1);
-				while (n[j].addr)
-					j = (j + 1) & (nc - 1);
-				n[j] = s->tab[i];
-			}
-		free(s->tab);
-		s->tab = n;
-		s->cap = nc;
-	}
-	size_t j = (ra * 0x9E3779B97F4A7C15ull >> 20) & (s->cap - 1);
-	while (s->tab[j].addr && s->tab[j].addr != ra)
-		j = (j + 1) & (s->cap - 1);
-	if (!s->tab[j].addr) {
+	static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0, 0 };
+	struct entry *e = hmap_get(&s->tab, ra);
+	if (!e) {
 		s->start = s->inblock;
 		resolve(s, ra);
-		if (s->inblock == s->start) {	/* out of memory */
-			static const struct sym_frame unknown = { "??", NULL, 0, NULL, 0, 0, 0 };
-			*frames = &unknown;
+		if (s->inblock == s->start || !(e = hmap_put(&s->tab, ra, NULL))) {
+			*frames = &unknown;	/* out of memory */
 			return 1;
 		}
-		s->tab[j] = (struct entry){ ra, s->blocks[s->nblocks - 1] + s->start,
-					    (uint32_t)(s->inblock - s->start) };
-		s->used++;
+		*e = (struct entry){ ra, s->blocks[s->nblocks - 1] + s->start,
+				     (uint32_t)(s->inblock - s->start) };
 	}
-	*frames = s->tab[j].first;
-	return (int)s->tab[j].n;
+	*frames = e->first;
+	return (int)e->n;
 }

@@ -7,19 +7,6 @@
 
 #include "common/hmap.h"
 
-static inline uint64_t mix(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	return k;
-}
-
-static inline void *val_at(const struct hmap *m, size_t i)
-{
-	return m->vals + i * m->vsize;
-}
-
 void hmap_init(struct hmap *m, size_t vsize, size_t min_cap)
 {
 	memset(m, 0, sizeof(*m));
@@ -39,25 +26,6 @@ void hmap_free(struct hmap *m)
 	m->min_cap = min_cap;
 }
 
-/* The slot holding key (non-zero), or the empty slot where it would go. */
-static inline size_t slot_of(const struct hmap *m, uint64_t key)
-{
-	size_t mask = m->cap - 1, i = (size_t)mix(key) & mask;
-	while (m->keys[i] && m->keys[i] != key)
-		i = (i + 1) & mask;
-	return i;
-}
-
-void *hmap_get(const struct hmap *m, uint64_t key)
-{
-	if (!key)
-		return m->has_zero ? val_at(m, m->cap) : NULL;
-	if (!m->n)
-		return NULL;
-	size_t i = slot_of(m, key);
-	return m->keys[i] ? val_at(m, i) : NULL;
-}
-
 /* Twice the slots (or the first table), every entry placed again. */
 static int grow(struct hmap *m)
 {
@@ -72,12 +40,12 @@ static int grow(struct hmap *m)
 	}
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->keys[i]) {
-			size_t j = slot_of(&g, m->keys[i]);
+			size_t j = hmap_slot_(&g, m->keys[i]);
 			g.keys[j] = m->keys[i];
-			memcpy(val_at(&g, j), val_at(m, i), m->vsize);
+			memcpy(hmap_val_(&g, j), hmap_val_(m, i), m->vsize);
 		}
 	if (m->cap)
-		memcpy(val_at(&g, g.cap), val_at(m, m->cap), m->vsize);
+		memcpy(hmap_val_(&g, g.cap), hmap_val_(m, m->cap), m->vsize);
 	free(m->keys);
 	free(m->vals);
 	*m = g;
@@ -92,27 +60,27 @@ void *hmap_put(struct hmap *m, uint64_t key, int *added)
 		return NULL;
 	if (!key) {
 		if (!m->has_zero) {
-			memset(val_at(m, m->cap), 0, m->vsize);
+			memset(hmap_val_(m, m->cap), 0, m->vsize);
 			m->has_zero = 1;
 			if (added)
 				*added = 1;
 		}
-		return val_at(m, m->cap);
+		return hmap_val_(m, m->cap);
 	}
-	size_t i = slot_of(m, key);
+	size_t i = hmap_slot_(m, key);
 	if (m->keys[i])
-		return val_at(m, i);
+		return hmap_val_(m, i);
 	if ((m->n + 1) * 10 >= m->cap * 7) {
 		if (grow(m))
 			return NULL;
-		i = slot_of(m, key);
+		i = hmap_slot_(m, key);
 	}
 	m->keys[i] = key;
-	memset(val_at(m, i), 0, m->vsize);
+	memset(hmap_val_(m, i), 0, m->vsize);
 	m->n++;
 	if (added)
 		*added = 1;
-	return val_at(m, i);
+	return hmap_val_(m, i);
 }
 
 int hmap_del(struct hmap *m, uint64_t key, void *out)
@@ -121,17 +89,17 @@ int hmap_del(struct hmap *m, uint64_t key, void *out)
 		if (!m->has_zero)
 			return 0;
 		if (out)
-			memcpy(out, val_at(m, m->cap), m->vsize);
+			memcpy(out, hmap_val_(m, m->cap), m->vsize);
 		m->has_zero = 0;
 		return 1;
 	}
 	if (!m->n)
 		return 0;
-	size_t mask = m->cap - 1, i = slot_of(m, key), j = i;
+	size_t mask = m->cap - 1, i = hmap_slot_(m, key), j = i;
 	if (!m->keys[i])
 		return 0;
 	if (out)
-		memcpy(out, val_at(m, i), m->vsize);
+		memcpy(out, hmap_val_(m, i), m->vsize);
 	/* Backward shift: move later members of the cluster into the hole,
 	 * each only if its home slot is not in (i, j] (cyclically): then
 	 * every key stays reachable from its home without tombstones. */
@@ -139,10 +107,10 @@ int hmap_del(struct hmap *m, uint64_t key, void *out)
 		j = (j + 1) & mask;
 		if (!m->keys[j])
 			break;
-		size_t home = (size_t)mix(m->keys[j]) & mask;
+		size_t home = (size_t)hmap_mix_(m->keys[j]) & mask;
 		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
 			m->keys[i] = m->keys[j];
-			memcpy(val_at(m, i), val_at(m, j), m->vsize);
+			memcpy(hmap_val_(m, i), hmap_val_(m, j), m->vsize);
 			i = j;
 		}
 	}
@@ -158,14 +126,14 @@ size_t hmap_next(const struct hmap *m, size_t pos, uint64_t *key, void **val)
 		pos = 1;
 		if (m->has_zero) {
 			*key = 0;
-			*val = val_at(m, m->cap);
+			*val = hmap_val_(m, m->cap);
 			return pos;
 		}
 	}
 	for (size_t i = pos - 1; i < m->cap; i++)
 		if (m->keys[i]) {
 			*key = m->keys[i];
-			*val = val_at(m, i);
+			*val = hmap_val_(m, i);
 			return i + 2;
 		}
 	return 0;

@@ -37,8 +37,6 @@ struct hmap {
 void hmap_init(struct hmap *m, size_t vsize, size_t min_cap);
 void hmap_free(struct hmap *m);
 
-/* key's value, or NULL. */
-void *hmap_get(const struct hmap *m, uint64_t key);
 /* key's value, added (zero-filled, *added = 1) when absent; NULL when out
  * of memory (the map is unchanged). */
 void *hmap_put(struct hmap *m, uint64_t key, int *added);
@@ -52,6 +50,40 @@ size_t hmap_next(const struct hmap *m, size_t pos, uint64_t *key, void **val);
 static inline size_t hmap_count(const struct hmap *m)
 {
 	return m->n;
+}
+
+/* Inline below: the lookup is the analyzer's hot path (one per event). */
+static inline uint64_t hmap_mix_(uint64_t k)	/* murmur3's 64-bit finaliser */
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return k;
+}
+
+static inline void *hmap_val_(const struct hmap *m, size_t i)
+{
+	return m->vals + i * m->vsize;
+}
+
+/* The slot holding key (non-zero), or the empty slot where it would go. */
+static inline size_t hmap_slot_(const struct hmap *m, uint64_t key)
+{
+	size_t mask = m->cap - 1, i = (size_t)hmap_mix_(key) & mask;
+	while (m->keys[i] && m->keys[i] != key)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* key's value, or NULL. */
+static inline void *hmap_get(const struct hmap *m, uint64_t key)
+{
+	if (!key)
+		return m->has_zero ? hmap_val_(m, m->cap) : NULL;
+	if (!m->n)
+		return NULL;
+	size_t i = hmap_slot_(m, key);
+	return m->keys[i] ? hmap_val_(m, i) : NULL;
 }
 
 #endif /* MFX_COMMON_HMAP_H */

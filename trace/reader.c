@@ -419,14 +419,8 @@ static struct tstream *stream_for(struct trace *t, uint32_t tid)
 	for (size_t i = t->nth; i-- > 0;)	/* recent threads first */
 		if (t->th[i].tid == tid)
 			return &t->th[i];
-	if (t->nth == t->capth) {
-		size_t nc = t->capth ? t->capth * 2 : 4;
-		struct tstream *n = realloc(t->th, nc * sizeof(*n));
-		if (!n)
-			return NULL;
-		t->th = n;
-		t->capth = nc;
-	}
+	if (grow_array(&t->th, &t->capth, t->nth, sizeof(*t->th)))
+		return NULL;
 	struct tstream *s = &t->th[t->nth++];
 	memset(s, 0, sizeof(*s));
 	s->tid = tid;

@@ -33,6 +33,8 @@
 #include "analyzer/replay/ops.h"
 #include "analyzer/replay/replay.h"
 #include "trace/reader.h"
+#include "common/hmap.h"
+#include "common/procfs.h"
 #include "common/util.h"
 #include "common/error.h"
 #include "trace/format.h"
@@ -41,81 +43,28 @@
 
 /* ---- pointer -> block id ----------------------------------------------------------- */
 
-struct idmap {
-	uint64_t *key;
-	uint32_t *val;
-	size_t cap, n;
-};
-
-static size_t slot_of(const struct idmap *m, uint64_t k)
+/* common/hmap.h, values uint32_t; id 0 is "none", as is pointer NULL. */
+static int idmap_put(struct hmap *m, uint64_t k, uint32_t v)
 {
-	uint64_t h = k * 0x9E3779B97F4A7C15ull;
-	size_t i = (size_t)(h >> 20) & (m->cap - 1);
-	while (m->key[i] && m->key[i] != k)
-		i = (i + 1) & (m->cap - 1);
-	return i;
-}
-
-static int idmap_put(struct idmap *m, uint64_t k, uint32_t v)
-{
-	if ((m->n + 1) * 2 > m->cap) {
-		struct idmap g = { 0 };
-		g.cap = m->cap ? m->cap * 2 : 1 << 16;
-		g.key = calloc(g.cap, sizeof(*g.key));
-		g.val = calloc(g.cap, sizeof(*g.val));
-		if (!g.key || !g.val) {
-			free(g.key);
-			free(g.val);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < m->cap; i++)
-			if (m->key[i]) {
-				size_t j = slot_of(&g, m->key[i]);
-				g.key[j] = m->key[i];
-				g.val[j] = m->val[i];
-				g.n++;
-			}
-		free(m->key);
-		free(m->val);
-		*m = g;
-	}
-	size_t i = slot_of(m, k);
-	if (!m->key[i])
-		m->n++;
-	m->key[i] = k;
-	m->val[i] = v;
+	uint32_t *p = k ? hmap_put(m, k, NULL) : &v;
+	if (!p)
+		return -ENOMEM;
+	*p = v;
 	return 0;
 }
 
-static uint32_t idmap_get(const struct idmap *m, uint64_t k)
+static uint32_t idmap_get(const struct hmap *m, uint64_t k)
 {
-	if (!m->cap)
-		return 0;
-	size_t i = slot_of(m, k);
-	return m->key[i] ? m->val[i] : 0;
+	const uint32_t *p = k ? hmap_get(m, k) : NULL;
+	return p ? *p : 0;
 }
 
-/* Remove k; its id, or 0. (Backward-shift deletion keeps probing intact.) */
-static uint32_t idmap_take(struct idmap *m, uint64_t k)
+/* Remove k; its id, or 0. */
+static uint32_t idmap_take(struct hmap *m, uint64_t k)
 {
-	if (!m->cap)
-		return 0;
-	size_t i = slot_of(m, k);
-	if (!m->key[i])
-		return 0;
-	uint32_t v = m->val[i];
-	m->key[i] = 0;
-	m->n--;
-	for (size_t j = (i + 1) & (m->cap - 1); m->key[j]; j = (j + 1) & (m->cap - 1)) {
-		uint64_t kk = m->key[j];
-		uint32_t vv = m->val[j];
-		m->key[j] = 0;
-		m->n--;
-		size_t t = slot_of(m, kk);
-		m->key[t] = kk;
-		m->val[t] = vv;
-		m->n++;
-	}
+	uint32_t v = 0;
+	if (k)
+		hmap_del(m, k, &v);
 	return v;
 }
 
@@ -177,7 +126,8 @@ static int write_ops(const char *trace_path, const char *out, struct gen_stats *
 	const struct trace_info *ti = trace_info(t);
 	uint32_t nt = ti->nthreads ? ti->nthreads : 1;
 	struct stream *st = calloc(nt, sizeof(*st));
-	struct idmap map = { 0 };
+	struct hmap map;
+	hmap_init(&map, sizeof(uint32_t), 1 << 16);
 	struct origin *org = NULL;
 	size_t org_cap = 0;
 	uint32_t next_id = 1;
@@ -277,8 +227,7 @@ static int write_ops(const char *trace_path, const char *out, struct gen_stats *
 	for (uint32_t i = 0; st && i < nt; i++)
 		free(st[i].ops);
 	free(st);
-	free(map.key);
-	free(map.val);
+	hmap_free(&map);
 	free(org);
 	trace_close(t);
 	return err;
@@ -324,6 +273,8 @@ static const char c_head[] =
 	"static void XA(unsigned long long al, unsigned long long n)\n{\n\tvoid *q;\n"
 	"\tif (!posix_memalign(&q, al, n))\n\t\tfree(q);\n\tK(5);\n}\n\n";
 
+/* The generated program is one file compiled alone: its clock and RssAnon
+ * reader are its own, not common/'s. */
 static const char c_main[] =
 	"\nstatic unsigned long long now_ns(void)\n{\n\tstruct timespec ts;\n"
 	"\tclock_gettime(CLOCK_MONOTONIC, &ts);\n"
@@ -547,18 +498,8 @@ static uint64_t jnum(const char *json, const char *key)
  * counts; its thread stacks do, as in the original). */
 static uint64_t rss_anon_of(pid_t pid)
 {
-	char path[64], b[4096];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, b, sizeof(b) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	b[n] = 0;
-	const char *p = strstr(b, "RssAnon:");
-	return p ? strtoull(p + 8, NULL, 10) * 1024 : 0;
+	uint64_t v = 0;
+	return procfs_status_field(pid, "RssAnon", &v) ? 0 : v;
 }
 
 static void tl_add(struct run_row *row, double t, uint64_t rss)

@@ -64,6 +64,8 @@ struct worker {
 static struct worker *workers;
 static uint32_t nworkers;
 
+/* Its own clock and RssAnon reader, not common/'s: the replayer is built
+ * alone (no mfx object linked) so that it runs under any allocator. */
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
