@@ -97,7 +97,8 @@ const char *mfx_strerror(int err)
 
 int parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* A digit first: strtoull also takes " -1" (as 2^64 - 1). */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	char *end;
 	errno = 0;
@@ -429,8 +430,13 @@ int grow_array(void *arrp, size_t *cap, size_t n, size_t elem)
 	if (n < *cap)
 		return 0;
 	size_t nc = *cap ? *cap : 16;
-	while (nc <= n)
+	while (nc <= n) {
+		if (nc > SIZE_MAX / 2)
+			return -ENOMEM;
 		nc *= 2;
+	}
+	if (!elem || nc > SIZE_MAX / elem)	/* nc * elem would wrap */
+		return -ENOMEM;
 	void *p = realloc(*(void **)arrp, nc * elem);
 	if (!p)
 		return -ENOMEM;
