@@ -110,11 +110,9 @@ static int check_program(const char *path, char *what, size_t n)
 	    ((st.st_mode & S_ISGID) && st.st_gid != getgid()))
 		return -MFX_E_SETUID;
 	char head[512] = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t r = read(fd, head, sizeof(head) - 1);
-	close(fd);
+	ssize_t r = read_small(path, head, sizeof(head));
+	if (r < 0)
+		return (int)r;
 	if (r >= 2 && head[0] == '#' && head[1] == '!') {
 		char *interp = head + 2, *nl = strchr(interp, '\n');
 		if (nl)
