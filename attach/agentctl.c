@@ -84,7 +84,7 @@ int agent_ring(pid_t pid, int *chan)
 	int err = agent_path(agent, sizeof(agent));
 	if (!err)
 		err = inject_agent_ring(pid, agent, AGENT_RING_MS, chan);
-	if (err && getenv("MFX_DEBUG"))
+	if (err && env_flag("MFX_DEBUG"))
 		fprintf(stderr, "mfx: debug: agent doorbell of %d: %s\n", (int)pid, mfx_strerror(-err));
 	return err;
 }

@@ -28,6 +28,7 @@
 #include "attach/agentctl.h"
 #include "attach/attach.h"
 #include "attach/capture.h"
+#include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "attach/rundir.h"
 #include "common/procfs.h"
@@ -160,18 +161,19 @@ int cmd_attach(int argc, char **argv)
 {
 	struct capture_opts o;
 	capture_defaults(&o);
-	int idx = capture_parse("attach", argc, argv, &o, attach_help);
+	struct cmdline cl = { 0 };
+	int idx = capture_parse("attach", argc, argv, &o, attach_help, &cl);
 	if (idx == -2)
 		return EXIT_OK;
 	if (idx < 0)
 		return EXIT_USAGE;
-	if (idx >= argc)
+	if (cl.nops == 0)
 		return mfx_usage("attach", "no PID given");
-	if (idx + 1 < argc)
-		return mfx_usage("attach", "one PID only ('%s' is extra)", argv[idx + 1]);
+	if (cl.nops > 1)
+		return mfx_usage("attach", "one PID only ('%s' is extra)", cl.ops[1]);
 	uint64_t v;
-	if (parse_uint(argv[idx], INT_MAX, &v) || v == 0)
-		return mfx_usage("attach", "'%s' is not a process id", argv[idx]);
+	if (parse_uint(cl.ops[0], INT_MAX, &v) || v == 0)
+		return mfx_usage("attach", "'%s' is not a process id", cl.ops[0]);
 	pid_t pid = (pid_t)v, tracer;
 	uint64_t t_begin = now_ns();
 
@@ -184,7 +186,9 @@ int cmd_attach(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	comm_of(pid, comm, sizeof(comm));
-	char *dir = o.out ? strdup(o.out) : run_dir_default(comm, pid);
+	char *dir = o.out ? strdup(o.out) : run_dir_default(comm, pid), made[PATH_MAX] = "";
+	if (dir)
+		run_dir_missing_part(dir, made, sizeof(made));
 	if (!dir || (err = run_dir_create(dir, o.force))) {
 		mfx_err("cannot use '%s' as run directory: %s", dir ? dir : "?",
 			mfx_strerror(err ? -err : ENOMEM));
@@ -196,6 +200,7 @@ int cmd_attach(int argc, char **argv)
 	int tfd = open(tpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (tfd < 0) {
 		mfx_err("cannot create '%s': %s", tpath, strerror(errno));
+		run_dir_discard(dir, made);
 		free(dir);
 		return EXIT_FAIL;
 	}
@@ -210,6 +215,7 @@ int cmd_attach(int argc, char **argv)
 		mfx_err("%s", mfx_strerror(-err));
 		close(tfd);
 		spool_free(sp);
+		run_dir_discard(dir, made);
 		free(dir);
 		return EXIT_FAIL;
 	}
@@ -225,7 +231,7 @@ int cmd_attach(int argc, char **argv)
 	const char *how = "doorbell";
 	err = agent_ring(pid, &res.chan);
 	if (err) {
-		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL,
+		struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
 					  .no_boot = env_flag("MFX_NO_BOOT"),
 					  .no_boost = env_flag("MFX_NO_BOOST") };
 		inject_agent_prepare(pid, agent);
@@ -257,8 +263,7 @@ int cmd_attach(int argc, char **argv)
 				      attach_refusal("attach to", pid, err, 0);
 		close(tfd);
 		session_free(s);
-		unlink(tpath);
-		rmdir(dir);
+		run_dir_discard(dir, made);
 		free(dir);
 		return rc;
 	}
@@ -282,6 +287,7 @@ int cmd_attach(int argc, char **argv)
 				(int)pid, comm, mfx_strerror(-err));
 		close(res.chan);
 		session_free(s);
+		run_dir_discard(dir, made);	/* a refusal leaves nothing behind */
 		free(dir);
 		return EXIT_FAIL;
 	}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attach/capture.h"
+#include "attach/cmdline.h"
 #include "common/util.h"
 
 const char capture_options_help[] =
@@ -31,7 +32,7 @@ enum { OPT_FORCE = 256, OPT_FOR, OPT_NOSTACKS, OPT_DEPTH, OPT_SMAPS, OPT_TRIM, O
        OPT_HELP };
 
 int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
-		  void (*help)(void))
+		  void (*help)(void), struct cmdline *cl)
 {
 	static const struct option longopts[] = {
 		{ "out", required_argument, NULL, 'o' },
@@ -50,9 +51,10 @@ int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o
 	int c;
 	optind = 1;
 	opterr = 0;
-	/* '+': stop at the first operand, so `mfx launch ./app -o x` passes
-	 * -o to the app. */
-	while ((c = getopt_long(argc, argv, "+:o:qh", longopts, NULL)) != -1) {
+	/* launch ('+', no cl): stop at the first operand, so `mfx launch ./app
+	 * -o x` passes -o to the app.  attach: options anywhere (cmdline.h). */
+	while ((c = cl ? cmdline_next(cl, argc, argv, ":o:qh", longopts) :
+			 getopt_long(argc, argv, "+:o:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			o->out = optarg;

@@ -23,15 +23,17 @@ struct capture_opts {
 };
 
 void capture_defaults(struct capture_opts *o);
+struct cmdline;
 /*
- * Parse the shared options of `cmd` ("launch" or "attach") from argv[1..],
- * stopping at the first operand or after "--".  `help` prints the command's
- * --help screen.  Returns the index of the first operand, or -1 after
- * printing a usage error (exit with EXIT_USAGE), or -2 when --help was
- * printed (exit 0).
+ * Parse the shared options of `cmd` ("launch" or "attach") from argv[1..].
+ * cl == NULL (launch): stop at the first operand or after "--", and return
+ * its index.  cl != NULL (attach): options before or after operands, which
+ * are collected into *cl (cmdline.h); returns argc.  `help` prints the
+ * command's --help screen.  -1 after printing a usage error (exit with
+ * EXIT_USAGE), -2 when --help was printed (exit 0).
  */
 int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
-		  void (*help)(void));
+		  void (*help)(void), struct cmdline *cl);
 
 /* Text of the shared options for --help screens. */
 extern const char capture_options_help[];

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "analyzer/export.h"
+#include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "common/util.h"
 #include "trace/reader.h"
@@ -49,9 +50,8 @@ int cmd_export(int argc, char **argv)
 	int csv = 0, folded = 0, c;
 	enum export_weight w = W_LIVE;
 	const char *trace_name = "trace.mfx", *out = NULL;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:qh", longopts, NULL)) != -1) {
+	struct cmdline cl = { 0 };
+	while ((c = cmdline_next(&cl, argc, argv, ":o:qh", longopts)) != -1) {
 		switch (c) {
 		case 'c': csv = 1; break;
 		case 'f': folded = 1; break;
@@ -76,10 +76,10 @@ int cmd_export(int argc, char **argv)
 	}
 	if (csv + folded != 1)
 		return mfx_usage("export", "give exactly one of --csv and --folded");
-	if (optind != argc - 1)
-		return mfx_usage("export", optind >= argc ? "no run directory given" :
-							   "one run directory expected");
-	const char *dir = argv[optind];
+	if (cl.nops != 1)
+		return mfx_usage("export", cl.nops == 0 ? "no run directory given" :
+				 "one run directory only ('%s' is extra)", cl.ops[1]);
+	const char *dir = cl.ops[0];
 	struct stat st;
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
 		mfx_err("'%s' is not a run directory", dir);

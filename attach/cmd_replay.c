@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "analyzer/replay/replay.h"
+#include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "common/util.h"
 
@@ -61,9 +62,8 @@ int cmd_replay(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
+	struct cmdline cl = { 0 };
+	while ((c = cmdline_next(&cl, argc, argv, ":qh", opts)) != -1) {
 		switch (c) {
 		case 'a': o.allocators = optarg; break;
 		case 't':
@@ -86,12 +86,15 @@ int cmd_replay(int argc, char **argv)
 			break;
 		case 'q': o.quiet = 1; break;
 		case 'h': replay_help(); return EXIT_OK;
+		case ':':
+			return mfx_usage("replay", "option '%s' needs a value", argv[optind - 1]);
 		default:
 			return mfx_usage("replay", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
-		return mfx_usage("replay", "no run directory given");
+	if (cl.nops != 1)
+		return mfx_usage("replay", cl.nops == 0 ? "no run directory given" :
+				 "one run directory only ('%s' is extra)", cl.ops[1]);
 	if (o.allocators) {
 		char buf[256];
 		snprintf(buf, sizeof(buf), "%s", o.allocators);
@@ -106,5 +109,5 @@ int cmd_replay(int argc, char **argv)
 			}
 		}
 	}
-	return replay_run(argv[optind], &o);
+	return replay_run(cl.ops[0], &o);
 }

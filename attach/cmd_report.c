@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "analyzer/report.h"
+#include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "common/util.h"
 
@@ -44,9 +45,8 @@ int cmd_report(int argc, char **argv)
 	struct report_opts o = { .top = 10 };
 	int json = 0, c;
 	uint64_t v;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+	struct cmdline cl = { 0 };
+	while ((c = cmdline_next(&cl, argc, argv, ":qh", longopts)) != -1) {
 		switch (c) {
 		case 't': o.trace = optarg; break;
 		case 'n':
@@ -62,10 +62,10 @@ int cmd_report(int argc, char **argv)
 		default: return mfx_usage("report", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1)
-		return mfx_usage("report", optind >= argc ? "no run directory given" :
-							   "one run directory expected");
-	const char *dir = argv[optind];
+	if (cl.nops != 1)
+		return mfx_usage("report", cl.nops == 0 ? "no run directory given" :
+				 "one run directory only ('%s' is extra)", cl.ops[1]);
+	const char *dir = cl.ops[0];
 	struct stat st;
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
 		mfx_err("'%s' is not a run directory", dir);

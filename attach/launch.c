@@ -210,7 +210,7 @@ int cmd_launch(int argc, char **argv)
 {
 	struct capture_opts o;
 	capture_defaults(&o);
-	int idx = capture_parse("launch", argc, argv, &o, launch_help);
+	int idx = capture_parse("launch", argc, argv, &o, launch_help, NULL);
 	if (idx == -2)
 		return EXIT_OK;
 	if (idx < 0)

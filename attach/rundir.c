@@ -104,3 +104,45 @@ char *run_dir_default(const char *prog, pid_t pid)
 	return out;
 }
 
+
+int run_dir_missing_part(const char *dir, char *top, size_t n)
+{
+	char tmp[PATH_MAX];
+	struct stat st;
+	top[0] = 0;
+	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp) || n < sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1;; p++) {
+		if (*p != '/' && *p)
+			continue;
+		char c = *p;
+		*p = 0;
+		if (stat(tmp, &st)) {
+			snprintf(top, n, "%s", tmp);
+			return 0;
+		}
+		*p = c;
+		if (!c)
+			return 0;
+	}
+}
+
+void run_dir_discard(const char *dir, const char *top)
+{
+	char path[PATH_MAX];
+	static const char *const ours[] = { "trace.mfx", "smaps", ".stop" };
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		unlink(path_join(path, sizeof(path), dir, ours[i]));
+	if (!*top)
+		return;	/* it was there before: only our files go */
+	snprintf(path, sizeof(path), "%s", dir);
+	size_t tl = strlen(top);
+	for (;;) {
+		if (rmdir(path) || strlen(path) <= tl)
+			break;
+		char *slash = strrchr(path, '/');
+		if (!slash || slash == path)
+			break;
+		*slash = 0;
+	}
+}

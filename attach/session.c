@@ -443,6 +443,19 @@ static void take_exit_smaps(struct session *s, pid_t pid)
 	procfs_smaps_free(&sm);
 }
 
+/* Exit copies of other processes of the run (an older agent wrote one per
+ * process): not used, not left behind. */
+static void drop_exit_smaps(struct session *s)
+{
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, ".smaps-exit-", 12))
+			unlinkat(dirfd(d), e->d_name, 0);
+	if (d)
+		closedir(d);
+}
+
 /* The smaps at the RSS peak becomes RUN/smaps. */
 static void write_peak_smaps(struct session *s)
 {
@@ -450,6 +463,7 @@ static void write_peak_smaps(struct session *s)
 	struct traced *mt = main_trace(s);
 	if (mt)
 		take_exit_smaps(s, mt->pid);
+	drop_exit_smaps(s);
 	path_join(path, sizeof(path), s->dir, "smaps");
 	if (!s->peak_text) {
 		struct traced *m = main_trace(s);
@@ -536,7 +550,7 @@ int session_finish(struct session *s, enum session_end why)
 			(int)s->pid);
 	uint64_t t_fin = now_ns();
 	finalize_all(s, tsc_hz);
-	if (getenv("MFX_DEBUG")) {
+	if (env_flag("MFX_DEBUG")) {
 		char a[32], b[32];
 		mfx_note("debug: window %s, finalise %s", fmt_duration(t_fin - s->t_start, a, sizeof(a)),
 			 fmt_duration(now_ns() - t_fin, b, sizeof(b)));

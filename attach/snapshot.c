@@ -14,6 +14,7 @@
 
 #include "common/json.h"
 #include "attach/agentctl.h"
+#include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "common/procfs.h"
 #include "common/util.h"
@@ -153,9 +154,8 @@ int cmd_snapshot(int argc, char **argv)
 	const char *out = NULL;
 	int json = 0, c;
 	uint64_t topn = 8, v;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+	struct cmdline cl = { 0 };
+	while ((c = cmdline_next(&cl, argc, argv, ":o:h", longopts)) != -1) {
 		switch (c) {
 		case 'o': out = optarg; break;
 		case 'j': json = 1; break;
@@ -169,10 +169,11 @@ int cmd_snapshot(int argc, char **argv)
 		default: return mfx_usage("snapshot", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1)
-		return mfx_usage("snapshot", optind >= argc ? "no PID given" : "one PID expected");
-	if (parse_uint(argv[optind], 0x7fffffff, &v) || v == 0)
-		return mfx_usage("snapshot", "'%s' is not a process id", argv[optind]);
+	if (cl.nops != 1)
+		return mfx_usage("snapshot", cl.nops == 0 ? "no PID given" : "one PID only ('%s' is extra)",
+				 cl.ops[1]);
+	if (parse_uint(cl.ops[0], 0x7fffffff, &v) || v == 0)
+		return mfx_usage("snapshot", "'%s' is not a process id", cl.ops[0]);
 	pid_t pid = (pid_t)v;
 
 	char comm[64] = "?";

@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "attach/agentctl.h"
 #include "attach/attach.h"
+#include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "common/procfs.h"
 #include "attach/trim.h"
@@ -77,7 +78,7 @@ int trim_process(pid_t pid, struct trim_result *r)
 		close(chan);
 	} else {
 		struct inject ij;
-		struct inject_opts io = { .verbose = getenv("MFX_DEBUG") != NULL,
+		struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
 					  .no_boost = env_flag("MFX_NO_BOOST") };
 		if ((err = inject_open(pid, &io, &ij)))
 			return err;
@@ -123,10 +124,9 @@ int cmd_trim(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cmdline cl = { 0 };
 	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = cmdline_next(&cl, argc, argv, "h", opts)) != -1) {
 		switch (c) {
 		case 'j':
 			json = 1;
@@ -138,13 +138,13 @@ int cmd_trim(int argc, char **argv)
 			return mfx_usage("trim", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
+	if (cl.nops == 0)
 		return mfx_usage("trim", "no PID given");
-	if (optind + 1 < argc)
-		return mfx_usage("trim", "one PID only ('%s' is extra)", argv[optind + 1]);
+	if (cl.nops > 1)
+		return mfx_usage("trim", "one PID only ('%s' is extra)", cl.ops[1]);
 	uint64_t v;
-	if (parse_uint(argv[optind], INT_MAX, &v) || v == 0)
-		return mfx_usage("trim", "'%s' is not a process id", argv[optind]);
+	if (parse_uint(cl.ops[0], INT_MAX, &v) || v == 0)
+		return mfx_usage("trim", "'%s' is not a process id", cl.ops[0]);
 	pid_t pid = (pid_t)v, tracer;
 	int err = inject_check(pid, &tracer);
 	if (err)

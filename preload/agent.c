@@ -427,7 +427,9 @@ __attribute__((destructor)) static void agent_exit(void)
 	tls_busy = 1;
 	modules_check();
 	rec_publish_self();
-	if (launch_mode && !(h->flags & MFX_HF_ATTACH))
+	/* Only the process mfx started: mfx reads that one copy and removes
+	 * it (a shell script's children would leave one file each). */
+	if (launch_mode && !(h->flags & MFX_HF_ATTACH) && getpid() == root_pid)
 		save_exit_smaps();
 	tls_busy = busy;
 	h->end_tsc = agent_tsc();
