@@ -355,24 +355,33 @@ void agent_fail(int err, const char *what)
 
 /* ---- fork, exit, launch ------------------------------------------------------------- */
 
+/* got_lock before rec_lock: the patching pass never takes rec_lock. */
 static void atfork_prepare(void)
 {
+	got_fork_prepare();
 	spin_lock(&rec_lock);
 }
 
 static void atfork_parent(void)
 {
 	spin_unlock(&rec_lock);
+	got_fork_parent();
 }
 
 /* The child of a traced process writes its own trace (launch mode), or
- * nothing (attach mode: mfx attached to one process). */
+ * nothing (attach mode: mfx attached to one process).  An attached
+ * process's child, forked in a window or while the agent is dormant, is
+ * left as its parent is after a window: GOT slots back (got.c), no spool
+ * or trace mapping, no fd of ours, no thread (the agent dormant). */
 static void atfork_child(void)
 {
 	end_lock = 0;
+	got_fork_child(!launch_mode);
 	control_after_fork();
 	rec_after_fork_child();
 	modules_after_fork();
+	if (!launch_mode)
+		rec_spool_detach();	/* the parent's; unmapped here */
 	if (!rec.active)
 		return;
 	int busy = tls_busy;

@@ -95,6 +95,10 @@ int got_patch_all(unsigned *slots, unsigned *modules);
 void *got_find_defined(const char *name);
 void got_patch_new(void);
 void got_restore_all(void);
+/* fork: got_lock across it; in the child, restore != 0 puts every slot back. */
+void got_fork_prepare(void);
+void got_fork_parent(void);
+void got_fork_child(int restore);
 
 /* control.c: in a fork child, forget the control thread and its doorbell. */
 void control_after_fork(void);

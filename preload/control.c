@@ -307,11 +307,15 @@ static int bell_open(void)
 	return 0;
 }
 
+/* The session control_main serves (a fork child closes its copy). */
+static struct session *ctl_cur;
+
 static void *control_main(void *arg)
 {
 	int first = (int)(intptr_t)arg;
 	struct session se = { first, sock_ino(first), 0,
 			      agent_now_ns() + START_TIMEOUT_MS * 1000000ull };
+	ctl_cur = &se;
 	tls_busy = 1;
 	prctl(PR_SET_NAME, "mfx-agent", 0, 0, 0);
 	agent_resolve(1);	/* TRIM and INFO may come before any START */
@@ -369,6 +373,7 @@ static void *control_main(void *arg)
 	bell_rx = -1;
 	__atomic_store_n(&mfx_agent_doorbell.pid, 0, __ATOMIC_RELEASE);
 	mfx_agent_doorbell.fd = -1;
+	ctl_cur = NULL;
 	__atomic_store_n(&ctl_running, 0, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -377,6 +382,13 @@ static void *control_main(void *arg)
  * close them, so a later attach to the child starts afresh. */
 void control_after_fork(void)
 {
+	/* The thread's stack was copied with the rest of memory: its session
+	 * is readable, and its socket is ours to close (mfx must not wait on
+	 * a copy held by a child). */
+	struct session *se = ctl_cur;
+	if (se && still_ours(se->sock, se->ino))
+		close(se->sock);
+	ctl_cur = NULL;
 	if (still_ours(bell_rx, bell_rx_ino))
 		close(bell_rx);
 	if (still_ours(mfx_agent_doorbell.fd, mfx_agent_doorbell.ino))

@@ -48,6 +48,33 @@ static const char *hook_name[NHOOK];
 static uint64_t hook_addr[NHOOK], real_addr[NHOOK], canon_addr[NHOOK];
 static void *(*real_dlopen)(const char *, int);
 
+/*
+ * fork.  The child of an attached process is not recorded (attach records
+ * the one process mfx named), so its hooks go at once: a worker forked
+ * during the window calls the allocator through its GOT again, exactly as
+ * its parent will when the window ends.  The prepare handler takes got_lock
+ * (the agent's thread may be half-way through a patching pass: the child
+ * gets a copy of a consistent patch list); the parent's handler gives it
+ * back; in the child, which has only the forking thread, the copied lock
+ * is released and every patched slot written back.
+ */
+void got_fork_prepare(void)
+{
+	spin_lock(&got_lock);
+}
+
+void got_fork_parent(void)
+{
+	spin_unlock(&got_lock);
+}
+
+void got_fork_child(int restore)
+{
+	got_lock = 0;
+	if (restore)
+		got_restore_all();
+}
+
 static void *hook_dlopen(const char *file, int flags);
 static void hooks_init(void);
 

@@ -151,9 +151,13 @@ int rec_spool_attach(int fd)
 	return 0;
 }
 
-/* Attach mode, after agent_end(): forget mfx's spool.  The mapping is
- * replaced by untouched agent memory (a straggler may still read it), so
- * the memfd behind it is freed once mfx closes it. */
+/* Attach mode, after agent_end() (and in a fork child): forget mfx's spool
+ * and unmap it, so no window leaves its 32 MiB in the address space.  Only
+ * if a straggler still holds a slot (a thread agent_end gave up waiting
+ * for) is the mapping replaced by untouched agent memory instead, where its
+ * last stores land harmlessly; its slot is forgotten, so the chunk is
+ * unmapped (not handed to a later spool) when the thread next needs one.
+ * Either way the memfd behind it is freed once mfx closes it. */
 void rec_spool_detach(void)
 {
 	if (!spool)
@@ -161,7 +165,20 @@ void rec_spool_detach(void)
 	void *m = spool;
 	spool = NULL;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	agent_mmap_zero(m, MFX_SPOOL_BYTES);
+	int stragglers = 0;
+	for (uint32_t i = 0; pool && i < pool_used; i++) {
+		struct mfx_thread *t = &pool[i];
+		spin_lock(&t->lock);
+		if (t->in_use && t->chunk && t->slot >= 0) {
+			stragglers++;
+			t->slot = -1;
+		}
+		spin_unlock(&t->lock);
+	}
+	if (stragglers)
+		agent_mmap_zero(m, MFX_SPOOL_BYTES);
+	else
+		munmap(m, MFX_SPOOL_BYTES);
 }
 
 /* A free slot, lowest index first: the few slots in use stay cache-warm. */
