@@ -225,21 +225,6 @@ static void memory_at_peak(struct model *m)
 	char path[PATH_MAX];
 	struct smaps s;
 	m->live_at_rss_peak = m->a.live_at_rss_peak;
-	/* attach: the window knows only its own blocks; the allocator's
-	 * in-use total at the end, moved back to the peak by what the window
-	 * saw change since, stands for all of them (docs/metrics.md). */
-	const struct trace_mark *mk0;
-	size_t nm = trace_marks(m->t, &mk0);
-	for (size_t i = 0; i < nm; i++)
-		if (mk0[i].kind == MFX_MARK_MALLINFO && mk0[i].nvals >= 7 && !strcmp(mk0[i].text, "end")) {
-			m->have_mallinfo = 1;
-			m->mallinfo_in_use = mk0[i].vals[4] + mk0[i].vals[3];
-			m->mallinfo_free = mk0[i].vals[5];
-		}
-	if (m->have_mallinfo) {
-		int64_t l = (int64_t)m->mallinfo_in_use + (m->a.live_at_rss_peak - m->a.live_bytes_end);
-		m->live_at_rss_peak = l > 0 ? l : 0;
-	}
 	if (procfs_smaps_load(path_join(path, sizeof(path), m->run_dir, "smaps"), &s) == 0) {
 		/* Mappings that hold live blocks are the allocator's, whatever
 		 * the heuristic said (arenas, mmapped chunks). */
@@ -269,10 +254,16 @@ static void memory_at_peak(struct model *m)
 		if (!m->have_smaps && sm[i].v[MFX_SF_HEAP_RSS] > m->heap_rss)
 			m->heap_rss = sm[i].v[MFX_SF_HEAP_RSS];
 	}
-	if (m->have_mallinfo && m->trim_estimate > m->mallinfo_free)
-		m->trim_estimate = m->mallinfo_free;	/* pages of pre-window blocks look empty */
+	/* The allocator that serves malloc: its heap RSS and live bytes at the
+	 * peak, from its own figures where smaps cannot tell (heap.c). */
+	heap_view_build(m->t, m->attach, &m->a, m->heap_rss, &m->heap);
+	m->heap_rss = m->heap.heap_rss;
+	m->live_at_rss_peak = m->heap.live;
+	if (m->trim_estimate > m->heap.free_cap)
+		m->trim_estimate = m->heap.free_cap;	/* attach: pages of older blocks look empty */
 	int64_t live = m->live_at_rss_peak;
-	m->frag = m->heap_rss ? ((double)m->heap_rss - (double)(live > 0 ? live : 0)) / (double)m->heap_rss : 0;
+	m->frag = m->heap_rss && m->heap.measured ?
+		((double)m->heap_rss - (double)(live > 0 ? live : 0)) / (double)m->heap_rss : 0;
 	if (m->frag < 0)
 		m->frag = 0;
 	const struct trace_mark *mk;
@@ -281,7 +272,11 @@ static void memory_at_peak(struct model *m)
 		if (mk[i].kind == MFX_MARK_TRIM && mk[i].nvals >= 4) {
 			m->have_trim = 1;
 			memcpy(m->trim_vals, mk[i].vals, sizeof(m->trim_vals));
-			snprintf(m->trim_method, sizeof(m->trim_method), "%s", mk[i].text);
+			/* "agent mallctl(...)": the way, then the allocator's call */
+			size_t w = strcspn(mk[i].text, " ");
+			snprintf(m->trim_method, sizeof(m->trim_method), "%.*s", (int)w, mk[i].text);
+			snprintf(m->trim_call, sizeof(m->trim_call), "%s",
+				 mk[i].text[w] ? mk[i].text + w + 1 : "malloc_trim(0)");
 		} else if (mk[i].kind == MFX_MARK_ATTACH && mk[i].nvals >= 5) {
 			m->have_attach = 1;
 			memcpy(m->attach_vals, mk[i].vals, sizeof(m->attach_vals));
@@ -302,7 +297,11 @@ static void verdict(struct model *m)
 		m->verdict = V_NONE;
 		snprintf(m->verdict_line, sizeof(m->verdict_line),
 			 "no allocation calls were recorded");
-	} else if (leak && leak * 2 >= waste && leak >= m->trim_estimate) {
+	} else if (!m->heap.measured && !leak) {
+		m->verdict = V_NONE;	/* a guess is no ground for a verdict (heap.c) */
+		snprintf(m->verdict_line, sizeof(m->verdict_line),
+			 "no verdict on the heap: %s", m->heap.why);
+	} else if (leak && ((leak * 2 >= waste && leak >= m->trim_estimate) || !m->heap.measured)) {
 		m->verdict = V_LEAK;
 		snprintf(m->verdict_line, sizeof(m->verdict_line),
 			 "LEAK suspected: %d site%s grew by %s and never shrank (largest: %s)",
@@ -312,8 +311,9 @@ static void verdict(struct model *m)
 		m->verdict = V_RETENTION;
 		snprintf(m->verdict_line, sizeof(m->verdict_line),
 			 "ALLOCATOR RETENTION: %s of the %s heap RSS holds no live block; "
-			 "malloc_trim could return about %s", fmt_bytes(waste, a, sizeof(a)),
-			 fmt_bytes(m->heap_rss, b, sizeof(b)), fmt_bytes(m->trim_estimate, c, sizeof(c)));
+			 "%s could return about %s", fmt_bytes(waste, a, sizeof(a)),
+			 fmt_bytes(m->heap_rss, b, sizeof(b)), heap_release_call(&m->heap),
+			 fmt_bytes(m->trim_estimate, c, sizeof(c)));
 	} else if (m->heap_rss >= (1u << 20) && m->frag >= 0.3) {
 		m->verdict = V_FRAGMENTATION;
 		snprintf(m->verdict_line, sizeof(m->verdict_line),

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "analyzer/analyze.h"
+#include "analyzer/heap.h"
 #include "analyzer/symbolize.h"
 #include "trace/reader.h"
 
@@ -47,17 +48,16 @@ struct model {
 	uint64_t pages_mapped, pages_resident, pages_with_live;
 	uint64_t occ[OCC_CLASSES];
 	uint64_t trim_estimate;		/* resident heap bytes holding no live block */
+	struct heap_view heap;		/* the allocator's view of the heap (heap.h) */
 	/* measured trim (mfx attach --trim-at-end, mfx trim) */
-	int have_mallinfo;		/* attach: MALLINFO "end" mark */
-	uint64_t mallinfo_in_use;	/* its uordblks + hblkhd */
-	uint64_t mallinfo_free;		/* its fordblks */
 	int have_attach;		/* the ATTACH mark: how the attach went */
 	uint64_t attach_vals[6];	/* start_to_active_ns, held_ns, slots, modules, attempts,
 					   loader_thread_ns (0: none; older traces: absent) */
 	char attach_agent[16];		/* "loaded" or "reused" */
 	int have_trim;
 	uint64_t trim_vals[7];
-	char trim_method[16];
+	char trim_method[16];		/* "agent" or "ptrace" */
+	char trim_call[64];		/* what was called: "malloc_trim(0)", ... */
 	/* sites */
 	struct rsite by_live[MODEL_TOP_MAX], by_allocs[MODEL_TOP_MAX], by_peak[MODEL_TOP_MAX];
 	int n_live, n_allocs, n_peak;

@@ -102,7 +102,11 @@ int model_write_json(const struct model *m, const char *path)
 	json_uint(&j, "threads", a->nthreads);
 	json_uint(&j, "rss_peak_bytes", m->rss_peak);
 	json_uint(&j, "heap_rss_bytes", m->heap_rss);
-	json_num(&j, "fragmentation_ratio", m->frag);
+	if (m->heap.measured)
+		json_num(&j, "fragmentation_ratio", m->frag);
+	else
+		json_null(&j, "fragmentation_ratio");	/* not measured: heap.why says why */
+	json_str(&j, "allocator", m->heap.allocator);
 	json_sites(&j, m, "top_sites", m->by_live, m->n_live);
 	/* beyond SPEC.md */
 	json_obj(&j, "verdict");
@@ -124,6 +128,7 @@ int model_write_json(const struct model *m, const char *path)
 	json_int(&j, "live_bytes_at_rss_peak", m->live_at_rss_peak);
 	json_uint(&j, "mfx_rss_bytes", m->mfx_rss);
 	json_bool(&j, "smaps_at_peak", m->have_smaps);
+	heap_json(&j, &m->heap);
 	json_obj(&j, "page_occupancy");
 	json_uint(&j, "pages_mapped", m->pages_mapped);
 	json_uint(&j, "pages_resident", m->pages_resident);
@@ -148,6 +153,7 @@ int model_write_json(const struct model *m, const char *path)
 	json_uint(&j, "estimated_reclaimable_bytes", m->trim_estimate);
 	if (m->have_trim) {
 		json_str(&j, "method", m->trim_method);
+		json_str(&j, "call", m->trim_call);
 		json_uint(&j, "rss_before_bytes", m->trim_vals[0]);
 		json_uint(&j, "rss_after_bytes", m->trim_vals[1]);
 		json_uint(&j, "heap_rss_before_bytes", m->trim_vals[2]);
@@ -227,16 +233,18 @@ void model_print(const struct model *m, FILE *f)
 		fmt_duration(m->duration_ns, b1, sizeof(b1)), fmt_count(a->nevents, b2, sizeof(b2)),
 		a->nthreads, a->nthreads == 1 ? "" : "s");
 	fprintf(f, "verdict: %s\n", m->verdict_line);
-	if (m->heap_rss) {
+	heap_print(f, &m->heap);
+	if (m->heap_rss && m->heap.measured) {
 		fprintf(f, "  at the RSS peak (%s): heap RSS %s, live blocks %s, fragmentation %.0f%%\n",
 			fmt_bytes(m->rss_peak, b1, sizeof(b1)), fmt_bytes(m->heap_rss, b2, sizeof(b2)),
 			fmt_bytes((uint64_t)(m->live_at_rss_peak > 0 ? m->live_at_rss_peak : 0), b3, sizeof(b3)),
 			m->frag * 100);
-		fprintf(f, "  malloc_trim could return about %s (resident heap pages holding no live block)\n",
-			fmt_bytes(m->trim_estimate, b1, sizeof(b1)));
+		fprintf(f, "  %s could return about %s (resident heap pages holding no live block)\n",
+			heap_release_call(&m->heap), fmt_bytes(m->trim_estimate, b1, sizeof(b1)));
 	}
 	if (m->have_trim)
-		fprintf(f, "  malloc_trim measured (%s): RSS %s -> %s, heap RSS %s -> %s\n", m->trim_method,
+		fprintf(f, "  %s measured (%s): RSS %s -> %s, heap RSS %s -> %s\n", m->trim_call,
+			m->trim_method,
 			fmt_bytes(m->trim_vals[0], b1, sizeof(b1)), fmt_bytes(m->trim_vals[1], b2, sizeof(b2)),
 			fmt_bytes(m->trim_vals[2], b3, sizeof(b3)), fmt_bytes(m->trim_vals[3], b4, sizeof(b4)));
 	if (m->attach)

@@ -2,8 +2,9 @@
  * agentctl.c - mfx's side of the control channel (include/mfx/control.h):
  * messages to and from the agent's thread, and the requests made of an
  * agent already loaded by an earlier attach, reached through its doorbell
- * (inject_agent_ring) without stopping any thread of the process:
- * malloc_trim(0) for `mfx trim`, malloc_info(3) for `mfx snapshot`.
+ * (inject_agent_ring) without stopping any thread of the process (the
+ * allocator's release for `mfx trim`: trim.c; its statistics for `mfx
+ * snapshot`: snapshot.c).
  */
 #include <errno.h>
 #include <poll.h>
@@ -87,67 +88,4 @@ int agent_ring(pid_t pid, int *chan)
 	if (err && env_flag("MFX_DEBUG"))
 		fprintf(stderr, "mfx: debug: agent doorbell of %d: %s\n", (int)pid, mfx_strerror(-err));
 	return err;
-}
-
-/* The size="N" of the first `<tag type="TYPE"` at or after p. */
-static uint64_t xml_size(const char *p, const char *tag, const char *type)
-{
-	char key[64];
-	snprintf(key, sizeof(key), "<%s type=\"%s\"", tag, type);
-	const char *q = p ? strstr(p, key) : NULL, *z;
-	if (!q || !(z = strstr(q, "size=\"")) || strchr(q, '>') < z)
-		return 0;
-	return strtoull(z + 6, NULL, 10);
-}
-
-int agent_malloc_info(pid_t pid, struct malloc_arena_info *mi)
-{
-	memset(mi, 0, sizeof(*mi));
-	int chan, err = agent_ring(pid, &chan);
-	if (err)
-		return err;
-	int fd = memfd_create("mfx-malloc-info", MFD_CLOEXEC);
-	struct mfx_ctl m;
-	if (fd < 0)
-		err = -errno;
-	if (!err)
-		err = agent_send(chan, MFX_CTL_INFO, NULL, &fd, 1);
-	if (!err)
-		err = agent_recv(chan, MFX_CTL_INFOED, &m, AGENT_REPLY_MS);
-	if (!err && m.status)
-		err = m.status;
-	close(chan);
-	struct stat st;
-	if (!err && fstat(fd, &st))
-		err = -errno;
-	if (!err && !(mi->xml = calloc(1, (size_t)st.st_size + 1)))
-		err = -ENOMEM;
-	if (!err && pread(fd, mi->xml, (size_t)st.st_size, 0) != st.st_size)
-		err = -EIO;
-	if (fd >= 0)
-		close(fd);
-	if (err) {
-		free(mi->xml);
-		mi->xml = NULL;
-		return err;
-	}
-	unsigned long long v[7] = { 0 };
-	char *x = mi->xml;
-	if (sscanf(x, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6]) == 7) {
-		mi->top_bytes = v[6];
-		mi->in_use_bytes = v[4] + v[3];
-		char *nl = strchr(x, '\n');
-		memmove(x, nl ? nl + 1 : x + strlen(x), strlen(nl ? nl + 1 : x + strlen(x)) + 1);
-	}
-	for (const char *p = x; (p = strstr(p, "<heap nr=")); p++)
-		mi->arenas++;
-	const char *tail = x, *h;
-	for (const char *p = x; (h = strstr(p, "</heap>")); p = h + 1)
-		tail = h;	/* the totals follow the last arena */
-	mi->free_bytes = xml_size(tail, "total", "fast") + xml_size(tail, "total", "rest");
-	mi->mmap_bytes = xml_size(tail, "total", "mmap");
-	mi->system_bytes = xml_size(tail, "system", "current");
-	mi->ok = strstr(x, "<malloc") != NULL;
-	return mi->ok ? 0 : -EPROTO;
 }

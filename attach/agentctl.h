@@ -26,18 +26,4 @@ int agent_trim(int chan, uint64_t *ret, uint64_t *trim_ns);
  * (-ENOENT: no started agent of this build there). */
 int agent_ring(pid_t pid, int *chan);
 
-/* glibc's arena figures, asked of the agent in pid (snapshot.c). */
-struct malloc_arena_info {
-	int ok;
-	unsigned arenas;
-	uint64_t free_bytes;	/* in bins and fastbins, all arenas */
-	uint64_t top_bytes;	/* the main arena's top chunk (mallinfo2 keepcost) */
-	uint64_t mmap_bytes;	/* mmapped chunks */
-	uint64_t system_bytes;	/* obtained from the system, all arenas */
-	uint64_t in_use_bytes;	/* mallinfo2 uordblks + hblkhd */
-	char *xml;		/* malloc_info's own text, malloc'ed */
-};
-/* 0, or -ENOENT (no agent), other -errno. */
-int agent_malloc_info(pid_t pid, struct malloc_arena_info *mi);
-
 #endif

@@ -26,11 +26,13 @@
 #include <unistd.h>
 
 #include "attach/agentctl.h"
+#include "attach/alloc_remote.h"
 #include "attach/attach.h"
 #include "attach/capture.h"
 #include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "attach/rundir.h"
+#include "attach/trim.h"
 #include "common/procfs.h"
 #include "trace/spool.h"
 #include "common/util.h"
@@ -137,24 +139,30 @@ int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
 	return EXIT_FAIL;
 }
 
+/* --trim-at-end: the allocator's release on the agent's thread (trim.c). */
 static void trim_at_end(struct session *s, int chan)
 {
-	uint64_t rss0, heap0, rss1, heap1, ret = 0, tns = 0;
+	uint64_t rss0, heap0, rss1, heap1;
+	struct trim_result r;
+	memset(&r, 0, sizeof(r));
 	if (session_sample_now(s, &rss0, &heap0))
 		return;
-	int err = agent_trim(chan, &ret, &tns);
+	int err = trim_via_agent(chan, &r);
 	if (err) {
-		mfx_err("--trim-at-end: malloc_trim(0) failed: %s", mfx_strerror(-err));
+		mfx_err("--trim-at-end: %s failed: %s", r.call[0] ? r.call : "the release",
+			mfx_strerror(-err));
 		return;
 	}
 	if (session_sample_now(s, &rss1, &heap1))
 		return;
-	uint64_t vals[7] = { rss0, rss1, heap0, heap1, 0, tns, rss0 > rss1 ? rss0 - rss1 : 0 };
-	session_mark(s, MFX_MARK_TRIM, vals, 7, "agent");
+	uint64_t vals[7] = { rss0, rss1, heap0, heap1, 0, r.trim_ns, rss0 > rss1 ? rss0 - rss1 : 0 };
+	char text[96];
+	snprintf(text, sizeof(text), "agent %s", r.call);
+	session_mark(s, MFX_MARK_TRIM, vals, 7, text);
 	char a[32], b[32], c[32], d[32];
-	mfx_note("malloc_trim(0): RSS %s -> %s (%s released) in %s, no thread paused",
-		 fmt_bytes(rss0, a, sizeof(a)), fmt_bytes(rss1, b, sizeof(b)),
-		 fmt_bytes(vals[6], c, sizeof(c)), fmt_duration(tns, d, sizeof(d)));
+	mfx_note("%s (%s): RSS %s -> %s (%s released) in %s, no thread paused", r.call,
+		 r.allocator, fmt_bytes(rss0, a, sizeof(a)), fmt_bytes(rss1, b, sizeof(b)),
+		 fmt_bytes(vals[6], c, sizeof(c)), fmt_duration(r.trim_ns, d, sizeof(d)));
 }
 
 int cmd_attach(int argc, char **argv)
@@ -311,8 +319,11 @@ int cmd_attach(int argc, char **argv)
 		snprintf(held, sizeof(held), "no thread held (agent already there)");
 	else
 		snprintf(held, sizeof(held), "one thread held %s", fmt_duration(ij.held_ns, d, sizeof(d)));
-	mfx_note("attached to pid %d (%s): %u GOT slots in %u modules, %s; "
-		 "recording %s into %s", (int)pid, comm, m.slots, m.modules, held, win, dir);
+	struct alloc_remote ar;	/* named from outside: the agent records its own view */
+	alloc_remote_detect(pid, &ar);
+	mfx_note("attached to pid %d (%s, %s malloc): %u GOT slots in %u modules, %s; "
+		 "recording %s into %s", (int)pid, comm, mfx_allocator_names[ar.kind], m.slots,
+		 m.modules, held, win, dir);
 
 	int why = session_loop(s);
 	if (why != SESSION_END_EXIT) {

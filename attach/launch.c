@@ -304,14 +304,17 @@ int cmd_launch(int argc, char **argv)
 			struct trim_result tr;
 			int terr = trim_process(child, &tr);
 			if (terr) {
-				mfx_err("--trim-at-end: malloc_trim(0) in pid %d failed: %s", (int)child,
+				mfx_err("--trim-at-end: %s in pid %d failed: %s",
+					tr.call[0] ? tr.call : "the release", (int)child,
 					mfx_strerror(-terr));
 			} else {
 				uint64_t vals[7] = { tr.rss_before, tr.rss_after, tr.heap_before,
 						     tr.heap_after, tr.pause_ns, tr.trim_ns, tr.released };
-				session_mark(s, MFX_MARK_TRIM, vals, 7, "ptrace");
+				char text[96];
+				snprintf(text, sizeof(text), "ptrace %s", tr.call);
+				session_mark(s, MFX_MARK_TRIM, vals, 7, text);
 				char a[32], b[32], c[32];
-				mfx_note("malloc_trim(0): RSS %s -> %s, one thread held %s",
+				mfx_note("%s (%s): RSS %s -> %s, one thread held %s", tr.call, tr.allocator,
 					 fmt_bytes(tr.rss_before, a, sizeof(a)),
 					 fmt_bytes(tr.rss_after, b, sizeof(b)),
 					 fmt_duration(tr.pause_ns, c, sizeof(c)));

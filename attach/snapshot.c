@@ -1,9 +1,11 @@
 /*
  * snapshot.c - `mfx snapshot`: copy /proc/PID/smaps to a file and print what
  * it says about memory: RSS by kind (allocator heap, stacks, file-backed,
- * shared), the allocator's mappings, and glibc's own arena figures
- * (malloc_info) when the agent is loaded in the process: asked of the agent's
- * own thread through its doorbell (agentctl.c).  The process is never stopped.
+ * shared), the allocator's mappings, and the statistics of the allocator
+ * that serves malloc (glibc, jemalloc, tcmalloc, mimalloc) when the agent
+ * is loaded in the process: asked of the agent's own thread through its
+ * doorbell (alloc_info.c), and its own text saved beside the smaps copy.
+ * The process is never stopped.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +16,7 @@
 
 #include "common/json.h"
 #include "attach/agentctl.h"
+#include "attach/alloc_info.h"
 #include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "common/procfs.h"
@@ -21,20 +24,24 @@
 
 static void snapshot_help(void)
 {
-	printf("usage: mfx snapshot [-o FILE] [--json] [--top N] PID\n\n"
+	printf("usage: mfx snapshot PID [-o FILE] [--json] [--top N]\n\n"
 	       "Copy /proc/PID/smaps to FILE and print a summary: RSS by kind (the\n"
 	       "allocator's heap, thread stacks, file-backed, shared memory), the\n"
-	       "allocator's largest mappings, and glibc's arena figures (free bytes in\n"
-	       "bins, top chunks, mmapped chunks) when the mfx agent is loaded in PID\n"
-	       "(asked of the agent's own thread; saved as FILE.malloc_info.xml).  The\n"
-	       "process is not stopped.\n\n"
+	       "allocator's largest mappings, and which allocator serves malloc (glibc,\n"
+	       "jemalloc, tcmalloc, mimalloc).  When the mfx agent is loaded in PID (an\n"
+	       "earlier 'mfx attach' leaves it there), also that allocator's own figures\n"
+	       "and statistics, asked of the agent's own thread and saved beside FILE:\n"
+	       "glibc's malloc_info XML (FILE.malloc_info.xml), jemalloc's\n"
+	       "malloc_stats_print (FILE.malloc_stats.txt), tcmalloc's and mimalloc's\n"
+	       "(FILE.tcmalloc_stats.txt, FILE.mimalloc_stats.txt).  The process is not\n"
+	       "stopped.\n\n"
 	       "Options:\n"
 	       "    -o, --out FILE    where the smaps copy goes (default smaps-<pid>-<date>)\n"
 	       "        --json        print the summary as JSON\n"
 	       "        --top N       allocator mappings to list (default 8)\n\n"
 	       "Examples:\n"
 	       "    mfx snapshot 4242\n"
-	       "    mfx snapshot --json -o before.smaps 4242 | jq .heap_rss_bytes\n");
+	       "    mfx snapshot 4242 --json -o before.smaps | jq .allocator_figures\n");
 }
 
 static int cmp_rss(const void *a, const void *b)
@@ -43,9 +50,45 @@ static int cmp_rss(const void *a, const void *b)
 	return x->rss < y->rss ? 1 : x->rss > y->rss ? -1 : 0;
 }
 
+/* The allocator that serves malloc, and its own figures when the agent gave them. */
+static void print_allocator(const struct alloc_info *ai, const char *xmlfile)
+{
+	static const unsigned order[] = { MFX_AF_RESIDENT, MFX_AF_IN_USE, MFX_AF_ACTIVE, MFX_AF_FREE,
+					  MFX_AF_MAPPED, MFX_AF_RETAINED, MFX_AF_METADATA };
+	static const char *const name[MFX_AF_NFIELDS] = {
+		"in use", "resident", "mapped", "free (releasable)", "retained (unmapped)",
+		"metadata", "active pages",
+	};
+	char a[32], b[32], c[32], d[32];
+	printf("allocator: %s%s%s%s%s\n", ai->name, ai->module[0] ? " (" : "", ai->module,
+	       ai->module[0] ? ")" : "", ai->from_agent ? ", asked of the mfx agent" : "");
+	if (!ai->from_agent) {
+		printf("  its own figures: not available (the mfx agent is not running in the process;\n"
+		       "  an earlier 'mfx attach' leaves it there)\n");
+		return;
+	}
+	if (ai->glibc_ok) {
+		printf("  %-22s %10u\n", "arenas", ai->arenas);
+		printf("  %-22s %10s  (%s of it the main arena's top chunk)\n",
+		       "free in bins and tops", fmt_bytes(ai->free_bytes, a, sizeof(a)),
+		       fmt_bytes(ai->top_bytes, b, sizeof(b)));
+		printf("  %-22s %10s\n", "in use", fmt_bytes(ai->in_use_bytes, c, sizeof(c)));
+		printf("  %-22s %10s\n", "mmapped chunks", fmt_bytes(ai->mmap_bytes, d, sizeof(d)));
+		printf("  %-22s %10s\n", "from the system", fmt_bytes(ai->system_bytes, a, sizeof(a)));
+	} else {
+		for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+			if (ai->figs.valid & (1u << order[i]))
+				printf("  %-22s %10s\n", !strcmp(ai->name, "mimalloc") &&
+				       order[i] == MFX_AF_MAPPED ? "committed" : name[order[i]],
+				       fmt_bytes(ai->figs.v[order[i]], a, sizeof(a)));
+	}
+	printf("  give free memory back with: mfx trim (%s)%s%s\n", ai->call,
+	       *xmlfile ? "; its own statistics: " : "", xmlfile);
+}
+
 static void print_text(pid_t pid, const char *comm, const struct smaps *s,
 		       const struct smaps_totals *t, struct smaps_map **top, size_t ntop,
-		       size_t nthreads, const struct malloc_arena_info *mi, const char *file,
+		       size_t nthreads, const struct alloc_info *ai, const char *file,
 		       const char *xmlfile)
 {
 	char a[32], b[32], c[32];
@@ -71,28 +114,15 @@ static void print_text(pid_t pid, const char *comm, const struct smaps *s,
 			       fmt_bytes(top[i]->rss, b, sizeof(b)),
 			       *top[i]->path ? top[i]->path : "[anonymous]");
 	}
-	if (mi && mi->ok) {
-		char d[32];
-		printf("glibc malloc (asked of the mfx agent): %u arena%s\n", mi->arenas,
-		       mi->arenas == 1 ? "" : "s");
-		printf("  %-22s %10s  (%s of it the main arena's top chunk)\n",
-		       "free in bins and tops", fmt_bytes(mi->free_bytes, a, sizeof(a)),
-		       fmt_bytes(mi->top_bytes, b, sizeof(b)));
-		printf("  %-22s %10s\n", "in use", fmt_bytes(mi->in_use_bytes, c, sizeof(c)));
-		printf("  %-22s %10s\n", "mmapped chunks", fmt_bytes(mi->mmap_bytes, d, sizeof(d)));
-		printf("  %-22s %10s\n", "from the system", fmt_bytes(mi->system_bytes, a, sizeof(a)));
-	} else {
-		printf("glibc arena figures: not available (the mfx agent is not running in the "
-		       "process; an earlier 'mfx attach' leaves it there)\n");
-	}
+	print_allocator(ai, xmlfile);
 	(void)s;
-	fprintf(stderr, "mfx: smaps copied to %s%s%s\n", file, *xmlfile ? ", malloc_info to " : "",
+	fprintf(stderr, "mfx: smaps copied to %s%s%s\n", file, *xmlfile ? ", allocator statistics to " : "",
 		xmlfile);
 }
 
 static void print_json(pid_t pid, const char *comm, const struct smaps_totals *t,
 		       struct smaps_map **top, size_t ntop, size_t nthreads,
-		       const struct malloc_arena_info *mi, const char *file, const char *xmlfile)
+		       const struct alloc_info *ai, const char *file, const char *xmlfile)
 {
 	struct json j;
 	json_init(&j, stdout);
@@ -126,14 +156,31 @@ static void print_json(pid_t pid, const char *comm, const struct smaps_totals *t
 		json_end(&j);
 	}
 	json_end(&j);
-	if (mi && mi->ok) {
+	json_str(&j, "allocator", ai->name);
+	json_str(&j, "allocator_module", ai->module[0] ? ai->module : NULL);
+	json_str(&j, "allocator_call", ai->call);
+	if (ai->from_agent) {
+		static const char *const k[MFX_AF_NFIELDS] = {
+			"in_use_bytes", "resident_bytes", "mapped_bytes", "free_bytes",
+			"retained_bytes", "metadata_bytes", "active_bytes",
+		};
+		json_obj(&j, "allocator_figures");
+		for (int i = 0; i < MFX_AF_NFIELDS; i++)
+			if (ai->figs.valid & (1u << i))
+				json_uint(&j, k[i], ai->figs.v[i]);
+		json_end(&j);
+	} else {
+		json_null(&j, "allocator_figures");
+	}
+	json_str(&j, "allocator_stats_file", *xmlfile ? xmlfile : NULL);
+	if (ai->glibc_ok) {
 		json_obj(&j, "malloc_info");
-		json_uint(&j, "arenas", mi->arenas);
-		json_uint(&j, "free_bytes", mi->free_bytes);
-		json_uint(&j, "top_bytes", mi->top_bytes);
-		json_uint(&j, "mmap_bytes", mi->mmap_bytes);
-		json_uint(&j, "system_bytes", mi->system_bytes);
-		json_uint(&j, "in_use_bytes", mi->in_use_bytes);
+		json_uint(&j, "arenas", ai->arenas);
+		json_uint(&j, "free_bytes", ai->free_bytes);
+		json_uint(&j, "top_bytes", ai->top_bytes);
+		json_uint(&j, "mmap_bytes", ai->mmap_bytes);
+		json_uint(&j, "system_bytes", ai->system_bytes);
+		json_uint(&j, "in_use_bytes", ai->in_use_bytes);
 		json_str(&j, "file", xmlfile);
 		json_end(&j);
 	} else {
@@ -224,21 +271,21 @@ int cmd_snapshot(int argc, char **argv)
 	size_t nthreads = 0;
 	if (procfs_tids(pid, &tids, &nthreads) == 0)
 		free(tids);
-	struct malloc_arena_info mi = { 0 };
-	agent_malloc_info(pid, &mi);
+	struct alloc_info ai;
+	alloc_info_get(pid, &ai);
 	char xmlfile[4200] = "";
-	if (mi.ok) {
-		snprintf(xmlfile, sizeof(xmlfile), "%s.malloc_info.xml", out);
-		if ((err = write_file(xmlfile, mi.xml, strlen(mi.xml)))) {
+	if (ai.text && *ai.text_suffix) {
+		snprintf(xmlfile, sizeof(xmlfile), "%s%s", out, ai.text_suffix);
+		if ((err = write_file(xmlfile, ai.text, strlen(ai.text)))) {
 			mfx_note("cannot write '%s': %s", xmlfile, mfx_strerror(-err));
 			xmlfile[0] = 0;
 		}
 	}
 	if (json)
-		print_json(pid, comm, &t, top, ntop, nthreads, &mi, out, xmlfile);
+		print_json(pid, comm, &t, top, ntop, nthreads, &ai, out, xmlfile);
 	else
-		print_text(pid, comm, &s, &t, top, ntop, nthreads, &mi, out, xmlfile);
-	free(mi.xml);
+		print_text(pid, comm, &s, &t, top, ntop, nthreads, &ai, out, xmlfile);
+	alloc_info_free(&ai);
 	free(top);
 	procfs_smaps_free(&s);
 	return EXIT_OK;

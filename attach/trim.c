@@ -1,14 +1,20 @@
 /*
- * trim.c - `mfx trim PID` (Approach A): call malloc_trim(0) inside a live
- * process and measure what came back.
+ * trim.c - `mfx trim PID` (Approach A): make the allocator that serves a
+ * live process's malloc give its free memory back, and measure what came
+ * back.
  *
- * If an earlier attach left the agent in the process, its own thread runs
- * malloc_trim(0) (asked through the doorbell, agentctl.c): no thread of the
- * program stops, pause_ns is 0, method "agent".  Otherwise one thread is
- * held at a safe point (inject/ptrace.c) and made to call malloc_trim(0),
- * method "ptrace"; pause_ns is how long it was held: the cost the process
- * paid.  Nothing is loaded into the process by trim.  RSS and heap RSS
- * (smaps) are read just before and just after.
+ * The allocator is named first (alloc_remote.c: which module's malloc the
+ * program calls); each has its own call: glibc malloc_trim(0), jemalloc
+ * mallctl("arena.4096.purge") (decay where purge is missing), tcmalloc
+ * MallocExtension_ReleaseFreeMemory(), mimalloc mi_collect(true).  If an
+ * earlier attach left the agent in the process, its own thread makes the
+ * call (asked through the doorbell, agentctl.c): no thread of the program
+ * stops, pause_ns is 0, method "agent".  Otherwise one thread is held at a
+ * safe point (inject/ptrace.c; not inside the allocator's own code either)
+ * and makes the call, method "ptrace"; pause_ns is how long it was held: the
+ * cost the process paid.  Nothing is loaded into the process by trim.  The
+ * allocator's own figures are read just before and after the call, RSS and
+ * heap RSS (smaps) just before and after the whole.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/json.h"
@@ -61,6 +68,85 @@ static int heap_rss(pid_t pid, uint64_t *rss, uint64_t *heap)
 	return 0;
 }
 
+/* "before VALID V0 V1 ..." as the agent writes it (preload/control.c). */
+static void parse_figs(const char *line, struct alloc_figs *f)
+{
+	char *end;
+	memset(f, 0, sizeof(*f));
+	f->valid = (uint32_t)strtoul(line, &end, 10);
+	for (int i = 0; i < MFX_AF_NFIELDS; i++)
+		f->v[i] = strtoull(end, &end, 10);
+}
+
+/* The agent's answer file (do_trim in preload/control.c), line by line. */
+static void parse_trim_text(char *text, struct trim_result *r)
+{
+	for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n")) {
+		if (!strncmp(l, "before ", 7))
+			parse_figs(l + 7, &r->before);
+		else if (!strncmp(l, "after ", 6))
+			parse_figs(l + 6, &r->after);
+		else if (!strncmp(l, "allocator ", 10))
+			snprintf(r->allocator, sizeof(r->allocator), "%s", l + 10);
+		else if (!strncmp(l, "call ", 5))
+			snprintf(r->call, sizeof(r->call), "%s", l + 5);
+		else if (!strncmp(l, "returned ", 9))
+			r->ret = strtoll(l + 9, NULL, 10);
+	}
+}
+
+int trim_via_agent(int chan, struct trim_result *r)
+{
+	struct mfx_ctl m;
+	int fd = memfd_create("mfx-trim", MFD_CLOEXEC), err = fd < 0 ? -errno : 0;
+	if (!err)
+		err = agent_send(chan, MFX_CTL_TRIM, NULL, &fd, 1);
+	if (!err)
+		err = agent_recv(chan, MFX_CTL_TRIMMED, &m, 60000);
+	if (!err && m.status)
+		err = m.status;
+	if (!err) {
+		r->trim_ns = m.t_ns;
+		r->ret = (int64_t)m.value;
+		char buf[2048];
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = 0;
+		parse_trim_text(buf, r);
+	}
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+/* No agent: hold one thread (not inside the allocator's code either) and
+ * make the allocator's call in it. */
+static int trim_ptrace(pid_t pid, struct trim_result *r)
+{
+	struct alloc_remote ar;
+	alloc_remote_detect(pid, &ar);
+	snprintf(r->allocator, sizeof(r->allocator), "%s", mfx_allocator_names[ar.kind]);
+	if (ar.kind == MFX_ALLOC_UNKNOWN)
+		return -MFX_E_NOSYM;
+	struct inject_libc lc;
+	int err = inject_load_libc(pid, &lc);
+	if (err)
+		return err;
+	if (ar.kind != MFX_ALLOC_GLIBC && ar.text_hi && lc.nbusy < INJ_MAX_BUSY)
+		lc.busy[lc.nbusy++] = (struct inject_range){ ar.text_lo, ar.text_hi };
+	struct inject ij;
+	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
+				  .no_boost = env_flag("MFX_NO_BOOST"), .lc = &lc };
+	if ((err = inject_open(pid, &io, &ij)))
+		return err;
+	const char *call = "";
+	err = alloc_remote_release(&ij, &ar, &r->before, &r->after, &r->ret, &call, &r->trim_ns);
+	snprintf(r->call, sizeof(r->call), "%s", call);
+	inject_close(&ij);
+	r->pause_ns = ij.held_ns;
+	r->attempts = ij.attempts;
+	return err;
+}
+
 int trim_process(pid_t pid, struct trim_result *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -69,31 +155,34 @@ int trim_process(pid_t pid, struct trim_result *r)
 	int err = heap_rss(pid, &r->rss_before, &r->heap_before);
 	if (err)
 		return err == -ENOENT ? -ESRCH : err;
-	uint64_t ret = 0;
 	int chan;
 	if (agent_ring(pid, &chan) == 0) {
 		/* the agent's own thread trims: no thread of the program stops */
 		snprintf(r->method, sizeof(r->method), "agent");
-		err = agent_trim(chan, &ret, &r->trim_ns);
+		err = trim_via_agent(chan, r);
 		close(chan);
 	} else {
-		struct inject ij;
-		struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
-					  .no_boost = env_flag("MFX_NO_BOOST") };
-		if ((err = inject_open(pid, &io, &ij)))
-			return err;
-		err = inject_trim(&ij, &ret, &r->trim_ns);
-		inject_close(&ij);
-		r->pause_ns = ij.held_ns;
-		r->attempts = ij.attempts;
+		err = trim_ptrace(pid, r);
 	}
-	r->ret = (int)(uint32_t)ret;
 	if (err)
 		return err;
 	if ((err = heap_rss(pid, &r->rss_after, &r->heap_after)))
 		return err == -ENOENT ? -MFX_E_EXITED : err;
 	r->released = r->rss_before > r->rss_after ? r->rss_before - r->rss_after : 0;
 	return 0;
+}
+
+static void json_figs(struct json *j, const char *key, const struct alloc_figs *f)
+{
+	static const char *const k[MFX_AF_NFIELDS] = {
+		"in_use_bytes", "resident_bytes", "mapped_bytes", "free_bytes", "retained_bytes",
+		"metadata_bytes", "active_bytes",
+	};
+	json_obj(j, key);
+	for (int i = 0; i < MFX_AF_NFIELDS; i++)
+		if (f->valid & (1u << i))
+			json_uint(j, k[i], f->v[i]);
+	json_end(j);
 }
 
 static void print_json(const struct trim_result *r)
@@ -109,11 +198,61 @@ static void print_json(const struct trim_result *r)
 	json_uint(&j, "heap_rss_after_bytes", r->heap_after);
 	json_uint(&j, "pause_ns", r->pause_ns);
 	json_str(&j, "method", r->method);
+	json_str(&j, "allocator", r->allocator);
+	json_str(&j, "call", r->call);
+	json_int(&j, "returned", r->ret);
+	json_figs(&j, "allocator_before", &r->before);
+	json_figs(&j, "allocator_after", &r->after);
 	json_uint(&j, "trim_ns", r->trim_ns);
-	json_int(&j, "malloc_trim_returned", r->ret);
+	if (!strcmp(r->allocator, "glibc"))
+		json_int(&j, "malloc_trim_returned", r->ret);
 	json_uint(&j, "safe_point_attempts", r->attempts);
 	json_end(&j);
 	fputc('\n', stdout);
+}
+
+/* "resident 120 MiB -> 80 MiB, in use 60 MiB -> 60 MiB" from its figures. */
+static void print_figs(const struct trim_result *r)
+{
+	static const unsigned order[] = { MFX_AF_RESIDENT, MFX_AF_IN_USE, MFX_AF_FREE,
+					  MFX_AF_MAPPED, MFX_AF_RETAINED };
+	static const char *const name[MFX_AF_NFIELDS] = {
+		"in use", "resident", "mapped", "free", "retained", "metadata", "active",
+	};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		unsigned f = order[i];
+		if (!(r->before.valid & r->after.valid & (1u << f)))
+			continue;
+		char a[32], b[32], lbl[48];
+		snprintf(lbl, sizeof(lbl), "%s %s", r->allocator, name[f]);
+		printf("  %-18s %10s -> %s\n", lbl, fmt_bytes(r->before.v[f], a, sizeof(a)),
+		       fmt_bytes(r->after.v[f], b, sizeof(b)));
+	}
+}
+
+static void print_text(pid_t pid, const struct trim_result *r)
+{
+	char a[32], b[32], d[32], e[32], f[32], g[32], h[32];
+	printf("pid %d (%s): %s released %s\n", (int)pid, r->allocator, r->call,
+	       fmt_bytes(r->released, a, sizeof(a)));
+	printf("  RSS       %10s -> %s\n", fmt_bytes(r->rss_before, b, sizeof(b)),
+	       fmt_bytes(r->rss_after, d, sizeof(d)));
+	printf("  heap RSS  %10s -> %s\n", fmt_bytes(r->heap_before, e, sizeof(e)),
+	       fmt_bytes(r->heap_after, f, sizeof(f)));
+	print_figs(r);
+	if (!strcmp(r->method, "agent"))
+		printf("  called on the mfx agent's thread, no thread of the program stopped "
+		       "(the call itself %s)\n", fmt_duration(r->trim_ns, h, sizeof(h)));
+	else
+		printf("  one thread held %s (the call itself %s)\n",
+		       fmt_duration(r->pause_ns, g, sizeof(g)), fmt_duration(r->trim_ns, h, sizeof(h)));
+	if (!strcmp(r->allocator, "mimalloc"))
+		printf("  (mi_collect runs on one thread: memory cached by the program's own threads\n"
+		       "  stays until they collect it themselves)\n");
+	if (r->released < (1u << 20))
+		printf("  little came back: the heap's free memory is not where %s can return it,\n"
+		       "  or there was little free memory (see 'mfx attach' for why memory grows)\n",
+		       r->call);
 }
 
 int cmd_trim(int argc, char **argv)
@@ -152,24 +291,9 @@ int cmd_trim(int argc, char **argv)
 	struct trim_result r;
 	if ((err = trim_process(pid, &r)))
 		return attach_refusal("trim", pid, err, 0);
-	if (json) {
+	if (json)
 		print_json(&r);
-		return EXIT_OK;
-	}
-	char a[32], b[32], d[32], e[32], f[32], g[32], h[32];
-	printf("pid %d: malloc_trim(0) released %s\n", (int)pid, fmt_bytes(r.released, a, sizeof(a)));
-	printf("  RSS       %10s -> %s\n", fmt_bytes(r.rss_before, b, sizeof(b)),
-	       fmt_bytes(r.rss_after, d, sizeof(d)));
-	printf("  heap RSS  %10s -> %s\n", fmt_bytes(r.heap_before, e, sizeof(e)),
-	       fmt_bytes(r.heap_after, f, sizeof(f)));
-	if (!strcmp(r.method, "agent"))
-		printf("  called on the mfx agent's thread, no thread of the program stopped "
-		       "(malloc_trim itself %s)\n", fmt_duration(r.trim_ns, h, sizeof(h)));
 	else
-		printf("  one thread held %s (malloc_trim itself %s)\n",
-		       fmt_duration(r.pause_ns, g, sizeof(g)), fmt_duration(r.trim_ns, h, sizeof(h)));
-	if (r.released < (1u << 20))
-		printf("  little came back: the heap's free memory is not where trim can return it,\n"
-		       "  or there was little free memory (see 'mfx attach' for why memory grows)\n");
+		print_text(pid, &r);
 	return EXIT_OK;
 }

@@ -440,6 +440,7 @@ __attribute__((destructor)) static void agent_exit(void)
 	 * it (a shell script's children would leave one file each). */
 	if (launch_mode && !(h->flags & MFX_HF_ATTACH) && getpid() == root_pid)
 		save_exit_smaps();
+	alloc_mark(MFX_AP_EXIT);
 	tls_busy = busy;
 	h->end_tsc = agent_tsc();
 	h->end_ns = agent_now_ns();
@@ -484,7 +485,10 @@ __attribute__((constructor)) static void agent_init(void)
 	c.trace_fd = create_trace(run_dir, !c.child, c.trace_path, sizeof(c.trace_path));
 	if (c.trace_fd < 0)
 		goto out;
-	agent_begin(&c);
+	if (agent_begin(&c) == 0) {
+		alloc_launch_sampling();
+		alloc_mark(MFX_AP_START);
+	}
 out:
 	tls_busy = busy;
 }

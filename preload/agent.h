@@ -93,12 +93,39 @@ int got_patch_all(unsigned *slots, unsigned *modules);
 /* Where `name` binds: the first module in load order defining it (never
  * the agent, never a PLT stub).  NULL if none. */
 void *got_find_defined(const char *name);
+/* `name` as defined by the module that maps address `in` (not looked up
+ * anywhere else), or NULL. */
+void *got_module_sym(const void *in, const char *name);
 void got_patch_new(void);
 void got_restore_all(void);
 /* fork: got_lock across it; in the child, restore != 0 puts every slot back. */
 void got_fork_prepare(void);
 void got_fork_parent(void);
 void got_fork_child(int restore);
+
+/* allocator.c: the allocator that serves malloc (include/mfx/allocators.h).
+ * alloc_detect() once (cheap after); the rest detect on first use. */
+void alloc_detect(void);
+int alloc_kind(void);			/* enum mfx_allocator */
+const char *alloc_name(void);		/* "glibc", "jemalloc", ... */
+const char *alloc_module(void);		/* the file defining the malloc called */
+int alloc_direct(void);			/* a prefixed jemalloc called directly */
+/* Its own figures (enum mfx_alloc_field); *valid: bit i set when v[i] is
+ * known.  0, or -ENOSYS when it gives none. */
+int alloc_stats(uint64_t *v, uint32_t *valid);
+/* Give free memory back its own way: *call names the call made, *ret is
+ * its return (malloc_trim's 1/0, mallctl's 0/errno). 0 or -errno. */
+int alloc_release(int64_t *ret, const char **call);
+/* Its statistics as it prints them (malloc_info XML, malloc_stats_print
+ * text, MallocExtension_GetStats, mi_stats_print_out) into f. 0 or -errno. */
+int alloc_print(FILE *f);
+/* An ALLOC mark (trace/format.h) with the figures of now. */
+void alloc_mark(unsigned phase);
+/* A SAMPLE-phase mark if 100 ms went by (not for glibc: see allocator.c). */
+void alloc_tick(void);
+/* Launch mode: let the hooks call alloc_tick (sets alloc_sampling). */
+void alloc_launch_sampling(void);
+extern int alloc_sampling;
 
 /* control.c: in a fork child, forget the control thread and its doorbell. */
 void control_after_fork(void);

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mfx/allocators.h"
 #include "mfx/control.h"
 #include "preload/internal.h"
 #include "preload/record.h"
@@ -109,12 +110,12 @@ static int still_ours(int fd, uint64_t ino)
 	return agent_fd_is(fd, ino, S_IFSOCK);
 }
 
-/* The allocator's totals into the trace (attach: the window does not know
- * the blocks allocated before it). */
+/* glibc's mallinfo2() totals (only when glibc serves malloc: under
+ * jemalloc or tcmalloc glibc's arenas are all but empty). */
 static int get_mallinfo(uint64_t v[7])
 {
 	struct mallinfo2 (*fn)(void) = (struct mallinfo2 (*)(void))got_find_defined("mallinfo2");
-	if (!fn)
+	if (!fn || alloc_kind() != MFX_ALLOC_GLIBC)
 		return -1;
 	struct mallinfo2 mi = fn();
 	uint64_t w[7] = { mi.arena, mi.ordblks, mi.hblks, mi.hblkhd, mi.uordblks, mi.fordblks,
@@ -123,35 +124,83 @@ static int get_mallinfo(uint64_t v[7])
 	return 0;
 }
 
-static void mark_mallinfo(const char *when)
+/* The allocator's figures at the window's start or end (attach: the window
+ * does not know the blocks allocated before it): an ALLOC mark, and for
+ * glibc the MALLINFO mark older readers know. */
+static void mark_window(unsigned phase)
 {
 	uint64_t v[7];
 	if (get_mallinfo(v) == 0)
-		agent_mark(MFX_MARK_MALLINFO, v, 7, when);
+		agent_mark(MFX_MARK_MALLINFO, v, 7, phase == MFX_AP_START ? "start" : "end");
+	alloc_mark(phase);
 }
 
-static void do_trim(int sock)
+/* "VALID V0 V1 ..." of alloc_stats() */
+static void put_figures(FILE *f, const char *key)
 {
-	uint64_t t0 = agent_now_ns();
-	int r = agent_real.malloc_trim ? agent_real.malloc_trim(0) : -1;
-	send_msg(sock, MFX_CTL_TRIMMED, r < 0 ? -ENOSYS : 0, 0, 0, agent_now_ns() - t0,
-		 (uint64_t)r);
+	uint64_t v[MFX_AF_NFIELDS];
+	uint32_t valid;
+	alloc_stats(v, &valid);
+	fprintf(f, "%s %u", key, valid);
+	for (int i = 0; i < MFX_AF_NFIELDS; i++)
+		fprintf(f, " %llu", (unsigned long long)v[i]);
+	fputc('\n', f);
 }
 
-/* INFO: "mallinfo2 arena ordblks hblks hblkhd uordblks fordblks keepcost\n"
- * then malloc_info(0)'s XML, into the file mfx sent (fd). */
+/*
+ * TRIM: the allocator's own release (malloc_trim(0), jemalloc's purge,
+ * tcmalloc's ReleaseFreeMemory, mi_collect(true)) on this thread.  With a
+ * file from mfx (fd), its figures before and after go into it:
+ *   allocator NAME / call CALL / returned R / before VALID V... / after VALID V...
+ * During a window the same figures are ALLOC marks (TRIM_BEFORE/AFTER).
+ */
+static void do_trim(int sock, int fd)
+{
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f && fd >= 0)
+		close(fd);
+	int rec_on = agent_recording();
+	if (f)
+		put_figures(f, "before");
+	if (rec_on)
+		alloc_mark(MFX_AP_TRIM_BEFORE);
+	int64_t ret = 0;
+	const char *call = "";
+	uint64_t t0 = agent_now_ns();
+	int err = alloc_release(&ret, &call);
+	uint64_t dt = agent_now_ns() - t0;
+	if (rec_on)
+		alloc_mark(MFX_AP_TRIM_AFTER);
+	if (f) {
+		put_figures(f, "after");
+		fprintf(f, "allocator %s\ncall %s\nreturned %lld\n", alloc_name(), call, (long long)ret);
+		if (fclose(f) && !err)
+			err = -EIO;
+	}
+	send_msg(sock, MFX_CTL_TRIMMED, err, 0, 0, dt, (uint64_t)ret);
+}
+
+/* INFO: into the file mfx sent (fd):
+ *   allocator NAME MODULE / figures VALID V... / call CALL / direct 0|1
+ *   [mallinfo2 arena ordblks hblks hblkhd uordblks fordblks keepcost]  (glibc)
+ *   an empty line, then the allocator's own statistics text (alloc_print). */
 static void do_info(int sock, int fd)
 {
 	int err = -EBADF;
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (f) {
-		uint64_t v[7] = { 0 };
-		get_mallinfo(v);
-		fprintf(f, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu\n",
-			(unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
-			(unsigned long long)v[3], (unsigned long long)v[4], (unsigned long long)v[5],
-			(unsigned long long)v[6]);
-		err = agent_real.malloc_info && agent_real.malloc_info(0, f) == 0 ? 0 : -ENOSYS;
+		uint64_t v[7];
+		fprintf(f, "allocator %s %s\n", alloc_name(), alloc_module());
+		put_figures(f, "figures");
+		fprintf(f, "call %s\ndirect %d\n", mfx_release_call[alloc_kind()], alloc_direct());
+		if (get_mallinfo(v) == 0)
+			fprintf(f, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu\n",
+				(unsigned long long)v[0], (unsigned long long)v[1],
+				(unsigned long long)v[2], (unsigned long long)v[3],
+				(unsigned long long)v[4], (unsigned long long)v[5],
+				(unsigned long long)v[6]);
+		fputc('\n', f);
+		err = alloc_print(f);
 		if (fclose(f) && !err)
 			err = -EIO;
 	} else if (fd >= 0) {
@@ -180,7 +229,7 @@ static void stop_recording(struct session *se, const char *why)
 {
 	got_restore_all();
 	if (agent_recording())
-		mark_mallinfo("end");
+		mark_window(MFX_AP_END);
 	agent_end(why);
 	rec_spool_detach();
 	se->recording = 0;
@@ -211,7 +260,8 @@ static void start_recording(struct session *se, struct mfx_ctl *m, char *text, s
 	if (!err) {
 		if (rec.stacks)
 			stack_fds_ok();	/* libunwind's fds closed by the program: no stacks */
-		mark_mallinfo("start");
+		alloc_detect();
+		mark_window(MFX_AP_START);
 		got_patch_all(&slots, &modules);
 		se->recording = 1;
 	}
@@ -241,7 +291,8 @@ static int session_serve(struct session *se)
 			start_recording(se, &in.m, in.text, r, fds, nfds);
 			break;
 		case MFX_CTL_TRIM:
-			do_trim(se->sock);
+			do_trim(se->sock, nfds ? fds[0] : -1);
+			fds[0] = -1;
 			break;
 		case MFX_CTL_INFO:
 			do_info(se->sock, nfds ? fds[0] : -1);
@@ -336,6 +387,7 @@ static void *control_main(void *arg)
 		if (w <= 0) {
 			if (se.recording) {
 				got_patch_new();	/* libraries loaded behind dlopen's back */
+				alloc_tick();	/* the allocator's figures, every 100 ms */
 				if (rec.stacks)
 					stack_fds_ok();
 			}

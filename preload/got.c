@@ -349,6 +349,33 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	return f->addr != 0;
 }
 
+/* The symbol `name` defined by the module mapping address `in`. */
+struct insym {
+	uint64_t in;
+	const char *name;
+	uint64_t addr;
+};
+
+static int insym_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct insym *f = arg;
+	struct modview m;
+	if (not_ours(info) || modview_of(info, &m) || f->in < m.lo || f->in >= m.hi)
+		return 0;
+	const Elf64_Sym *s = hash_lookup(m.gnu_hash, m.sysv_hash, m.symtab, m.strtab, f->name);
+	f->addr = s ? m.base + s->st_value : 0;
+	return 1;
+}
+
+void *got_module_sym(const void *in, const char *name)
+{
+	hooks_init();
+	struct insym f = { (uint64_t)(uintptr_t)in, name, 0 };
+	dl_iterate_phdr(insym_cb, &f);
+	return (void *)(uintptr_t)f.addr;
+}
+
 void *got_find_defined(const char *name)
 {
 	hooks_init();

@@ -113,6 +113,9 @@ static inline __attribute__((always_inline)) void note_alloc(unsigned kind, uint
 	if (likely(t)) {
 		rec_alloc(t, kind, ts, size, align, p, STACK());
 		rec_leave(t);
+		/* launch: the allocator's own figures now and then (allocator.c) */
+		if (unlikely(alloc_sampling) && ((t->events & 1023) == 0 || size >= (1u << 20)))
+			alloc_tick();
 	}
 }
 

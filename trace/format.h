@@ -252,6 +252,31 @@ enum mfx_mark_kind {
 	 * text: "start" | "end".  In-use bytes = uordblks + hblkhd: what the
 	 * window's events cannot know about blocks allocated before it. */
 	MFX_MARK_MALLINFO = 9,
+	/* ALLOC: the figures of the allocator that serves the process's malloc,
+	 * read by the agent from the allocator itself (preload/allocator.c):
+	 * vals: phase (enum mfx_alloc_phase), valid (bit i set: field i is
+	 * known), then the enum mfx_alloc_field figures in bytes; text: the
+	 * allocator's name ("glibc", "jemalloc", "tcmalloc", "mimalloc",
+	 * "unknown"), then a space and its module's path. */
+	MFX_MARK_ALLOC = 10,
+};
+
+enum mfx_alloc_phase {
+	MFX_AP_SAMPLE = 0,	/* during the window (attach: every 100 ms; launch: from hooks) */
+	MFX_AP_START = 1, MFX_AP_END = 2, MFX_AP_EXIT = 3,
+	MFX_AP_TRIM_BEFORE = 4, MFX_AP_TRIM_AFTER = 5,	/* around --trim-at-end */
+};
+
+/* The allocator's own figures (docs/metrics.md says which call gives each). */
+enum mfx_alloc_field {
+	MFX_AF_IN_USE = 0,	/* bytes in allocated blocks */
+	MFX_AF_RESIDENT,	/* its heap's resident bytes (jemalloc, tcmalloc) */
+	MFX_AF_MAPPED,		/* mapped or committed from the system */
+	MFX_AF_FREE,		/* free bytes it holds that a purge/trim could return */
+	MFX_AF_RETAINED,	/* released to the system, still reserved */
+	MFX_AF_METADATA,	/* its own bookkeeping */
+	MFX_AF_ACTIVE,		/* pages backing allocated blocks (jemalloc) */
+	MFX_AF_NFIELDS,
 };
 
 #endif /* MFX_TRACE_FORMAT_H */
