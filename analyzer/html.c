@@ -201,14 +201,19 @@ int model_write_html(const struct model *m, const char *path)
 	snprintf(b, sizeof(b), "%u", a->nthreads);
 	row(f, "threads", b);
 	row(f, "RSS peak", fmt_bytes(m->rss_peak, b, sizeof(b)));
+	row(f, "allocator", m->heap.allocator);
 	row(f, "heap RSS at the peak", fmt_bytes(m->heap_rss, b, sizeof(b)));
-	snprintf(b, sizeof(b), "%.3f", m->frag);
+	if (m->heap.measured)
+		snprintf(b, sizeof(b), "%.3f", m->frag);
+	else
+		snprintf(b, sizeof(b), "not measured");
 	row(f, "fragmentation ratio", b);
-	row(f, "malloc_trim could return (estimate)", fmt_bytes(m->trim_estimate, b, sizeof(b)));
+	snprintf(b2, sizeof(b2), "%s could return (estimate)", heap_release_call(&m->heap));
+	row(f, b2, fmt_bytes(m->trim_estimate, b, sizeof(b)));
 	if (m->have_trim) {
 		snprintf(b2, sizeof(b2), "RSS %s -> ", fmt_bytes(m->trim_vals[0], b, sizeof(b)));
 		strncat(b2, fmt_bytes(m->trim_vals[1], b, sizeof(b)), sizeof(b2) - strlen(b2) - 1);
-		row(f, "malloc_trim measured", b2);
+		row(f, m->trim_call, b2);
 	}
 	if (a->unknown_frees) {
 		snprintf(b, sizeof(b), "%llu", (unsigned long long)a->unknown_frees);

@@ -43,20 +43,22 @@
 
 static void attach_help(void)
 {
-	printf("usage: mfx attach [OPTIONS] PID\n\n"
+	printf("usage: mfx attach PID [OPTIONS]\n\n"
 	       "Load the mfx agent into the running process PID and record every malloc,\n"
 	       "calloc, realloc, free and memalign-family call for the window, with its\n"
-	       "time, thread and call stack, plus the RSS timeline.  The first time, one\n"
-	       "thread is held for a few milliseconds at a safe point to load the agent;\n"
-	       "the agent stays, dormant, and later attaches, trims and snapshots reach\n"
-	       "it without stopping any thread.  At the end every hook is undone and the\n"
+	       "time, thread and call stack, plus the RSS timeline and the figures of the\n"
+	       "allocator that serves malloc (glibc, jemalloc, tcmalloc, mimalloc).  The\n"
+	       "first time, one thread is held for a few milliseconds at a safe point to\n"
+	       "load the agent; the agent stays, dormant, and later attaches, trims and\n"
+	       "snapshots reach it without stopping any thread.  At the end every hook is\n"
+	       "undone, in the process and in the children it forked meanwhile, and the\n"
 	       "process runs on untouched.  Needs ptrace rights over PID (root, or the\n"
 	       "same user with kernel.yama.ptrace_scope=0).\n\n"
-	       "Options:\n%s\n"
+	       "Options (before or after PID):\n%s\n"
 	       "Examples:\n"
 	       "    mfx attach 4242 --for 30s\n"
-	       "    mfx attach --no-stacks --for 1m $(pidof postgres | cut -d' ' -f1)\n"
-	       "    mfx attach --trim-at-end --for 10s 4242   (and what malloc_trim gives back)\n",
+	       "    mfx attach $(pidof -s postgres) --no-stacks --for 1m\n"
+	       "    mfx attach 4242 --for 10s --trim-at-end   (and what the allocator gives back)\n",
 	       capture_options_help);
 }
 

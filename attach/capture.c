@@ -17,7 +17,9 @@ const char capture_options_help[] =
 	"        --stack-depth N        deepest stack kept (default 64, at most 256)\n"
 	"        --smaps-interval DURATION\n"
 	"                               how often RSS is sampled (default 200ms)\n"
-	"        --trim-at-end          call malloc_trim(0) at the end, record RSS before/after\n"
+	"        --trim-at-end          at the end, make the allocator give free memory back\n"
+	"                               (malloc_trim(0), jemalloc's purge, ...); record RSS\n"
+	"                               before and after\n"
 	"        --no-report            skip the report at the end (run 'mfx report' later)\n"
 	"    -q, --quiet                no progress line, no chatter\n";
 

@@ -17,8 +17,9 @@
 
 static void export_help(void)
 {
-	printf("usage: mfx export (--csv | --folded) [--weight W] [--trace FILE] [-o FILE] RUN_DIR\n\n"
-	       "Write the trace of RUN_DIR in another format.\n\n"
+	printf("usage: mfx export RUN_DIR (--csv | --folded) [--weight W] [--trace FILE] [-o FILE]\n\n"
+	       "Write the trace of RUN_DIR in another format.  Options go before or after\n"
+	       "RUN_DIR.\n\n"
 	       "    --csv             mftrace_log.csv: ts_ns,event,ptr,size,tid,api,old_ptr,stack\n"
 	       "                      one row per counted call in time order (the seed's columns\n"
 	       "                      first: event is malloc, calloc, realloc, free or memalign;\n"
@@ -31,8 +32,8 @@ static void export_help(void)
 	       "    -o, --out FILE    output file (default RUN_DIR/mftrace_log.csv or\n"
 	       "                      RUN_DIR/stacks.folded; '-' for stdout)\n\n"
 	       "Examples:\n"
-	       "    mfx export --csv results/app-4242-20261125-101500\n"
-	       "    mfx export --folded --weight alloc-bytes -o - RUN | flamegraph.pl > alloc.svg\n");
+	       "    mfx export results/app-4242-20261125-101500 --csv\n"
+	       "    mfx export RUN --folded --weight alloc-bytes -o - | flamegraph.pl > alloc.svg\n");
 }
 
 int cmd_export(int argc, char **argv)

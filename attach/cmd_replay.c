@@ -15,7 +15,7 @@
 
 static void replay_help(void)
 {
-	printf("usage: mfx replay [OPTIONS] RUN_DIR\n\n"
+	printf("usage: mfx replay RUN_DIR [OPTIONS]\n\n"
 	       "Approach B: replay the captured window's allocation calls - same threads,\n"
 	       "same sizes, same order, cross-thread frees after their allocations - under\n"
 	       "glibc, jemalloc, tcmalloc and mimalloc (and glibc tunables), and compare\n"
@@ -25,7 +25,7 @@ static void replay_help(void)
 	       "calls as a plain C program (compiled into RUN/replay and run once under\n"
 	       "glibc as a cross-check).  Writes replay.ops, replay.c, replay, replay.json,\n"
 	       "smaps_replay* and rss_comparison.png into RUN_DIR, and refreshes report.html.\n\n"
-	       "Options:\n"
+	       "Options (before or after RUN_DIR):\n"
 	       "        --allocator LIST   comma-separated: glibc,jemalloc,tcmalloc,mimalloc,\n"
 	       "                           or the path of an allocator library (LD_PRELOAD)\n"
 	       "                           (default: every one installed)\n"
@@ -41,7 +41,7 @@ static void replay_help(void)
 	       "    -h, --help             this text\n\n"
 	       "Examples:\n"
 	       "    mfx replay results/app-4242-20261125-101500\n"
-	       "    mfx replay --allocator glibc,jemalloc --tunable M_ARENA_MAX=2 RUN_DIR\n"
+	       "    mfx replay RUN_DIR --allocator glibc,jemalloc --tunable M_ARENA_MAX=2\n"
 	       "    cd RUN_DIR && LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ./replay\n");
 }
 

@@ -14,13 +14,13 @@
 
 static void report_help(void)
 {
-	printf("usage: mfx report [--trace FILE] [--top N] [--json] [--no-charts] [-q] RUN_DIR\n\n"
+	printf("usage: mfx report RUN_DIR [--trace FILE] [--top N] [--json] [--no-charts] [-q]\n\n"
 	       "Analyse the trace of a run directory written by 'mfx launch' or 'mfx attach':\n"
 	       "write summary.json, the charts (heatmap_allocations.png,\n"
 	       "impact_memory_usage.png, page_occupancy.png) and report.html into it, and\n"
 	       "print the summary: the verdict first (leak, fragmentation, allocator\n"
 	       "retention), then counts, live bytes and the top allocation sites.\n\n"
-	       "Options:\n"
+	       "Options (before or after RUN_DIR):\n"
 	       "        --trace FILE  another trace of the run (e.g. trace-1234.mfx, a child)\n"
 	       "        --top N       sites to list (default 10, at most 50)\n"
 	       "        --json        print summary.json on stdout instead of the summary\n"
@@ -28,7 +28,7 @@ static void report_help(void)
 	       "    -q, --quiet       no progress line\n\n"
 	       "Examples:\n"
 	       "    mfx report results/app-4242-20261125-101500\n"
-	       "    mfx report --json results/app-4242-20261125-101500 | jq .fragmentation_ratio\n");
+	       "    mfx report results/app-4242-20261125-101500 --json | jq .fragmentation_ratio\n");
 }
 
 int cmd_report(int argc, char **argv)

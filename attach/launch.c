@@ -37,7 +37,7 @@ static void launch_help(void)
 	       "are traced too, each into its own trace-<pid>.mfx.  The program's\n"
 	       "stdin, stdout and stderr are its own; mfx exits with its status\n"
 	       "(128+N when it died of signal N).\n\n"
-	       "Options:\n%s\n"
+	       "Options (before PROGRAM only: what follows it is the program's own):\n%s\n"
 	       "Examples:\n"
 	       "    mfx launch -- ./server --port 8080\n"
 	       "    mfx launch -o results/py --no-stacks -- python3 script.py\n"

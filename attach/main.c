@@ -14,7 +14,7 @@ static const struct command {
 } commands[] = {
 	{ "launch",   cmd_launch,   "trace a fresh process (LD_PRELOAD agent)" },
 	{ "attach",   cmd_attach,   "inject the agent into a running process" },
-	{ "trim",     cmd_trim,     "call malloc_trim(0) inside a process (Approach A)" },
+	{ "trim",     cmd_trim,     "make a process's allocator give free memory back (Approach A)" },
 	{ "snapshot", cmd_snapshot, "copy /proc/PID/smaps plus a parsed summary" },
 	{ "report",   cmd_report,   "analyse a run: summary, top sites, charts" },
 	{ "replay",   cmd_replay,   "Approach B: replay the captured window" },
@@ -33,9 +33,10 @@ static void usage(FILE *f)
 	fprintf(f, "\nExamples:\n"
 		"   mfx attach 4242 --for 30s        watch a live service for 30 seconds\n"
 		"   mfx launch -- ./app --flag       trace a program from its start\n"
-		"   mfx trim --json 4242             what does malloc_trim(0) give back?\n"
+		"   mfx trim 4242 --json             what does the allocator give back?\n"
 		"   mfx report results/app-4242-...  re-run the analysis of a run\n\n"
-		"See 'mfx <command> --help' for a command's options.\n");
+		"Options may come before or after a command's operands ('--' ends them);\n"
+		"launch's own options come before PROGRAM.  See 'mfx <command> --help'.\n");
 }
 
 int main(int argc, char **argv)

@@ -35,7 +35,7 @@ static void snapshot_help(void)
 	       "malloc_stats_print (FILE.malloc_stats.txt), tcmalloc's and mimalloc's\n"
 	       "(FILE.tcmalloc_stats.txt, FILE.mimalloc_stats.txt).  The process is not\n"
 	       "stopped.\n\n"
-	       "Options:\n"
+	       "Options (before or after PID):\n"
 	       "    -o, --out FILE    where the smaps copy goes (default smaps-<pid>-<date>)\n"
 	       "        --json        print the summary as JSON\n"
 	       "        --top N       allocator mappings to list (default 8)\n\n"

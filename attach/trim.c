@@ -38,19 +38,23 @@
 
 static void trim_help(void)
 {
-	printf("usage: mfx trim [--json] PID\n\n"
-	       "Call malloc_trim(0) inside the running process PID and measure what it\n"
-	       "gives back to the system: RSS and heap RSS before and after, and how\n"
-	       "long one of its threads was held for the call.  If an earlier 'mfx attach'\n"
-	       "left the agent in PID, the agent's own thread makes the call and no thread\n"
-	       "of the program stops; otherwise one thread is held at a safe point.\n"
-	       "Nothing is loaded into the process.  Needs ptrace rights over PID.\n\n"
-	       "Options:\n"
+	printf("usage: mfx trim PID [--json]\n\n"
+	       "Make the allocator that serves the running process PID's malloc give its\n"
+	       "free memory back to the system, its own way, and measure what came back:\n"
+	       "glibc malloc_trim(0), jemalloc mallctl(\"arena.4096.purge\") (every arena),\n"
+	       "tcmalloc MallocExtension_ReleaseFreeMemory(), mimalloc mi_collect(true).\n"
+	       "Prints RSS and heap RSS before and after, the allocator's own figures\n"
+	       "before and after, and how long one of its threads was held for the call.\n"
+	       "If an earlier 'mfx attach' left the agent in PID, the agent's own thread\n"
+	       "makes the call and no thread of the program stops; otherwise one thread\n"
+	       "is held at a safe point (not inside the allocator).  Nothing is loaded\n"
+	       "into the process.  Needs ptrace rights over PID.\n\n"
+	       "Options (before or after PID):\n"
 	       "        --json        print the result as one JSON object\n"
 	       "    -h, --help        this text\n\n"
 	       "Examples:\n"
 	       "    mfx trim 4242\n"
-	       "    mfx trim --json 4242 | jq .released_bytes\n"
+	       "    mfx trim 4242 --json | jq .released_bytes\n"
 	       "    scripts/trim-experiment.sh postgres     (every postgres process, in turn)\n");
 }
 
