@@ -321,3 +321,21 @@ int alloc_remote_release(struct inject *ij, const struct alloc_remote *a, struct
 		memset(after, 0, sizeof(*after));
 	return err;
 }
+
+int alloc_remote_hold_libc(pid_t pid, struct inject_libc *lc, struct alloc_remote *a)
+{
+	struct alloc_remote own;
+	if (!a)
+		a = &own;
+	alloc_remote_detect(pid, a);
+	int err = inject_load_libc(pid, lc);
+	if (err)
+		return err;
+	/* glibc's malloc code is there already (malloc_lo/hi); another
+	 * allocator's library is excluded whole: its locks and thread caches
+	 * are all in it. */
+	if (a->kind != MFX_ALLOC_GLIBC && a->kind != MFX_ALLOC_UNKNOWN && a->text_hi &&
+	    lc->nbusy < INJ_MAX_BUSY)
+		lc->busy[lc->nbusy++] = (struct inject_range){ a->text_lo, a->text_hi };
+	return 0;
+}

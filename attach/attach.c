@@ -244,6 +244,9 @@ int cmd_attach(int argc, char **argv)
 		struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
 					  .no_boot = env_flag("MFX_NO_BOOT"),
 					  .no_boost = env_flag("MFX_NO_BOOST") };
+		struct inject_libc lc;	/* no thread held inside jemalloc & co either */
+		if (alloc_remote_hold_libc(pid, &lc, NULL) == 0)
+			io.lc = &lc;
 		inject_agent_prepare(pid, agent);
 		for (;;) {
 			err = inject_open(pid, &io, &ij);

@@ -127,16 +127,13 @@ int trim_via_agent(int chan, struct trim_result *r)
 static int trim_ptrace(pid_t pid, struct trim_result *r)
 {
 	struct alloc_remote ar;
-	alloc_remote_detect(pid, &ar);
-	snprintf(r->allocator, sizeof(r->allocator), "%s", mfx_allocator_names[ar.kind]);
-	if (ar.kind == MFX_ALLOC_UNKNOWN)
-		return -MFX_E_NOSYM;
 	struct inject_libc lc;
-	int err = inject_load_libc(pid, &lc);
+	int err = alloc_remote_hold_libc(pid, &lc, &ar);
+	snprintf(r->allocator, sizeof(r->allocator), "%s", mfx_allocator_names[ar.kind]);
 	if (err)
 		return err;
-	if (ar.kind != MFX_ALLOC_GLIBC && ar.text_hi && lc.nbusy < INJ_MAX_BUSY)
-		lc.busy[lc.nbusy++] = (struct inject_range){ ar.text_lo, ar.text_hi };
+	if (ar.kind == MFX_ALLOC_UNKNOWN)
+		return -MFX_E_NOSYM;
 	struct inject ij;
 	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
 				  .no_boost = env_flag("MFX_NO_BOOST"), .lc = &lc };

@@ -125,13 +125,12 @@ static int get_mallinfo(uint64_t v[7])
 }
 
 /* The allocator's figures at the window's start or end (attach: the window
- * does not know the blocks allocated before it): an ALLOC mark, and for
- * glibc the MALLINFO mark older readers know. */
+ * does not know the blocks allocated before it): an ALLOC mark.  (Older
+ * agents wrote glibc's as a MALLINFO mark; the analyzer reads both.  One
+ * mallinfo2() call per end is enough: it walks every free chunk of every
+ * arena, each under its lock.) */
 static void mark_window(unsigned phase)
 {
-	uint64_t v[7];
-	if (get_mallinfo(v) == 0)
-		agent_mark(MFX_MARK_MALLINFO, v, 7, phase == MFX_AP_START ? "start" : "end");
 	alloc_mark(phase);
 }
 

@@ -250,7 +250,8 @@ enum mfx_mark_kind {
 	/* MALLINFO (attach): the allocator's own totals, mallinfo2(3): vals:
 	 * arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost;
 	 * text: "start" | "end".  In-use bytes = uordblks + hblkhd: what the
-	 * window's events cannot know about blocks allocated before it. */
+	 * window's events cannot know about blocks allocated before it.
+	 * Written by older agents; ALLOC marks carry the same for glibc now. */
 	MFX_MARK_MALLINFO = 9,
 	/* ALLOC: the figures of the allocator that serves the process's malloc,
 	 * read by the agent from the allocator itself (preload/allocator.c):
