@@ -107,15 +107,14 @@ int trim_via_agent(int chan, struct trim_result *r)
 		err = agent_send(chan, MFX_CTL_TRIM, NULL, &fd, 1);
 	if (!err)
 		err = agent_recv(chan, MFX_CTL_TRIMMED, &m, 60000);
-	if (!err && m.status)
-		err = m.status;
-	if (!err) {
+	if (!err) {	/* the figures and the name, even when the call failed */
 		r->trim_ns = m.t_ns;
 		r->ret = (int64_t)m.value;
 		char buf[2048];
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 		buf[n > 0 ? n : 0] = 0;
 		parse_trim_text(buf, r);
+		err = m.status;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -290,8 +289,14 @@ int cmd_trim(int argc, char **argv)
 	if (err)
 		return attach_refusal("trim", pid, err, tracer);
 	struct trim_result r;
-	if ((err = trim_process(pid, &r)))
+	if ((err = trim_process(pid, &r))) {
+		if (!strcmp(r.allocator, "unknown")) {
+			mfx_err("cannot trim %d: the allocator that serves its malloc is not one mfx "
+				"knows how to trim (glibc, jemalloc, tcmalloc, mimalloc)", (int)pid);
+			return EXIT_FAIL;
+		}
 		return attach_refusal("trim", pid, err, 0);
+	}
 	if (json)
 		print_json(&r);
 	else

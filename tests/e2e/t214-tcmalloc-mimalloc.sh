@@ -5,7 +5,8 @@
 # what the program reads from its own allocator (alloc_target's "stats":
 # MallocExtension_GetNumericProperty, mi_process_info) within 20%; trim
 # calls that allocator's own release; mimalloc's in-use bytes are not known
-# to an attach, so its heap is not measured and gets no verdict.
+# to an attach, so its heap is not measured and gets no verdict; neither is
+# the heap of a program with an allocator of its own.
 . "$(dirname "$0")/../lib.sh"
 TC=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 2>/dev/null)
 MI=$(ls /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 2>/dev/null)
@@ -91,4 +92,20 @@ run_mfx snapshot "$TPID" -o "$TMP/snap"
 grep -q "allocator: mimalloc" "$MFX_OUT" || fail "snapshot: $(cat "$MFX_OUT")"
 grep -q "committed" "$TMP/snap.mimalloc_stats.txt" || fail "no mimalloc statistics saved"
 tdo "churn 50"
+
+# ---- an allocator of the program's own: named "unknown", not measured,
+# no verdict on the heap, and trim says it cannot
+spawn "$TARGETS/own_malloc"
+om=$SPAWNED
+wait_grep ready "$SPAWN_OUT" 10
+run_mfx attach "$om" --for 300ms -o "$TMP/om"
+expect_eq "$MFX_RC" 0 "attach to own_malloc: $(cat "$MFX_ERR")"
+s=$TMP/om/summary.json
+expect_eq "$(jget "$s" .allocator)/$(jget "$s" .heap.measured)" unknown/false "own allocator: unknown, not measured"
+expect_eq "$(jget "$s" .fragmentation_ratio)" null "own allocator: no fragmentation ratio"
+expect_match "$(jget "$s" .heap.not_measured_because)" "own_malloc" "it says which module serves malloc"
+run_mfx trim "$om"
+expect_eq "$MFX_RC" 1 "trim of an unknown allocator"
+expect_one_error_line "$MFX_ERR" "not one mfx knows how to trim"
+kill -0 "$om" || fail "own_malloc died"
 pass
