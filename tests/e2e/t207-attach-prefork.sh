@@ -64,6 +64,12 @@ for fd in /proc/$w1/fd/*; do
 	case $l in *mfx-spool*|*trace*.mfx*) fail "worker 1 holds $l";; esac
 done
 echo "ok: worker 1 holds no mfx fd"
+# a later attach to that worker patches its slots (it has the agent, dormant)
+run_mfx attach "$w1" --for 300ms -q -o "$TMP/w1run"
+expect_eq "$MFX_RC" 0 "attach to the worker: $(cat "$MFX_ERR")"
+expect_ge "$(jget "$TMP/w1run/summary.json" .attach.got_slots_patched)" 1 "worker: GOT slots patched"
+expect_ge "$(jget "$TMP/w1run/summary.json" .counts.malloc)" 16 "worker: mallocs recorded"
+check_unhooked "$w1" "$s1" "$l1" "worker after its own attach"
 
 # the master is attached again and again: no window leaves its buffers
 run_mfx attach "$TPID" --for 200ms -q --no-report -o "$TMP/run2"
