@@ -17,7 +17,8 @@
  * time has come (at most every ALLOC_SAMPLE_NS), and written into the trace
  * as ALLOC marks (trace/format.h).  glibc's mallinfo2() walks every free
  * chunk of every arena under its lock, so glibc is read at the start and
- * the end of a window only; its heap is measured from smaps.
+ * the end of an attach window only (launch: never; the trace has every
+ * block); its heap is measured from smaps.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -56,6 +57,8 @@ static struct {
 } al;
 
 int alloc_sampling;	/* launch mode: hooks take samples (not glibc) */
+static int launch;	/* launch mode: glibc's figures are not needed (the trace has
+			   every block), and mallinfo2 at exit could take long */
 static uint64_t next_sample_ns;
 
 static void find_jemalloc(const void *in, int anywhere)
@@ -183,7 +186,7 @@ void alloc_mark(unsigned phase)
 {
 	uint64_t vals[2 + MFX_AF_NFIELDS];
 	uint32_t valid = 0;
-	if (al.kind != MFX_ALLOC_GLIBC || phase != MFX_AP_SAMPLE)
+	if (al.kind != MFX_ALLOC_GLIBC || (phase != MFX_AP_SAMPLE && !launch))
 		alloc_stats(vals + 2, &valid);
 	else
 		memset(vals + 2, 0, sizeof(vals) - 2 * sizeof(vals[0]));
@@ -216,6 +219,7 @@ void alloc_tick(void)
 void alloc_launch_sampling(void)
 {
 	alloc_detect();
+	launch = 1;
 	alloc_sampling = al.kind != MFX_ALLOC_GLIBC && al.kind != MFX_ALLOC_UNKNOWN;
 }
 
