@@ -75,6 +75,17 @@ static void parse(struct alloc_info *ai, char *buf)
 			ai->figs.valid = (uint32_t)strtoul(p + 8, &e, 10);
 			for (int i = 0; i < MFX_AF_NFIELDS; i++)
 				ai->figs.v[i] = strtoull(e, &e, 10);
+		} else if (!strncmp(p, "arena ", 6) && ai->narenas < 64) {
+			struct alloc_arena *a = &ai->arena[ai->narenas];
+			unsigned long long v[4];
+			if (sscanf(p + 6, "%u %u %llu %llu %llu %llu", &a->id, &a->threads, &v[0], &v[1],
+				   &v[2], &v[3]) == 6) {
+				a->active = v[0];
+				a->dirty = v[1];
+				a->muzzy = v[2];
+				a->resident = v[3];
+				ai->narenas++;
+			}
 		} else if (!strncmp(p, "call ", 5)) {
 			snprintf(ai->call, sizeof(ai->call), "%s", p + 5);
 		} else if (sscanf(p, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu", &mi[0], &mi[1],

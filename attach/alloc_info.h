@@ -26,6 +26,12 @@ struct alloc_info {
 	uint64_t mmap_bytes;		/* mmapped chunks */
 	uint64_t system_bytes;		/* obtained from the system, all arenas */
 	uint64_t in_use_bytes;		/* uordblks + hblkhd */
+	/* jemalloc, per arena (the first 64 arenas in use) */
+	struct alloc_arena {
+		unsigned id, threads;
+		uint64_t active, dirty, muzzy, resident;	/* bytes */
+	} arena[64];
+	unsigned narenas;
 	char *text;			/* the allocator's own statistics text (malloc'ed), or NULL */
 	const char *text_suffix;	/* where it is saved: FILE + this ("" none) */
 };

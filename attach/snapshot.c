@@ -82,6 +82,16 @@ static void print_allocator(const struct alloc_info *ai, const char *xmlfile)
 				       order[i] == MFX_AF_MAPPED ? "committed" : name[order[i]],
 				       fmt_bytes(ai->figs.v[order[i]], a, sizeof(a)));
 	}
+	if (ai->narenas)
+		printf("  %-8s %8s %12s %12s %12s %12s\n", "arena", "threads", "active", "dirty",
+		       "muzzy", "resident");
+	for (unsigned i = 0; i < ai->narenas; i++) {
+		const struct alloc_arena *r = &ai->arena[i];
+		char e[32];
+		printf("  %-8u %8u %12s %12s %12s %12s\n", r->id, r->threads,
+		       fmt_bytes(r->active, a, sizeof(a)), fmt_bytes(r->dirty, b, sizeof(b)),
+		       fmt_bytes(r->muzzy, c, sizeof(c)), fmt_bytes(r->resident, e, sizeof(e)));
+	}
 	printf("  give free memory back with: mfx trim (%s)%s%s\n", ai->call,
 	       *xmlfile ? "; its own statistics: " : "", xmlfile);
 }
@@ -173,6 +183,20 @@ static void print_json(pid_t pid, const char *comm, const struct smaps_totals *t
 		json_null(&j, "allocator_figures");
 	}
 	json_str(&j, "allocator_stats_file", *xmlfile ? xmlfile : NULL);
+	if (ai->narenas) {
+		json_arr(&j, "jemalloc_arenas");
+		for (unsigned i = 0; i < ai->narenas; i++) {
+			json_obj(&j, NULL);
+			json_uint(&j, "arena", ai->arena[i].id);
+			json_uint(&j, "threads", ai->arena[i].threads);
+			json_uint(&j, "active_bytes", ai->arena[i].active);
+			json_uint(&j, "dirty_bytes", ai->arena[i].dirty);
+			json_uint(&j, "muzzy_bytes", ai->arena[i].muzzy);
+			json_uint(&j, "resident_bytes", ai->arena[i].resident);
+			json_end(&j);
+		}
+		json_end(&j);
+	}
 	if (ai->glibc_ok) {
 		json_obj(&j, "malloc_info");
 		json_uint(&j, "arenas", ai->arenas);

@@ -119,6 +119,8 @@ int alloc_release(int64_t *ret, const char **call);
 /* Its statistics as it prints them (malloc_info XML, malloc_stats_print
  * text, MallocExtension_GetStats, mi_stats_print_out) into f. 0 or -errno. */
 int alloc_print(FILE *f);
+/* jemalloc: one "arena I THREADS ACTIVE DIRTY MUZZY RESIDENT" line per arena. */
+void alloc_arenas(FILE *f);
 /* An ALLOC mark (trace/format.h) with the figures of now. */
 void alloc_mark(unsigned phase);
 /* A SAMPLE-phase mark if 100 ms went by (not for glibc: see allocator.c). */

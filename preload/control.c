@@ -181,6 +181,7 @@ static void do_trim(int sock, int fd)
 
 /* INFO: into the file mfx sent (fd):
  *   allocator NAME MODULE / figures VALID V... / call CALL / direct 0|1
+ *   [arena I THREADS ACTIVE DIRTY MUZZY RESIDENT]...  (jemalloc, per arena)
  *   [mallinfo2 arena ordblks hblks hblkhd uordblks fordblks keepcost]  (glibc)
  *   an empty line, then the allocator's own statistics text (alloc_print). */
 static void do_info(int sock, int fd)
@@ -192,6 +193,7 @@ static void do_info(int sock, int fd)
 		fprintf(f, "allocator %s %s\n", alloc_name(), alloc_module());
 		put_figures(f, "figures");
 		fprintf(f, "call %s\ndirect %d\n", mfx_release_call[alloc_kind()], alloc_direct());
+		alloc_arenas(f);
 		if (get_mallinfo(v) == 0)
 			fprintf(f, "mallinfo2 %llu %llu %llu %llu %llu %llu %llu\n",
 				(unsigned long long)v[0], (unsigned long long)v[1],

@@ -70,10 +70,19 @@ expect_ge "$(( rb - ra ))" $(( fb * 8 / 10 )) "resident bytes the purge gave bac
 expect_ge "$(jget "$j" .released_bytes)" $(( fb / 2 )) "RSS released (/proc)"
 within "$ra" "$(info allocator_resident)" 20 "after the trim: resident against INFO allocator_resident"
 # the same without the agent: ptrace, a thread held outside jemalloc's code
+# (jemalloc's figures through remote mallctl calls)
 MFX_NO_DOORBELL=1 run_mfx trim "$rs" --json
 expect_eq "$MFX_RC" 0 "trim through ptrace: $(cat "$MFX_ERR")"
 expect_eq "$(jget "$MFX_OUT" .method)/$(jget "$MFX_OUT" .allocator)" ptrace/jemalloc "ptrace trim"
 expect_ge "$(jget "$MFX_OUT" .allocator_after.resident_bytes)" 1 "jemalloc's figures through ptrace"
+# snapshot: jemalloc's own statistics, per arena, saved beside the smaps
+run_mfx snapshot "$rs" --json -o "$TMP/snap"
+expect_eq "$MFX_RC/$(jget "$MFX_OUT" .allocator)" 0/jemalloc "snapshot names jemalloc"
+expect_ge "$(jget "$MFX_OUT" '.jemalloc_arenas | length')" 1 "snapshot: arenas"
+within "$(jget "$MFX_OUT" .allocator_figures.resident_bytes)" "$(info allocator_resident)" 20 \
+	"snapshot: resident against INFO allocator_resident"
+grep -q "Begin jemalloc statistics" "$TMP/snap.malloc_stats.txt" || fail "no malloc_stats_print text"
+echo "ok: malloc_stats_print saved"
 rcli ping | grep -q PONG || fail "redis does not answer"
 expect_ge "$(rcli dbsize)" 250 "keys left"
 echo "ok: redis answers"
