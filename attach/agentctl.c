@@ -61,21 +61,6 @@ int agent_recv(int fd, uint16_t want, struct mfx_ctl *m, int timeout_ms)
 	}
 }
 
-int agent_trim(int chan, uint64_t *ret, uint64_t *trim_ns)
-{
-	struct mfx_ctl m;
-	int err = agent_send(chan, MFX_CTL_TRIM, NULL, NULL, 0);
-	if (!err)
-		err = agent_recv(chan, MFX_CTL_TRIMMED, &m, 60000);
-	if (!err && m.status)
-		err = m.status;
-	if (!err) {
-		*ret = m.value;
-		*trim_ns = m.t_ns;
-	}
-	return err;
-}
-
 int agent_ring(pid_t pid, int *chan)
 {
 	char agent[4096];

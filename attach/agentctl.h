@@ -1,7 +1,8 @@
 /*
  * agentctl.h - mfx's side of the control channel to a running agent
- * (include/mfx/control.h): messages, and the requests `trim` and
- * `snapshot` make of an agent that is already loaded (agentctl.c).
+ * (include/mfx/control.h): messages, and reaching an agent that is already
+ * loaded (agentctl.c); `trim` and `snapshot` make their requests with them
+ * (trim.c, alloc_info.c).
  */
 #ifndef MFX_ATTACH_AGENTCTL_H
 #define MFX_ATTACH_AGENTCTL_H
@@ -19,8 +20,6 @@ int agent_send(int chan, uint16_t type, const char *text, const int *fds, int nf
 /* Wait up to timeout_ms for a message of type `want` (others are skipped).
  * -ETIMEDOUT, -EPIPE (the agent's end closed), -EPROTO. */
 int agent_recv(int chan, uint16_t want, struct mfx_ctl *m, int timeout_ms);
-/* malloc_trim(0) on the agent's thread: its return value, how long it ran. */
-int agent_trim(int chan, uint64_t *ret, uint64_t *trim_ns);
 
 /* The agent in pid, reached through its doorbell: a channel, or -errno
  * (-ENOENT: no started agent of this build there). */
