@@ -15,12 +15,16 @@
  *
  *   mfx -> agent   START  config text, SCM_RIGHTS [trace fd, spool fd]
  *   agent -> mfx   STARTED status, GOT slots patched, modules, timings
- *   mfx -> agent   TRIM   (any number, any time)
- *   agent -> mfx   TRIMMED malloc_trim's return, how long it took
+ *   mfx -> agent   TRIM   (any number, any time) [SCM_RIGHTS: a file]
+ *   agent -> mfx   TRIMMED the allocator's release (malloc_trim(0), jemalloc
+ *                  purge, ...): its return, how long it took; the file gets
+ *                  "before"/"after" figures, "allocator", "call", "returned"
+ *                  lines (preload/control.c do_trim)
  *   mfx -> agent   INFO   SCM_RIGHTS [a file to write to]
- *   agent -> mfx   INFOED status; the file holds a "mallinfo2 ..." line
- *                  (arena ordblks hblks hblkhd uordblks fordblks keepcost)
- *                  and then malloc_info(0)'s XML
+ *   agent -> mfx   INFOED status; the file holds "key value" lines (the
+ *                  allocator, its figures, jemalloc's arenas, glibc's
+ *                  mallinfo2), an empty line, then the allocator's own
+ *                  statistics text (malloc_info XML, malloc_stats_print, ...)
  *   mfx -> agent   STOP
  *   agent -> mfx   STOPPED status
  * Every message is one struct mfx_ctl (config text after it for START).
@@ -68,8 +72,8 @@ struct mfx_ctl {
 	uint32_t modules;	/* STARTED: modules patched */
 	uint32_t text_len;	/* START: bytes of config text that follow */
 	uint64_t t_ns;		/* STARTED: agent clock when recording began;
-				   TRIMMED: how long malloc_trim ran */
-	uint64_t value;		/* TRIMMED: malloc_trim's return */
+				   TRIMMED: how long the release call ran */
+	uint64_t value;		/* TRIMMED: its return */
 };
 
 /* A message header of `type`, every other field 0. */
