@@ -17,7 +17,8 @@ static void replay_help(void)
 {
 	printf("usage: mfx replay RUN_DIR [OPTIONS]\n\n"
 	       "Approach B: replay the captured window's allocation calls - same threads,\n"
-	       "same sizes, same order, cross-thread frees after their allocations - under\n"
+	       "same sizes, same order, cross-thread frees after their allocations, no\n"
+	       "more threads at once than the original had - under\n"
 	       "glibc, jemalloc, tcmalloc and mimalloc (and glibc tunables), and compare\n"
 	       "their memory with the original's.  The native replayer (mfx-replay) reads\n"
 	       "the calls from replay.ops, any number of them; mfx samples each run's RSS\n"
@@ -37,11 +38,18 @@ static void replay_help(void)
 	       "                           (its address space is limited to 4 x SIZE + 1 GiB)\n"
 	       "        --c-max-calls N    calls written into replay.c (default 50000)\n"
 	       "        --no-compile       write replay.c but do not compile or run it\n"
+	       "        --sweep            replay under a grid of settings - glibc's arena_max\n"
+	       "                           1/2/4/8, trim_threshold, mmap_threshold, top_pad,\n"
+	       "                           tcache_count=0; jemalloc, tcmalloc, mimalloc with\n"
+	       "                           their usual knobs - rank them by RSS peak, RSS end\n"
+	       "                           and time, and recommend one: the line to apply it\n"
+	       "                           to the real program, its measured saving and cost\n"
 	       "    -q, --quiet            no progress\n"
 	       "    -h, --help             this text\n\n"
 	       "Examples:\n"
 	       "    mfx replay results/app-4242-20261125-101500\n"
 	       "    mfx replay RUN_DIR --allocator glibc,jemalloc --tunable M_ARENA_MAX=2\n"
+	       "    mfx replay RUN_DIR --sweep\n"
 	       "    cd RUN_DIR && LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ./replay\n");
 }
 
@@ -56,6 +64,7 @@ int cmd_replay(int argc, char **argv)
 		{ "tunable", required_argument, NULL, 't' },
 		{ "max-ops", required_argument, NULL, 'm' },
 		{ "no-compile", no_argument, NULL, 'n' },
+		{ "sweep", no_argument, NULL, 's' },
 		{ "c-max-calls", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -80,6 +89,7 @@ int cmd_replay(int argc, char **argv)
 				return mfx_usage("replay", "--max-live-bytes wants a size (e.g. 2G)");
 			break;
 		case 'n': o.no_compile = 1; break;
+		case 's': o.sweep = 1; break;
 		case 'c':
 			if (parse_uint(optarg, UINT32_MAX, &o.c_max_calls))
 				return mfx_usage("replay", "--c-max-calls wants a number");
@@ -95,6 +105,9 @@ int cmd_replay(int argc, char **argv)
 	if (cl.nops != 1)
 		return mfx_usage("replay", cl.nops == 0 ? "no run directory given" :
 				 "one run directory only ('%s' is extra)", cl.ops[1]);
+	if (o.sweep && (o.allocators || o.ntunables))
+		return mfx_usage("replay", "--sweep chooses the allocators and tunables itself "
+					   "(drop --allocator and --tunable)");
 	if (o.allocators) {
 		char buf[256];
 		snprintf(buf, sizeof(buf), "%s", o.allocators);

@@ -7,6 +7,11 @@
  *   struct ops_header; struct ops_thread[nthreads]; then each thread's
  *   struct op[nops], in recorded order, thread after thread.
  *
+ * A thread's first and last op (by seq) bound its life in the window: the
+ * replay starts a thread no earlier than its first call is due and only
+ * once every thread whose last call came before that has ended, so no more
+ * threads are alive at once than in the original.
+ *
  * Blocks are named by dense ids from 1 (0 = none / NULL); an op with id 0
  * is a call that failed in the original.  seq is the call's place in the
  * recorded order of the whole window (all threads), dense from 0, so the
@@ -20,14 +25,23 @@
 
 #include <stdint.h>
 
-#define OPS_MAGIC "MFXRPL2"
+#define OPS_MAGIC "MFXRPL3"
+
+/* The replay keeps the window's recorded order loosely: the recorded order
+ * is cut into epochs of OPS_EPOCH calls, and no call of epoch e is replayed
+ * before every call of the epochs before it was (threads run freely inside
+ * an epoch).  Big enough that the synchronisation costs nothing measurable,
+ * small enough that a program whose threads take turns is replayed taking
+ * turns. */
+#define OPS_EPOCH 4096
 
 enum { OP_MALLOC = 1, OP_CALLOC, OP_REALLOC, OP_FREE, OP_MEMALIGN };
 enum { OPF_WAIT = 1, OPF_PUBLISH = 2 };
 
 struct ops_header {
 	char magic[8];
-	uint32_t nthreads, pad;
+	uint32_t nthreads;
+	uint32_t pid;		/* the traced process: its thread of that tid is the main thread */
 	uint64_t nblocks, nops;
 };
 

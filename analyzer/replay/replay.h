@@ -17,13 +17,15 @@ struct replay_opts {
 	uint64_t max_live_bytes;	/* --max-live-bytes SIZE; UINT64_MAX = no bound */
 	uint64_t c_max_calls;		/* --c-max-calls N (50000) */
 	int no_compile;			/* --no-compile */
+	int sweep;			/* --sweep: the grid of sweep.c, ranked, one recommendation */
 	int quiet;			/* -q */
 };
 
 /*
  * Replay the trace of run directory `dir` as `o` says: write replay.ops,
  * replay.c (and replay), replay.json, smaps_replay*, rss_comparison.png,
- * print the comparison table on stdout, refresh report.html.  The names in
+ * print the comparison table on stdout (ranked, with one recommendation,
+ * under --sweep), refresh report.html.  The names in
  * o->allocators are known ones or readable paths (the caller checked).
  * Prints its own errors; returns the command's exit status.
  */
