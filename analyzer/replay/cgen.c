@@ -49,6 +49,10 @@ static const char c_head[] =
 	"\td[s] = (long long)n - (long long)oldn;\n\tK(3);\n}\n\n"
 	"static void F(unsigned s, unsigned id, unsigned long long n)\n{\n"
 	"\tfree(b[id]);\n\td[s] = -(long long)n;\n\tK(4);\n}\n\n"
+	"/* not a call of the trace: the address came back from an allocation while\n"
+	" * the block was live (its free was not seen), so the block ends here */\n"
+	"static void Z(unsigned s, unsigned id, unsigned long long n)\n{\n"
+	"\tfree(b[id]);\n\td[s] = -(long long)n;\n}\n\n"
 	"static void A(unsigned s, unsigned id, unsigned long long al, unsigned long long n)\n{\n"
 	"\tif (posix_memalign(&b[id], al, n))\n\t\tb[id] = NULL;\n\ttouch(b[id], n);\n"
 	"\td[s] = n;\n\tK(5);\n}\n\n"
@@ -184,7 +188,7 @@ static void emit_call(FILE *f, const struct op *x, const uint64_t *size)
 			fprintf(f, "\tXR(%llu, %llu);\n", old, n);
 		break;
 	case OP_FREE:
-		fprintf(f, "\tF(%llu, %llu, %llu);\n", s, id, n);
+		fprintf(f, "\t%c(%llu, %llu, %llu);\n", x->flags & OPF_IMPLIED ? 'Z' : 'F', s, id, n);
 		break;
 	}
 	if (id && x->kind != OP_FREE && (x->flags & OPF_PUBLISH))

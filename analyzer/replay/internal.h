@@ -24,6 +24,7 @@ struct trace;
 
 struct gen_stats {
 	uint64_t ops, blocks, skipped_frees, failed, nthreads, cross_thread;
+	uint64_t implied_frees;		/* OPF_IMPLIED: in ops, not calls of the trace */
 	uint64_t counts[6];
 };
 

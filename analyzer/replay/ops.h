@@ -19,6 +19,10 @@
  * OPF_WAIT: the block freed or reallocated here was allocated by another
  * thread (wait until that allocation is replayed); OPF_PUBLISH: another
  * thread will free or realloc the block made here (say when it exists).
+ * OPF_IMPLIED (on a free): the trace has no such call, but an allocation
+ * returned the block's address while it was still live (its free was not
+ * seen): the analysis ends the block there, and so does the replay; the
+ * replayer makes the free without counting it as a call.
  */
 #ifndef MFX_REPLAY_OPS_H
 #define MFX_REPLAY_OPS_H
@@ -36,7 +40,7 @@
 #define OPS_EPOCH 4096
 
 enum { OP_MALLOC = 1, OP_CALLOC, OP_REALLOC, OP_FREE, OP_MEMALIGN };
-enum { OPF_WAIT = 1, OPF_PUBLISH = 2 };
+enum { OPF_WAIT = 1, OPF_PUBLISH = 2, OPF_IMPLIED = 4 };
 
 struct ops_header {
 	char magic[8];

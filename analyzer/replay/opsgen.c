@@ -65,14 +65,18 @@ struct opsgen {
 	struct gen_stats *gs;
 };
 
-static int push(struct opsgen *g, uint32_t th, const struct op *o)
+/* Append o to thread th's stream; its seq is its place in the window. */
+static int push(struct opsgen *g, uint32_t th, struct op *o)
 {
 	struct stream *s = &g->st[th];
 	if (grow_array(&s->ops, &s->cap, s->n, sizeof(*s->ops)))
 		return -ENOMEM;
+	o->seq = (uint32_t)g->gs->ops++;
 	s->ops[s->n++] = *o;
-	g->gs->counts[o->kind]++;
-	g->gs->ops++;
+	if (o->flags & OPF_IMPLIED)
+		g->gs->implied_frees++;
+	else
+		g->gs->counts[o->kind]++;
 	return 0;
 }
 
@@ -106,7 +110,6 @@ static void memalign_op(struct op *o, const struct trace_event *ev)
 static int gen_event(struct opsgen *g, struct trace_event *ev)
 {
 	struct op o = { 0 };
-	o.seq = (uint32_t)g->gs->ops;
 	uint32_t th = ev->thread < g->nt ? ev->thread : 0;
 	if (ev->failed)	/* replayed too: it fails again (or its result is dropped) */
 		g->gs->failed++;
@@ -149,6 +152,13 @@ static int gen_event(struct opsgen *g, struct trace_event *ev)
 	}
 	if (ev->ptr && !ev->failed) {
 		int err;
+		uint32_t stale = idmap_take(&g->map, ev->ptr);
+		if (stale) {	/* its free was not seen: the analysis ends it here too */
+			struct op z = { .kind = OP_FREE, .flags = OPF_IMPLIED, .id = stale };
+			z.size = use_block(g, stale, th, &z);
+			if ((err = push(g, th, &z)))
+				return err;
+		}
 		o.id = g->next_id++;
 		if ((err = idmap_put(&g->map, ev->ptr, o.id)) ||
 		    (err = grow_array(&g->org, &g->org_cap, o.id, sizeof(*g->org))))

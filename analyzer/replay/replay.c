@@ -131,7 +131,7 @@ static void tell(const struct job *j)
 	char a[32], b[32];
 	const struct gen_stats *gs = &j->gs;
 	mfx_note("replay: %s calls in %llu threads (%s blocks, %llu freed on another thread)%s",
-		 fmt_count(gs->ops, a, sizeof(a)), (unsigned long long)gs->nthreads,
+		 fmt_count(gs->ops - gs->implied_frees, a, sizeof(a)), (unsigned long long)gs->nthreads,
 		 fmt_count(gs->blocks, b, sizeof(b)), (unsigned long long)gs->cross_thread,
 		 gs->skipped_frees ? "; frees of blocks from before the window left out" : "");
 	if (j->c_calls < gs->ops)

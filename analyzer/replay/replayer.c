@@ -283,7 +283,7 @@ static int do_op(struct worker *w, const struct op *o)
 			return -1;
 		free(blk[o->id].p);
 		w->live -= (int64_t)o->size;
-		w->counts[OP_FREE]++;
+		w->counts[OP_FREE] += !(o->flags & OPF_IMPLIED);
 		return 0;
 	}
 	w->counts[o->kind]++;

@@ -70,8 +70,7 @@ static char *pick_text(const struct run_row *rows, const struct sweep_pick *p, c
 {
 	char apply[1600];
 	replay__apply_line(&rows[p->row].cfg, apply, sizeof(apply));
-	snprintf(buf, n, "%s: RSS peak %+.0f%%, RSS end %+.0f%%, time %+.0f%%", apply, p->peak_pct,
-		 p->end_pct, p->time_pct);
+	snprintf(buf, n, "%s: RSS peak %+.0f%%, time %+.0f%%", apply, p->peak_pct, p->time_pct);
 	return buf;
 }
 
@@ -134,11 +133,12 @@ int replay__write_json(const char *path, const struct run_row *rows, int nrows,
 	}
 	const struct gen_stats *gs = s->gs;
 	fprintf(f, "\n],\n \"trace_ops\": %llu, \"skipped_frees\": %llu, \"failed_calls\": %llu, "
-		   "\"cross_thread_frees\": %llu, \"replay_c_calls\": %llu, \"replay_compiled\": %s, "
+		   "\"cross_thread_frees\": %llu, \"implied_frees\": %llu, \"replay_c_calls\": %llu, "
+		   "\"replay_compiled\": %s, "
 		   "\"original_heap_rss_peak_bytes\": %llu",
-		(unsigned long long)gs->ops, (unsigned long long)gs->skipped_frees,
+		(unsigned long long)(gs->ops - gs->implied_frees), (unsigned long long)gs->skipped_frees,
 		(unsigned long long)gs->failed, (unsigned long long)gs->cross_thread,
-		(unsigned long long)s->c_calls, s->compiled ? "true" : "false",
+		(unsigned long long)gs->implied_frees, (unsigned long long)s->c_calls, s->compiled ? "true" : "false",
 		(unsigned long long)s->orig_heap_peak);
 	if (s->rank)
 		write_sweep(f, rows, nrows, jidx, s);
@@ -208,8 +208,12 @@ void replay__print_sweep(const struct run_row *rows, int nrows, const struct rep
 	(void)nrows;
 	if (p->have) {
 		printf("\nrecommended: %s\n", pick_text(rows, p, text, sizeof(text)));
-		printf("  RSS peak %s -> %s, medians of %d alternating replays against glibc's defaults\n",
+		char c[32], d[32], e[32], f[32];
+		printf("  RSS peak %s -> %s, RSS end %s -> %s, time %s -> %s: medians of %d alternating\n"
+		       "  replays against glibc's defaults\n",
 		       fmt_bytes(p->base_peak, a, sizeof(a)), fmt_bytes(p->pick_peak, b, sizeof(b)),
+		       fmt_bytes(p->base_end, c, sizeof(c)), fmt_bytes(p->pick_end, d, sizeof(d)),
+		       fmt_duration(p->base_wall, e, sizeof(e)), fmt_duration(p->pick_wall, f, sizeof(f)),
 		       SWEEP_CONFIRM);
 	} else {
 		printf("\nno recommendation: %s\n", p->why);

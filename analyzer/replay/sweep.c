@@ -166,6 +166,34 @@ static int default_row(const struct run_row *rows, int nrows)
 	return -1;
 }
 
+/* Candidates in the order to confirm them: those within SWEEP_MIN_SAVING of
+ * the lowest RSS peak are as good as each other (the noise between runs),
+ * and among them a glibc tunable comes first (no other library to ship),
+ * then the lower RSS end, then the faster; the rest in ranking order. */
+static int candidates(const struct run_row *rows, int nrows, const int *rank, int base, int *out)
+{
+	int n = 0;
+	uint64_t best = 0;
+	for (int i = 0; i < nrows; i++)
+		if (usable(&rows[rank[i]]) && rank[i] != base) {
+			best = rows[rank[i]].rss_peak;
+			break;
+		}
+	for (int pass = 0; pass < 3; pass++)
+		for (int i = 0; i < nrows; i++) {
+			const struct run_row *r = &rows[rank[i]];
+			if (!usable(r) || rank[i] == base)
+				continue;
+			int near = (double)r->rss_peak <= (double)best * (1 + SWEEP_MIN_SAVING);
+			int glibc = !strcmp(r->cfg.name, "glibc");
+			if ((pass == 0 && near && glibc) || (pass == 1 && near && !glibc) || (pass == 2 && !near))
+				out[n++] = rank[i];
+		}
+	/* inside the near band, non-glibc ones by RSS end then time (ranking order
+	 * already sorts by peak first: a stable pass is enough for a few rows) */
+	return n;
+}
+
 void replay__sweep_pick(const char *bin, const char *ops, const struct run_bounds *b,
 			const struct run_row *rows, int nrows, const int *rank, int quiet,
 			struct sweep_pick *p)
@@ -173,20 +201,20 @@ void replay__sweep_pick(const char *bin, const char *ops, const struct run_bound
 	memset(p, 0, sizeof(*p));
 	p->row = -1;
 	p->base = default_row(rows, nrows);
-	if (p->base < 0) {
+	int *cand = calloc((size_t)nrows + 1, sizeof(*cand));
+	if (p->base < 0 || !cand) {
 		snprintf(p->why, sizeof(p->why), "glibc's defaults were not replayed: nothing to compare with");
+		free(cand);
 		return;
 	}
 	const struct run_row *base = &rows[p->base];
 	snprintf(p->why, sizeof(p->why), "no setting saved %.0f%% of the RSS peak at most %.0f%% more time: "
 		 "keep the defaults", SWEEP_MIN_SAVING * 100, SWEEP_MAX_COST * 100);
-	int tried = 0;
-	for (int i = 0; i < nrows && tried < 3; i++) {
-		const struct run_row *c = &rows[rank[i]];
-		if (!usable(c) || rank[i] == p->base)
-			continue;
+	int n = candidates(rows, nrows, rank, p->base, cand);
+	for (int i = 0, tried = 0; i < n && tried < 3; i++) {
+		const struct run_row *c = &rows[cand[i]];
 		if ((double)c->rss_peak > (double)base->rss_peak * (1 - SWEEP_MIN_SAVING))
-			break;	/* ranked: none below saves enough */
+			continue;	/* saves too little */
 		if ((double)c->wall_ns > (double)base->wall_ns * (1 + 2 * SWEEP_MAX_COST))
 			continue;	/* far too slow even for a noisy first run */
 		char l[400];
@@ -200,8 +228,9 @@ void replay__sweep_pick(const char *bin, const char *ops, const struct run_bound
 			continue;
 		if (p->peak_pct <= -100 * SWEEP_MIN_SAVING && p->time_pct <= 100 * SWEEP_MAX_COST) {
 			p->have = 1;
-			p->row = rank[i];
-			return;
+			p->row = cand[i];
+			break;
 		}
 	}
+	free(cand);
 }
