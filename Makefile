@@ -48,12 +48,12 @@ BASEFLAGS:= -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP
 
 # Libraries through pkg-config; a missing one stops the build with its name
 # (checked when something is compiled, so `make deps` can still install it).
-PKG_MFX  := libdw libelf libpng cairo libzstd libunwind-ptrace libunwind-generic
+PKG_MFX  := libdw libelf libpng cairo libzstd zlib libunwind-ptrace libunwind-generic
 PKG_MISSING := $(shell for p in $(PKG_MFX); do $(PKG) --exists $$p 2>/dev/null || echo $$p; done)
 need_pkgs = $(if $(PKG_MISSING),$(error missing libraries: $(PKG_MISSING) (pkg-config \
 	cannot find them; run 'scripts/deps.sh' as root, or 'make deps')))
 LIBS_MFX := $(if $(PKG_MISSING),,$(shell $(PKG) --libs $(PKG_MFX))) -lpthread -lm
-CFL_MFX  := $(if $(PKG_MISSING),,$(shell $(PKG) --cflags libdw libelf libpng cairo libzstd))
+CFL_MFX  := $(if $(PKG_MISSING),,$(shell $(PKG) --cflags libdw libelf libpng cairo libzstd zlib))
 
 # --- the mfx command: attach/ on top of inject/ analyzer/ trace/ common/ -----
 MFX_SRCS := $(filter-out analyzer/replay/replayer.c,$(wildcard attach/*.c inject/*.c \

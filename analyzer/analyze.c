@@ -122,13 +122,15 @@ static unsigned site_bucket(struct pass *p, uint64_t ts)
 	return (unsigned)(off >> p->site_shift);
 }
 
-/* A site's live bytes change by delta at time ts. */
-static void site_change(struct pass *p, struct site_stat *s, int64_t delta, uint64_t ts)
+/* A site's live bytes change by delta, its live blocks by dblocks, at time ts. */
+static void site_change(struct pass *p, struct site_stat *s, int64_t delta, int dblocks, uint64_t ts)
 {
 	if (s->epoch != p->peak_epoch) {	/* first change since the last peak */
 		s->saved = s->live_bytes;
+		s->saved_blocks = s->live_blocks;
 		s->epoch = p->peak_epoch;
 	}
+	s->live_blocks += (uint64_t)(int64_t)dblocks;
 	s->live_bytes += delta;
 	if (s->live_bytes > s->peak_live)
 		s->peak_live = s->live_bytes;
@@ -205,10 +207,8 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 		 * across threads (or was not seen).  End the old block here. */
 		a->reused_live++;
 		struct site_stat *os = site(p, old->stack);
-		if (os) {
-			site_change(p, os, -(int64_t)old->size, ev->ts_ns);
-			os->live_blocks--;
-		}
+		if (os)
+			site_change(p, os, -(int64_t)old->size, -1, ev->ts_ns);
 		a->threads[old->thread].live_bytes -= (int64_t)old->size;
 		a->live_bytes_end -= (int64_t)old->size;
 		ltab_remove(&p->live, old);
@@ -221,8 +221,7 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 		return -ENOMEM;
 	s->allocs++;
 	s->alloc_bytes += size;
-	s->live_blocks++;
-	site_change(p, s, (int64_t)size, ev->ts_ns);
+	site_change(p, s, (int64_t)size, 1, ev->ts_ns);
 	a->threads[ev->thread].live_bytes += (int64_t)size;
 	a->live_bytes_end += (int64_t)size;
 	if (a->live_bytes_end > a->peak_live_bytes) {
@@ -245,8 +244,7 @@ static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 	struct site_stat *s = site(p, e->stack);
 	if (s) {
 		s->frees++;
-		s->live_blocks--;
-		site_change(p, s, -(int64_t)e->size, ev->ts_ns);
+		site_change(p, s, -(int64_t)e->size, -1, ev->ts_ns);
 	}
 	if (lifetime)
 		a->life_count[life_class(ev->ts_ns - e->ts)]++;
@@ -382,6 +380,7 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 	for (uint32_t i = 0; i < a->nsites; i++) {
 		struct site_stat *s = &a->sites[i];
 		s->live_at_peak = s->epoch == p.peak_epoch ? s->saved : s->live_bytes;
+		s->live_blocks_at_peak = s->epoch == p.peak_epoch ? s->saved_blocks : s->live_blocks;
 	}
 	hmap_free(&p.live);
 	return err;

@@ -28,10 +28,12 @@ struct site_stat {
 	uint64_t live_blocks;
 	int64_t peak_live;		/* its own maximum */
 	int64_t live_at_peak;		/* at the global live-bytes peak */
+	uint64_t live_blocks_at_peak;	/* its blocks then */
 	int64_t series[AN_SITE_BUCKETS];	/* live bytes at each bucket's end */
 	/* bookkeeping for live_at_peak (see analyze.c) */
 	uint32_t epoch;
 	int64_t saved;
+	uint64_t saved_blocks;
 };
 
 struct thread_stat {

@@ -62,6 +62,12 @@ static void name_site(struct model *m, struct rsite *r, const struct site_stat *
 	r->site = outside ? outside : first ? first : r->site;
 }
 
+void model_name_site(const struct model *m, const struct site_stat *s, struct rsite *r)
+{
+	memset(r, 0, sizeof(*r));
+	name_site((struct model *)m, r, s);	/* (it only reads the model) */
+}
+
 void model_stack_line(const struct model *m, const struct rsite *r, char *buf, size_t n, int max)
 {
 	size_t len = 0;

@@ -83,6 +83,11 @@ void model_print(const struct model *m, FILE *f);
 int model_write_charts(const struct model *m, const char *dir);
 int model_write_html(const struct model *m, const char *path);
 
+/* Name the site of stack stats s as the report does: r->site is the frame
+ * that names it, one of the frames sym_lookup() gives for some r->frames[k]
+ * (the frames inner to it are the allocator and its wrappers). */
+void model_name_site(const struct model *m, const struct site_stat *s, struct rsite *r);
+
 /* A site's frames as one line: "f (file.c:12) < g < main". */
 void model_stack_line(const struct model *m, const struct rsite *r, char *buf, size_t n, int max);
 
