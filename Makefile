@@ -104,6 +104,9 @@ build/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h
 build/san/libmfx.so build/san/mfx-replay: build/san/%: build/%
 	$(Q)mkdir -p $(@D) && cp -f $< $@
 
+# report.html's script and style sheet are built into mfx (.incbin)
+$(B)/obj/analyzer/assets.o: analyzer/report.js analyzer/report.css
+
 $(B)/obj/%.o: %.c
 	$(call say,CC,$<)
 	$(need_pkgs)

@@ -143,12 +143,15 @@ static void site_change(struct pass *p, struct site_stat *s, int64_t delta, int 
 
 static void tl_merge(struct analysis *a)
 {
-	for (uint32_t i = 0; i < AN_TL_BUCKETS / 2; i++) {
-		struct tl_point *x = &a->tl[2 * i], *y = &a->tl[2 * i + 1];
+	/* pairs of buckets become one; an odd last bucket is merged alone (its
+	 * pair was never filled), ending where the merged bucket ends */
+	for (uint32_t i = 0; 2 * i < a->ntl; i++) {
+		struct tl_point *x = &a->tl[2 * i], *y = 2 * i + 1 < a->ntl ? &a->tl[2 * i + 1] : x;
 		struct tl_point m = *y;
+		m.ts_ns = a->tl_t0 + (uint64_t)(i + 1) * 2 * a->tl_width;
 		m.live_max = x->live_max > y->live_max ? x->live_max : y->live_max;
-		m.allocs = x->allocs + y->allocs;
-		m.frees = x->frees + y->frees;
+		m.allocs = x->allocs + (y != x ? y->allocs : 0);
+		m.frees = x->frees + (y != x ? y->frees : 0);
 		a->tl[i] = m;
 	}
 	a->ntl = (a->ntl + 1) / 2;

@@ -5,6 +5,9 @@
  *                             RSS against time
  *   page_occupancy.png        allocator pages at the RSS peak by how full of
  *                             live blocks they are
+ *   sites_over_time.png       live bytes of the top sites against time, under
+ *                             RSS and heap RSS (drawn by report.html's writer,
+ *                             which follows the sites: sitetime.c)
  */
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +17,7 @@
 
 #include "analyzer/chart.h"
 #include "analyzer/model.h"
+#include "analyzer/sitetime.h"
 #include "common/util.h"
 
 #define W 1200
@@ -240,4 +244,98 @@ int model_write_charts(const struct model *m, const char *dir)
 	int e2 = impact(m, path_join(path, sizeof(path), dir, "impact_memory_usage.png"));
 	int e3 = occupancy(m, path_join(path, sizeof(path), dir, "page_occupancy.png"));
 	return err ? err : e2 ? e2 : e3;
+}
+
+/* Time zero of the time axes: the window's start, or the first event,
+ * sample or timeline bucket if earlier. */
+static uint64_t time_zero(const struct model *m)
+{
+	const struct analysis *a = &m->a;
+	const struct trace_sample *s;
+	size_t ns = trace_samples(m->t, &s);
+	uint64_t t0 = m->info->window_start_ns ? m->info->window_start_ns : a->first_ts;
+	if (a->ntl && a->tl_t0 < t0)
+		t0 = a->tl_t0;
+	if (ns && s[0].ts_ns < t0)
+		t0 = s[0].ts_ns;
+	return t0;
+}
+
+static const uint32_t site_colours[SITETIME_TOP] = {
+	CHART_BLUE, CHART_GREEN, CHART_PURPLE, CHART_BROWN, CHART_TEAL, 0xbcbd22u, 0xe377c2u, CHART_GREY,
+};
+
+/* RSS and heap RSS samples (MiB) on the time axis; *ymax raised. */
+static void rss_lines(struct chart *c, const struct model *m, uint64_t t0, double *buf, size_t ns)
+{
+	const struct trace_sample *s;
+	trace_samples(m->t, &s);
+	double *x = buf, *y = buf + ns, *hx = buf + 2 * ns, *hy = buf + 3 * ns;
+	size_t nh = 0;
+	for (size_t i = 0; i < ns; i++) {
+		x[i] = (double)(s[i].ts_ns > t0 ? s[i].ts_ns - t0 : 0) / 1e9;
+		uint64_t own = s[i].v[MFX_SF_MFX_RSS] < s[i].v[MFX_SF_RSS] ? s[i].v[MFX_SF_MFX_RSS] : 0;
+		y[i] = (double)(s[i].v[MFX_SF_RSS] - own) / MB;
+		if (s[i].v[MFX_SF_HEAP_RSS]) {
+			hx[nh] = x[i];
+			hy[nh++] = (double)s[i].v[MFX_SF_HEAP_RSS] / MB;
+		}
+	}
+	if (ns)
+		chart_line(c, x, y, ns, CHART_RED, "RSS", 0);
+	if (nh)
+		chart_line(c, hx, hy, nh, CHART_ORANGE, "heap RSS", 0);
+}
+
+int chart_sites_over_time(const struct model *m, const struct site_series *ss, const char *dir)
+{
+	const struct analysis *a = &m->a;
+	const struct trace_sample *s;
+	size_t ns = trace_samples(m->t, &s), n = ss->ntl;
+	uint64_t t0 = time_zero(m);
+	double *buf = calloc(4 * ns + 2 * n + 2, sizeof(double)), *x = buf + 4 * ns, *y = x + n + 1;
+	struct chart *c = chart_new(W, H, "Live bytes of the top sites over time");
+	int err = -ENOMEM;
+	if (!buf || !c)
+		goto out;
+	double xmax = 0, ymax = 0;
+	for (size_t i = 0; i < ns; i++) {
+		double t = (double)(s[i].ts_ns > t0 ? s[i].ts_ns - t0 : 0) / 1e9;
+		xmax = t > xmax ? t : xmax;
+		double r = (double)s[i].v[MFX_SF_RSS] / MB;
+		ymax = r > ymax ? r : ymax;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		x[i] = (double)(a->tl[i].ts_ns - t0) / 1e9;
+		xmax = x[i] > xmax ? x[i] : xmax;
+		double l = (double)(a->tl[i].live_max > 0 ? a->tl[i].live_max : 0) / MB;
+		ymax = l > ymax ? l : ymax;
+	}
+	char sub[200], b1[32];
+	snprintf(sub, sizeof(sub), "pid %u: the %d sites with the highest peaks (the highest value of "
+		 "each time step), under RSS, heap RSS and all live bytes", m->info->pid, ss->n);
+	chart_subtitle(c, sub);
+	chart_axes(c, 0, xmax > 0 ? xmax : 1, 0, ymax > 0 ? ymax * 1.08 : 1, "time since start (s)", "MiB");
+	rss_lines(c, m, t0, buf, ns);
+	for (uint32_t i = 0; i < n; i++)
+		y[i] = (double)(a->tl[i].live_max > 0 ? a->tl[i].live_max : 0) / MB;
+	if (n)
+		chart_line(c, x, y, n, CHART_GREY, "all live bytes", 1);
+	for (int k = 0; k < ss->n; k++) {
+		for (uint32_t i = 0; i < n; i++)
+			y[i] = (double)(ss->v[k][i] > 0 ? ss->v[k][i] : 0) / MB;
+		char label[300];
+		snprintf(label, sizeof(label), "%.60s (peak %s)", ss->site[k]->function,
+			 fmt_bytes((uint64_t)ss->peak[k], b1, sizeof(b1)));
+		chart_line(c, x, y, n, site_colours[k], label, 0);
+	}
+	if (!n && !ns)
+		chart_note(c, "no data recorded");
+	chart_legend(c);
+	char path[PATH_MAX];
+	err = chart_save(c, path_join(path, sizeof(path), dir, "sites_over_time.png"));
+out:
+	free(buf);
+	chart_free(c);
+	return err;
 }
