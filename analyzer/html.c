@@ -162,6 +162,8 @@ static void replay_row(FILE *f, const char *line, int rank, int best)
 	char alloc[96], tun[256], rep[16], a[32], b[32], c[32], d[32], e[32];
 	jstr(line, "allocator", alloc, sizeof(alloc));
 	jstr(line, "tunables", tun, sizeof(tun));
+	if (!tun[0])
+		snprintf(tun, sizeof(tun), "(defaults)");
 	jstr(line, "replayer", rep, sizeof(rep));
 	if (!strcmp(rep, "replay.c"))
 		strcat(alloc, " (replay.c)");

@@ -45,6 +45,11 @@ within() {	# got want what: |got - want| <= 15% of want
 	[ $((d * 100)) -le $(($2 * 15)) ] || fail "$3: $1 against $2 (more than 15% apart)"
 	echo "ok: $3: $1 against $2"
 }
+# report.html shows the sweep: the recommendation and the ranked table
+run_mfx report -q "$TMP/run"
+grep -qF "Recommended: <code>$text</code>" "$TMP/run/report.html" || fail "report.html does not show the recommendation"
+expect_eq "$(grep -c '<td class=n data-v="[0-9]*">[0-9]*</td><td>\(glibc\|jemalloc\|tcmalloc\|mimalloc\)' "$TMP/run/report.html")" "$n" \
+	"report.html ranks every run"
 # the real program, untraced, at glibc's defaults and with the recommendation
 real_base=$("${prog[@]}" | awk '/^rss_anon_peak/ {print $2}')
 within "$real_base" "$base" "glibc's defaults: the program's RSS peak against the replay's"
