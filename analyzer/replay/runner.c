@@ -162,12 +162,6 @@ static void child(const char *bin, const char *ops, const struct replay_config *
 {
 	dup2(out, 1);
 	dup2(in, 0);
-	/* an address-space limit: a runaway replay fails its mallocs, not the machine */
-	uint64_t ml = b->max_live;
-	struct rlimit rl = { (rlim_t)(ml < (1ull << 40) ? 4 * ml + (1ull << 30) : RLIM_INFINITY),
-			     RLIM_INFINITY };
-	if (rl.rlim_cur != RLIM_INFINITY)
-		setrlimit(RLIMIT_AS, &rl);
 	/* the user's own allocator settings would blur the comparison */
 	static const char *const clear[] = { "LD_PRELOAD", "MFX_OUT", "GLIBC_TUNABLES", "MALLOC_CONF",
 					     "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_",
@@ -181,6 +175,14 @@ static void child(const char *bin, const char *ops, const struct replay_config *
 	char maxs[32], maxl[32];
 	snprintf(maxs, sizeof(maxs), "%llu", (unsigned long long)b->max_ops);
 	snprintf(maxl, sizeof(maxl), "%llu", (unsigned long long)b->max_live);
+	/* an address-space limit: a runaway replay fails its mallocs, not the
+	 * machine; set last, nothing here allocates after it (an ASan build of
+	 * mfx has its shadow mapped already and could not map any more) */
+	uint64_t ml = b->max_live;
+	struct rlimit rl = { (rlim_t)(ml < (1ull << 40) ? 4 * ml + (1ull << 30) : RLIM_INFINITY),
+			     RLIM_INFINITY };
+	if (rl.rlim_cur != RLIM_INFINITY)
+		setrlimit(RLIMIT_AS, &rl);
 	const char *argv[] = { bin, "--hold", ops, "--max-ops", maxs, "--max-live-bytes", maxl, NULL };
 	execv(bin, (char **)argv);
 	int e = errno;
