@@ -2,9 +2,9 @@
  * flame.c - building the allocation call tree (see flame.h).
  *
  * Each stack's path is walked from its outermost frame in, creating a child
- * per function name under its parent (an open-addressing table keyed by
- * parent and name pointer: names are interned by the symbolizer, so the
- * pointer is the name), adding the stack's figures to every node on the
+ * per function name under its parent (a map keyed by parent and name
+ * pointer: names are interned by the symbolizer, so the pointer is the
+ * name), adding the stack's figures to every node on the
  * path.  Then, if the tree is larger than FLAME_BUDGET, the nodes are
  * ranked by their largest share of any figure's total; a child's share is
  * never above its parent's, so keeping the top FLAME_BUDGET - (folds) keeps
@@ -17,13 +17,21 @@
 
 #include "analyzer/flame.h"
 #include "analyzer/model.h"
+#include "common/hmap.h"
 #include "common/util.h"
+
+/* Children by (parent, name) in a common/hmap.h map: its key is a mix of
+ * the two, an entry holds both; two pairs whose mixes collide take the
+ * next key. */
+struct kid {
+	uint32_t parent, node;
+	const char *name;
+};
 
 struct builder {
 	struct flame *f;
 	size_t cap;
-	struct { uint32_t parent; const char *name; uint32_t node; } *h;	/* node = 0: empty */
-	size_t hcap;
+	struct hmap kids;
 };
 
 static uint64_t hkey(uint32_t parent, const char *name)
@@ -32,43 +40,29 @@ static uint64_t hkey(uint32_t parent, const char *name)
 	return k ^ (k >> 31);
 }
 
-static int rehash(struct builder *b)
-{
-	size_t nc = b->hcap ? b->hcap * 2 : 1 << 12;
-	__typeof__(b->h) n = calloc(nc, sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	for (size_t i = 0; i < b->hcap; i++)
-		if (b->h[i].node) {
-			size_t j = hkey(b->h[i].parent, b->h[i].name) & (nc - 1);
-			while (n[j].node)
-				j = (j + 1) & (nc - 1);
-			n[j] = b->h[i];
-		}
-	free(b->h);
-	b->h = n;
-	b->hcap = nc;
-	return 0;
-}
-
 /* The child `fr` of node parent, made if new; 0 when out of memory. */
 static uint32_t child(struct builder *b, uint32_t parent, const struct sym_frame *fr)
 {
-	if ((b->f->count + 1) * 2 > b->hcap && rehash(b))
-		return 0;
-	size_t j = hkey(parent, fr->function) & (b->hcap - 1);
-	while (b->h[j].node && (b->h[j].parent != parent || b->h[j].name != fr->function))
-		j = (j + 1) & (b->hcap - 1);
-	if (b->h[j].node)
-		return b->h[j].node;
-	if (grow_array(&b->f->n, &b->cap, b->f->count, sizeof(*b->f->n)))
-		return 0;
-	uint32_t id = b->f->count++;
-	b->f->n[id] = (struct flame_node){ parent, fr->function, fr->file, fr->line, fr->module, 0, { 0 } };
-	b->h[j].parent = parent;
-	b->h[j].name = fr->function;
-	b->h[j].node = id;
-	return id;
+	for (uint64_t k = hkey(parent, fr->function);; k++) {
+		int added;
+		struct kid *e = hmap_put(&b->kids, k, &added);
+		if (!e)
+			return 0;
+		if (!added) {
+			if (e->parent == parent && e->name == fr->function)
+				return e->node;
+			continue;
+		}
+		if (grow_array(&b->f->n, &b->cap, b->f->count, sizeof(*b->f->n))) {
+			hmap_del(&b->kids, k, NULL);
+			return 0;
+		}
+		uint32_t id = b->f->count++;
+		b->f->n[id] = (struct flame_node){ parent, fr->function, fr->file, fr->line, fr->module, 0,
+						   { 0 } };
+		*e = (struct kid){ parent, id, fr->function };
+		return id;
+	}
 }
 
 static void add(struct flame_node *n, const uint64_t *v)
@@ -197,6 +191,7 @@ int flame_build(const struct model *m, struct flame *f)
 {
 	struct builder b = { .f = f };
 	memset(f, 0, sizeof(*f));
+	hmap_init(&b.kids, sizeof(struct kid), 1 << 12);
 	static const struct sym_frame root = { "all", NULL, 0, NULL, 0, 0, 0 };
 	int err = 0;
 	if (grow_array(&f->n, &b.cap, 0, sizeof(*f->n)))
@@ -206,7 +201,7 @@ int flame_build(const struct model *m, struct flame *f)
 	for (uint32_t i = 0; i < a->nsites && !err; i++)
 		if (a->sites[i].allocs || a->sites[i].live_blocks)
 			err = add_stack(&b, m, &a->sites[i]);
-	free(b.h);
+	hmap_free(&b.kids);
 	f->before = f->count;
 	if (!err && f->count > FLAME_BUDGET)
 		err = fold(f);

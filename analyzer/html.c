@@ -19,6 +19,7 @@
 #include "analyzer/flame.h"
 #include "analyzer/model.h"
 #include "analyzer/sitetime.h"
+#include "common/hmap.h"
 #include "common/util.h"
 
 static void esc(FILE *f, const char *s)
@@ -271,51 +272,28 @@ static void js_str(FILE *f, const char *s)
 
 /* Strings by pointer (interned by the symbolizer): index in "strings". */
 struct strtab {
-	const char **key;
-	uint32_t *idx;
-	size_t cap, n;
+	struct hmap idx;	/* pointer -> uint32_t index */
 	const char **list;
-	size_t lcap;
+	size_t lcap, n;
 };
 
 static uint32_t str_idx(struct strtab *t, const char *s)
 {
 	if (!s)
 		return 0;	/* "strings"[0] is "" */
-	if ((t->n + 1) * 2 > t->cap) {
-		size_t nc = t->cap ? t->cap * 2 : 1024;
-		const char **k = calloc(nc, sizeof(*k));
-		uint32_t *v = calloc(nc, sizeof(*v));
-		if (!k || !v) {
-			free(k);
-			free(v);
+	int added;
+	uint32_t *v = hmap_put(&t->idx, (uint64_t)(uintptr_t)s, &added);
+	if (!v)
+		return 0;
+	if (added) {
+		if (grow_array(&t->list, &t->lcap, t->n + 1, sizeof(*t->list))) {
+			hmap_del(&t->idx, (uint64_t)(uintptr_t)s, NULL);
 			return 0;
 		}
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->key[i]) {
-				size_t j = ((uintptr_t)t->key[i] * 0x9E3779B97F4A7C15ull >> 20) & (nc - 1);
-				while (k[j])
-					j = (j + 1) & (nc - 1);
-				k[j] = t->key[i];
-				v[j] = t->idx[i];
-			}
-		free(t->key);
-		free(t->idx);
-		t->key = k;
-		t->idx = v;
-		t->cap = nc;
-	}
-	size_t j = ((uintptr_t)s * 0x9E3779B97F4A7C15ull >> 20) & (t->cap - 1);
-	while (t->key[j] && t->key[j] != s)
-		j = (j + 1) & (t->cap - 1);
-	if (!t->key[j]) {
-		if (grow_array(&t->list, &t->lcap, t->n + 1, sizeof(*t->list)))
-			return 0;
-		t->key[j] = s;
-		t->idx[j] = (uint32_t)++t->n;
+		*v = (uint32_t)++t->n;
 		t->list[t->n] = s;
 	}
-	return t->idx[j];
+	return *v;
 }
 
 static void data_flame(FILE *f, const struct flame *fl, struct strtab *st)
@@ -373,6 +351,7 @@ static void data_time(FILE *f, const struct model *m, const struct site_series *
 static void data(FILE *f, const struct model *m, const struct flame *fl, const struct site_series *ss)
 {
 	struct strtab st = { 0 };
+	hmap_init(&st.idx, sizeof(uint32_t), 1024);
 	fputs("<script type=\"application/json\" id=\"mfx-data\">{", f);
 	fprintf(f, "\"pid\":%u,\"command\":", m->info->pid);
 	js_str(f, m->info->command);
@@ -385,8 +364,7 @@ static void data(FILE *f, const struct model *m, const struct flame *fl, const s
 		js_str(f, st.list[i]);
 	}
 	fputs("]}</script>\n", f);
-	free(st.key);
-	free(st.idx);
+	hmap_free(&st.idx);
 	free(st.list);
 }
 

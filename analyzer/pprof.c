@@ -16,6 +16,7 @@
 
 #include "analyzer/model.h"
 #include "analyzer/pprof.h"
+#include "common/hmap.h"
 #include "common/util.h"
 
 /* ---- protobuf wire format ---------------------------------------------------------- */
@@ -93,16 +94,13 @@ static void pb_packed(struct pb *b, unsigned field, const uint64_t *v, size_t n)
 
 /* ---- the tables: strings, functions, locations ---------------------------------------- */
 
-/* One open-addressing table for all three: a key of two words -> an id
- * (1-based; strings 0-based, "" being 0). */
+/* The three tables are common/hmap.h maps from a 64-bit key to an entry
+ * holding the full key (two words) and its id (1-based, in order of
+ * addition).  The map's key is a mix of the two words; two pairs whose
+ * mixes collide take the next key (they are told apart by the entry). */
 struct ent {
 	uint64_t a, b;		/* the key (a string: its pointer and 0) */
-	uint64_t id;		/* 0 = empty */
-};
-
-struct tab {
-	struct ent *e;
-	size_t cap, n;
+	uint64_t id;
 };
 
 static uint64_t mix(uint64_t a, uint64_t b)
@@ -111,40 +109,30 @@ static uint64_t mix(uint64_t a, uint64_t b)
 	return h ^ (h >> 29);
 }
 
-/* The id of key (a, b); *is_new when it was added (id n + 1). */
-static uint64_t tab_id(struct tab *t, uint64_t a, uint64_t b, int *is_new)
+/* The id of key (a, b); *is_new when it was added.  0: out of memory. */
+static uint64_t tab_id(struct hmap *t, uint64_t a, uint64_t b, int *is_new)
 {
 	*is_new = 0;
-	if ((t->n + 1) * 2 > t->cap) {
-		struct tab g = { calloc(t->cap ? t->cap * 2 : 1024, sizeof(struct ent)),
-				 t->cap ? t->cap * 2 : 1024, t->n };
-		if (!g.e)
+	for (uint64_t k = mix(a, b);; k++) {
+		int added;
+		struct ent *e = hmap_put(t, k, &added);
+		if (!e)
 			return 0;
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->e[i].id) {
-				size_t j = mix(t->e[i].a, t->e[i].b) & (g.cap - 1);
-				while (g.e[j].id)
-					j = (j + 1) & (g.cap - 1);
-				g.e[j] = t->e[i];
-			}
-		free(t->e);
-		*t = g;
+		if (added) {
+			*e = (struct ent){ a, b, hmap_count(t) };
+			*is_new = 1;
+			return e->id;
+		}
+		if (e->a == a && e->b == b)
+			return e->id;
 	}
-	size_t j = mix(a, b) & (t->cap - 1);
-	while (t->e[j].id && (t->e[j].a != a || t->e[j].b != b))
-		j = (j + 1) & (t->cap - 1);
-	if (!t->e[j].id) {
-		t->e[j] = (struct ent){ a, b, ++t->n };
-		*is_new = 1;
-	}
-	return t->e[j].id;
 }
 
 struct prof {
 	const struct model *m;
 	struct pb out;		/* the Profile message */
 	struct pb scratch, line;
-	struct tab strs, funcs, locs;
+	struct hmap strs, funcs, locs;
 	char **strv;		/* strings by index (interned: the symbolizer's, or ours) */
 	size_t nstrv, capstrv;
 	uint64_t *ids;		/* a sample's location ids */
@@ -393,6 +381,9 @@ static int gzip_to(const uint8_t *buf, size_t n, FILE *f)
 int pprof_write(const struct model *m, enum pprof_at at, FILE *f)
 {
 	struct prof p = { .m = m };
+	hmap_init(&p.strs, sizeof(struct ent), 1024);
+	hmap_init(&p.funcs, sizeof(struct ent), 1024);
+	hmap_init(&p.locs, sizeof(struct ent), 1024);
 	profile(&p, at);
 	int err = p.out.err ? p.out.err : p.scratch.err ? p.scratch.err : p.line.err;
 	if (!err)
@@ -400,9 +391,9 @@ int pprof_write(const struct model *m, enum pprof_at at, FILE *f)
 	free(p.out.p);
 	free(p.scratch.p);
 	free(p.line.p);
-	free(p.strs.e);
-	free(p.funcs.e);
-	free(p.locs.e);
+	hmap_free(&p.strs);
+	hmap_free(&p.funcs);
+	hmap_free(&p.locs);
 	free(p.strv);
 	free(p.ids);
 	for (size_t i = 0; i < p.nown; i++)

@@ -15,6 +15,7 @@
 
 #include "analyzer/model.h"
 #include "analyzer/sitetime.h"
+#include "common/hmap.h"
 #include "common/util.h"
 
 /* ---- choosing the sites ------------------------------------------------------------- */
@@ -42,21 +43,29 @@ static uint64_t site_hash(const struct sym_frame *f)
 	return h ^ (h >> 29);
 }
 
-/* The group of site frame f in the table (hash of size cap, a power of
- * two, holding group index + 1): a new one when unseen.  -1: no memory. */
-static long group_of(struct group **g, size_t *ng, size_t *cap, uint32_t *h, size_t hcap,
+/* The group of site frame f: a common/hmap.h map from a hash of the frame
+ * to its group index; frames whose hashes collide take the next key.  A
+ * new group when unseen.  -1: out of memory. */
+static long group_of(struct group **g, size_t *ng, size_t *cap, struct hmap *h,
 		     const struct sym_frame *f)
 {
-	size_t j = site_hash(f) & (hcap - 1);
-	while (h[j] && !same_site((*g)[h[j] - 1].site, f))
-		j = (j + 1) & (hcap - 1);
-	if (h[j])
-		return (long)h[j] - 1;
-	if (grow_array(g, cap, *ng, sizeof(**g)))
-		return -1;
-	(*g)[*ng] = (struct group){ f, 0 };
-	h[j] = (uint32_t)++*ng;
-	return (long)*ng - 1;
+	for (uint64_t k = site_hash(f);; k++) {
+		int added;
+		uint32_t *v = hmap_put(h, k, &added);
+		if (!v)
+			return -1;
+		if (!added && same_site((*g)[*v].site, f))
+			return (long)*v;
+		if (!added)
+			continue;
+		if (grow_array(g, cap, *ng, sizeof(**g))) {
+			hmap_del(h, k, NULL);
+			return -1;
+		}
+		(*g)[*ng] = (struct group){ f, 0 };
+		*v = (uint32_t)(*ng)++;
+		return (long)*v;
+	}
 }
 
 /* gof[stack] = 1 + the index of its chosen site, or 0. */
@@ -64,12 +73,12 @@ static int choose(const struct model *m, struct site_series *s, uint8_t *gof)
 {
 	const struct analysis *a = &m->a;
 	struct group *g = NULL;
-	size_t ng = 0, cap = 0, hcap = 16;
-	while (hcap < 2 * (size_t)a->nsites + 2)
-		hcap *= 2;
-	uint32_t *h = calloc(hcap, sizeof(*h)), *gi = calloc(a->nsites + 1, sizeof(*gi));
+	size_t ng = 0, cap = 0;
+	struct hmap h;
+	hmap_init(&h, sizeof(uint32_t), 1024);
+	uint32_t *gi = calloc(a->nsites + 1, sizeof(*gi));
 	int err = -ENOMEM;
-	if (!h || !gi)
+	if (!gi)
 		goto out;
 	for (uint32_t i = 0; i < a->nsites; i++) {
 		const struct site_stat *st = &a->sites[i];
@@ -77,7 +86,7 @@ static int choose(const struct model *m, struct site_series *s, uint8_t *gof)
 			continue;
 		struct rsite r;
 		model_name_site(m, st, &r);
-		long k = group_of(&g, &ng, &cap, h, hcap, r.site);
+		long k = group_of(&g, &ng, &cap, &h, r.site);
 		if (k < 0)
 			goto out;
 		g[k].score += st->peak_live;
@@ -106,7 +115,7 @@ static int choose(const struct model *m, struct site_series *s, uint8_t *gof)
 	free(sorted);
 	err = 0;
 out:
-	free(h);
+	hmap_free(&h);
 	free(gi);
 	free(g);
 	return err;
@@ -114,63 +123,17 @@ out:
 
 /* ---- the pass ------------------------------------------------------------------------ */
 
+/* A followed block: the map's value, keyed by its address. */
 struct tblk {
-	uint64_t ptr;		/* 0 = empty */
 	uint64_t size;
 	uint8_t group;		/* 1-based */
 };
 
-struct ttab {
-	struct tblk *e;
-	size_t cap, n;
-};
-
-static size_t tslot(const struct ttab *t, uint64_t p)
+/* Take p out of the map: its block, or one with group 0. */
+static struct tblk ttake(struct hmap *t, uint64_t p)
 {
-	uint64_t h = p * 0x9E3779B97F4A7C15ull;
-	size_t j = (size_t)(h >> 17) & (t->cap - 1);
-	while (t->e[j].ptr && t->e[j].ptr != p)
-		j = (j + 1) & (t->cap - 1);
-	return j;
-}
-
-static int tput(struct ttab *t, uint64_t p, uint64_t size, uint8_t group)
-{
-	if ((t->n + 1) * 2 > t->cap) {
-		struct ttab g = { calloc(t->cap ? t->cap * 2 : 4096, sizeof(struct tblk)),
-				  t->cap ? t->cap * 2 : 4096, 0 };
-		if (!g.e)
-			return -ENOMEM;
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->e[i].ptr) {
-				g.e[tslot(&g, t->e[i].ptr)] = t->e[i];
-				g.n++;
-			}
-		free(t->e);
-		*t = g;
-	}
-	t->e[tslot(t, p)] = (struct tblk){ p, size, group };
-	t->n++;
-	return 0;
-}
-
-/* Take p out of the table: its block, or one with group 0. */
-static struct tblk ttake(struct ttab *t, uint64_t p)
-{
-	struct tblk none = { 0, 0, 0 };
-	if (!t->n)
-		return none;
-	size_t i = tslot(t, p);
-	if (!t->e[i].ptr)
-		return none;
-	struct tblk b = t->e[i];
-	t->e[i].ptr = 0;
-	t->n--;
-	for (size_t j = (i + 1) & (t->cap - 1); t->e[j].ptr; j = (j + 1) & (t->cap - 1)) {
-		struct tblk x = t->e[j];
-		t->e[j].ptr = 0;
-		t->e[tslot(t, x.ptr)] = x;
-	}
+	struct tblk b = { 0, 0 };
+	hmap_del(t, p, &b);
 	return b;
 }
 
@@ -178,7 +141,7 @@ struct walk {
 	struct site_series *s;
 	const uint8_t *gof;
 	uint32_t nsites;
-	struct ttab live;
+	struct hmap live;		/* the followed blocks by address */
 	int64_t cur[SITETIME_TOP];
 	uint32_t b;		/* the current bucket */
 	uint64_t t0, width;
@@ -223,7 +186,11 @@ static int event(struct walk *w, const struct trace_event *ev)
 	if (!g)
 		return 0;
 	change(w, g, (int64_t)ev->size);
-	return tput(&w->live, ev->ptr, ev->size, g);
+	struct tblk *b = hmap_put(&w->live, ev->ptr, NULL);
+	if (!b)
+		return -ENOMEM;
+	*b = (struct tblk){ ev->size, g };
+	return 0;
 }
 
 int site_series_build(const struct model *m, int quiet, struct site_series *s)
@@ -241,6 +208,7 @@ int site_series_build(const struct model *m, int quiet, struct site_series *s)
 		return err;
 	}
 	struct walk w = { .s = s, .gof = gof, .nsites = a->nsites, .t0 = a->tl_t0, .width = a->tl_width };
+	hmap_init(&w.live, sizeof(struct tblk), 4096);
 	struct trace_event ev;
 	int r;
 	if (!quiet && progress_enabled())
@@ -250,7 +218,7 @@ int site_series_build(const struct model *m, int quiet, struct site_series *s)
 		err = event(&w, &ev);
 	advance(&w, UINT64_MAX);
 	progress_clear();
-	free(w.live.e);
+	hmap_free(&w.live);
 	free(gof);
 	return err;
 }
