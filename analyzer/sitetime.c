@@ -129,11 +129,13 @@ struct tblk {
 	uint8_t group;		/* 1-based */
 };
 
-/* Take p out of the map: its block, or one with group 0. */
+/* Take p out of the map: its block, or one with group 0.  (Most calls are
+ * of blocks not followed: the inline lookup answers them.) */
 static struct tblk ttake(struct hmap *t, uint64_t p)
 {
 	struct tblk b = { 0, 0 };
-	hmap_del(t, p, &b);
+	if (hmap_get(t, p))
+		hmap_del(t, p, &b);
 	return b;
 }
 

@@ -56,6 +56,9 @@ class Browser:
                 os._exit(127)
         os.close(to_r)
         os.close(from_w)
+        if os.environ.get("CDP_PIDFILE"):     # for the test's cleanup, should we be killed
+            with open(os.environ["CDP_PIDFILE"], "a") as f:
+                f.write("%d\n" % self.pid)
         self.w, self.r = to_w, from_r
         self.buf = b""
         self.next_id = 0

@@ -25,7 +25,9 @@ done
 size=$(stat -c %s "$TMP/many/report.html")
 expect_le "$size" 4000000 "report.html of 131072 stacks, bytes"
 mkdir -p "$TMP/chrome"
-MFX_TESTS=$MFX_ROOT/tests /usr/bin/python3 - "$TMP" <<'EOP' || fail "the browser checks failed"
+# the browsers' pids, killed at the end whatever happens (cdp.py closes them itself)
+trap 'for p in $(cat "$TMP/chrome.pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; _cleanup' EXIT
+CDP_PIDFILE=$TMP/chrome.pids MFX_TESTS=$MFX_ROOT/tests /usr/bin/python3 - "$TMP" <<'EOP' || fail "the browser checks failed"
 import json, os, sys, tempfile
 sys.path.insert(0, os.environ["MFX_TESTS"])
 from cdp import Browser
