@@ -115,6 +115,7 @@ int replay__sweep_configs(struct replay_config **out, int *n);
 #define SWEEP_MIN_SAVING 0.05	/* below 5% an RSS difference is noise between runs */
 #define SWEEP_MAX_COST 0.25	/* a setting that slows the calls by more is not worth it */
 #define SWEEP_CONFIRM 3		/* alternating runs of the defaults and the candidate */
+#define SWEEP_TIME_FLOOR_NS 5000000ull	/* shorter replays are too short to judge a cost by */
 
 struct sweep_pick {
 	int have;			/* a setting is recommended */

@@ -215,7 +215,8 @@ void replay__sweep_pick(const char *bin, const char *ops, const struct run_bound
 		const struct run_row *c = &rows[cand[i]];
 		if ((double)c->rss_peak > (double)base->rss_peak * (1 - SWEEP_MIN_SAVING))
 			continue;	/* saves too little */
-		if ((double)c->wall_ns > (double)base->wall_ns * (1 + 2 * SWEEP_MAX_COST))
+		if (base->wall_ns >= SWEEP_TIME_FLOOR_NS &&
+		    (double)c->wall_ns > (double)base->wall_ns * (1 + 2 * SWEEP_MAX_COST))
 			continue;	/* far too slow even for a noisy first run */
 		char l[400];
 		if (!quiet)
@@ -226,7 +227,8 @@ void replay__sweep_pick(const char *bin, const char *ops, const struct run_bound
 		progress_clear();
 		if (err)
 			continue;
-		if (p->peak_pct <= -100 * SWEEP_MIN_SAVING && p->time_pct <= 100 * SWEEP_MAX_COST) {
+		int timed = p->base_wall >= SWEEP_TIME_FLOOR_NS;
+		if (p->peak_pct <= -100 * SWEEP_MIN_SAVING && (!timed || p->time_pct <= 100 * SWEEP_MAX_COST)) {
 			p->have = 1;
 			p->row = cand[i];
 			break;
