@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 target_start
 tcmd "alarm 1"
-tcmd "churn 60000"	# 60 s of load on 4 threads, in the background of the test
+tcmd "churn 600000"	# load on 4 threads for the whole test (it ends by the kill at its end)
 ( while kill -CHLD "$TPID" 2>/dev/null; do sleep 0.001; done ) &
 track $!
 sleep 0.3
@@ -23,7 +23,7 @@ done
 echo "ok: 20 attaches under load, last one recorded $ev events"
 target_unharmed
 # it runs on: not stopped, and its churn threads still burn CPU (the main
-# thread is inside the 60 s churn, so stdin commands would wait behind it)
+# thread is inside the churn, so stdin commands would wait behind it)
 kill -0 "$TPID" || fail "target died"
 cpu() { awk '{ print $14 + $15 }' "/proc/$TPID/stat"; }
 st=$(awk '{ print $3 }' "/proc/$TPID/stat")
