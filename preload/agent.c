@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "preload/fastunwind.h"
 #include "preload/internal.h"
 #include "preload/record.h"
 
@@ -117,6 +118,7 @@ int agent_resolve(int attach)
 	RESOLVE(pvalloc);
 	RESOLVE(malloc_trim);
 	RESOLVE(malloc_info);
+	RESOLVE(dlclose);
 #undef RESOLVE
 	tls_busy = busy;
 	if (!r.malloc || !r.free || !r.calloc || !r.realloc)
@@ -380,6 +382,7 @@ static void atfork_child(void)
 	control_after_fork();
 	rec_after_fork_child();
 	modules_after_fork();
+	fu_after_fork();
 	if (!launch_mode)
 		rec_spool_detach();	/* the parent's; unmapped here */
 	if (!rec.active)

@@ -39,6 +39,7 @@ struct agent_real {
 	void *(*valloc)(size_t);
 	void *(*pvalloc)(size_t);
 	int (*malloc_trim)(size_t);
+	int (*dlclose)(void *);	/* hooked for the fast unwinder (fastunwind.c) */
 	int (*malloc_info)(int, FILE *);
 };
 extern struct agent_real agent_real;

@@ -43,7 +43,7 @@ static volatile int got_lock;
 static uint64_t self_base, vdso_base;
 static unsigned long long last_adds;
 
-#define NHOOK 11
+#define NHOOK 12
 static const char *hook_name[NHOOK];
 static uint64_t hook_addr[NHOOK], real_addr[NHOOK], canon_addr[NHOOK];
 static void *(*real_dlopen)(const char *, int);

@@ -9,10 +9,12 @@
  * resolving them) are served by a small bootstrap arena that free() and
  * realloc() recognise and never hand to the real allocator.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "preload/fastunwind.h"
 #include "preload/internal.h"
 #include "preload/record.h"
 
@@ -289,6 +291,25 @@ void *hook_pvalloc(size_t n)
 	return p;
 }
 
+/* dlclose: the fast unwinder must not use rules of a library that is gone
+ * (fastunwind.c).  Not a recorded call; hooked whether recording or not. */
+int hook_dlclose(void *h)
+{
+	int (*real)(void *) = agent_real.dlclose;
+	if (unlikely(!real)) {
+		int busy = tls_busy;
+		tls_busy = 1;	/* dlsym may allocate */
+		*(void **)&real = dlsym(RTLD_NEXT, "dlclose");
+		tls_busy = busy;
+		if (!real)
+			return -1;
+	}
+	fu_dlclose_begin();
+	int r = real(h);
+	fu_dlclose_end();
+	return r;
+}
+
 /* The exported names are aliases: LD_PRELOAD interposes them, and the table
  * below names the hidden originals, so that in a library dlopen()ed into a
  * live process (where the global "malloc" is libc's) it still points here. */
@@ -304,6 +325,7 @@ EXPORT_ALIAS(void *, aligned_alloc, (size_t align, size_t n));
 EXPORT_ALIAS(void *, memalign, (size_t align, size_t n));
 EXPORT_ALIAS(void *, valloc, (size_t n));
 EXPORT_ALIAS(void *, pvalloc, (size_t n));
+EXPORT_ALIAS(int, dlclose, (void *h));
 
 const struct agent_hook agent_hooks[] = {
 	{ "malloc", (void *)hook_malloc },
@@ -316,5 +338,6 @@ const struct agent_hook agent_hooks[] = {
 	{ "memalign", (void *)hook_memalign },
 	{ "valloc", (void *)hook_valloc },
 	{ "pvalloc", (void *)hook_pvalloc },
+	{ "dlclose", (void *)hook_dlclose },
 	{ NULL, NULL },
 };

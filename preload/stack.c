@@ -1,6 +1,7 @@
 /*
- * stack.c - call stacks: unwound with libunwind, interned so an event carries
- * a 4-byte id, each new stack written once to the trace as a STACK record.
+ * stack.c - call stacks: unwound by the fast unwinder (fastunwind.c), or by
+ * libunwind for a stack it cannot express, interned so an event carries a
+ * 4-byte id, each new stack written once to the trace as a STACK record.
  *
  * The table is open addressing over mmap'ed memory, read without locks
  * (an entry is published by a release store of its hash, written last);
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "preload/fastunwind.h"
 #include "preload/internal.h"
 #include "preload/record.h"
 
@@ -36,6 +38,9 @@ static uint64_t *arena;
 static uint64_t arena_used;
 static uint32_t nstacks;
 static uint32_t next_id = 1;
+static uint32_t epoch = 1;	/* bumped when the ids are forgotten */
+/* The thread's last stack: fu_backtrace says when it is met again. */
+static __thread uint32_t last_id, last_epoch;
 
 /*
  * libunwind checks addresses by writing them into a pipe of its own (after
@@ -114,6 +119,8 @@ int stack_init(void)
 		if ((after[fd / 64] & ~before[fd / 64]) & (1ull << (fd % 64)) &&
 		    (uw_ino[k] = agent_fd_ino(fd, S_IFIFO)))
 			uw_fd[k++] = fd;
+	fu_init();	/* without its table: every stack from libunwind */
+	fu_check_init();
 	tab = agent_mmap_anon(TAB_SIZE * sizeof(struct sent));
 	arena = agent_mmap_anon(ARENA_WORDS * sizeof(uint64_t));
 	return tab && arena ? 0 : -1;
@@ -132,18 +139,29 @@ void stack_reset(void)
 	arena_used = 0;
 	nstacks = 0;
 	next_id = 1;
+	__atomic_fetch_add(&epoch, 1, __ATOMIC_RELEASE);
 	spin_unlock(&rec_lock);
 }
 
+/* The multiplies are off the dependency chain (rotate, add: two cycles a
+ * frame); collisions only cost a compare. */
 static inline uint64_t hash_frames(const uint64_t *f, unsigned n)
 {
 	uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-	for (unsigned i = 0; i < n; i++) {
-		h ^= f[i];
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
+	for (unsigned i = 0; i < n; i++)
+		h = ((h << 13) | (h >> 51)) + f[i] * 0xff51afd7ed558ccdull;
+	h ^= h >> 32;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 29;
 	return h ? h : 1;
+}
+
+static inline int same_frames(const uint64_t *a, const uint64_t *b, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
 }
 
 static void write_stack_record(uint32_t id, const uint64_t *f, unsigned n)
@@ -166,7 +184,7 @@ static uint32_t insert(const uint64_t *f, unsigned n, uint64_t h)
 	uint64_t i = h & (TAB_SIZE - 1);
 	for (unsigned probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & (TAB_SIZE - 1)) {
 		struct sent *e = &tab[i];
-		if (e->hash == h && e->depth == n && !memcmp(arena + e->off, f, n * 8)) {
+		if (e->hash == h && e->depth == n && same_frames(arena + e->off, f, n)) {
 			id = e->id;
 			break;
 		}
@@ -198,30 +216,67 @@ static uint32_t insert(const uint64_t *f, unsigned n, uint64_t h)
 	return id;
 }
 
+/*
+ * MFX_UNWIND_CHECK: libunwind unwinds the same stack from one frame deeper
+ * (ref[0] is in this function, ref[1] in stack_capture), so ref[i + 1] is
+ * buf[i] for i >= 1.  The fast walk's frames are compared and libunwind's
+ * kept: the trace holds the reference's answer.
+ */
+static __attribute__((noinline)) int check_stack(void **buf, int n, int max)
+{
+	void *ref[MFX_MAX_DEPTH + 9];
+	int m = uw_lost ? 0 : p_backtrace(ref, max + 1);
+	if (m < 2)
+		return 0;
+	fu_check_record((const uint64_t *)(buf + 1), n < 0 ? -1 : n - 1,
+			(const uint64_t *)(ref + 2), m - 2);
+	memcpy(buf + 1, ref + 2, (size_t)(m - 2) * sizeof(void *));
+	return m - 1;
+}
+
 __attribute__((noinline)) uint32_t stack_capture(unsigned skip)
 {
 	void *buf[MFX_MAX_DEPTH + 8];
 	static __thread unsigned ncap;
-	if (unlikely(!tab || uw_lost))
+	if (unlikely(!tab))
 		return 0;
-	if (unlikely((++ncap & 1023) == 0) && !stack_fds_ok())
-		return 0;	/* libunwind's pipe is gone (see above) */
+	if (unlikely((++ncap & 255) == 0)) {
+		fu_loader_check();	/* a dlclose the hooks did not see */
+		if (!(ncap & 1023))
+			stack_fds_ok();	/* libunwind's pipe is gone (see above) */
+	}
 	/* buf[0] is the return address into this function's caller chain:
 	 * [0] = in stack_capture, [1] = in the hook, [2] = the hook's caller. */
-	int n = p_backtrace(buf, (int)(rec.depth + skip));
+	int max = (int)(rec.depth + skip), same;
+	uint32_t ep = __atomic_load_n(&epoch, __ATOMIC_ACQUIRE);
+	int n = fu_backtrace(buf, max, &same);
+	if (unlikely(fu_check_on))
+		n = check_stack(buf, n, max);
+	else if (unlikely(n < 0))
+		n = uw_lost ? 0 : p_backtrace(buf, max);
+	else if (same && last_epoch == ep)
+		return last_id;
+	last_epoch = 0;
 	if (n <= (int)skip)
 		return 0;
 	const uint64_t *f = (const uint64_t *)(buf + skip);
 	unsigned depth = (unsigned)n - skip;
 	uint64_t h = hash_frames(f, depth);
 	uint64_t i = h & (TAB_SIZE - 1);
+	uint32_t id = 0;
 	for (unsigned probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & (TAB_SIZE - 1)) {
 		struct sent *e = &tab[i];
 		uint64_t eh = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE);
-		if (eh == h && e->depth == depth && !memcmp(arena + e->off, f, depth * 8))
-			return e->id;
+		if (eh == h && e->depth == depth && same_frames(arena + e->off, f, depth)) {
+			id = e->id;
+			break;
+		}
 		if (!eh)
 			break;
 	}
-	return insert(f, depth, h);
+	if (!id)
+		id = insert(f, depth, h);
+	last_id = id;
+	last_epoch = ep;
+	return id;
 }
