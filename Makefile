@@ -71,8 +71,12 @@ AGENT_LIBS  := -ldl -lpthread	# libunwind: dlopen()ed by preload/stack.c
 
 # --- tests ------------------------------------------------------------------
 TARGET_SRCS := $(wildcard tests/targets/*.c)
+CXX_TARGET_SRCS := $(wildcard tests/targets/*.cc)
 TARGETS     := $(TARGET_SRCS:tests/targets/%.c=build/tests/%) \
-	$(if $(wildcard tests/targets/plugin/dlplugin.c),build/tests/libdlplugin.so)
+	$(CXX_TARGET_SRCS:tests/targets/%.cc=build/tests/%) \
+	$(if $(wildcard tests/targets/plugin/dlplugin.c),build/tests/libdlplugin.so) \
+	$(if $(wildcard tests/targets/plugin/unwplug.S),build/tests/libunwplug_a.so \
+		build/tests/libunwplug_b.so)
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 UNITS       := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/*.c)
@@ -122,10 +126,28 @@ TFLAGS_relro_noplt := -fno-plt -Wl,-z,relro,-z,now
 TFLAGS_static_target := -static
 TFLAGS_dlopen_target := -ldl
 TFLAGS_bench_workload := -O2
+TFLAGS_unw_target := -O2 -fomit-frame-pointer -ldl
+TFLAGS_unw_target_fp := -O2 -fno-omit-frame-pointer -ldl
 build/tests/%: tests/targets/%.c
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -o $@ $< \
 		-lpthread $(TFLAGS_$*)
+
+build/tests/unw_target_fp: tests/targets/unw_target.c
+
+# C++ targets (g++ is only needed for these)
+CXX ?= c++
+build/tests/%: tests/targets/%.cc
+	$(call say,CXX,$<)
+	$(Q)mkdir -p $(@D) && $(CXX) -std=gnu++17 -O2 -g -Wall -Wextra -Werror -o $@ $< -lpthread
+
+# two builds of one plugin: the same code, other frames (t181)
+build/tests/libunwplug_a.so: tests/targets/plugin/unwplug.S
+	$(call say,AS,$<)
+	$(Q)mkdir -p $(@D) && $(CC) -DFRAME=24 -fPIC -shared -o $@ $<
+build/tests/libunwplug_b.so: tests/targets/plugin/unwplug.S
+	$(call say,AS,$<)
+	$(Q)mkdir -p $(@D) && $(CC) -DFRAME=56 -fPIC -shared -o $@ $<
 
 build/tests/libdlplugin.so: tests/targets/plugin/dlplugin.c
 	$(call say,CC,$<)

@@ -326,19 +326,26 @@ static int subs_cb(struct dl_phdr_info *info, size_t size, void *arg)
 /* glibc's own dlclose (iconv modules, NSS) bypasses the hooks: notice it by
  * the loader's unload counter, at most once a millisecond (dl_iterate_phdr
  * takes the loader's lock, a recursive one: safe from inside dlopen). */
-void fu_loader_check(void)
+int fu_loader_check(void)
 {
 	static uint64_t last_tsc;
 	static unsigned long long last_subs = ~0ull;
 	uint64_t now = agent_tsc();
 	if (now - __atomic_load_n(&last_tsc, __ATOMIC_RELAXED) < (1ull << 21))
-		return;
+		return 0;
 	__atomic_store_n(&last_tsc, now, __ATOMIC_RELAXED);
 	unsigned long long subs = 0;
 	dl_iterate_phdr(subs_cb, &subs);
 	unsigned long long was = __atomic_exchange_n(&last_subs, subs, __ATOMIC_ACQ_REL);
-	if (was != subs && was != ~0ull)
-		__atomic_fetch_add(&fu_gen, 1, __ATOMIC_SEQ_CST);
+	if (was == subs || was == ~0ull)
+		return 0;
+	__atomic_fetch_add(&fu_gen, 1, __ATOMIC_SEQ_CST);
+	return 1;
+}
+
+int fu_modules_gone(void)
+{
+	return __atomic_load_n(&fu_gen, __ATOMIC_RELAXED) != 0;
 }
 
 static uint64_t ck_stacks, ck_fast, ck_fallback, ck_mismatch;
@@ -370,7 +377,7 @@ int fu_init(void)
 int fu_check_on;
 static char ck_path[512];
 static struct {
-	int na, nb;
+	int na, nb, fell;
 	uint64_t a[CK_FRAMES], b[CK_FRAMES];
 } ck_keep[CK_KEEP];
 
@@ -383,21 +390,18 @@ void fu_check_init(void)
 	}
 }
 
-/* One stack: the fast walk's frames a[0..na) (na < 0: it asked libunwind)
- * against libunwind's b[0..nb). */
-void fu_check_record(const uint64_t *a, int na, const uint64_t *b, int nb)
+/* One stack: the frames a[0..na) we would record (from the fast walk, or
+ * from the fallback when `fell`) against the reference's b[0..nb). */
+void fu_check_record(const uint64_t *a, int na, const uint64_t *b, int nb, int fell)
 {
 	__atomic_fetch_add(&ck_stacks, 1, __ATOMIC_RELAXED);
-	if (na < 0) {
-		__atomic_fetch_add(&ck_fallback, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	__atomic_fetch_add(&ck_fast, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(fell ? &ck_fallback : &ck_fast, 1, __ATOMIC_RELAXED);
 	if (na == nb && !memcmp(a, b, (size_t)na * 8))
 		return;
 	uint64_t k = __atomic_fetch_add(&ck_mismatch, 1, __ATOMIC_RELAXED);
 	if (k >= CK_KEEP)
 		return;
+	ck_keep[k].fell = fell;
 	ck_keep[k].na = na;
 	ck_keep[k].nb = nb;
 	memcpy(ck_keep[k].a, a, (size_t)(na < CK_FRAMES ? na : CK_FRAMES) * 8);
@@ -455,8 +459,8 @@ void fu_check_report(void)
 	if (write(fd, line, (size_t)(p - line)) < 0)
 		goto out;
 	for (uint64_t k = 0; k < ck_mismatch && k < CK_KEEP; k++) {
-		p = put_str(line, "mismatch ");
-		p = put_frames(p, "fast=[", ck_keep[k].a, ck_keep[k].na);
+		p = put_str(line, ck_keep[k].fell ? "mismatch fallback " : "mismatch ");
+		p = put_frames(p, "ours=[", ck_keep[k].a, ck_keep[k].na);
 		p = put_frames(p, " libunwind=[", ck_keep[k].b, ck_keep[k].nb);
 		*p++ = '\n';
 		if (write(fd, line, (size_t)(p - line)) < 0)

@@ -48,13 +48,16 @@ int fu_backtrace(void **buf, int max, int *same);
  * from before it once it returned. */
 void fu_dlclose_begin(void);
 void fu_dlclose_end(void);
-/* At most once a millisecond: notice a dlclose the hooks did not see. */
-void fu_loader_check(void);
+/* At most once a millisecond: notice a dlclose the hooks did not see
+ * (1: one happened). */
+int fu_loader_check(void);
+/* 1 once any library was unloaded while we watched. */
+int fu_modules_gone(void);
 void fu_after_fork(void);
 /* MFX_UNWIND_CHECK=FILE (launch): every stack unwound both ways. */
 extern int fu_check_on;
 void fu_check_init(void);
-void fu_check_record(const uint64_t *fast, int nfast, const uint64_t *ref, int nref);
+void fu_check_record(const uint64_t *ours, int nours, const uint64_t *ref, int nref, int fell);
 void fu_check_report(void);
 
 #endif

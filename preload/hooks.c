@@ -306,6 +306,7 @@ int hook_dlclose(void *h)
 	}
 	fu_dlclose_begin();
 	int r = real(h);
+	stack_modules_gone();
 	fu_dlclose_end();
 	return r;
 }

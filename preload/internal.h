@@ -47,6 +47,8 @@ struct mfx_thread;
 uint32_t stack_capture(unsigned skip);
 void stack_reset(void);
 int stack_init(void);
+/* After a dlclose: libunwind's caches of unwind info are flushed. */
+void stack_modules_gone(void);
 /* 0 when libunwind's own fds are no longer its (the program closed them):
  * unwinding could then block or write into the program's files. */
 int stack_fds_ok(void);

@@ -86,6 +86,15 @@ int stack_fds_ok(void)
  * recording without stacks.
  */
 static int (*p_backtrace)(void **, int);
+/* libunwind's step-by-step interface: the reference of MFX_UNWIND_CHECK
+ * (unw_backtrace's own per-thread frame cache is never flushed, so after a
+ * dlclose it may answer for a library that is gone) */
+static int (*p_getcontext)(unw_context_t *);
+static int (*p_init_local)(unw_cursor_t *, unw_context_t *);
+static int (*p_step)(unw_cursor_t *);
+static int (*p_get_reg)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
+static int (*p_flush)(unw_addr_space_t, unw_word_t, unw_word_t);
+static unw_addr_space_t *p_local;
 
 static int load_libunwind(void)
 {
@@ -98,6 +107,12 @@ static int load_libunwind(void)
 	p_backtrace = (int (*)(void **, int))dlsym(h, "unw_backtrace");
 	if (!p_backtrace)
 		return -1;
+	*(void **)&p_getcontext = dlsym(h, "_Ux86_64_getcontext");
+	*(void **)&p_init_local = dlsym(h, "_ULx86_64_init_local");
+	*(void **)&p_step = dlsym(h, "_ULx86_64_step");
+	*(void **)&p_get_reg = dlsym(h, "_ULx86_64_get_reg");
+	*(void **)&p_flush = dlsym(h, "_Ux86_64_flush_cache");
+	p_local = local;
 	if (set_policy && local)
 		set_policy(*local, UNW_CACHE_PER_THREAD);
 	return 0;
@@ -216,20 +231,69 @@ static uint32_t insert(const uint64_t *f, unsigned n, uint64_t h)
 	return id;
 }
 
+/* libunwind's unw_step loop from here (its mi/backtrace.c slow_backtrace):
+ * buf[0] = the return address into our caller. */
+static __attribute__((noinline)) int step_trace(void **buf, int size)
+{
+	unw_context_t uc;
+	unw_cursor_t c;
+	unw_word_t ip;
+	int n = 0;
+	if (!p_getcontext || !p_init_local || !p_step || !p_get_reg)
+		return 0;
+	p_getcontext(&uc);
+	if (p_init_local(&c, &uc) < 0)
+		return 0;
+	while (n < size && p_step(&c) > 0 && p_get_reg(&c, UNW_REG_IP, &ip) >= 0)
+		buf[n++] = (void *)ip;
+	return n;
+}
+
+/* A library is gone: libunwind's caches of its unwind info are stale. */
+void stack_modules_gone(void)
+{
+	if (p_flush && p_local)
+		p_flush(*p_local, 0, 0);
+}
+
 /*
- * MFX_UNWIND_CHECK: libunwind unwinds the same stack from one frame deeper
- * (ref[0] is in this function, ref[1] in stack_capture), so ref[i + 1] is
- * buf[i] for i >= 1.  The fast walk's frames are compared and libunwind's
- * kept: the trace holds the reference's answer.
+ * A stack the fast unwinder handed over.  unw_backtrace keeps a frame
+ * cache per thread that nothing flushes (libunwind 1.6, x86_64/Gtrace.c):
+ * once a library was unloaded it may answer with the frames of a library
+ * that is gone.  From then on the unw_step loop answers (its caches are
+ * flushed with every dlclose); it is ~20x slower, but such stacks are few
+ * (signal frames, mostly).  Inlined: buf[0] stays the return address into
+ * stack_capture either way.
+ */
+static inline __attribute__((always_inline)) int fallback(void **buf, int max)
+{
+	if (likely(!fu_modules_gone()))
+		return p_backtrace(buf, max);
+	return step_trace(buf, max);
+}
+
+/*
+ * MFX_UNWIND_CHECK: the reference is libunwind's unw_step loop, fresh after
+ * every dlclose, run from one frame deeper (ref[0] is in this function,
+ * ref[1] in stack_capture), so ref[i + 1] is buf[i] for i >= 1.  Compared
+ * with it: the fast walk's frames, or, for a stack the fast walk handed
+ * over, what fallback() answers (from here too: alt[i + 1] is its buf[i]).
+ * The trace keeps the reference's answer.
  */
 static __attribute__((noinline)) int check_stack(void **buf, int n, int max)
 {
-	void *ref[MFX_MAX_DEPTH + 9];
-	int m = uw_lost ? 0 : p_backtrace(ref, max + 1);
+	void *ref[MFX_MAX_DEPTH + 9], *alt[MFX_MAX_DEPTH + 9];
+	int m = uw_lost ? 0 : step_trace(ref, max + 1);
 	if (m < 2)
 		return 0;
-	fu_check_record((const uint64_t *)(buf + 1), n < 0 ? -1 : n - 1,
-			(const uint64_t *)(ref + 2), m - 2);
+	if (n >= 0) {
+		fu_check_record((const uint64_t *)(buf + 1), n - 1, (const uint64_t *)(ref + 2),
+				m - 2, 0);
+	} else {
+		int k = fallback(alt, max + 1);
+		fu_check_record((const uint64_t *)(alt + 2), k < 2 ? 0 : k - 2,
+				(const uint64_t *)(ref + 2), m - 2, 1);
+	}
 	memcpy(buf + 1, ref + 2, (size_t)(m - 2) * sizeof(void *));
 	return m - 1;
 }
@@ -241,7 +305,8 @@ __attribute__((noinline)) uint32_t stack_capture(unsigned skip)
 	if (unlikely(!tab))
 		return 0;
 	if (unlikely((++ncap & 255) == 0)) {
-		fu_loader_check();	/* a dlclose the hooks did not see */
+		if (fu_loader_check())	/* a dlclose the hooks did not see */
+			stack_modules_gone();
 		if (!(ncap & 1023))
 			stack_fds_ok();	/* libunwind's pipe is gone (see above) */
 	}
@@ -253,7 +318,7 @@ __attribute__((noinline)) uint32_t stack_capture(unsigned skip)
 	if (unlikely(fu_check_on))
 		n = check_stack(buf, n, max);
 	else if (unlikely(n < 0))
-		n = uw_lost ? 0 : p_backtrace(buf, max);
+		n = uw_lost ? 0 : fallback(buf, max);
 	else if (same && last_epoch == ep)
 		return last_id;
 	last_epoch = 0;

@@ -7,7 +7,7 @@ set -eu
 
 BUILD="gcc make pkg-config libc6-dev libunwind-dev libdw-dev libelf-dev
 libpng-dev libcairo2-dev libzstd-dev zlib1g-dev fonts-dejavu-core"
-TEST="jq bc file binutils elfutils util-linux python3 sqlite3 postgresql-15 postgresql-contrib redis-server memcached
+TEST="g++ jq bc file binutils elfutils util-linux python3 sqlite3 postgresql-15 postgresql-contrib redis-server memcached
 heaptrack clang libclang-rt-14-dev libjemalloc2 libtcmalloc-minimal4
 libmimalloc2.0 chromium golang-go procps psmisc"
 
