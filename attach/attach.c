@@ -281,8 +281,12 @@ int cmd_attach(int argc, char **argv)
 		return rc;
 	}
 
-	char cfg[64];
-	snprintf(cfg, sizeof(cfg), "depth=%u", o.no_stacks ? 0 : o.stack_depth);
+	char cfg[96];
+	if (o.sample_bytes)
+		snprintf(cfg, sizeof(cfg), "depth=%u,sample=%llu", o.no_stacks ? 0 : o.stack_depth,
+			 (unsigned long long)o.sample_bytes);
+	else
+		snprintf(cfg, sizeof(cfg), "depth=%u", o.no_stacks ? 0 : o.stack_depth);
 	int fds[2] = { tfd, sp ? spool_fd(sp) : -1 };
 	struct mfx_ctl m;
 	err = agent_send(res.chan, MFX_CTL_START, cfg, fds, sp ? 2 : 1);

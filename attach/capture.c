@@ -15,6 +15,9 @@ const char capture_options_help[] =
 	"        --for DURATION         length of the capture window: 500ms, 30s, 2m\n"
 	"        --no-stacks            record events without call stacks (fastest)\n"
 	"        --stack-depth N        deepest stack kept (default 64, at most 256)\n"
+	"        --sample BYTES         record a sample of the calls: one per BYTES allocated\n"
+	"                               on average (e.g. 512k); live bytes are estimates\n"
+	"                               with their error; no replay, no page occupancy\n"
 	"        --smaps-interval DURATION\n"
 	"                               how often RSS is sampled (default 200ms)\n"
 	"        --trim-at-end          at the end, make the allocator give free memory back\n"
@@ -31,7 +34,7 @@ void capture_defaults(struct capture_opts *o)
 }
 
 enum { OPT_FORCE = 256, OPT_FOR, OPT_NOSTACKS, OPT_DEPTH, OPT_SMAPS, OPT_TRIM, OPT_NOREPORT,
-       OPT_HELP };
+       OPT_HELP, OPT_SAMPLE };
 
 int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
 		  void (*help)(void), struct cmdline *cl)
@@ -45,6 +48,7 @@ int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o
 		{ "smaps-interval", required_argument, NULL, OPT_SMAPS },
 		{ "trim-at-end", no_argument, NULL, OPT_TRIM },
 		{ "no-report", no_argument, NULL, OPT_NOREPORT },
+		{ "sample", required_argument, NULL, OPT_SAMPLE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -89,6 +93,14 @@ int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o
 			break;
 		case OPT_TRIM:
 			o->trim_at_end = 1;
+			break;
+		case OPT_SAMPLE:
+			if (parse_size(optarg, &o->sample_bytes) || o->sample_bytes < 1024 ||
+			    o->sample_bytes > (1ull << 40)) {
+				mfx_usage(cmd, "invalid --sample '%s' (bytes between samples, "
+					  "1k to 1T, e.g. 512k)", optarg);
+				return -1;
+			}
 			break;
 		case OPT_NOREPORT:
 			o->no_report = 1;

@@ -20,6 +20,7 @@ struct capture_opts {
 	int trim_at_end;		/* --trim-at-end */
 	int no_report;			/* --no-report */
 	int quiet;			/* -q, --quiet */
+	uint64_t sample_bytes;		/* --sample BYTES: mean bytes between samples; 0 = all */
 };
 
 void capture_defaults(struct capture_opts *o);

@@ -160,7 +160,7 @@ static int program_error(const char *prog, const char *what, int err)
 
 /* The child: wait for the run directory's path, then exec. */
 static void child_exec(int go_fd, int err_fd, const char *path, char **argv, const char *agent,
-		       unsigned depth, int spool)
+		       unsigned depth, int spool, uint64_t sample)
 {
 	char dir[PATH_MAX];
 	size_t len = 0;
@@ -185,6 +185,13 @@ static void child_exec(int go_fd, int err_fd, const char *path, char **argv, con
 	setenv("MFX_OUT", dir, 1);
 	setenv("MFX_ROOT_PID", pid, 1);
 	setenv("MFX_DEPTH", dep, 1);
+	if (sample) {
+		char sb[24];
+		snprintf(sb, sizeof(sb), "%llu", (unsigned long long)sample);
+		setenv("MFX_SAMPLE", sb, 1);
+	} else {
+		unsetenv("MFX_SAMPLE");
+	}
 	if (spool >= 0 && fcntl(spool, F_SETFD, 0) == 0) {	/* inherited by exec */
 		char sfd[24];
 		snprintf(sfd, sizeof(sfd), "%d", spool);
@@ -254,7 +261,7 @@ int cmd_launch(int argc, char **argv)
 		close(go[1]);
 		close(ep[0]);
 		child_exec(go[0], ep[1], path, argv + idx, agent, o.no_stacks ? 0 : o.stack_depth,
-			   sp ? spool_fd(sp) : -1);
+			   sp ? spool_fd(sp) : -1, o.sample_bytes);
 	}
 	close(go[0]);
 	close(ep[1]);

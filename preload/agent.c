@@ -16,6 +16,7 @@
 #include "preload/fastunwind.h"
 #include "preload/internal.h"
 #include "preload/record.h"
+#include "preload/sample.h"
 
 struct agent_real agent_real;
 
@@ -165,6 +166,8 @@ int agent_parse_config(const char *s, struct agent_config *c)
 				c->stack_depth = 0;
 		} else if (kl == 6 && !memcmp(s, "attach", 6) && !parse_u64(val, &v)) {
 			c->attach = v != 0;
+		} else if (kl == 6 && !memcmp(s, "sample", 6) && !parse_u64(val, &v)) {
+			c->sample_bytes = v;
 		} else {
 			return -EINVAL;
 		}
@@ -211,7 +214,9 @@ static void fill_header(struct mfx_file_header *h, const struct agent_config *c)
 	h->header_size = MFX_HEADER_SIZE;
 	h->chunk_size = MFX_CHUNK_SIZE;
 	h->flags = (c->stack_depth ? MFX_HF_STACKS : 0) | (rec.use_tsc ? MFX_HF_TSC : 0) |
-		   (c->attach ? MFX_HF_ATTACH : 0) | (c->child ? MFX_HF_CHILD : 0);
+		   (c->attach ? MFX_HF_ATTACH : 0) | (c->child ? MFX_HF_CHILD : 0) |
+		   (c->sample_bytes ? MFX_HF_SAMPLED : 0);
+	h->sample_bytes = c->sample_bytes;
 	h->pid = (uint32_t)getpid();
 	h->ppid = (uint32_t)getppid();
 	h->stack_depth = c->stack_depth;
@@ -258,6 +263,10 @@ int agent_begin(const struct agent_config *c)
 		rec.tsc_shift = rec.use_tsc ? TSC_SHIFT : 0;
 		tsc_checked = 1;
 	}
+	/* --sample without its tables cannot work: refuse before the file */
+	err = sample_begin(c->sample_bytes);
+	if (err)
+		goto out;
 	int fd = c->trace_fd;
 	if (fd < 0) {
 		fd = c->trace_path[0] ? open(c->trace_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
@@ -397,6 +406,7 @@ static void atfork_child(void)
 		struct agent_config c;
 		agent_parse_config("", &c);
 		c.stack_depth = rec.depth;
+		c.sample_bytes = sample_mean;
 		c.child = 1;
 		c.trace_fd = create_trace(run_dir, 0, c.trace_path, sizeof(c.trace_path));
 		if (c.trace_fd >= 0)
@@ -477,6 +487,8 @@ __attribute__((constructor)) static void agent_init(void)
 		c.stack_depth = v > MFX_MAX_DEPTH ? MFX_MAX_DEPTH : (unsigned)v;
 	if (parse_u64(getenv("MFX_SPOOL_FD"), &v) == 0 && v < 1u << 30)
 		c.spool_fd = (int)v;
+	if (parse_u64(getenv("MFX_SAMPLE"), &v) == 0)
+		c.sample_bytes = v;
 	char stop[4200];
 	strcpy(stop, run_dir);
 	strcat(stop, "/.stop");

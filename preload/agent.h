@@ -56,10 +56,12 @@ struct agent_config {
 	unsigned stack_depth;		/* 0 = no stacks */
 	int attach;			/* 1: MFX_HF_ATTACH, window marks */
 	int child;			/* 1: fork/exec descendant (MFX_HF_CHILD) */
+	uint64_t sample_bytes;		/* --sample: mean bytes between samples; 0 = every call */
 };
 
 /* Parse "key=value,key=value" (trace=PATH, fd=N, spool=N, depth=N,
- * stacks=0|1, attach=0|1) into *c, after setting defaults. 0 or -EINVAL. */
+ * stacks=0|1, attach=0|1, sample=BYTES) into *c, after setting defaults.
+ * 0 or -EINVAL. */
 int agent_parse_config(const char *s, struct agent_config *c);
 
 /* Start recording into the trace described by *c: map it, fill the header,

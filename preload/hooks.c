@@ -17,6 +17,7 @@
 #include "preload/fastunwind.h"
 #include "preload/internal.h"
 #include "preload/record.h"
+#include "preload/sample.h"
 
 /* ---- bootstrap arena ------------------------------------------------------------ */
 
@@ -132,6 +133,62 @@ static inline __attribute__((always_inline)) void note_realloc(unsigned kind, ui
 	}
 }
 
+/* FREE of p at ts (taken before the block could be reused). */
+static inline void note_free(uint64_t ts, const void *p)
+{
+	struct mfx_thread *t = rec_enter();
+	if (likely(t)) {
+		rec_free(t, ts, p);
+		rec_leave(t);
+	}
+}
+
+/* ---- --sample: only sampled calls are recorded (sample.h) ---------------------------
+ *
+ * An unsampled call costs the countdown (allocations) or one filter load
+ * (frees); tls_busy is not even set.  Always inlined into the hook, like
+ * note_alloc, so STACK() still finds the hook's caller two frames up. */
+
+static inline __attribute__((always_inline)) void *sampled(unsigned kind, uint64_t size,
+							   uint64_t align, void *p)
+{
+	if (likely(!p || !sample_take(size)))
+		return p;
+	tls_busy = 1;
+	if (sample_insert(p))
+		note_alloc(kind, size, align, p);
+	tls_busy = 0;
+	return p;
+}
+
+/* After the real realloc: `was` = old was sampled (and left the set before
+ * the call, whose timestamp is ts).  The new block is sampled on its own
+ * bytes; an old one that was not is recorded as realloc(NULL, n). */
+static inline __attribute__((always_inline)) void *resampled(unsigned kind, void *old,
+							     uint64_t size, void *p, int was,
+							     uint64_t ts)
+{
+	if (unlikely(!p && size && old)) {	/* failed: old still stands */
+		if (was)
+			sample_insert(old);
+		return p;
+	}
+	int take = p && sample_take(size);
+	if (likely(!take && !was))
+		return p;
+	tls_busy = 1;
+	if (take && !sample_insert(p))
+		take = 0;
+	if (take)
+		note_realloc(kind, size, was ? old : NULL, p);
+	else if (!p)
+		note_realloc(kind, size, old, NULL);	/* realloc(old, 0) freed it */
+	else
+		note_free(ts, old);
+	tls_busy = 0;
+	return p;
+}
+
 /* m * n, saturated (the recorded size of an overflowing calloc). */
 static inline size_t sat_mul(size_t m, size_t n)
 {
@@ -143,6 +200,8 @@ void *hook_malloc(size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active)
 		return pass_malloc(n);
+	if (sample_mean)
+		return sampled(MFX_K_MALLOC, n, 0, agent_real.malloc(n));
 	tls_busy = 1;
 	void *p = agent_real.malloc(n);
 	note_alloc(MFX_K_MALLOC, n, 0, p);
@@ -159,12 +218,13 @@ void hook_free(void *p)
 			agent_real.free(p);
 		return;
 	}
-	tls_busy = 1;
-	struct mfx_thread *t = rec_enter();
-	if (likely(t)) {
-		rec_free(t, rec_ts(), p);	/* before the block can be reused */
-		rec_leave(t);
+	if (sample_mean && likely(!sample_maybe(p))) {
+		agent_real.free(p);
+		return;
 	}
+	tls_busy = 1;
+	if (!sample_mean || sample_remove(p))
+		note_free(rec_ts(), p);	/* before the block can be reused */
 	agent_real.free(p);
 	tls_busy = 0;
 }
@@ -173,6 +233,8 @@ void *hook_calloc(size_t m, size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active)
 		return pass_calloc(m, n);
+	if (sample_mean)
+		return sampled(MFX_K_CALLOC, sat_mul(m, n), 0, agent_real.calloc(m, n));
 	tls_busy = 1;
 	void *p = agent_real.calloc(m, n);
 	note_alloc(MFX_K_CALLOC, sat_mul(m, n), 0, p);
@@ -184,6 +246,11 @@ void *hook_realloc(void *old, size_t n)
 {
 	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec.active)
 		return pass_realloc(old, n);
+	if (sample_mean) {
+		int was = sample_forget(old);
+		uint64_t ts = was ? rec_ts() : 0;
+		return resampled(MFX_K_REALLOC, old, n, agent_real.realloc(old, n), was, ts);
+	}
 	tls_busy = 1;
 	void *p = agent_real.realloc(old, n);
 	note_realloc(MFX_K_REALLOC, n, old, p);
@@ -215,6 +282,12 @@ void *hook_reallocarray(void *old, size_t m, size_t n)
 			return pass_realloc(old, total);
 		return do_reallocarray(old, m, n);
 	}
+	if (sample_mean) {
+		int was = sample_forget(old);
+		uint64_t ts = was ? rec_ts() : 0;
+		return resampled(MFX_K_REALLOCARRAY, old, sat_mul(m, n), do_reallocarray(old, m, n),
+				 was, ts);
+	}
 	tls_busy = 1;
 	void *p = do_reallocarray(old, m, n);
 	note_realloc(MFX_K_REALLOCARRAY, sat_mul(m, n), old, p);
@@ -231,6 +304,12 @@ int hook_posix_memalign(void **out, size_t align, size_t n)
 		}
 		return agent_real.posix_memalign(out, align, n);
 	}
+	if (sample_mean) {
+		int r = agent_real.posix_memalign(out, align, n);
+		if (!r)
+			sampled(MFX_K_POSIX_MEMALIGN, n, align, *out);
+		return r;
+	}
 	tls_busy = 1;
 	int r = agent_real.posix_memalign(out, align, n);
 	note_alloc(MFX_K_POSIX_MEMALIGN, n, align, r ? NULL : *out);
@@ -245,6 +324,8 @@ void *hook_aligned_alloc(size_t align, size_t n)
 			return boot_alloc(n, align);
 		return agent_real.aligned_alloc(align, n);
 	}
+	if (sample_mean)
+		return sampled(MFX_K_ALIGNED_ALLOC, n, align, agent_real.aligned_alloc(align, n));
 	tls_busy = 1;
 	void *p = agent_real.aligned_alloc(align, n);
 	note_alloc(MFX_K_ALIGNED_ALLOC, n, align, p);
@@ -256,6 +337,8 @@ void *hook_memalign(size_t align, size_t n)
 {
 	if (unlikely(tls_busy) || !rec.active)
 		return pass_memalign(align, n);
+	if (sample_mean)
+		return sampled(MFX_K_MEMALIGN, n, align, agent_real.memalign(align, n));
 	tls_busy = 1;
 	void *p = agent_real.memalign(align, n);
 	note_alloc(MFX_K_MEMALIGN, n, align, p);
@@ -270,6 +353,8 @@ void *hook_valloc(size_t n)
 			return boot_alloc(n, 4096);
 		return agent_real.valloc(n);
 	}
+	if (sample_mean)
+		return sampled(MFX_K_VALLOC, n, 0, agent_real.valloc(n));
 	tls_busy = 1;
 	void *p = agent_real.valloc(n);
 	note_alloc(MFX_K_VALLOC, n, 0, p);
@@ -284,6 +369,8 @@ void *hook_pvalloc(size_t n)
 			return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
 		return agent_real.pvalloc(n);
 	}
+	if (sample_mean)
+		return sampled(MFX_K_PVALLOC, n, 0, agent_real.pvalloc(n));
 	tls_busy = 1;
 	void *p = agent_real.pvalloc(n);
 	note_alloc(MFX_K_PVALLOC, n, 0, p);

@@ -48,6 +48,7 @@
 #define MFX_HF_ENDED      0x0010u	/* the agent ended cleanly (stop or exit) */
 #define MFX_HF_CHILD      0x0020u	/* a fork/exec descendant of the traced process */
 #define MFX_HF_DROPPED    0x0040u	/* some events were dropped (see dropped_events) */
+#define MFX_HF_SAMPLED    0x0080u	/* --sample: only sampled calls (see sample_bytes) */
 
 /* mfx_file_header.state, written by the agent, read by mfx */
 enum mfx_state {
@@ -87,7 +88,11 @@ struct mfx_file_header {
 	int32_t fail_errno;		/* (A) why recording stopped early (errno), 0 = it did not */
 	uint32_t tsc_known;		/* (A) 1: TSC is invariant (constant_tsc, nonstop_tsc) */
 	uint64_t trace_uid;		/* (A) random: names this trace in spool slots */
-	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 16];
+	/* (A) MFX_HF_SAMPLED: the mean of the exponential byte countdown; an
+	 * allocation of n bytes was recorded with probability
+	 * 1 - exp(-n / sample_bytes), a free only for a recorded block */
+	uint64_t sample_bytes;
+	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 24];
 };
 _Static_assert(sizeof(struct mfx_file_header) == MFX_HEADER_SIZE, "header page");
 

@@ -557,6 +557,7 @@ static int open_common(struct trace *t)
 	in->pid = t->hdr.pid;
 	in->ppid = t->hdr.ppid;
 	in->stack_depth = t->hdr.stack_depth;
+	in->sample_bytes = (t->hdr.flags & MFX_HF_SAMPLED) ? t->hdr.sample_bytes : 0;
 	in->exe = t->hdr.exe;
 	in->command = t->hdr.cmdline;
 	in->start_ns = t->hdr.window_start_ns ? t->hdr.window_start_ns : t->hdr.start_ns;

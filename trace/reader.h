@@ -85,6 +85,7 @@ struct trace_info {
 	const uint32_t *tids;		/* [nthreads], dense index order */
 	uint64_t nevents;		/* events in the file (known after open) */
 	uint64_t file_bytes;
+	uint64_t sample_bytes;		/* MFX_HF_SAMPLED: mean bytes between samples, else 0 */
 };
 
 struct trace;
