@@ -6,6 +6,7 @@
  * heavy churn do not degrade it).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,6 +200,68 @@ static int snapshot(struct hmap *t, struct live_block **out, uint64_t *n)
 	return 0;
 }
 
+/* ---- sampled traces -------------------------------------------------------------- */
+
+/*
+ * A block of n bytes was recorded with probability p = 1 - exp(-n / mean)
+ * (Poisson sampling of bytes: preload/sample.c).  Weighing each recorded
+ * block by 1/p makes every sum an unbiased estimate (Horvitz-Thompson):
+ * bytes n/p, calls 1/p.  Its variance is the sum over the whole population
+ * of n^2 (1-p)/p, estimated from the sample by the sum of n^2 (1-p)/p^2.
+ * The live table keeps the true size; the books are kept in estimated
+ * bytes, so peaks, timelines and sites come out as estimates too.
+ */
+static inline double sample_p(const struct analysis *a, uint64_t n)
+{
+	return n ? -expm1(-(double)n / (double)a->sample_mean) : 1.0;
+}
+
+/* Bytes a block of n recorded bytes stands for (n when not sampled). */
+static inline uint64_t est_bytes(const struct analysis *a, uint64_t n)
+{
+	return a->sample_mean && n ? (uint64_t)llround((double)n / sample_p(a, n)) : n;
+}
+
+/* Calls one recorded call of n bytes stands for. */
+static inline double est_calls(const struct analysis *a, uint64_t n)
+{
+	return a->sample_mean ? 1.0 / sample_p(a, n) : 1.0;
+}
+
+/* At the end: the estimated live blocks and the variance of the live
+ * bytes, per site and in all. */
+static void sampled_end(struct pass *p)
+{
+	struct analysis *a = p->a;
+	uint64_t key;
+	const struct lent *e;
+	for (size_t i = 0; (i = hmap_next(&p->live, i, &key, (void **)&e));) {
+		if (e->stack >= a->nsites)
+			continue;
+		double q = sample_p(a, e->size), b = (double)e->size / q;
+		double v = b * b * (1 - q);
+		a->sites[e->stack].w_live_blocks += 1 / q;
+		a->sites[e->stack].live_var += v;
+		a->live_var_end += v;
+	}
+}
+
+/* Counts as estimates (the recorded calls stay in nevents, api_counts). */
+static void sampled_counts(struct analysis *a)
+{
+	double live = 0;
+	for (unsigned c = 0; c < TC_NCLASSES; c++)
+		a->counts[c] = (uint64_t)llround(a->w_counts[c]);
+	for (uint32_t i = 0; i < a->nsites; i++) {
+		struct site_stat *s = &a->sites[i];
+		s->allocs = (uint64_t)llround(s->w_allocs);
+		s->frees = (uint64_t)llround(s->w_frees);
+		s->live_blocks = (uint64_t)llround(s->w_live_blocks);
+		live += s->w_live_blocks;
+	}
+	a->live_blocks_end = (uint64_t)llround(live);
+}
+
 /* ---- events -------------------------------------------------------------------- */
 
 static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, uint64_t size)
@@ -209,11 +272,12 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 		/* Still live in our books: its free raced with this allocation
 		 * across threads (or was not seen).  End the old block here. */
 		a->reused_live++;
+		int64_t ob = (int64_t)est_bytes(a, old->size);
 		struct site_stat *os = site(p, old->stack);
 		if (os)
-			site_change(p, os, -(int64_t)old->size, -1, ev->ts_ns);
-		a->threads[old->thread].live_bytes -= (int64_t)old->size;
-		a->live_bytes_end -= (int64_t)old->size;
+			site_change(p, os, -ob, -1, ev->ts_ns);
+		a->threads[old->thread].live_bytes -= ob;
+		a->live_bytes_end -= ob;
 		ltab_remove(&p->live, old);
 	}
 	struct lent e = { ptr, size, ev->ts_ns, ev->stack, ev->thread };
@@ -222,11 +286,13 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 	struct site_stat *s = site(p, ev->stack);
 	if (!s)
 		return -ENOMEM;
+	uint64_t b = est_bytes(a, size);
 	s->allocs++;
-	s->alloc_bytes += size;
-	site_change(p, s, (int64_t)size, 1, ev->ts_ns);
-	a->threads[ev->thread].live_bytes += (int64_t)size;
-	a->live_bytes_end += (int64_t)size;
+	s->w_allocs += est_calls(a, size);
+	s->alloc_bytes += b;
+	site_change(p, s, (int64_t)b, 1, ev->ts_ns);
+	a->threads[ev->thread].live_bytes += (int64_t)b;
+	a->live_bytes_end += (int64_t)b;
 	if (a->live_bytes_end > a->peak_live_bytes) {
 		a->peak_live_bytes = a->live_bytes_end;
 		a->peak_live_ts = ev->ts_ns;
@@ -244,15 +310,19 @@ static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 		a->unknown_frees++;
 		return;
 	}
+	int64_t b = (int64_t)est_bytes(a, e->size);
 	struct site_stat *s = site(p, e->stack);
 	if (s) {
 		s->frees++;
-		site_change(p, s, -(int64_t)e->size, -1, ev->ts_ns);
+		s->w_frees += est_calls(a, e->size);
+		site_change(p, s, -b, -1, ev->ts_ns);
 	}
 	if (lifetime)
 		a->life_count[life_class(ev->ts_ns - e->ts)]++;
-	a->threads[e->thread].live_bytes -= (int64_t)e->size;
-	a->live_bytes_end -= (int64_t)e->size;
+	a->threads[e->thread].live_bytes -= b;
+	a->live_bytes_end -= b;
+	if (lifetime)	/* a free call, not a realloc's */
+		a->w_counts[TC_FREE] += est_calls(a, e->size);
 	ltab_remove(&p->live, e);
 }
 
@@ -290,12 +360,18 @@ static int event(struct pass *p, const struct trace_event *ev)
 			a->failed_calls++;
 		} else {
 			unsigned c = an_size_class(ev->size);
-			a->total_bytes_allocated += ev->size;
+			uint64_t b = est_bytes(a, ev->size);
+			a->total_bytes_allocated += b;
 			a->size_count[c]++;
-			a->size_bytes[c] += ev->size;
+			a->size_bytes[c] += b;
 			th->allocs++;
-			th->alloc_bytes += ev->size;
+			th->alloc_bytes += b;
 			th->size_hist[c]++;
+			a->w_counts[cls] += est_calls(a, ev->size);
+			if (a->sample_mean) {
+				double q = sample_p(a, ev->size), eb = (double)ev->size / q;
+				a->alloc_var += eb * eb * (1 - q);
+			}
 		}
 	}
 	struct tl_point *tp = tl_at(p, ev->ts_ns, a->live_bytes_end, a->total_bytes_allocated);
@@ -339,6 +415,7 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 	const struct trace_info *in = trace_info(t);
 	struct pass p = { .a = a };
 	hmap_init(&p.live, sizeof(struct lent), 1 << 16);
+	a->sample_mean = in->sample_bytes;
 	a->nthreads = in->nthreads;
 	a->threads = calloc(in->nthreads + 1, sizeof(*a->threads));
 	if (!a->threads)
@@ -380,6 +457,10 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 		err = snapshot(&p.live, &a->end_blocks, &a->nend_blocks);
 	a->live_blocks_end = p.live.n;
 	a->life_live_end = p.live.n;
+	if (a->sample_mean && !err)
+		sampled_end(&p);
+	if (a->sample_mean)	/* the counts too become estimates */
+		sampled_counts(a);
 	for (uint32_t i = 0; i < a->nsites; i++) {
 		struct site_stat *s = &a->sites[i];
 		s->live_at_peak = s->epoch == p.peak_epoch ? s->saved : s->live_bytes;

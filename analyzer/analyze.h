@@ -30,6 +30,9 @@ struct site_stat {
 	int64_t live_at_peak;		/* at the global live-bytes peak */
 	uint64_t live_blocks_at_peak;	/* its blocks then */
 	int64_t series[AN_SITE_BUCKETS];	/* live bytes at each bucket's end */
+	/* sampled traces: the counts above as estimates (sums of 1/p), and
+	 * the variance of the live-bytes estimate at the end */
+	double w_allocs, w_frees, w_live_blocks, live_var;
 	/* bookkeeping for live_at_peak (see analyze.c) */
 	uint32_t epoch;
 	int64_t saved;
@@ -93,6 +96,14 @@ struct analysis {
 	uint64_t npeak_blocks;
 	struct live_block *end_blocks;		/* live at the end, sorted by ptr */
 	uint64_t nend_blocks;
+	/* --sample: every byte figure above is an estimate (each recorded
+	 * block of n bytes stands for n / p bytes, p = 1 - exp(-n / mean));
+	 * counts[] and api_counts[] stay the recorded calls, w_counts[] are
+	 * the estimated ones.  live_var_end, alloc_var: variances of
+	 * live_bytes_end and total_bytes_allocated. */
+	uint64_t sample_mean;			/* 0: every call was recorded */
+	double w_counts[TC_NCLASSES];
+	double live_var_end, alloc_var;
 };
 
 /* Analyse every event of t.  Progress (when tty and not quiet) on stderr.

@@ -242,7 +242,9 @@ int model_write_charts(const struct model *m, const char *dir)
 	char path[PATH_MAX];
 	int err = heatmap(m, path_join(path, sizeof(path), dir, "heatmap_allocations.png"));
 	int e2 = impact(m, path_join(path, sizeof(path), dir, "impact_memory_usage.png"));
-	int e3 = occupancy(m, path_join(path, sizeof(path), dir, "page_occupancy.png"));
+	/* a sampled run has no page occupancy (it needs every live block) */
+	int e3 = m->a.sample_mean ? 0 :
+		 occupancy(m, path_join(path, sizeof(path), dir, "page_occupancy.png"));
 	return err ? err : e2 ? e2 : e3;
 }
 

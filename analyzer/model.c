@@ -246,7 +246,8 @@ static void memory_at_peak(struct model *m)
 		m->heap_rss = tot.heap_rss;
 		m->mfx_rss = tot.kind_rss[MK_MFX];
 		m->rss_peak = tot.rss - tot.kind_rss[MK_MFX];
-		occupancy(m, &s);
+		if (!m->a.sample_mean)	/* a sample of the blocks cannot say */
+			occupancy(m, &s);
 		procfs_smaps_free(&s);
 	}
 	/* The samples may have seen a higher RSS than the kept smaps. */

@@ -3,12 +3,21 @@
  * more) and as the terminal summary, verdict first.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/json.h"
 #include "analyzer/model.h"
 #include "common/util.h"
+
+/* --sample: the error stated with an estimate is 3 standard deviations
+ * (the truth lies within it 99.7% of the time). */
+#define SAMPLE_SIGMAS 3
+static uint64_t sample_error(double var)
+{
+	return (uint64_t)llround(SAMPLE_SIGMAS * sqrt(var > 0 ? var : 0));
+}
 
 static void json_site(struct json *j, const struct model *m, const struct rsite *r)
 {
@@ -24,6 +33,8 @@ static void json_site(struct json *j, const struct model *m, const struct rsite 
 	json_uint(j, "frees", r->s->frees);
 	json_int(j, "peak_live_bytes", r->s->peak_live);
 	json_int(j, "live_bytes_at_peak", r->s->live_at_peak);
+	if (m->a.sample_mean)
+		json_uint(j, "live_bytes_error", sample_error(r->s->live_var));
 	json_bool(j, "growing", r->growing);
 	json_uint(j, "stack_id", r->s->stack);
 	json_arr(j, "stack");
@@ -75,6 +86,34 @@ static const char *verdict_name(enum verdict v)
 	}
 }
 
+/* Pages of the allocator mappings by live data at the RSS peak. */
+static void json_occupancy(struct json *j, const struct model *m)
+{
+	json_obj(j, "page_occupancy");
+	json_uint(j, "pages_mapped", m->pages_mapped);
+	json_uint(j, "pages_resident", m->pages_resident);
+	json_uint(j, "pages_with_live_data", m->pages_with_live);
+	json_arr(j, "pages_by_fill");	/* 0, (0,25%], (25,50%], (50,75%], (75,100%] */
+	for (int i = 0; i < OCC_CLASSES; i++)
+		json_uint(j, NULL, m->occ[i]);
+	json_end(j);
+	json_end(j);
+}
+
+/* --sample: what the estimates rest on.  Bytes and counts everywhere else
+ * are estimates; api_counts and events are the recorded calls. */
+static void json_sampled(struct json *j, const struct analysis *a)
+{
+	json_obj(j, "sampled");
+	json_uint(j, "mean_bytes", a->sample_mean);
+	json_uint(j, "recorded_calls", a->nevents);
+	json_bool(j, "counts_are_estimates", 1);
+	json_uint(j, "error_sigmas", SAMPLE_SIGMAS);
+	json_uint(j, "live_bytes_end_error", sample_error(a->live_var_end));
+	json_uint(j, "total_bytes_allocated_error", sample_error(a->alloc_var));
+	json_end(j);
+}
+
 int model_write_json(const struct model *m, const char *path)
 {
 	char tmp[4300];
@@ -109,6 +148,8 @@ int model_write_json(const struct model *m, const char *path)
 	json_str(&j, "allocator", m->heap.allocator);
 	json_sites(&j, m, "top_sites", m->by_live, m->n_live);
 	/* beyond SPEC.md */
+	if (a->sample_mean)
+		json_sampled(&j, a);
 	json_obj(&j, "verdict");
 	json_str(&j, "kind", verdict_name(m->verdict));
 	json_str(&j, "text", m->verdict_line);
@@ -129,15 +170,10 @@ int model_write_json(const struct model *m, const char *path)
 	json_uint(&j, "mfx_rss_bytes", m->mfx_rss);
 	json_bool(&j, "smaps_at_peak", m->have_smaps);
 	heap_json(&j, &m->heap);
-	json_obj(&j, "page_occupancy");
-	json_uint(&j, "pages_mapped", m->pages_mapped);
-	json_uint(&j, "pages_resident", m->pages_resident);
-	json_uint(&j, "pages_with_live_data", m->pages_with_live);
-	json_arr(&j, "pages_by_fill");	/* 0, (0,25%], (25,50%], (50,75%], (75,100%] */
-	for (int i = 0; i < OCC_CLASSES; i++)
-		json_uint(&j, NULL, m->occ[i]);
-	json_end(&j);
-	json_end(&j);
+	if (a->sample_mean)
+		json_null(&j, "page_occupancy");	/* needs every live block */
+	else
+		json_occupancy(&j, m);
 	if (m->have_attach) {
 		json_obj(&j, "attach");
 		json_uint(&j, "start_to_active_ns", m->attach_vals[0]);
@@ -210,10 +246,14 @@ static void print_site(FILE *f, const struct model *m, const struct rsite *r, in
 	char a[32], b[32], line[4096], loc[300] = "";
 	if (r->site->file)
 		snprintf(loc, sizeof(loc), " %s:%u", sym_basename(r->site->file), r->site->line);
+	char err[48] = "";
+	if (m->a.sample_mean)
+		snprintf(err, sizeof(err), " +-%s", fmt_bytes(sample_error(r->s->live_var), b,
+							       sizeof(b)));
 	if (what == 0)
-		fprintf(f, "  %2d. %10s live in %s blocks%s  %s%s  [%s]\n", i + 1,
+		fprintf(f, "  %2d. %10s%s live in %s blocks%s  %s%s  [%s]\n", i + 1,
 			fmt_bytes((uint64_t)(r->s->live_bytes > 0 ? r->s->live_bytes : 0), a, sizeof(a)),
-			fmt_count(r->s->live_blocks, b, sizeof(b)), r->growing ? " (growing)" : "",
+			err, fmt_count(r->s->live_blocks, b, sizeof(b)), r->growing ? " (growing)" : "",
 			r->site->function, loc, sym_basename(r->site->module));
 	else
 		fprintf(f, "  %2d. %10s calls, %s allocated  %s%s  [%s]\n", i + 1,
@@ -239,8 +279,13 @@ void model_print(const struct model *m, FILE *f)
 			fmt_bytes(m->rss_peak, b1, sizeof(b1)), fmt_bytes(m->heap_rss, b2, sizeof(b2)),
 			fmt_bytes((uint64_t)(m->live_at_rss_peak > 0 ? m->live_at_rss_peak : 0), b3, sizeof(b3)),
 			m->frag * 100);
-		fprintf(f, "  %s could return about %s (resident heap pages holding no live block)\n",
-			heap_release_call(&m->heap), fmt_bytes(m->trim_estimate, b1, sizeof(b1)));
+		if (a->sample_mean)
+			fprintf(f, "  page occupancy and the trim estimate: not measured on a sampled run "
+				"(they need every live block)\n");
+		else
+			fprintf(f, "  %s could return about %s (resident heap pages holding no live "
+				"block)\n", heap_release_call(&m->heap),
+				fmt_bytes(m->trim_estimate, b1, sizeof(b1)));
 	}
 	if (m->have_trim)
 		fprintf(f, "  %s measured (%s): RSS %s -> %s, heap RSS %s -> %s\n", m->trim_call,
@@ -259,6 +304,11 @@ void model_print(const struct model *m, FILE *f)
 		fmt_bytes((uint64_t)(a->live_bytes_end > 0 ? a->live_bytes_end : 0), b2, sizeof(b2)),
 		fmt_count(a->live_blocks_end, b3, sizeof(b3)),
 		fmt_bytes(a->total_bytes_allocated, b4, sizeof(b4)));
+	if (a->sample_mean)
+		fprintf(f, "sampled: one call per %s allocated on average (%s calls recorded): bytes "
+			"and counts are estimates; live at the end +-%s (%d sigma)\n",
+			fmt_bytes(a->sample_mean, b1, sizeof(b1)), fmt_count(a->nevents, b2, sizeof(b2)),
+			fmt_bytes(sample_error(a->live_var_end), b3, sizeof(b3)), SAMPLE_SIGMAS);
 	if (m->n_leaks) {
 		fprintf(f, "\nleak suspects (live bytes only grew):\n");
 		for (int i = 0; i < m->n_leaks && i < m->top; i++)

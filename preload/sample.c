@@ -68,6 +68,14 @@ static double ln_unit(double x)
 	return e * 0.69314718055994530942 + 2 * sum;
 }
 
+/* A well-mixed start for each thread's generator, from (seed, thread). */
+static uint64_t splitmix(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
 static uint64_t rng_next(void)
 {
 	uint64_t x = tls_rng;
@@ -93,7 +101,7 @@ int sample_draw(uint64_t n)
 	if (tls_sample_gen != sample_gen) {
 		/* the thread's first draw of this window: its own stream */
 		uint32_t k = __atomic_fetch_add(&nseeded, 1, __ATOMIC_RELAXED);
-		tls_rng = (seed + 0x9E3779B97F4A7C15ull * (k + 1)) | 1;
+		tls_rng = splitmix(seed + 0x9E3779B97F4A7C15ull * (k + 1)) | 1;
 		tls_sample_gen = sample_gen;
 		int64_t left = draw() - (int64_t)n;
 		tls_sample_left = left;

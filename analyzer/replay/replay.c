@@ -235,6 +235,17 @@ static int conclude(struct job *j)
 	return err;
 }
 
+/* 1 when the trace at path holds a sample of the calls (--sample). */
+static int trace_sampled(const char *path)
+{
+	struct trace *t;
+	if (trace_open(path, &t))
+		return 0;	/* the replay says what is wrong with it */
+	int s = trace_info(t)->sample_bytes != 0;
+	trace_close(t);
+	return s;
+}
+
 int replay_run(const char *dir, const struct replay_opts *o)
 {
 	struct job j = { .dir = dir, .o = o };
@@ -245,6 +256,11 @@ int replay_run(const char *dir, const struct replay_opts *o)
 	path_join(j.bin, sizeof(j.bin), dir, "replay");
 	if (access(j.trace, R_OK)) {
 		mfx_err("no trace in '%s' (run 'mfx launch' or 'mfx attach' first)", dir);
+		return EXIT_FAIL;
+	}
+	if (trace_sampled(j.trace)) {
+		mfx_err("cannot replay '%s': it was recorded with --sample, and a replay needs every "
+			"call (record again without --sample)", dir);
 		return EXIT_FAIL;
 	}
 	if ((err = plan(&j)) || !j.ncfg) {
