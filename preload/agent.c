@@ -307,6 +307,8 @@ int agent_begin(const struct agent_config *c)
 	__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&rec.active, 1, __ATOMIC_SEQ_CST);
 out:
+	if (err && err != -EBUSY)
+		sample_begin(0);	/* not recording: no countdown */
 	tls_busy = busy;
 	return err;
 }
@@ -320,9 +322,13 @@ int agent_end(const char *why)
 	if (rec.active) {
 		if (rec.file_ok) {
 			modules_check();	/* libraries loaded since the last look */
+			if (sample_mean && sample_lost)
+				agent_mark(MFX_MARK_DROPPED, &sample_lost, 1,
+					   "--sample: too many live sampled blocks to follow");
 			agent_mark(MFX_MARK_WINDOW_END, NULL, 0, why);
 		}
 		__atomic_store_n(&rec.active, 0, __ATOMIC_SEQ_CST);
+		sample_begin(0);
 		rec_end_threads();
 		__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
 		rec.file_ok = 0;
@@ -398,15 +404,17 @@ static void atfork_child(void)
 		return;
 	int busy = tls_busy;
 	tls_busy = 1;
+	uint64_t sampled = sample_mean;	/* the child samples as its parent did */
 	rec.active = 0;
 	rec.file_ok = 0;
+	sample_begin(0);
 	__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
 	rec_detach_header();
 	if (launch_mode) {
 		struct agent_config c;
 		agent_parse_config("", &c);
 		c.stack_depth = rec.depth;
-		c.sample_bytes = sample_mean;
+		c.sample_bytes = sampled;
 		c.child = 1;
 		c.trace_fd = create_trace(run_dir, 0, c.trace_path, sizeof(c.trace_path));
 		if (c.trace_fd >= 0)

@@ -56,21 +56,36 @@ static int early(void)
 
 /* ---- pass-through (not recording, or the agent's own calls) ----------------------- */
 
-static void *pass_malloc(size_t n)
+/* (The early cases out of line: the hooks' common paths need no frame.) */
+static __attribute__((noinline)) void *early_malloc(size_t n)
 {
-	if (unlikely(!agent_real.malloc) && early())
+	if (early())
 		return boot_alloc(n, 16);
 	return agent_real.malloc(n);
 }
 
-static void *pass_calloc(size_t m, size_t n)
+static inline void *pass_malloc(size_t n)
 {
-	if (unlikely(!agent_real.calloc) && early()) {
+	if (unlikely(!agent_real.malloc))
+		return early_malloc(n);
+	return agent_real.malloc(n);
+}
+
+static __attribute__((noinline)) void *early_calloc(size_t m, size_t n)
+{
+	if (early()) {
 		size_t t;
 		if (__builtin_mul_overflow(m, n, &t))
 			return NULL;
 		return boot_alloc(t, 16);	/* the arena is never reused: zeroed */
 	}
+	return agent_real.calloc(m, n);
+}
+
+static inline void *pass_calloc(size_t m, size_t n)
+{
+	if (unlikely(!agent_real.calloc))
+		return early_calloc(m, n);
 	return agent_real.calloc(m, n);
 }
 
@@ -100,21 +115,29 @@ static void *pass_memalign(size_t align, size_t n)
 	return agent_real.memalign(align, n);
 }
 
-/* ---- hooks ------------------------------------------------------------------------- */
+/* ---- recording, out of line ------------------------------------------------------------
+ *
+ * The hooks below are thin: passing through, or an unsampled call, costs a
+ * few loads and a jump to the real function, without a frame of their own.
+ * Everything that records is out of line, and finds the program's stack by
+ * the return address the hook was called with (`ra`, CALLER()): the frames
+ * above it -- ours -- are cut, whatever the compiler inlined or turned into
+ * jumps.
+ */
+#define CALLER() __builtin_return_address(0)
+/* Recording and the real call is known: 1.  (tls_busy: a call of the
+ * agent's own, or of libunwind, dlsym, ...: straight through.) */
+#define RECORDING() (likely(!tls_busy) && rec.active)
+#define STACK(ra) (rec.stacks ? stack_capture(ra) : 0)
 
-/* Stack of the hook's caller: frames of stack_capture and the hook skipped. */
-#define STACK() (rec.stacks ? stack_capture(2) : 0)
-
-/* One record after the real call returned (its time taken now).  Always
- * inlined into the hook, so STACK() still finds the hook's caller two frames
- * up. */
-static inline __attribute__((always_inline)) void note_alloc(unsigned kind, uint64_t size,
-							     uint64_t align, const void *p)
+/* One record after the real call returned (its time taken now). */
+static __attribute__((noinline)) void note_alloc(unsigned kind, uint64_t size, uint64_t align,
+						 const void *p, const void *ra)
 {
 	uint64_t ts = rec_ts();
 	struct mfx_thread *t = rec_enter();
 	if (likely(t)) {
-		rec_alloc(t, kind, ts, size, align, p, STACK());
+		rec_alloc(t, kind, ts, size, align, p, STACK(ra));
 		rec_leave(t);
 		/* launch: the allocator's own figures now and then (allocator.c) */
 		if (unlikely(alloc_sampling) && ((t->events & 1023) == 0 || size >= (1u << 20)))
@@ -122,19 +145,19 @@ static inline __attribute__((always_inline)) void note_alloc(unsigned kind, uint
 	}
 }
 
-static inline __attribute__((always_inline)) void note_realloc(unsigned kind, uint64_t size,
-							       const void *old, const void *p)
+static __attribute__((noinline)) void note_realloc(unsigned kind, uint64_t size, const void *old,
+						   const void *p, const void *ra)
 {
 	uint64_t ts = rec_ts();
 	struct mfx_thread *t = rec_enter();
 	if (likely(t)) {
-		rec_realloc(t, kind, ts, size, old, p, STACK());
+		rec_realloc(t, kind, ts, size, old, p, STACK(ra));
 		rec_leave(t);
 	}
 }
 
 /* FREE of p at ts (taken before the block could be reused). */
-static inline void note_free(uint64_t ts, const void *p)
+static __attribute__((noinline)) void note_free(uint64_t ts, const void *p)
 {
 	struct mfx_thread *t = rec_enter();
 	if (likely(t)) {
@@ -143,119 +166,11 @@ static inline void note_free(uint64_t ts, const void *p)
 	}
 }
 
-/* ---- --sample: only sampled calls are recorded (sample.h) ---------------------------
- *
- * An unsampled call costs the countdown (allocations) or one filter load
- * (frees); tls_busy is not even set.  Always inlined into the hook, like
- * note_alloc, so STACK() still finds the hook's caller two frames up. */
-
-static inline __attribute__((always_inline)) void *sampled(unsigned kind, uint64_t size,
-							   uint64_t align, void *p)
-{
-	if (likely(!p || !sample_take(size)))
-		return p;
-	tls_busy = 1;
-	if (sample_insert(p))
-		note_alloc(kind, size, align, p);
-	tls_busy = 0;
-	return p;
-}
-
-/* After the real realloc: `was` = old was sampled (and left the set before
- * the call, whose timestamp is ts).  The new block is sampled on its own
- * bytes; an old one that was not is recorded as realloc(NULL, n). */
-static inline __attribute__((always_inline)) void *resampled(unsigned kind, void *old,
-							     uint64_t size, void *p, int was,
-							     uint64_t ts)
-{
-	if (unlikely(!p && size && old)) {	/* failed: old still stands */
-		if (was)
-			sample_insert(old);
-		return p;
-	}
-	int take = p && sample_take(size);
-	if (likely(!take && !was))
-		return p;
-	tls_busy = 1;
-	if (take && !sample_insert(p))
-		take = 0;
-	if (take)
-		note_realloc(kind, size, was ? old : NULL, p);
-	else if (!p)
-		note_realloc(kind, size, old, NULL);	/* realloc(old, 0) freed it */
-	else
-		note_free(ts, old);
-	tls_busy = 0;
-	return p;
-}
-
 /* m * n, saturated (the recorded size of an overflowing calloc). */
 static inline size_t sat_mul(size_t m, size_t n)
 {
 	size_t total;
 	return __builtin_mul_overflow(m, n, &total) ? SIZE_MAX : total;
-}
-
-void *hook_malloc(size_t n)
-{
-	if (unlikely(tls_busy) || !rec.active)
-		return pass_malloc(n);
-	if (sample_mean)
-		return sampled(MFX_K_MALLOC, n, 0, agent_real.malloc(n));
-	tls_busy = 1;
-	void *p = agent_real.malloc(n);
-	note_alloc(MFX_K_MALLOC, n, 0, p);
-	tls_busy = 0;
-	return p;
-}
-
-void hook_free(void *p)
-{
-	if (unlikely(!p || is_boot(p)))
-		return;
-	if (unlikely(tls_busy) || !rec.active) {
-		if (likely(agent_real.free))
-			agent_real.free(p);
-		return;
-	}
-	if (sample_mean && likely(!sample_maybe(p))) {
-		agent_real.free(p);
-		return;
-	}
-	tls_busy = 1;
-	if (!sample_mean || sample_remove(p))
-		note_free(rec_ts(), p);	/* before the block can be reused */
-	agent_real.free(p);
-	tls_busy = 0;
-}
-
-void *hook_calloc(size_t m, size_t n)
-{
-	if (unlikely(tls_busy) || !rec.active)
-		return pass_calloc(m, n);
-	if (sample_mean)
-		return sampled(MFX_K_CALLOC, sat_mul(m, n), 0, agent_real.calloc(m, n));
-	tls_busy = 1;
-	void *p = agent_real.calloc(m, n);
-	note_alloc(MFX_K_CALLOC, sat_mul(m, n), 0, p);
-	tls_busy = 0;
-	return p;
-}
-
-void *hook_realloc(void *old, size_t n)
-{
-	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec.active)
-		return pass_realloc(old, n);
-	if (sample_mean) {
-		int was = sample_forget(old);
-		uint64_t ts = was ? rec_ts() : 0;
-		return resampled(MFX_K_REALLOC, old, n, agent_real.realloc(old, n), was, ts);
-	}
-	tls_busy = 1;
-	void *p = agent_real.realloc(old, n);
-	note_realloc(MFX_K_REALLOC, n, old, p);
-	tls_busy = 0;
-	return p;
 }
 
 static void *do_reallocarray(void *old, size_t m, size_t n)
@@ -270,9 +185,159 @@ static void *do_reallocarray(void *old, size_t m, size_t n)
 	return agent_real.realloc(old, total);
 }
 
+/*
+ * Every call of an allocating function, recorded: the kinds that return a
+ * pointer share one body (the real call chosen by kind); posix_memalign,
+ * realloc and reallocarray have their own.  With --sample, `sampled` calls
+ * only (sample.h): the countdown said yes before the call.
+ */
+static __attribute__((noinline)) void *alloc_call(unsigned kind, size_t a, size_t b,
+						  const void *ra)
+{
+	tls_busy = 1;
+	void *p;
+	uint64_t size = b, align = 0;
+	switch (kind) {
+	case MFX_K_MALLOC: p = agent_real.malloc(b); break;
+	case MFX_K_CALLOC: p = agent_real.calloc(a, b); size = sat_mul(a, b); break;
+	case MFX_K_ALIGNED_ALLOC: p = agent_real.aligned_alloc(a, b); align = a; break;
+	case MFX_K_MEMALIGN: p = agent_real.memalign(a, b); align = a; break;
+	case MFX_K_VALLOC: p = agent_real.valloc(b); break;
+	default: p = agent_real.pvalloc(b); break;
+	}
+	/* sampled: only a block in the set has its free recorded */
+	if (!sample_mean || (p && sample_insert(p)))
+		note_alloc(kind, size, align, p, ra);
+	tls_busy = 0;
+	return p;
+}
+
+static __attribute__((noinline)) int memalign_call(void **out, size_t align, size_t n,
+						   const void *ra)
+{
+	tls_busy = 1;
+	int r = agent_real.posix_memalign(out, align, n);
+	if (!sample_mean || (!r && sample_insert(*out)))
+		note_alloc(MFX_K_POSIX_MEMALIGN, n, align, r ? NULL : *out, ra);
+	tls_busy = 0;
+	return r;
+}
+
+/*
+ * realloc and reallocarray.  Sampled (sample_mean): `was` = old was sampled
+ * (it left the set before the call, whose time is ts), `take` = the
+ * countdown picked the new block.  An old block that was not sampled is
+ * recorded as realloc(NULL, n); a sampled one whose new block is not, as
+ * its free.
+ */
+static __attribute__((noinline)) void *realloc_call(unsigned kind, void *old, size_t m, size_t n,
+						    int was, int take, const void *ra)
+{
+	tls_busy = 1;
+	uint64_t ts = rec_ts();
+	void *p = kind == MFX_K_REALLOC ? agent_real.realloc(old, n) : do_reallocarray(old, m, n);
+	uint64_t size = kind == MFX_K_REALLOC ? n : sat_mul(m, n);
+	if (!sample_mean) {
+		note_realloc(kind, size, old, p, ra);
+	} else if (!p && size && old) {	/* failed: old still stands */
+		if (was)
+			sample_insert(old);
+	} else if (take && p && sample_insert(p)) {
+		note_realloc(kind, size, was ? old : NULL, p, ra);
+	} else if (was) {
+		if (p)
+			note_free(ts, old);
+		else
+			note_realloc(kind, size, old, NULL, ra);	/* realloc(old, 0) freed it */
+	}
+	tls_busy = 0;
+	return p;
+}
+
+static __attribute__((noinline)) void free_call(void *p)
+{
+	tls_busy = 1;
+	if (!sample_mean || sample_remove(p))
+		note_free(rec_ts(), p);	/* before the block can be reused */
+	agent_real.free(p);
+	tls_busy = 0;
+}
+
+/* --sample: the countdown reached zero (or is of another window): draw,
+ * then record or pass the call through. */
+static __attribute__((noinline)) void *alloc_drawn(unsigned kind, size_t a, size_t b,
+						   const void *ra)
+{
+	if (sample_draw(kind == MFX_K_CALLOC ? sat_mul(a, b) : b) && RECORDING())
+		return alloc_call(kind, a, b, ra);
+	switch (kind) {
+	case MFX_K_MALLOC: return pass_malloc(b);
+	case MFX_K_CALLOC: return pass_calloc(a, b);
+	default: return pass_memalign(a, b);	/* the rarer kinds take the slow way */
+	}
+}
+
+/* ---- hooks ---------------------------------------------------------------------------- */
+
+
+/*
+ * With --sample the countdown comes first: sample_mean is set only while a
+ * sampled window records (an allocation of the agent's own, tls_busy, may
+ * then count; one it picks passes through unrecorded below).
+ */
+void *hook_malloc(size_t n)
+{
+	if (sample_mean) {
+		if (likely(sample_skip(n)))
+			return agent_real.malloc(n);
+		return alloc_drawn(MFX_K_MALLOC, 0, n, CALLER());
+	}
+	if (!RECORDING())
+		return pass_malloc(n);
+	return alloc_call(MFX_K_MALLOC, 0, n, CALLER());
+}
+
+void hook_free(void *p)
+{
+	if (unlikely(!p || is_boot(p)))
+		return;
+	if ((sample_mean && likely(!sample_maybe(p))) || !RECORDING()) {
+		if (likely(agent_real.free))
+			agent_real.free(p);
+		return;
+	}
+	free_call(p);
+}
+
+void *hook_calloc(size_t m, size_t n)
+{
+	if (sample_mean) {
+		if (likely(sample_skip(sat_mul(m, n))))
+			return agent_real.calloc(m, n);
+		return alloc_drawn(MFX_K_CALLOC, m, n, CALLER());
+	}
+	if (!RECORDING())
+		return pass_calloc(m, n);
+	return alloc_call(MFX_K_CALLOC, m, n, CALLER());
+}
+
+void *hook_realloc(void *old, size_t n)
+{
+	if (!RECORDING() || unlikely(is_boot(old)))
+		return pass_realloc(old, n);
+	int was = 0, take = 0;
+	if (sample_mean) {
+		was = sample_forget(old);
+		take = sample_take(n);
+		if (likely(!was && !take))
+			return agent_real.realloc(old, n);
+	}
+	return realloc_call(MFX_K_REALLOC, old, 1, n, was, take, CALLER());
+}
+
 void *hook_reallocarray(void *old, size_t m, size_t n)
 {
-	if (unlikely(tls_busy) || unlikely(is_boot(old)) || !rec.active) {
+	if (!RECORDING() || unlikely(is_boot(old))) {
 		size_t total;
 		if (__builtin_mul_overflow(m, n, &total)) {
 			errno = ENOMEM;
@@ -282,100 +347,73 @@ void *hook_reallocarray(void *old, size_t m, size_t n)
 			return pass_realloc(old, total);
 		return do_reallocarray(old, m, n);
 	}
+	int was = 0, take = 0;
 	if (sample_mean) {
-		int was = sample_forget(old);
-		uint64_t ts = was ? rec_ts() : 0;
-		return resampled(MFX_K_REALLOCARRAY, old, sat_mul(m, n), do_reallocarray(old, m, n),
-				 was, ts);
+		was = sample_forget(old);
+		take = sample_take(sat_mul(m, n));
+		if (likely(!was && !take))
+			return do_reallocarray(old, m, n);
 	}
-	tls_busy = 1;
-	void *p = do_reallocarray(old, m, n);
-	note_realloc(MFX_K_REALLOCARRAY, sat_mul(m, n), old, p);
-	tls_busy = 0;
-	return p;
+	return realloc_call(MFX_K_REALLOCARRAY, old, m, n, was, take, CALLER());
 }
 
 int hook_posix_memalign(void **out, size_t align, size_t n)
 {
-	if (unlikely(tls_busy) || !rec.active) {
+	if (!RECORDING()) {
 		if (unlikely(!agent_real.posix_memalign) && early()) {
 			*out = boot_alloc(n, align);
 			return *out ? 0 : ENOMEM;
 		}
 		return agent_real.posix_memalign(out, align, n);
 	}
-	if (sample_mean) {
-		int r = agent_real.posix_memalign(out, align, n);
-		if (!r)
-			sampled(MFX_K_POSIX_MEMALIGN, n, align, *out);
-		return r;
-	}
-	tls_busy = 1;
-	int r = agent_real.posix_memalign(out, align, n);
-	note_alloc(MFX_K_POSIX_MEMALIGN, n, align, r ? NULL : *out);
-	tls_busy = 0;
-	return r;
+	if (sample_mean && likely(!sample_take(n)))
+		return agent_real.posix_memalign(out, align, n);
+	return memalign_call(out, align, n, CALLER());
 }
 
 void *hook_aligned_alloc(size_t align, size_t n)
 {
-	if (unlikely(tls_busy) || !rec.active) {
+	if (!RECORDING()) {
 		if (unlikely(!agent_real.aligned_alloc) && early())
 			return boot_alloc(n, align);
 		return agent_real.aligned_alloc(align, n);
 	}
-	if (sample_mean)
-		return sampled(MFX_K_ALIGNED_ALLOC, n, align, agent_real.aligned_alloc(align, n));
-	tls_busy = 1;
-	void *p = agent_real.aligned_alloc(align, n);
-	note_alloc(MFX_K_ALIGNED_ALLOC, n, align, p);
-	tls_busy = 0;
-	return p;
+	if (sample_mean && likely(!sample_take(n)))
+		return agent_real.aligned_alloc(align, n);
+	return alloc_call(MFX_K_ALIGNED_ALLOC, align, n, CALLER());
 }
 
 void *hook_memalign(size_t align, size_t n)
 {
-	if (unlikely(tls_busy) || !rec.active)
+	if (!RECORDING())
 		return pass_memalign(align, n);
-	if (sample_mean)
-		return sampled(MFX_K_MEMALIGN, n, align, agent_real.memalign(align, n));
-	tls_busy = 1;
-	void *p = agent_real.memalign(align, n);
-	note_alloc(MFX_K_MEMALIGN, n, align, p);
-	tls_busy = 0;
-	return p;
+	if (sample_mean && likely(!sample_take(n)))
+		return agent_real.memalign(align, n);
+	return alloc_call(MFX_K_MEMALIGN, align, n, CALLER());
 }
 
 void *hook_valloc(size_t n)
 {
-	if (unlikely(tls_busy) || !rec.active) {
+	if (!RECORDING()) {
 		if (unlikely(!agent_real.valloc) && early())
 			return boot_alloc(n, 4096);
 		return agent_real.valloc(n);
 	}
-	if (sample_mean)
-		return sampled(MFX_K_VALLOC, n, 0, agent_real.valloc(n));
-	tls_busy = 1;
-	void *p = agent_real.valloc(n);
-	note_alloc(MFX_K_VALLOC, n, 0, p);
-	tls_busy = 0;
-	return p;
+	if (sample_mean && likely(!sample_take(n)))
+		return agent_real.valloc(n);
+	return alloc_call(MFX_K_VALLOC, 0, n, CALLER());
 }
 
 void *hook_pvalloc(size_t n)
 {
-	if (unlikely(tls_busy) || !rec.active) {
+	if (!RECORDING()) {
 		if (unlikely(!agent_real.pvalloc) && early())
 			return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
 		return agent_real.pvalloc(n);
 	}
-	if (sample_mean)
-		return sampled(MFX_K_PVALLOC, n, 0, agent_real.pvalloc(n));
-	tls_busy = 1;
-	void *p = agent_real.pvalloc(n);
-	note_alloc(MFX_K_PVALLOC, n, 0, p);
-	tls_busy = 0;
-	return p;
+	if (sample_mean && likely(!sample_take(n)))
+		return agent_real.pvalloc(n);
+	return alloc_call(MFX_K_PVALLOC, 0, n, CALLER());
 }
 
 /* dlclose: the fast unwinder must not use rules of a library that is gone

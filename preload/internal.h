@@ -42,9 +42,10 @@ void rec_after_fork_child(void);
 
 /* stack.c */
 struct mfx_thread;
-/* Unwind the caller of the hook (skip = frames of the agent above it) and
- * return its interned id, 0 if none. */
-uint32_t stack_capture(unsigned skip);
+/* Unwind the program's stack from ra, the return address a hook was
+ * called with (our frames above it are cut), and return its interned id,
+ * 0 if none. */
+uint32_t stack_capture(const void *ra);
 void stack_reset(void);
 int stack_init(void);
 /* After a dlclose: libunwind's caches of unwind info are flushed. */

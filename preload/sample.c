@@ -12,18 +12,20 @@
  * the memorylessness of the exponential makes "a new countdown after each
  * sample" exact.
  *
- * The set: open addressing over 2^20 pointers in mmap'ed memory (8 MiB of
- * address space, touched as used), a CAS to claim an empty or dead slot,
+ * The set: open addressing over 2^17 pointers in mmap'ed memory (1 MiB,
+ * touched as used), a CAS to claim an empty or dead slot,
  * a store to mark a slot dead; each pointer lies within SET_PROBE slots of
  * its hash.  A sampled block is forgotten before the real free returns it
  * to the allocator (which may hand it to another thread at once), and is
  * inserted before the allocating call returns it: a pointer's insert and
  * remove are ordered by the program's own hand-over of the block.  In
- * front of it, a counting filter of 16 KiB (one byte per pointer hash,
- * saturating at 255): a free whose byte is 0 costs one load.  Both are
+ * front of it, a counting filter of 16 KiB (one byte per 4 KiB page, in
+ * address order modulo 64 MiB, saturating at 255): a free whose byte is 0
+ * costs one load, of a line the neighbouring frees use too.  Both are
  * zeroed when a window starts (never unmapped: a hook of the last window
- * may still read them).  A full set (over ~700k live sampled blocks, some
- * 350 GiB at 512k) leaves new blocks unsampled.
+ * may still read them).  A full set (some 98k live sampled blocks: ~48 GiB
+ * live at 512k) leaves new blocks unsampled; they are counted
+ * (sample_lost) and the window ends with a DROPPED mark saying so.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,7 +35,8 @@
 #include "preload/internal.h"
 #include "preload/sample.h"
 
-#define SET_BITS 20
+#define SET_BITS 17	/* 1 MiB: its pages are touched at random, and a first
+			   touch costs a page fault (~14 us on a VM) */
 #define SET_SIZE (1u << SET_BITS)
 #define SET_PROBE 64
 #define SET_DEAD 1ull	/* a slot once used (pointers are 16-aligned: never 1) */
@@ -42,8 +45,7 @@
 uint64_t sample_mean;
 uint32_t sample_gen;
 uint8_t *sample_filter;
-__thread int64_t tls_sample_left __attribute__((tls_model("initial-exec")));
-__thread uint32_t tls_sample_gen __attribute__((tls_model("initial-exec")));
+__thread struct sample_tls tls_sample __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
 
 static uint64_t *set;
@@ -98,23 +100,23 @@ static int64_t draw(void)
 
 int sample_draw(uint64_t n)
 {
-	if (tls_sample_gen != sample_gen) {
+	if (tls_sample.gen != sample_gen) {
 		/* the thread's first draw of this window: its own stream */
 		uint32_t k = __atomic_fetch_add(&nseeded, 1, __ATOMIC_RELAXED);
 		tls_rng = splitmix(seed + 0x9E3779B97F4A7C15ull * (k + 1)) | 1;
-		tls_sample_gen = sample_gen;
+		tls_sample.gen = sample_gen;
 		int64_t left = draw() - (int64_t)n;
-		tls_sample_left = left;
+		tls_sample.left = left;
 		if (left > 0)
 			return 0;
 	}
-	tls_sample_left = draw();
+	tls_sample.left = draw();
 	return 1;
 }
 
 static void filter_add(const void *p, int d)
 {
-	uint8_t *c = &sample_filter[sample_hash(p) >> (64 - SAMPLE_FILTER_BITS)];
+	uint8_t *c = sample_filter_of(p);
 	uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
 	do {
 		if (v == 255)	/* saturated: stays "maybe" for good */
@@ -122,6 +124,8 @@ static void filter_add(const void *p, int d)
 	} while (!__atomic_compare_exchange_n(c, &v, (uint8_t)(v + d), 0, __ATOMIC_RELEASE,
 					      __ATOMIC_RELAXED));
 }
+
+uint64_t sample_lost;
 
 int sample_insert(const void *p)
 {
@@ -137,6 +141,7 @@ int sample_insert(const void *p)
 			return 1;
 		}
 	}
+	__atomic_fetch_add(&sample_lost, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -190,6 +195,7 @@ int sample_begin(uint64_t mean)
 		zero(sample_filter, FILTER_SIZE);
 	if (!set || !sample_filter)
 		return -ENOMEM;
+	sample_lost = 0;
 	seed = env_u64("MFX_SAMPLE_SEED");
 	if (!seed)
 		seed = agent_tsc();

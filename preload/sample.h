@@ -7,9 +7,10 @@
  * the report weighs it by the inverse.  Each thread counts down the bytes to
  * its next sample point, an exponential draw of mean `mean`: an unsampled
  * allocation costs a subtraction and a compare.  A free is recorded only
- * for a sampled block: a 16 KiB counting filter over the sampled pointers
- * answers "certainly not sampled" for nearly every free with one load; a
- * maybe is settled in a lock-free set of the sampled pointers.
+ * for a sampled block: a 16 KiB counting filter of the sampled blocks by
+ * page answers "certainly not sampled" for nearly every free with one load
+ * of a hot line; a maybe is settled in a lock-free set of the sampled
+ * pointers.
  */
 #ifndef MFX_PRELOAD_SAMPLE_H
 #define MFX_PRELOAD_SAMPLE_H
@@ -21,41 +22,64 @@
 
 extern uint64_t sample_mean;		/* bytes; 0 = every call is recorded */
 extern uint32_t sample_gen;		/* bumped by every sample_begin() */
-extern uint8_t *sample_filter;		/* counters by pointer hash (0: not sampled) */
+extern uint8_t *sample_filter;		/* sampled blocks by page (0: none there) */
 #define SAMPLE_FILTER_BITS 14
+#define SAMPLE_FILTER_SHIFT 10	/* one counter per 1 KiB of address space */
 
-extern __thread int64_t tls_sample_left __attribute__((tls_model("initial-exec")));
-extern __thread uint32_t tls_sample_gen __attribute__((tls_model("initial-exec")));
+/* The thread's countdown: bytes to its next sample point, and the window
+ * (sample_gen) it was drawn in.  One TLS object: one offset to load. */
+struct sample_tls {
+	int64_t left;
+	uint32_t gen;
+};
+extern __thread struct sample_tls tls_sample __attribute__((tls_model("initial-exec")));
 
 static inline uint64_t sample_hash(const void *p)
 {
 	return ((uint64_t)(uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull;
 }
 
+/* The filter counts the sampled blocks by 1 KiB of address space, in
+ * address order (not hashed): the frees of a heap's busy pages touch a few
+ * cache lines of it, not one line each.  A free near a sampled block (in
+ * its KiB, or one 16 MiB away) looks in the set. */
+static inline uint8_t *sample_filter_of(const void *p)
+{
+	return &sample_filter[((uint64_t)(uintptr_t)p >> SAMPLE_FILTER_SHIFT) &
+			      ((1u << SAMPLE_FILTER_BITS) - 1)];
+}
+
 /* The slow half of sample_take(): a new countdown; 1 when the call that
  * crossed zero is sampled (0 only for a thread's first draw). */
 int sample_draw(uint64_t n);
 
-/* Count an allocation of n bytes: 1 when it is sampled. */
-static inline int sample_take(uint64_t n)
+/* Count an allocation of n bytes down: 1 when it is certainly not sampled,
+ * 0 when sample_draw(n) must decide. */
+static inline int sample_skip(uint64_t n)
 {
 	if (n > (1ull << 62))
 		n = 1ull << 62;
-	int64_t left = tls_sample_left - (int64_t)n;
-	tls_sample_left = left;
-	if (likely(left > 0 && tls_sample_gen == sample_gen))
-		return 0;
-	return sample_draw(n);
+	int64_t left = tls_sample.left - (int64_t)n;
+	tls_sample.left = left;
+	return likely(left > 0) && likely(tls_sample.gen == sample_gen);
+}
+
+/* Count an allocation of n bytes: 1 when it is sampled. */
+static inline int sample_take(uint64_t n)
+{
+	return !sample_skip(n) && sample_draw(n);
 }
 
 /* 0: p is certainly not a sampled block. */
 static inline int sample_maybe(const void *p)
 {
-	return sample_filter[sample_hash(p) >> (64 - SAMPLE_FILTER_BITS)] != 0;
+	return *sample_filter_of(p) != 0;
 }
 
-/* Remember p as sampled: 0 when the set is full (then do not record it). */
+/* Remember p as sampled: 0 when the set is full (then do not record it;
+ * sample_lost counts those). */
 int sample_insert(const void *p);
+extern uint64_t sample_lost;
 /* Forget p: 1 when it was sampled (its free is recorded). */
 int sample_remove(const void *p);
 /* p was sampled (and is forgotten now), cheaply when it was not. */
@@ -65,7 +89,9 @@ static inline int sample_forget(const void *p)
 }
 
 /* A window starts with `mean` (0: not sampled): fresh tables.  0 or
- * -ENOMEM (the tables cannot be mapped: sampling cannot work). */
+ * -ENOMEM (the tables cannot be mapped: sampling cannot work).  The hooks
+ * count down only while sample_mean is set: sample_begin sets it, the end
+ * of a window (or a fork child) clears it with sample_begin(0). */
 int sample_begin(uint64_t mean);
 
 #endif

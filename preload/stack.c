@@ -298,7 +298,11 @@ static __attribute__((noinline)) int check_stack(void **buf, int n, int max)
 	return m - 1;
 }
 
-__attribute__((noinline)) uint32_t stack_capture(unsigned skip)
+/* Frames of ours above the program's at most (stack_capture, note_alloc,
+ * the hook's out-of-line body, the hook). */
+#define OWN_FRAMES 8
+
+__attribute__((noinline)) uint32_t stack_capture(const void *ra)
 {
 	void *buf[MFX_MAX_DEPTH + 8];
 	static __thread unsigned ncap;
@@ -310,9 +314,9 @@ __attribute__((noinline)) uint32_t stack_capture(unsigned skip)
 		if (!(ncap & 1023))
 			stack_fds_ok();	/* libunwind's pipe is gone (see above) */
 	}
-	/* buf[0] is the return address into this function's caller chain:
-	 * [0] = in stack_capture, [1] = in the hook, [2] = the hook's caller. */
-	int max = (int)(rec.depth + skip), same;
+	/* buf[0] is the return address into this function's caller, then
+	 * our callers', then ra and the program's stack above it. */
+	int max = (int)rec.depth + OWN_FRAMES, same;
 	uint32_t ep = __atomic_load_n(&epoch, __ATOMIC_ACQUIRE);
 	int n = fu_backtrace(buf, max, &same);
 	if (unlikely(fu_check_on))
@@ -322,10 +326,15 @@ __attribute__((noinline)) uint32_t stack_capture(unsigned skip)
 	else if (same && last_epoch == ep)
 		return last_id;
 	last_epoch = 0;
-	if (n <= (int)skip)
-		return 0;
+	int skip = 1;
+	while (skip < n && skip < OWN_FRAMES && buf[skip] != ra)
+		skip++;
+	if (skip >= n || buf[skip] != ra)
+		return 0;	/* cannot happen: ra is on this stack */
 	const uint64_t *f = (const uint64_t *)(buf + skip);
-	unsigned depth = (unsigned)n - skip;
+	unsigned depth = (unsigned)n - (unsigned)skip;
+	if (depth > rec.depth)
+		depth = rec.depth;
 	uint64_t h = hash_frames(f, depth);
 	uint64_t i = h & (TAB_SIZE - 1);
 	uint32_t id = 0;

@@ -27,6 +27,8 @@ t_leak=${BASH_REMATCH[2]} t_churn=${BASH_REMATCH[3]}
 e=$TMP/exact/summary.json
 t_live=$(jget "$e" .live_bytes_end)	# the target's blocks and stdio's buffer
 expect_eq "$(jget "$e" '.top_sites[0].function')" leak_site "exact: the leak site first"
+expect_eq "$(jget "$e" '.top_sites[0].frames[0].function')" leak_site \
+	"exact: a stack starts at the caller of malloc (the agent's frames cut)"
 expect_eq "$(jget "$e" '.top_sites[] | select(.function == "leak_site") | .live_bytes')" \
 	"$t_leak" "exact: the leak site's live bytes (by the target's count)"
 expect_eq "$(jget "$e" .sampled)" null "exact: not sampled"
@@ -39,6 +41,8 @@ for seed in 1 2 3 4 5; do
 	s=$TMP/s$seed/summary.json
 	expect_eq "$(jget "$s" .sampled.mean_bytes)" 65536 "seed $seed: sampled.mean_bytes"
 	expect_eq "$(jget "$s" '.top_sites[0].function')" leak_site "seed $seed: the leak site first"
+	expect_eq "$(jget "$s" '.top_sites[0].frames[0].function')" leak_site \
+		"seed $seed: the stack starts at the caller"
 	expect_eq "$(jget "$s" '[.leak_suspects[].function] | index("leak_site") != null')" true \
 		"seed $seed: the leak site among the leak suspects"
 	within "$(jget "$s" .live_bytes_end)" "$t_live" "$(jget "$s" .sampled.live_bytes_end_error)" \
