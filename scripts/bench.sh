@@ -2,8 +2,11 @@
 # bench.sh - `make bench`: what mfx costs, in one run, on the same workload
 # (tests/targets/bench_workload.c: 2 threads x N malloc+free pairs through 64
 # call paths 8-20 frames deep):
-#   uninstrumented  vs  mfx launch --no-stacks  vs  mfx launch (stacks)
-#   vs  heaptrack (Debian's), as wall-time ratios; trace bytes per event;
+#   uninstrumented  vs  mfx launch --no-stacks  vs  mfx launch (stacks; and
+#   with libunwind alone, MFX_FAST_UNWIND=0)  vs  mfx launch --sample 512k
+#   vs  heaptrack (Debian's), as wall-time ratios, and CPU time (user+sys of
+#   every process of the command: steadier on a shared machine); trace
+#   bytes per event;
 #   the analyzer (mfx report) on the biggest trace: events/s and peak RSS;
 #   attach: time from command to recording, how long a thread is held;
 #   replay: calls/s, on the 2-thread trace and on a one-thread malloc/free trace.
@@ -18,22 +21,41 @@ mkdir -p "$out"
 rm -rf "$out"/run-*
 W=build/tests/bench_workload
 [ -x "$W" ] || make --no-print-directory all
-secs() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
-best() {	# best of 3, microseconds
-	local b= i t
-	for i in 1 2 3; do t=$(secs "$@"); [ -z "$b" ] || [ "$t" -lt "$b" ] && b=$t; done
+# secs CMD: wall microseconds; the CPU microseconds (user+sys, children
+# included) go to $out/cpu
+secs() {
+	local s e
+	s=$(date +%s%N)
+	/usr/bin/time -f "%U %S" -o "$out/time" "$@" >/dev/null 2>&1
+	e=$(date +%s%N)
+	awk '{ printf "%d\n", ($1 + $2) * 1e6 }' "$out/time" >"$out/cpu"
+	echo $(( (e - s) / 1000 ))
+}
+best() {	# best of 3, microseconds; the best CPU time in $out/cpu.best
+	local b= c= i t u
+	for i in 1 2 3; do
+		t=$(secs "$@"); u=$(cat "$out/cpu")
+		[ -z "$b" ] || [ "$t" -lt "$b" ] && b=$t
+		[ -z "$c" ] || [ "$u" -lt "$c" ] && c=$u
+	done
+	echo "$c" >"$out/cpu.best"
 	echo "$b"
 }
+cpu() { cat "$out/cpu.best"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 ms() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1000 }'; }
 events=$((N * T * 2 + T * 256))
 echo "workload: $T threads x $N malloc+free pairs ($events calls)"
-base=$(best "$W" "$N" "$T")
-echo "uninstrumented:            $(ms "$base") ms"
-ns=$(best build/mfx launch -q --no-report --force -o "$out/run-ns" --no-stacks -- "$W" "$N" "$T")
-echo "mfx launch --no-stacks:    $(ms "$ns") ms  ($(ratio "$ns" "$base")x)"
-st=$(best build/mfx launch -q --no-report --force -o "$out/run-st" -- "$W" "$N" "$T")
-echo "mfx launch (stacks 64):    $(ms "$st") ms  ($(ratio "$st" "$base")x)"
+base=$(best "$W" "$N" "$T"); cbase=$(cpu)
+echo "uninstrumented:            $(ms "$base") ms, CPU $(ms "$cbase") ms"
+ns=$(best build/mfx launch -q --no-report --force -o "$out/run-ns" --no-stacks -- "$W" "$N" "$T"); cns=$(cpu)
+echo "mfx launch --no-stacks:    $(ms "$ns") ms  ($(ratio "$ns" "$base")x), CPU $(ratio "$cns" "$cbase")x"
+st=$(best build/mfx launch -q --no-report --force -o "$out/run-st" -- "$W" "$N" "$T"); cst=$(cpu)
+echo "mfx launch (stacks 64):    $(ms "$st") ms  ($(ratio "$st" "$base")x), CPU $(ratio "$cst" "$cbase")x"
+lu=$(MFX_FAST_UNWIND=0 best build/mfx launch -q --no-report --force -o "$out/run-lu" -- "$W" "$N" "$T"); clu=$(cpu)
+echo "  same, libunwind alone:   $(ms "$lu") ms  ($(ratio "$lu" "$base")x), CPU $(ratio "$clu" "$cbase")x"
+sa=$(best build/mfx launch -q --no-report --force -o "$out/run-sa" --sample 512k -- "$W" "$N" "$T"); csa=$(cpu)
+echo "mfx launch --sample 512k:  $(ms "$sa") ms  ($(ratio "$sa" "$base")x), CPU $(ratio "$csa" "$cbase")x"
 bytes_ns=$(stat -c %s "$out/run-ns/trace.mfx"); bytes_st=$(stat -c %s "$out/run-st/trace.mfx")
 bpe_ns=$(awk -v b="$bytes_ns" -v e="$events" 'BEGIN { printf "%.2f", b / e }')
 bpe_st=$(awk -v b="$bytes_st" -v e="$events" 'BEGIN { printf "%.2f", b / e }')
@@ -100,9 +122,11 @@ cat >"$out/results.md" <<EOR
 | measure | value |
 | --- | --- |
 | workload | $T threads x $N malloc+free pairs, 64 call paths 8-20 deep ($events calls) |
-| uninstrumented | $(ms "$base") ms |
-| mfx launch --no-stacks | $(ms "$ns") ms ($(ratio "$ns" "$base")x) |
-| mfx launch (stacks, depth 64) | $(ms "$st") ms ($(ratio "$st" "$base")x) |
+| uninstrumented | $(ms "$base") ms (CPU $(ms "$cbase") ms) |
+| mfx launch --no-stacks | $(ms "$ns") ms ($(ratio "$ns" "$base")x; CPU $(ratio "$cns" "$cbase")x) |
+| mfx launch (stacks, depth 64) | $(ms "$st") ms ($(ratio "$st" "$base")x; CPU $(ratio "$cst" "$cbase")x) |
+| same, libunwind alone (MFX_FAST_UNWIND=0) | $(ms "$lu") ms ($(ratio "$lu" "$base")x; CPU $(ratio "$clu" "$cbase")x) |
+| mfx launch --sample 512k (stacks) | $(ms "$sa") ms ($(ratio "$sa" "$base")x; CPU $(ratio "$csa" "$cbase")x) |
 | heaptrack (same workload at N/10, time x10) | $( [ "$ht" = - ] && echo - || echo "$(ms "$ht") ms (${htr}x)") |
 | mfx vs heaptrack | $( [ "$ht" = - ] && echo - || ratio "$ht" "$st")x faster (stacks) |
 | trace bytes/event | $bpe_ns (no stacks), $bpe_st (stacks); heaptrack $ht_bpe |
