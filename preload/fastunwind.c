@@ -355,6 +355,10 @@ static uint64_t ck_stacks, ck_fast, ck_fallback, ck_mismatch;
 void fu_after_fork(void)
 {
 	fu_closing = 0;
+	/* the memo lock may have been held by a thread that is gone: the free
+	 * list it guarded is dropped (a few memos leak) */
+	memo_lock = 0;
+	memo_free = NULL;
 	ck_stacks = ck_fast = ck_fallback = ck_mismatch = 0;
 }
 
