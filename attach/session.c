@@ -566,7 +566,9 @@ int session_finish(struct session *s, enum session_end why)
 			mfx_note("this mfx has no analyzer built in; the trace is in '%s'", s->dir);
 		}
 	}
-	if (m)
+	if (m && s->o.sample_bytes)	/* a sample cannot be replayed */
+		mfx_note("run directory: %s  (next: mfx report %s)", s->dir, s->dir);
+	else if (m)
 		mfx_note("run directory: %s  (next: mfx report %s, mfx replay %s)", s->dir, s->dir,
 			 s->dir);
 	return err;
