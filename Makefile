@@ -48,17 +48,26 @@ BASEFLAGS:= -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP
 
 # Libraries through pkg-config; a missing one stops the build with its name
 # (checked when something is compiled, so `make deps` can still install it).
-PKG_MFX  := libdw libelf libpng cairo libzstd zlib libunwind-ptrace libunwind-generic
-PKG_MISSING := $(shell for p in $(PKG_MFX); do $(PKG) --exists $$p 2>/dev/null || echo $$p; done)
+# freetype2 is for the build only: fontgen renders the charts' glyph atlas
+# (analyzer/font/fontgen.c); mfx itself draws with libpng alone.
+PKG_MFX  := libdw libelf libpng libzstd zlib libunwind-ptrace libunwind-generic
+PKG_GEN  := freetype2
+PKG_MISSING := $(shell for p in $(PKG_MFX) $(PKG_GEN); do $(PKG) --exists $$p 2>/dev/null || echo $$p; done)
 need_pkgs = $(if $(PKG_MISSING),$(error missing libraries: $(PKG_MISSING) (pkg-config \
 	cannot find them; run 'scripts/deps.sh' as root, or 'make deps')))
 LIBS_MFX := $(if $(PKG_MISSING),,$(shell $(PKG) --libs $(PKG_MFX))) -lpthread -lm
-CFL_MFX  := $(if $(PKG_MISSING),,$(shell $(PKG) --cflags libdw libelf libpng cairo libzstd zlib))
+CFL_MFX  := $(if $(PKG_MISSING),,$(shell $(PKG) --cflags libdw libelf libpng libzstd zlib))
+
+# The charts' glyph atlas: DejaVu Sans (fonts-dejavu-core) rendered at build
+# time into a C file (analyzer/font.h), compiled into mfx like a source.
+FONT_DIR ?= /usr/share/fonts/truetype/dejavu
+FONTS    := $(FONT_DIR)/DejaVuSans.ttf $(FONT_DIR)/DejaVuSans-Bold.ttf
+FONT_SRC := build/gen/analyzer/font_data.c
 
 # --- the mfx command: attach/ on top of inject/ analyzer/ trace/ common/ -----
 MFX_SRCS := $(filter-out analyzer/replay/replayer.c,$(wildcard attach/*.c inject/*.c \
 	analyzer/*.c analyzer/replay/*.c trace/*.c common/*.c))
-MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o)
+MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/analyzer/font_data.o
 LIB_OBJS := $(filter-out $(B)/obj/attach/main.o,$(MFX_OBJS))
 
 # --- the agent: preload/ (never sanitized: it lives in other processes) ------
@@ -106,6 +115,20 @@ build/san/libmfx.so build/san/mfx-replay: build/san/%: build/%
 
 # report.html's script and style sheet are built into mfx (.incbin)
 $(B)/obj/analyzer/assets.o: analyzer/report.js analyzer/report.css
+
+build/gen/fontgen: analyzer/font/fontgen.c
+	$(call say,CC,$<)
+	$(need_pkgs)
+	$(Q)mkdir -p $(@D) && $(CC) -std=gnu11 -O2 $(WARN) $(CPPFLAGS) $(CFLAGS) \
+		$(shell $(PKG) --cflags $(PKG_GEN)) $(LDFLAGS) -o $@ $< $(shell $(PKG) --libs $(PKG_GEN))
+
+$(FONT_SRC): build/gen/fontgen
+	$(call say,GEN,$@)
+	$(Q)mkdir -p $(@D) && $< $(FONTS) >$@
+
+$(B)/obj/analyzer/font_data.o: $(FONT_SRC) analyzer/font.h
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(BASEFLAGS) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/obj/%.o: %.c
 	$(call say,CC,$<)
