@@ -100,7 +100,8 @@ static void record_module(unsigned op, const struct mod *m, const char *path,
 	p = put_varint(p, m->lo);
 	p = put_varint(p, m->hi);
 	p = put_varint(p, bidlen);
-	memcpy(p, bid, bidlen);
+	if (bidlen)	/* bid is NULL without one: memcpy(p, NULL, 0) is undefined */
+		memcpy(p, bid, bidlen);
 	p += bidlen;
 	p = put_varint(p, pl);
 	memcpy(p, path, pl);
