@@ -78,6 +78,12 @@ AGENT_CFL   := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP \
 	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 AGENT_LIBS  := -ldl -lpthread	# libunwind: dlopen()ed by preload/stack.c
 
+# The agent under UBSan, for the tests that trace with it (MFX_AGENT=, t190,
+# t207); never installed.  -fno-sanitize-recover: the first report ends the
+# traced program.  libubsan comes with it (DT_NEEDED), see preload/ubsan.c.
+UBSAN_AGENT_OBJS := $(AGENT_SRCS:%.c=build/ubsan/obj/%.o)
+UBSAN_FLAGS := -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
 # --- tests ------------------------------------------------------------------
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGETS     := $(TARGET_SRCS:tests/targets/%.c=build/tests/%) \
@@ -88,7 +94,7 @@ FUZZ_SRCS   := $(wildcard tests/fuzz/*.c)
 
 # The agent and the replayer are never sanitized (they run inside other
 # programs, under other allocators); a sanitized mfx finds copies beside it.
-PROGS := $(B)/mfx build/libmfx.so build/mfx-replay
+PROGS := $(B)/mfx build/libmfx.so build/mfx-replay build/ubsan/libmfx.so
 ifneq ($(B),build)
 PROGS += $(B)/libmfx.so $(B)/mfx-replay
 endif
@@ -104,6 +110,17 @@ build/libmfx.so: $(AGENT_OBJS) preload/libmfx.map
 	$(call say,LINK,$@)
 	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $(AGENT_OBJS) -Wl,--version-script=preload/libmfx.map \
 		-Wl,-z,now -Wl,-z,relro -Wl,--no-undefined $(AGENT_LIBS)
+
+build/ubsan/libmfx.so: $(UBSAN_AGENT_OBJS) preload/libmfx.map
+	$(call say,LINK,$@)
+	$(Q)$(CC) -shared $(UBSAN_FLAGS) $(LDFLAGS) -o $@ $(UBSAN_AGENT_OBJS) \
+		-Wl,--version-script=preload/libmfx.map -Wl,-z,now -Wl,-z,relro -Wl,--no-undefined \
+		$(AGENT_LIBS)
+
+build/ubsan/obj/preload/%.o: preload/%.c
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(AGENT_CFL) $(UBSAN_FLAGS) -DMFX_UBSAN $(CPPFLAGS) $(CFLAGS) \
+		-c -o $@ $<
 
 build/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h
 	$(call say,CC,$<)
