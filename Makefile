@@ -5,7 +5,9 @@
 #   make demo            install missing packages, build, trace the demo program
 #   make check           install missing packages, build, run every test
 #   make bench           overhead against the bare program and heaptrack
-#   make fuzz            libFuzzer on the trace parser (FUZZ_SECONDS=600)
+#   make fuzz            libFuzzer on every parser of input, FUZZ_SECONDS each
+#                        (default 60; FUZZ=json runs one); make check runs
+#                        each for 12 s
 #   make SANITIZE=address,undefined   the command and analyzer under ASan+UBSan
 #                                     (into build/san/; the agent never is)
 #   make asan            the same
@@ -90,7 +92,6 @@ TARGETS     := $(TARGET_SRCS:tests/targets/%.c=build/tests/%) \
 	$(if $(wildcard tests/targets/plugin/dlplugin.c),build/tests/libdlplugin.so)
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 UNITS       := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
-FUZZ_SRCS   := $(wildcard tests/fuzz/*.c)
 
 # The agent and the replayer are never sanitized (they run inside other
 # programs, under other allocators); a sanitized mfx finds copies beside it.
@@ -100,7 +101,7 @@ PROGS += $(B)/libmfx.so $(B)/mfx-replay
 endif
 
 all: $(PROGS) $(TARGETS) $(UNITS)
-.PHONY: all demo check bench fuzz install clean deps asan
+.PHONY: all demo check bench fuzz fuzz-build install clean deps asan
 
 $(B)/mfx: $(MFX_OBJS)
 	$(call say,LINK,$@)
@@ -122,7 +123,7 @@ build/ubsan/obj/preload/%.o: preload/%.c
 	$(Q)mkdir -p $(@D) && $(CC) $(AGENT_CFL) $(UBSAN_FLAGS) -DMFX_UBSAN $(CPPFLAGS) $(CFLAGS) \
 		-c -o $@ $<
 
-build/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h
+build/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h analyzer/replay/opsread.h
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(CPPFLAGS) $(CFLAGS) \
 		-pthread $(HARDEN_LD) $(LDFLAGS) -o $@ $<
@@ -177,6 +178,29 @@ $(B)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 	$(Q)mkdir -p $(@D) && $(CC) $(BASEFLAGS) $(SANFLAGS) $(CFL_MFX) $(CPPFLAGS) $(CFLAGS) \
 		$(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS_MFX)
 
+# --- fuzz targets: clang + libFuzzer, ASan+UBSan (scripts/fuzz.sh runs them)
+# Each is its test file and the few sources it reads with.
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -I. -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := trace json csv smaps replay_ops
+FUZZ_SRC_trace      := trace/reader.c common/util.c
+FUZZ_SRC_json       := common/json.c
+FUZZ_SRC_csv        := analyzer/export.c analyzer/analyze.c analyzer/symbolize.c trace/reader.c \
+	common/util.c common/hmap.c
+FUZZ_SRC_smaps      := common/procfs.c common/util.c
+FUZZ_SRC_replay_ops :=
+FUZZ_HDRS := $(wildcard include/mfx/*.h trace/*.h common/*.h analyzer/*.h analyzer/replay/*.h)
+LIBS_FUZZ  = $(shell $(PKG) --libs libdw libelf libzstd) -lpthread -ldl -lm
+define fuzz_rule
+build/fuzz/$(1)_fuzz: tests/fuzz/$(1)_fuzz.c $(FUZZ_SRC_$(1)) $(FUZZ_HDRS)
+	$$(call say,FUZZCC,$$@)
+	$$(Q)mkdir -p $$(@D) && $$(FUZZ_CC) $$(FUZZ_FLAGS) $$(CPPFLAGS) -o $$@ \
+		tests/fuzz/$(1)_fuzz.c $(FUZZ_SRC_$(1)) $$(LIBS_FUZZ)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/%_fuzz)
+
 deps:
 	$(Q)scripts/deps.sh
 
@@ -199,7 +223,7 @@ bench: deps
 
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS)
+	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mfx
