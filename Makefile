@@ -80,8 +80,8 @@ AGENT_CFL   := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -Iinclude -I. -MMD -MP \
 	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 AGENT_LIBS  := -ldl -lpthread	# libunwind: dlopen()ed by preload/stack.c
 
-# The agent under UBSan, for the tests that trace with it (MFX_AGENT=, t190,
-# t207); never installed.  -fno-sanitize-recover: the first report ends the
+# The agent under UBSan, for the tests that trace with it (MFX_AGENT=, t195,
+# t208); never installed.  -fno-sanitize-recover: the first report ends the
 # traced program.  libubsan comes with it (DT_NEEDED), see preload/ubsan.c.
 UBSAN_AGENT_OBJS := $(AGENT_SRCS:%.c=build/ubsan/obj/%.o)
 UBSAN_FLAGS := -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -439,7 +439,7 @@ void got_patch_new(void)
  * The slots of one loaded module, put back.  Only the modules still loaded
  * are seen: a library the program dlclose()d during the window took its GOT
  * with it, and reading that slot killed the process at the window's end
- * (t207).  dl_iterate_phdr() holds the loader's write lock while it calls
+ * (t208).  dl_iterate_phdr() holds the loader's write lock while it calls
  * us, and dlclose() unlinks a library under that lock before it unmaps it:
  * no module goes away while its slots are written.
  */
