@@ -24,7 +24,7 @@ expect_eq "$MFX_RC" 2 "non-empty output directory"
 expect_one_error_line "$MFX_ERR" "not empty.*--force"
 # --force removes what mfx writes, by its exact names, and nothing else
 theirs="something notes.png smaps-old trace.txt trace-x.mfx trace-1.mfx.bak summary-old.json
-report.html.bak my.mfx replay.sh smaps_replay.x .stop-not .smaps-exit-1x notes.png.tmp"
+report.html.bak my.mfx replay.sh smaps_replay.x .stop-not notes.png.tmp"
 ours="trace-12.mfx trace-12.3.mfx summary-12.json report-12.3.html impact_memory_usage-7.png
 sites_over_time.png mftrace_log.csv stacks.folded profile.pb.gz replay replay.c replay.ops
 replay.json rss_comparison.png smaps_replay smaps_replay.2 .smaps-exit-99 .stop
