@@ -19,8 +19,8 @@
  * replay's epochs wait for every call of the epochs before: a missing seq
  * would be waited for forever).  Blocks: made once, freed or reallocated
  * (ended) at most once, after they were made (by seq), not used after they
- * ended (a failed realloc uses without ending; an implied free ends like a
- * free); an op that uses a block another thread made waits for it
+ * ended (a failed realloc uses without ending, but for one to 0 bytes,
+ * which freed; an implied free ends like a free); an op that uses a block another thread made waits for it
  * (OPF_WAIT) and that block is published (OPF_PUBLISH), else the thread
  * would wait forever; an op that does not wait uses a block of its own
  * thread.  A file that passes replays without reading outside the file or
@@ -121,11 +121,12 @@ static inline const char *ops_check_op(const struct ops_file *of, const struct o
 #define OPSB_TH(v)	((v) >> 33)
 
 /* The block op o uses (frees or reallocates), 0 if none; *ends: o ends it
- * (a realloc that failed, id 0, leaves the block as it was). */
+ * (a realloc that failed, id 0, leaves the block as it was, but for one to
+ * 0 bytes: realloc(p, 0) gave NULL because it freed p). */
 static inline uint32_t ops_used(const struct op *o, int *ends)
 {
 	uint32_t b = o->kind == OP_FREE ? o->id : o->kind == OP_REALLOC ? o->old : 0;
-	*ends = b && (o->kind == OP_FREE || o->id);
+	*ends = b && (o->kind == OP_FREE || o->id || !o->size);
 	return b;
 }
 

@@ -244,6 +244,12 @@ static int do_realloc(struct worker *w, const struct op *o, void **p)
 			return -1;
 		old = blk[o->old].p;
 	}
+	if (!o->id && !o->size && o->old) {	/* realloc(p, 0) freed p in the original */
+		free(realloc(old, 0));	/* glibc frees; others may return a block */
+		w->live -= (int64_t)blk[o->old].size;
+		w->counts[OP_REALLOC]++;
+		return 1;
+	}
 	*p = realloc(old, o->size);
 	if (!o->id) {	/* failed in the original: the old block stays */
 		if (*p && o->old)
@@ -428,8 +434,11 @@ static int64_t recorded_peak(int64_t *end)
 				live -= (int64_t)o->size;
 				continue;
 			}
-			if (!o->id)
+			if (!o->id) {	/* failed; or realloc(p, 0), which freed p */
+				if (o->kind == OP_REALLOC && o->old && !o->size)
+					live -= (int64_t)blk[o->old].size;
 				continue;
+			}
 			if (o->kind == OP_REALLOC && o->old)
 				live -= (int64_t)blk[o->old].size;
 			live += (int64_t)o->size;

@@ -49,7 +49,7 @@ static void apply(const struct op *o, uint8_t *state, const uint8_t *pub_now, ui
 			die("a block used before it was made or after it ended");
 		if ((o->flags & OPF_WAIT) && !pub_now[b])
 			die("a wait for a block not published (yet)");
-		if (o->kind == OP_FREE || o->id)
+		if (o->kind == OP_FREE || o->id || !o->size)	/* realloc(p, 0) freed */
 			state[b] = 2;
 	}
 	if (o->kind != OP_FREE && o->id) {
