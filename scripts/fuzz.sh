@@ -44,7 +44,8 @@ seeds() {
 	rm -rf "$s" && mkdir -p "$s"/{trace,csv,smaps,replay_ops,json}
 	d=$(mktemp -d)
 	for args in "-- build/tests/counts_target 50" "--no-stacks -- build/tests/counts_target 20" \
-		"--stack-depth 4 -- build/tests/mt_counts 3 20"; do
+		"--stack-depth 4 -- build/tests/mt_counts 3 20" "--no-stacks -- build/tests/realloc_zero 60" \
+		"--no-stacks -- build/tests/mt_counts 2 2100"; do
 		i=$((i + 1))
 		build/mfx launch -q --no-report -o "$d/r$i" $args >/dev/null 2>&1 || true
 		[ -f "$d/r$i/trace.mfx" ] || continue

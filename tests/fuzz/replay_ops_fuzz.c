@@ -126,7 +126,8 @@ static int sim_pump(struct sim *s)
 		}
 		if (s->progress < (uint64_t)(j->first / OPS_EPOCH) * OPS_EPOCH)
 			return did;
-		j->started = 1;
+		if (!j->is_main)	/* ours runs on main from the start: nothing to start */
+			j->started = 1;
 		j->in_heap = 1;
 		s->next++;
 		did = 1;
@@ -178,12 +179,17 @@ static void dry_run_schedule(const struct ops_file *of, const uint64_t *start)
 		w->first = of->ops[w->start].seq;
 		w->last = of->ops[w->start + w->n - 1].seq;
 		w->is_main = of->h->pid && of->th[i].tid == of->h->pid;
-		w->started = w->is_main;	/* run_all(): ours runs first, on main */
 		uint32_t k = s.norder++;	/* insertion by first call */
 		for (; k && s.t[s.order[k - 1]].first > w->first; k--)
 			s.order[k] = s.order[k - 1];
 		s.order[k] = i;
 	}
+	struct sim_thread *mine = NULL;	/* run_all(): ours runs first, on main */
+	for (uint32_t i = 0; i < s.norder; i++)
+		if (s.t[s.order[i]].is_main)
+			mine = &s.t[s.order[i]];
+	if (mine)
+		mine->started = 1;
 	for (int did = 1; did;) {
 		did = sim_pump(&s);
 		for (uint32_t i = 0; i < s.norder; i++)
