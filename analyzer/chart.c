@@ -1,9 +1,9 @@
 /*
- * chart.c - the chart library (see chart.h), drawn with cairo into an
- * image surface.  Text uses cairo's toy font API with DejaVu Sans
- * (fonts-dejavu-core).
+ * chart.c - the chart library (see chart.h), drawn with our own rasterizer
+ * (raster.h) onto an RGB canvas, text from the DejaVu Sans glyph atlas made
+ * at build time (font.h).  No drawing library at run time: libpng (png.c)
+ * is the only one, so commands that draw nothing load nothing more.
  */
-#include <cairo.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "analyzer/chart.h"
+#include "analyzer/raster.h"
 
-#define FONT "DejaVu Sans"
 #define MAX_LEGEND 12
 
 struct legend_item {
@@ -22,8 +22,7 @@ struct legend_item {
 };
 
 struct chart {
-	cairo_surface_t *surf;
-	cairo_t *cr;
+	struct canvas cv;
 	int w, h;
 	double px0, py0, px1, py1;	/* plot area, device units */
 	double x0, x1, y0, y1;		/* data ranges */
@@ -36,26 +35,17 @@ struct chart {
 	int nlegend;
 };
 
-static void rgb(cairo_t *cr, uint32_t c, double a)
+/* Text in colour col, its ink box's point (align_x, align_y) at (x, y). */
+static void text(struct chart *c, uint32_t col, double x, double y, const char *s, double size,
+		 int bold, double align_x, double align_y, double angle)
 {
-	cairo_set_source_rgba(cr, ((c >> 16) & 255) / 255.0, ((c >> 8) & 255) / 255.0,
-			      (c & 255) / 255.0, a);
+	canvas_text(&c->cv, x, y, s, size, bold, align_x, align_y, angle, col);
 }
 
-static void text(cairo_t *cr, double x, double y, const char *s, double size, int bold,
-		 double align_x, double align_y, double angle)
+static void line1(struct chart *c, uint32_t col, double x0, double y0, double x1, double y1)
 {
-	cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL,
-			       bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-	cairo_set_font_size(cr, size);
-	cairo_text_extents_t e;
-	cairo_text_extents(cr, s, &e);
-	cairo_save(cr);
-	cairo_translate(cr, x, y);
-	cairo_rotate(cr, angle);
-	cairo_move_to(cr, -e.x_bearing - e.width * align_x, -e.y_bearing - e.height * align_y);
-	cairo_show_text(cr, s);
-	cairo_restore(cr);
+	struct stroke s = { col, 1, 1, { 0, 0 } };
+	canvas_line(&c->cv, x0, y0, x1, y1, &s);
 }
 
 struct chart *chart_new(int width, int height, const char *title)
@@ -65,16 +55,11 @@ struct chart *chart_new(int width, int height, const char *title)
 		return NULL;
 	c->w = width;
 	c->h = height;
-	c->surf = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width, height);
-	c->cr = cairo_create(c->surf);
-	if (cairo_status(c->cr) != CAIRO_STATUS_SUCCESS) {
-		chart_free(c);
+	if (canvas_init(&c->cv, width, height, 0xffffff)) {
+		free(c);
 		return NULL;
 	}
-	cairo_set_source_rgb(c->cr, 1, 1, 1);
-	cairo_paint(c->cr);
-	rgb(c->cr, 0x202020, 1);
-	text(c->cr, width / 2.0, 18, title, 22, 1, 0.5, 0, 0);
+	text(c, 0x202020, width / 2.0, 18, title, 22, 1, 0.5, 0, 0);
 	c->px0 = 100;
 	c->px1 = width - 40;
 	c->py0 = 70;
@@ -86,17 +71,13 @@ void chart_free(struct chart *c)
 {
 	if (!c)
 		return;
-	if (c->cr)
-		cairo_destroy(c->cr);
-	if (c->surf)
-		cairo_surface_destroy(c->surf);
+	canvas_free(&c->cv);
 	free(c);
 }
 
 void chart_subtitle(struct chart *c, const char *s)
 {
-	rgb(c->cr, 0x606060, 1);
-	text(c->cr, c->w / 2.0, 48, s, 13, 0, 0.5, 0, 0);
+	text(c, 0x606060, c->w / 2.0, 48, s, 13, 0, 0.5, 0, 0);
 	c->py0 = 78;
 }
 
@@ -140,7 +121,6 @@ static double Y2(const struct chart *c, double y)
 void chart_axes(struct chart *c, double x0, double x1, double y0, double y1, const char *xlabel,
 		const char *ylabel)
 {
-	cairo_t *cr = c->cr;
 	if (!(x1 > x0))
 		x1 = x0 + 1;
 	if (!(y1 > y0))
@@ -151,58 +131,41 @@ void chart_axes(struct chart *c, double x0, double x1, double y0, double y1, con
 	c->y0 = floor(y0 / ys) * ys;
 	c->y1 = ceil(y1 / ys) * ys;
 	/* grid and y ticks */
-	cairo_set_line_width(cr, 1);
 	for (double v = c->y0; v <= c->y1 + ys / 2; v += ys) {
 		double y = floor(Y(c, v)) + 0.5;
-		rgb(cr, 0xe4e4e4, 1);
-		cairo_move_to(cr, c->px0, y);
-		cairo_line_to(cr, c->px1, y);
-		cairo_stroke(cr);
+		line1(c, 0xe4e4e4, c->px0, y, c->px1, y);
 		char b[32];
 		fmt_tick(b, sizeof(b), v, ys);
-		rgb(cr, 0x303030, 1);
-		text(cr, c->px0 - 8, y, b, 12, 0, 1, 0.5, 0);
+		text(c, 0x303030, c->px0 - 8, y, b, 12, 0, 1, 0.5, 0);
 	}
 	double xs = nice_step(x1 - x0, 8);
 	for (double v = ceil(x0 / xs) * xs; !c->categorical && v <= x1 + xs / 1000; v += xs) {
 		double x = floor(X(c, v)) + 0.5;
-		rgb(cr, 0xeeeeee, 1);
-		cairo_move_to(cr, x, c->py0);
-		cairo_line_to(cr, x, c->py1);
-		cairo_stroke(cr);
-		rgb(cr, 0x303030, 1);
-		cairo_move_to(cr, x, c->py1);
-		cairo_line_to(cr, x, c->py1 + 5);
-		cairo_stroke(cr);
+		line1(c, 0xeeeeee, x, c->py0, x, c->py1);
+		line1(c, 0x303030, x, c->py1, x, c->py1 + 5);
 		char b[32];
 		fmt_tick(b, sizeof(b), v, xs);
-		text(cr, x, c->py1 + 9, b, 12, 0, 0.5, 0, 0);
+		text(c, 0x303030, x, c->py1 + 9, b, 12, 0, 0.5, 0, 0);
 	}
-	rgb(cr, 0x303030, 1);
-	cairo_rectangle(cr, c->px0 + 0.5, c->py0 + 0.5, c->px1 - c->px0, c->py1 - c->py0);
-	cairo_stroke(cr);
-	text(cr, (c->px0 + c->px1) / 2, c->h - 30, xlabel, 14, 0, 0.5, 0, 0);
-	text(cr, 28, (c->py0 + c->py1) / 2, ylabel, 14, 0, 0.5, 0.5, -M_PI / 2);
+	canvas_rect_line(&c->cv, c->px0 + 0.5, c->py0 + 0.5, c->px1 - c->px0, c->py1 - c->py0,
+			 0x303030);
+	text(c, 0x303030, (c->px0 + c->px1) / 2, c->h - 30, xlabel, 14, 0, 0.5, 0, 0);
+	text(c, 0x303030, 28, (c->py0 + c->py1) / 2, ylabel, 14, 0, 0.5, 0.5, -M_PI / 2);
 	if (c->has_axis2)
 		draw_axis2(c);
 }
 
 static void draw_axis2(struct chart *c)
 {
-	cairo_t *cr = c->cr;
 	double ys = nice_step(c->y21 - c->y20, 6);
-	rgb(cr, 0x303030, 1);
-	cairo_set_line_width(cr, 1);
 	for (double v = c->y20; v <= c->y21 + ys / 2; v += ys) {
 		double y = floor(Y2(c, v)) + 0.5;
-		cairo_move_to(cr, c->px1, y);
-		cairo_line_to(cr, c->px1 + 5, y);
-		cairo_stroke(cr);
+		line1(c, 0x303030, c->px1, y, c->px1 + 5, y);
 		char b[32];
 		fmt_tick(b, sizeof(b), v, ys);
-		text(cr, c->px1 + 8, y, b, 12, 0, 0, 0.5, 0);
+		text(c, 0x303030, c->px1 + 8, y, b, 12, 0, 0, 0.5, 0);
 	}
-	text(cr, c->w - 22, (c->py0 + c->py1) / 2, c->label2, 14, 0, 0.5, 0.5, M_PI / 2);
+	text(c, 0x303030, c->w - 22, (c->py0 + c->py1) / 2, c->label2, 14, 0, 0.5, 0.5, M_PI / 2);
 }
 
 void chart_axis2(struct chart *c, double y0, double y1, const char *label)
@@ -236,30 +199,21 @@ static void add_legend(struct chart *c, const char *label, uint32_t color, int d
 static void line(struct chart *c, const double *x, const double *y, size_t n, uint32_t color,
 		 const char *label, int dashed, int second)
 {
-	cairo_t *cr = c->cr;
-	cairo_save(cr);
-	cairo_rectangle(cr, c->px0, c->py0, c->px1 - c->px0, c->py1 - c->py0);
-	cairo_clip(cr);
-	rgb(cr, color, 1);
-	cairo_set_line_width(cr, 2.2);
-	cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
-	if (dashed) {
-		double d[] = { 8, 5 };
-		cairo_set_dash(cr, d, 2, 0);
-	}
-	for (size_t i = 0; i < n; i++) {
-		double px = X(c, x[i]), py = second ? Y2(c, y[i]) : Y(c, y[i]);
-		if (i == 0)
-			cairo_move_to(cr, px, py);
+	double *xy = malloc((n ? n : 1) * 2 * sizeof(double));
+	if (xy) {
+		for (size_t i = 0; i < n; i++) {
+			xy[2 * i] = X(c, x[i]);
+			xy[2 * i + 1] = second ? Y2(c, y[i]) : Y(c, y[i]);
+		}
+		canvas_clip(&c->cv, c->px0, c->py0, c->px1 - c->px0, c->py1 - c->py0);
+		struct stroke s = { color, 1, 2.2, { dashed ? 8 : 0, 5 } };
+		if (n == 1)	/* a lone point: a dot */
+			canvas_dot(&c->cv, xy[0], xy[1], 3, color, 1);
 		else
-			cairo_line_to(cr, px, py);
+			canvas_polyline(&c->cv, xy, n, &s);
+		canvas_unclip(&c->cv);
+		free(xy);
 	}
-	if (n == 1) {	/* a lone point: a dot */
-		cairo_arc(cr, X(c, x[0]), second ? Y2(c, y[0]) : Y(c, y[0]), 3, 0, 2 * M_PI);
-		cairo_fill(cr);
-	}
-	cairo_stroke(cr);
-	cairo_restore(cr);
 	add_legend(c, label, color, dashed, 0);
 }
 
@@ -277,39 +231,26 @@ void chart_line2(struct chart *c, const double *x, const double *y, size_t n, ui
 
 void chart_vline(struct chart *c, double x, uint32_t color, const char *label)
 {
-	cairo_t *cr = c->cr;
 	double px = floor(X(c, x)) + 0.5;
-	cairo_save(cr);
-	rgb(cr, color, 0.9);
-	cairo_set_line_width(cr, 1.5);
-	double d[] = { 3, 3 };
-	cairo_set_dash(cr, d, 2, 0);
-	cairo_move_to(cr, px, c->py0);
-	cairo_line_to(cr, px, c->py1);
-	cairo_stroke(cr);
-	cairo_restore(cr);
-	rgb(cr, color, 1);
+	struct stroke s = { color, 0.9, 1.5, { 3, 3 } };
+	canvas_line(&c->cv, px, c->py0, px, c->py1, &s);
 	if (label)
-		text(cr, px + 4, c->py1 - 6, label, 11, 0, 0, 1, 0);
+		text(c, color, px + 4, c->py1 - 6, label, 11, 0, 0, 1, 0);
 }
 
 void chart_bars(struct chart *c, const char *const *cats, const double *v, size_t n,
 		uint32_t color, const char *ylabel, int value_labels)
 {
-	cairo_t *cr = c->cr;
 	double w = (c->px1 - c->px0) / (double)(n ? n : 1);
 	for (size_t i = 0; i < n; i++) {
 		double x = c->px0 + w * (double)i + w * 0.15, bw = w * 0.7;
 		double y = Y(c, v[i] > c->y1 ? c->y1 : v[i]);
-		rgb(cr, color, 1);
-		cairo_rectangle(cr, x, y, bw, c->py1 - y);
-		cairo_fill(cr);
-		rgb(cr, 0x303030, 1);
-		text(cr, x + bw / 2, c->py1 + 9, cats[i], 12, 0, 0.5, 0, 0);
+		canvas_rect(&c->cv, x, y, bw, c->py1 - y, color, 1);
+		text(c, 0x303030, x + bw / 2, c->py1 + 9, cats[i], 12, 0, 0.5, 0, 0);
 		if (value_labels) {
 			char b[32];
 			snprintf(b, sizeof(b), "%.0f", v[i]);
-			text(cr, x + bw / 2, y - 4, b, 12, 1, 0.5, 1, 0);
+			text(c, 0x303030, x + bw / 2, y - 4, b, 12, 1, 0.5, 1, 0);
 		}
 	}
 	(void)ylabel;
@@ -322,7 +263,7 @@ static uint32_t colormap(double t)
 		{ 0.267, 0.005, 0.329 }, { 0.230, 0.322, 0.546 }, { 0.128, 0.567, 0.551 },
 		{ 0.369, 0.789, 0.383 }, { 0.993, 0.906, 0.144 },
 	};
-	if (t < 0)
+	if (!(t > 0))
 		t = 0;
 	if (t > 1)
 		t = 1;
@@ -337,30 +278,17 @@ static uint32_t colormap(double t)
 	return r << 16 | g << 8 | b;
 }
 
-void chart_heatmap(struct chart *c, const double *v, size_t rows, size_t cols,
-		   const char *const *row_labels, const char *const *col_labels, const char *xlabel,
-		   const char *ylabel, const char *scale_label)
+/* The heatmap's cells, each with its count when there is room. */
+static void heat_cells(struct chart *c, const double *v, size_t rows, size_t cols, double lmax,
+		       const char *const *row_labels)
 {
-	cairo_t *cr = c->cr;
-	c->px0 = 150;
-	c->px1 = c->w - 150;
-	double max = 0;
-	for (size_t i = 0; i < rows * cols; i++)
-		if (v[i] > max)
-			max = v[i];
-	double lmax = log10(1 + max);
 	double cw = (c->px1 - c->px0) / (double)(cols ? cols : 1);
 	double ch = (c->py1 - c->py0) / (double)(rows ? rows : 1);
 	for (size_t r = 0; r < rows; r++) {
 		for (size_t k = 0; k < cols; k++) {
-			double val = v[r * cols + k];
+			double val = v[r * cols + k], t = lmax > 0 ? log10(1 + val) / lmax : 0;
 			double x = c->px0 + cw * (double)k, y = c->py0 + ch * (double)r;
-			if (val > 0)
-				rgb(cr, colormap(lmax > 0 ? log10(1 + val) / lmax : 0), 1);
-			else
-				rgb(cr, 0xf4f4f4, 1);
-			cairo_rectangle(cr, x, y, cw - 1, ch - 1);
-			cairo_fill(cr);
+			canvas_rect(&c->cv, x, y, cw - 1, ch - 1, val > 0 ? colormap(t) : 0xf4f4f4, 1);
 			if (val > 0 && cw >= 38 && ch >= 16) {
 				char b[32];
 				if (val >= 1e6)
@@ -369,101 +297,85 @@ void chart_heatmap(struct chart *c, const double *v, size_t rows, size_t cols,
 					snprintf(b, sizeof(b), "%.0fk", val / 1e3);
 				else
 					snprintf(b, sizeof(b), "%.0f", val);
-				double t = lmax > 0 ? log10(1 + val) / lmax : 0;
-				rgb(cr, t > 0.6 ? 0x202020 : 0xffffff, 1);
-				text(cr, x + cw / 2, y + ch / 2, b, ch < 22 ? 9 : 11, 0, 0.5, 0.5, 0);
+				text(c, t > 0.6 ? 0x202020 : 0xffffff, x + cw / 2, y + ch / 2, b,
+				     ch < 22 ? 9 : 11, 0, 0.5, 0.5, 0);
 			}
 		}
-		rgb(cr, 0x303030, 1);
 		if (ch >= 9 || r % (size_t)(10 / (ch > 0 ? ch : 1) + 1) == 0)
-			text(cr, c->px0 - 6, c->py0 + ch * ((double)r + 0.5), row_labels[r],
+			text(c, 0x303030, c->px0 - 6, c->py0 + ch * ((double)r + 0.5), row_labels[r],
 			     ch < 14 ? 9 : 12, 0, 1, 0.5, 0);
 	}
-	for (size_t k = 0; k < cols; k++)
-		text(cr, c->px0 + cw * ((double)k + 0.5), c->py1 + 8, col_labels[k], 11, 0, 1, 0.5,
-		     -M_PI / 4);
-	rgb(cr, 0x303030, 1);
-	text(cr, (c->px0 + c->px1) / 2, c->h - 22, xlabel, 14, 0, 0.5, 0, 0);
-	text(cr, 24, (c->py0 + c->py1) / 2, ylabel, 14, 0, 0.5, 0.5, -M_PI / 2);
-	/* colour scale */
-	double bx = c->px1 + 40, bw = 22;
+}
+
+/* The colour scale right of the heatmap, ticks at powers of ten. */
+static void heat_scale(struct chart *c, double max, double lmax, const char *scale_label)
+{
+	double bx = c->px1 + 40, bw = 22, ph = c->py1 - c->py0;
 	for (int i = 0; i < 200; i++) {
-		double t = i / 199.0;
-		rgb(cr, colormap(t), 1);
-		double y = c->py1 - t * (c->py1 - c->py0);
-		cairo_rectangle(cr, bx, y - (c->py1 - c->py0) / 199.0, bw, (c->py1 - c->py0) / 199.0 + 1);
-		cairo_fill(cr);
+		double t = i / 199.0, y = c->py1 - t * ph;
+		canvas_rect(&c->cv, bx, y - ph / 199.0, bw, ph / 199.0 + 1, colormap(t), 1);
 	}
-	rgb(cr, 0x303030, 1);
-	cairo_set_line_width(cr, 1);
 	for (double d = 1; d <= max * 1.0001 && lmax > 0; d *= 10) {
-		double y = c->py1 - log10(1 + d) / lmax * (c->py1 - c->py0);
-		cairo_move_to(cr, bx + bw, y);
-		cairo_line_to(cr, bx + bw + 4, y);
-		cairo_stroke(cr);
+		double y = c->py1 - log10(1 + d) / lmax * ph;
+		line1(c, 0x303030, bx + bw, y, bx + bw + 4, y);
 		char b[32];
 		snprintf(b, sizeof(b), d >= 1e6 ? "%.0e" : "%.0f", d);
-		text(cr, bx + bw + 7, y, b, 11, 0, 0, 0.5, 0);
+		text(c, 0x303030, bx + bw + 7, y, b, 11, 0, 0, 0.5, 0);
 	}
-	text(cr, bx + bw / 2, c->py0 - 10, scale_label, 12, 0, 0.5, 1, 0);
+	text(c, 0x303030, bx + bw / 2, c->py0 - 10, scale_label, 12, 0, 0.5, 1, 0);
+}
+
+void chart_heatmap(struct chart *c, const double *v, size_t rows, size_t cols,
+		   const char *const *row_labels, const char *const *col_labels, const char *xlabel,
+		   const char *ylabel, const char *scale_label)
+{
+	c->px0 = 150;
+	c->px1 = c->w - 150;
+	double max = 0;
+	for (size_t i = 0; i < rows * cols; i++)
+		if (v[i] > max)
+			max = v[i];
+	double lmax = log10(1 + max);
+	heat_cells(c, v, rows, cols, lmax, row_labels);
+	double cw = (c->px1 - c->px0) / (double)(cols ? cols : 1);
+	for (size_t k = 0; k < cols; k++)
+		text(c, 0x303030, c->px0 + cw * ((double)k + 0.5), c->py1 + 8, col_labels[k], 11, 0, 1,
+		     0.5, -M_PI / 4);
+	text(c, 0x303030, (c->px0 + c->px1) / 2, c->h - 22, xlabel, 14, 0, 0.5, 0, 0);
+	text(c, 0x303030, 24, (c->py0 + c->py1) / 2, ylabel, 14, 0, 0.5, 0.5, -M_PI / 2);
+	heat_scale(c, max, lmax, scale_label);
 }
 
 void chart_note(struct chart *c, const char *s)
 {
-	rgb(c->cr, 0x808080, 1);
-	text(c->cr, (c->px0 + c->px1) / 2, (c->py0 + c->py1) / 2, s, 16, 0, 0.5, 0.5, 0);
+	text(c, 0x808080, (c->px0 + c->px1) / 2, (c->py0 + c->py1) / 2, s, 16, 0, 0.5, 0.5, 0);
 }
 
 void chart_legend(struct chart *c)
 {
 	if (!c->nlegend)
 		return;
-	cairo_t *cr = c->cr;
-	cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-	cairo_set_font_size(cr, 13);
 	double wmax = 0;
-	for (int i = 0; i < c->nlegend; i++) {
-		cairo_text_extents_t e;
-		cairo_text_extents(cr, c->legend[i].label, &e);
-		if (e.x_advance > wmax)
-			wmax = e.x_advance;
-	}
+	for (int i = 0; i < c->nlegend; i++)
+		wmax = fmax(wmax, text_advance(c->legend[i].label, 13, 0));
 	double bw = wmax + 56, bh = 22.0 * c->nlegend + 10;
 	double x = c->px0 + 12, y = c->py0 + 10;
-	rgb(cr, 0xffffff, 0.88);
-	cairo_rectangle(cr, x, y, bw, bh);
-	cairo_fill(cr);
-	rgb(cr, 0xb0b0b0, 1);
-	cairo_set_line_width(cr, 1);
-	cairo_rectangle(cr, x + 0.5, y + 0.5, bw, bh);
-	cairo_stroke(cr);
+	canvas_rect(&c->cv, x, y, bw, bh, 0xffffff, 0.88);
+	canvas_rect_line(&c->cv, x + 0.5, y + 0.5, bw, bh, 0xb0b0b0);
 	for (int i = 0; i < c->nlegend; i++) {
 		const struct legend_item *l = &c->legend[i];
 		double ly = y + 16 + 22.0 * i;
-		rgb(cr, l->rgb, 1);
 		if (l->bar) {
-			cairo_rectangle(cr, x + 10, ly - 6, 26, 12);
-			cairo_fill(cr);
+			canvas_rect(&c->cv, x + 10, ly - 6, 26, 12, l->rgb, 1);
 		} else {
-			cairo_save(cr);
-			cairo_set_line_width(cr, 2.5);
-			if (l->dashed) {
-				double d[] = { 6, 4 };
-				cairo_set_dash(cr, d, 2, 0);
-			}
-			cairo_move_to(cr, x + 8, ly);
-			cairo_line_to(cr, x + 38, ly);
-			cairo_stroke(cr);
-			cairo_restore(cr);
+			struct stroke s = { l->rgb, 1, 2.5, { l->dashed ? 6 : 0, 4 } };
+			canvas_line(&c->cv, x + 8, ly, x + 38, ly, &s);
 		}
-		rgb(cr, 0x202020, 1);
-		text(cr, x + 46, ly, l->label, 13, 0, 0, 0.5, 0);
+		text(c, 0x202020, x + 46, ly, l->label, 13, 0, 0, 0.5, 0);
 	}
 }
 
 int chart_save(struct chart *c, const char *path)
 {
-	cairo_surface_flush(c->surf);
-	return png_write_argb(path, cairo_image_surface_get_data(c->surf), c->w, c->h,
-			      cairo_image_surface_get_stride(c->surf));
+	return png_write_rgb(path, c->cv.px, c->w, c->h, c->w * 3);
 }

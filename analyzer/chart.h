@@ -1,7 +1,8 @@
 /*
- * chart.h - a small chart library on cairo: a plot with titled axes, nice
- * ticks and a legend; line series (one or two y axes), bars and a heatmap
- * with a colour scale.  Images are written as PNG by png.c.
+ * chart.h - a small chart library: a plot with titled axes, nice ticks and
+ * a legend; line series (one or two y axes), bars and a heatmap with a
+ * colour scale.  Drawn by our own rasterizer (raster.h) with text from a
+ * glyph atlas made at build time (font.h); written as PNG by png.c.
  *
  *	struct chart *c = chart_new(1200, 700, "Memory over time");
  *	chart_axes(c, 0, 30, 0, 512, "time (s)", "MiB");
@@ -58,6 +59,6 @@ void chart_legend(struct chart *c);
 int chart_save(struct chart *c, const char *path);
 
 /* png.c */
-int png_write_argb(const char *path, const uint8_t *data, int w, int h, int stride);
+int png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, int stride);
 
 #endif

@@ -33,22 +33,70 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
-/* Files mfx itself writes into a run directory: removed by --force. */
+/* Past one or more digits at s, or NULL. */
+static const char *digits(const char *s)
+{
+	const char *p = s;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p > s ? p : NULL;
+}
+
+/* name is stem + ext, or with sep '-' stem-<digits>[.<digits>] + ext (the
+ * report of trace-<pid>[.<n>].mfx), or with sep '.' stem.<digits> + ext. */
+static int named(const char *name, const char *stem, char sep, const char *ext)
+{
+	size_t sl = strlen(stem);
+	if (strncmp(name, stem, sl))
+		return 0;
+	const char *p = name + sl;
+	if (!strcmp(p, ext))
+		return 1;
+	if (*p != sep || !(p = digits(p + 1)))
+		return 0;
+	if (sep == '-' && *p == '.' && digits(p + 1))
+		p = digits(p + 1);
+	return !strcmp(p, ext);
+}
+
+/*
+ * The files mfx itself writes into a run directory, by their exact names:
+ * the only ones --force removes (a user's notes.png or smaps-old stays).
+ *   trace.mfx, trace-<pid>.mfx, trace-<pid>.<n>.mfx   the agent, attach
+ *   smaps, .smaps-exit-<pid>, .stop                    the capture session
+ *   summary, report, the report's charts: NAME.EXT or NAME-<pid>[.<n>].EXT
+ *   (the report of trace-<pid>[.<n>].mfx)             mfx report
+ *   mftrace_log.csv, stacks.folded, profile.pb.gz      mfx export
+ *   replay, replay.c, replay.ops, replay.json, rss_comparison.png,
+ *   smaps_replay, smaps_replay.<n>                     mfx replay
+ * and any of them + ".tmp", the file being written when mfx was stopped.
+ */
 static int is_mfx_file(const char *name)
 {
 	static const char *const exact[] = {
-		"smaps", "summary.json", "heatmap_allocations.png", "impact_memory_usage.png",
-		"page_occupancy.png", "report.html", "mftrace_log.csv", "stacks.folded",
-		"replay.c", "replay", "smaps_replay", "replay.json", "rss_comparison.png",
-		"snapshot.txt",
+		"smaps", ".stop", "mftrace_log.csv", "stacks.folded", "profile.pb.gz", "replay",
+		"replay.c", "replay.ops", "replay.json", "rss_comparison.png",
 	};
+	static const char *const report[][2] = {
+		{ "summary", ".json" }, { "report", ".html" }, { "heatmap_allocations", ".png" },
+		{ "impact_memory_usage", ".png" }, { "page_occupancy", ".png" },
+		{ "sites_over_time", ".png" },
+	};
+	char base[NAME_MAX + 1];
+	size_t l = strlen(name);
+	if (l > 4 && l <= NAME_MAX && !strcmp(name + l - 4, ".tmp")) {
+		memcpy(base, name, l - 4);
+		base[l - 4] = 0;
+		name = base;
+	}
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
 		if (!strcmp(name, exact[i]))
 			return 1;
-	size_t l = strlen(name);
-	return is_trace_name(name) ||
-	       (l > 4 && !strcmp(name + l - 4, ".png")) || !strncmp(name, "smaps", 5) ||
-	       !strncmp(name, ".mfx", 4) || !strncmp(name, "trace", 5);
+	for (size_t i = 0; i < sizeof(report) / sizeof(report[0]); i++)
+		if (named(name, report[i][0], '-', report[i][1]))
+			return 1;
+	const char *pid = !strncmp(name, ".smaps-exit-", 12) ? digits(name + 12) : NULL;
+	return is_trace_name(name) || named(name, "smaps_replay", '.', "") || (pid && !*pid);
 }
 
 int run_dir_create(const char *dir, int force)

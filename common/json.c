@@ -142,7 +142,7 @@ void json_num(struct json *j, const char *key, double v)
 	member(j, key);
 	if (isnan(v) || isinf(v))
 		fputs("null", j->f);
-	else if (v == (double)(int64_t)v && fabs(v) < 1e15)
+	else if (fabs(v) < 1e15 && v == (double)(int64_t)v)	/* in range before the cast */
 		fprintf(j->f, "%.1f", v);
 	else
 		fprintf(j->f, "%.6g", v);

@@ -435,14 +435,38 @@ void got_patch_new(void)
 		agent_modules_changed();
 }
 
+/*
+ * The slots of one loaded module, put back.  Only the modules still loaded
+ * are seen: a library the program dlclose()d during the window took its GOT
+ * with it, and reading that slot killed the process at the window's end
+ * (t208).  dl_iterate_phdr() holds the loader's write lock while it calls
+ * us, and dlclose() unlinks a library under that lock before it unmaps it:
+ * no module goes away while its slots are written.
+ */
+static int restore_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	for (int k = 0; k < info->dlpi_phnum; k++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[k];
+		uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		for (size_t i = npatch; ph->p_type == PT_LOAD && i-- > 0;) {
+			struct patch *p = &patches[i];
+			uint64_t at = (uint64_t)(uintptr_t)p->slot;
+			if (!p->slot || at < lo || at + sizeof(*p->slot) > hi)
+				continue;
+			if (__atomic_load_n(p->slot, __ATOMIC_RELAXED) == p->hook)
+				write_slot(p->slot, p->orig, p->relro);
+			p->slot = NULL;
+		}
+	}
+	return 0;
+}
+
 void got_restore_all(void)
 {
 	spin_lock(&got_lock);
-	for (size_t i = npatch; i-- > 0;) {
-		struct patch *p = &patches[i];
-		if (__atomic_load_n(p->slot, __ATOMIC_RELAXED) == p->hook)
-			write_slot(p->slot, p->orig, p->relro);
-	}
+	dl_iterate_phdr(restore_module, NULL);
 	npatch = 0;
 	ndone = 0;
 	spin_unlock(&got_lock);

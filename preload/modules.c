@@ -5,8 +5,11 @@
  * after the process is gone.
  *
  * Changes are noticed through the loader's dlpi_adds/dlpi_subs counters,
- * checked whenever a new stack is interned (only a new stack can hold an
- * address in a new library) and after dlopen/dlclose in attach mode.
+ * checked when a new stack is interned (only a new stack can hold an
+ * address in a new library; at most once a millisecond, stack.c), after a
+ * dlopen() that brought libraries to patch in attach mode (got.c), at the
+ * window's start and end, and at exit.  dlclose() is not watched: a library
+ * loaded and unloaded within one such millisecond is not in the map.
  */
 #include <elf.h>
 #include <link.h>
@@ -100,7 +103,8 @@ static void record_module(unsigned op, const struct mod *m, const char *path,
 	p = put_varint(p, m->lo);
 	p = put_varint(p, m->hi);
 	p = put_varint(p, bidlen);
-	memcpy(p, bid, bidlen);
+	if (bidlen)	/* bid is NULL without one: memcpy(p, NULL, 0) is undefined */
+		memcpy(p, bid, bidlen);
 	p += bidlen;
 	p = put_varint(p, pl);
 	memcpy(p, path, pl);

@@ -514,7 +514,8 @@ void agent_mark(uint32_t kind, const uint64_t *vals, uint32_t nvals, const char 
 	for (uint32_t i = 0; i < nvals; i++)
 		p = put_varint(p, vals[i]);
 	p = put_varint(p, tl);
-	memcpy(p, text, tl);
+	if (tl)	/* text may be NULL: never memcpy(p, NULL, 0) */
+		memcpy(p, text, tl);
 	p += tl;
 	size_t n = ext_wrap(out, MFX_EXT_MARK, body, (size_t)(p - body));
 	spin_lock(&rec_lock);

@@ -5,8 +5,10 @@
 #   MFX_DEPS_MIN=1 scripts/deps.sh   build packages only
 set -eu
 
+# libfreetype-dev and fonts-dejavu-core are for the build only: the charts'
+# glyph atlas is rendered into mfx at build time (analyzer/font/fontgen.c).
 BUILD="gcc make pkg-config libc6-dev libunwind-dev libdw-dev libelf-dev
-libpng-dev libcairo2-dev libzstd-dev zlib1g-dev fonts-dejavu-core"
+libpng-dev libzstd-dev zlib1g-dev libfreetype-dev fonts-dejavu-core"
 TEST="g++ jq bc file binutils elfutils util-linux python3 sqlite3 postgresql-15 postgresql-contrib redis-server memcached
 heaptrack clang libclang-rt-14-dev libjemalloc2 libtcmalloc-minimal4
 libmimalloc2.0 chromium golang-go procps psmisc"

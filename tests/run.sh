@@ -1,6 +1,7 @@
 #!/bin/bash
-# run.sh - run every test: unit test binaries (build/tests/unit/*), then the
-# end-to-end scripts (tests/e2e/t[0-9]*.sh) in name order.  A test passes
+# run.sh - run every test: unit test binaries (build/tests/unit/*), short
+# fuzz runs (scripts/fuzz.sh --check), then the end-to-end scripts
+# (tests/e2e/t[0-9]*.sh) in name order.  A test passes
 # with exit 0, is skipped with exit 77, fails otherwise or on timeout.
 # Ends with the line "N passed, N failed".
 #   tests/run.sh                 everything
@@ -53,6 +54,12 @@ for t in build/san/tests/unit/*; do
 	name=san-unit-$(basename "$t")
 	match "$name" "$@" || continue
 	run_one "$name" "$t"
+done
+# short fuzz runs, one per parser of input (scripts/fuzz.sh, 12 s each)
+for t in $(scripts/fuzz.sh --list); do
+	name=fuzz-$t
+	match "$name" "$@" || continue
+	run_one "$name" scripts/fuzz.sh --check "$t"
 done
 for t in tests/e2e/t[0-9]*.sh; do
 	[ -e "$t" ] || continue

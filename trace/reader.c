@@ -194,6 +194,11 @@ static int chunk_payload(struct trace *t, const struct mfx_chunk_header *c, uint
 	if ((c->codec != MFX_CODEC_ZSTD && c->codec != MFX_CODEC_COLS) ||
 	    c->stored > c->span - sizeof(*c) || used > 64u << 20)
 		return -MFX_E_CORRUPT;
+	if (!used) {	/* empty: no buffer needed (and none to point into yet) */
+		*p = src;
+		*len = 0;
+		return 0;
+	}
 	if (grow_buf(buf, cap, used))
 		return -ENOMEM;
 	if (!t->zd && !(t->zd = ZSTD_createDCtx()))
@@ -490,6 +495,9 @@ static void fit_clock(struct trace *t)
 		else	/* too short to measure: assume a 2.5 GHz TSC */
 			t->ns_per_unit = (double)(1ull << sh) / 2.5;
 	}
+	/* A damaged header can make the rate anything: keep the cast defined. */
+	if (!(t->ns_per_unit > 0 && t->ns_per_unit < 4294967296.0))
+		t->ns_per_unit = 1;
 	t->mult = (uint64_t)(t->ns_per_unit * 4294967296.0);
 }
 

@@ -2,7 +2,7 @@
  * cgen.c - RUN/replay.c: the captured window as a plain, readable C program
  * (Approach B's second replayer), generated from RUN/replay.ops.  Per
  * thread, functions of C_CHUNK plain calls (M, C, R, F, A; X* for calls that
- * failed; W/P for blocks that cross threads; G at each epoch of the
+ * failed; R0 for a realloc(p, 0) that freed; Z for implied frees; W/P for blocks that cross threads; G at each epoch of the
  * recorded order), and a main that starts the threads in the order of
  * their first call (joining those whose last call came before: no more at
  * once than in the original), computes the live peak in recorded order
@@ -62,6 +62,9 @@ static const char c_head[] =
 	"static void XR(unsigned old, unsigned long long n)\n{\n"
 	"\tvoid *q = realloc(b[old], n);\n\tif (q && old)\n\t\tb[old] = q;\n\telse\n\t\tfree(q);\n"
 	"\tK(3);\n}\n\n"
+	"/* realloc(p, 0) that gave NULL in the original: it freed the block */\n"
+	"static void R0(unsigned s, unsigned old, unsigned long long oldn)\n{\n"
+	"\tfree(realloc(b[old], 0));\n\td[s] = -(long long)oldn;\n\tK(3);\n}\n\n"
 	"static void XA(unsigned long long al, unsigned long long n)\n{\n\tvoid *q;\n"
 	"\tif (!posix_memalign(&q, al, n))\n\t\tfree(q);\n\tK(5);\n}\n\n";
 
@@ -184,6 +187,8 @@ static void emit_call(FILE *f, const struct op *x, const uint64_t *size)
 		if (id)
 			fprintf(f, "\tR(%llu, %llu, %llu, %llu, %llu);\n", s, id, old,
 				old ? (unsigned long long)size[old] : 0ull, n);
+		else if (old && !n)
+			fprintf(f, "\tR0(%llu, %llu, %llu);\n", s, old, (unsigned long long)size[old]);
 		else
 			fprintf(f, "\tXR(%llu, %llu);\n", old, n);
 		break;

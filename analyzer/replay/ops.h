@@ -13,7 +13,9 @@
  * threads are alive at once than in the original.
  *
  * Blocks are named by dense ids from 1 (0 = none / NULL); an op with id 0
- * is a call that failed in the original.  seq is the call's place in the
+ * is a call that failed in the original, but for a realloc to 0 bytes that
+ * returned NULL (id 0, size 0, old set): it freed the old block (glibc's
+ * realloc(p, 0); the analysis takes it so too), and so does the replay.  seq is the call's place in the
  * recorded order of the whole window (all threads), dense from 0, so the
  * ops with seq < N are a prefix that respects every happens-before.
  * OPF_WAIT: the block freed or reallocated here was allocated by another

@@ -138,10 +138,10 @@ static int gen_event(struct opsgen *g, struct trace_event *ev)
 	case MFX_K_REALLOCARRAY:
 		o.kind = OP_REALLOC;
 		o.size = ev->size;
-		if (ev->failed) {	/* the old block stays where it was */
+		if (ev->failed && ev->size) {	/* the old block stays where it was */
 			o.old = ev->old_ptr ? idmap_get(&g->map, ev->old_ptr) : 0;
 			ev->ptr = 0;
-		} else {
+		} else {	/* moved; or realloc(p, 0) gave NULL: it freed p (as analyze.c) */
 			o.old = ev->old_ptr ? idmap_take(&g->map, ev->old_ptr) : 0;
 		}
 		if (o.old)

@@ -46,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "opsread.h"
 
 struct block {
 	void *p;
@@ -244,6 +244,12 @@ static int do_realloc(struct worker *w, const struct op *o, void **p)
 			return -1;
 		old = blk[o->old].p;
 	}
+	if (!o->id && !o->size && o->old) {	/* realloc(p, 0) freed p in the original */
+		free(realloc(old, 0));	/* glibc frees; others may return a block */
+		w->live -= (int64_t)blk[o->old].size;
+		w->counts[OP_REALLOC]++;
+		return 1;
+	}
 	*p = realloc(old, o->size);
 	if (!o->id) {	/* failed in the original: the old block stays */
 		if (*p && o->old)
@@ -428,8 +434,11 @@ static int64_t recorded_peak(int64_t *end)
 				live -= (int64_t)o->size;
 				continue;
 			}
-			if (!o->id)
+			if (!o->id) {	/* failed; or realloc(p, 0), which freed p */
+				if (o->kind == OP_REALLOC && o->old && !o->size)
+					live -= (int64_t)blk[o->old].size;
 				continue;
+			}
 			if (o->kind == OP_REALLOC && o->old)
 				live -= (int64_t)blk[o->old].size;
 			live += (int64_t)o->size;
@@ -488,6 +497,26 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* Check the mapped file before anything trusts it: every bound the replay
+ * relies on (opsread.h), so a damaged file is refused with its reason and
+ * never read out of bounds, freed twice or waited on forever.  The check's
+ * scratch comes from mmap and is gone before the replay starts.  0 or 1. */
+static int check(const char *path, const uint8_t *m, size_t len, struct ops_file *of)
+{
+	const char *why = m == MAP_FAILED ? strerror(errno) : ops_read(m, len, of);
+	if (!why) {
+		size_t sb = ops_check_words(of->h) * sizeof(uint64_t);
+		uint64_t *scratch = mmap(NULL, sb, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		why = scratch == MAP_FAILED ? strerror(errno) : ops_check(of, scratch);
+		if (scratch != MAP_FAILED)
+			munmap(scratch, sb);
+	}
+	if (why)
+		fprintf(stderr, "mfx-replay: '%s': %s\n", path, why);
+	return !!why;
+}
+
 /* Map the ops file; our own tables come from mmap: they are not the
  * allocator's business.  *total gets the calls to replay.  0 or 1. */
 static int load(const struct args *a, uint64_t *total, uint64_t *nops_file)
@@ -500,11 +529,10 @@ static int load(const struct args *a, uint64_t *total, uint64_t *nops_file)
 	}
 	const uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	close(fd);
-	const struct ops_header *h = (const void *)m;
-	if (m == MAP_FAILED || memcmp(h->magic, OPS_MAGIC, 8)) {
-		fprintf(stderr, "mfx-replay: '%s' is not a replay ops file of this version\n", a->path);
+	struct ops_file of;
+	if (check(a->path, m, (size_t)st.st_size, &of))
 		return 1;
-	}
+	const struct ops_header *h = of.h;
 	size_t tb = (h->nblocks + 1) * (sizeof(struct block) + 1);
 	uint8_t *tab = mmap(NULL, tb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	nworkers = h->nthreads;

@@ -22,9 +22,19 @@ mkdir -p "$TMP/full" && touch "$TMP/full/something"
 run_mfx launch -o "$TMP/full" -- /bin/true
 expect_eq "$MFX_RC" 2 "non-empty output directory"
 expect_one_error_line "$MFX_ERR" "not empty.*--force"
-run_mfx launch -q --force -o "$TMP/full" -- /bin/true
+# --force removes what mfx writes, by its exact names, and nothing else
+theirs="something notes.png smaps-old trace.txt trace-x.mfx trace-1.mfx.bak summary-old.json
+report.html.bak my.mfx replay.sh smaps_replay.x .stop-not notes.png.tmp"
+ours="trace-12.mfx trace-12.3.mfx summary-12.json report-12.3.html impact_memory_usage-7.png
+sites_over_time.png mftrace_log.csv stacks.folded profile.pb.gz replay replay.c replay.ops
+replay.json rss_comparison.png smaps_replay smaps_replay.2 .smaps-exit-99 .stop
+summary.json.tmp trace.mfx.tmp"
+for f in $theirs $ours; do touch "$TMP/full/$f"; done
+run_mfx launch -q --force --no-report -o "$TMP/full" -- /bin/true
 expect_eq "$MFX_RC" 0 "--force reuses it"
-[ -e "$TMP/full/something" ] || fail "--force removed a file that is not mfx's"
+for f in $theirs; do [ -e "$TMP/full/$f" ] || fail "--force removed '$f', not mfx's"; done
+for f in $ours; do [ ! -e "$TMP/full/$f" ] || fail "--force left '$f', mfx's own"; done
+echo "ok: --force removed $(echo $ours | wc -w) files of mfx's, kept $(echo $theirs | wc -w) others"
 
 run_mfx launch --bogus -- /bin/true
 expect_eq "$MFX_RC" 2 "unknown option"

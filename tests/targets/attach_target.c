@@ -10,6 +10,7 @@
  *              threads (an attach under load)
  *   sleep MS   nanosleep(MS) (must not return early)
  *   dlopen P   dlopen(P) and call its plugin_alloc(n) 100 times
+ *   dlclose    dlclose() the library of the last dlopen (it is unloaded)
  *   frag MB    allocate MB MiB in 1 KiB blocks, free all but one in 64: the heap
  *              stays large and mostly free (what malloc_trim can give back)
  *   alarm MS   a SIGALRM every MS milliseconds from now on (SA_RESTART)
@@ -44,6 +45,7 @@ static void *kept[1 << 20];
 static int own[4][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
 static void *volatile sink;	/* keeps the compiler from eliding malloc/free pairs */
 static size_t nkept;
+static void *plugin;	/* the last dlopen's handle */
 
 static uint64_t now_ns(void)
 {
@@ -202,8 +204,12 @@ int main(void)
 					return 3;
 				}
 				printf("done sleep\n");
+			} else if (!strcmp(line, "dlclose")) {
+				int rc = plugin ? dlclose(plugin) : -1;
+				plugin = NULL;
+				printf(rc ? "failed dlclose\n" : "done dlclose\n");
 			} else if (sscanf(line, "dlopen %3999s", arg) == 1) {
-				void *h = dlopen(arg, RTLD_NOW);
+				void *h = plugin = dlopen(arg, RTLD_NOW);
 				void *(*fn)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_alloc") : NULL;
 				for (int i = 0; fn && i < 100; i++)
 					fn(1000);
