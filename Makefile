@@ -91,6 +91,7 @@ TARGET_SRCS := $(wildcard tests/targets/*.c)
 CXX_TARGET_SRCS := $(wildcard tests/targets/*.cc)
 TARGETS     := $(TARGET_SRCS:tests/targets/%.c=build/tests/%) \
 	$(CXX_TARGET_SRCS:tests/targets/%.cc=build/tests/%) \
+	$(if $(wildcard tests/targets/cxx_inline.cc),build/tests/cxx_inline_lto) \
 	$(if $(wildcard tests/targets/plugin/dlplugin.c),build/tests/libdlplugin.so) \
 	$(if $(wildcard tests/targets/plugin/unwplug.S),build/tests/libunwplug_a.so \
 		build/tests/libunwplug_b.so)
@@ -169,6 +170,7 @@ TFLAGS_dlopen_target := -ldl
 TFLAGS_bench_workload := -O2
 TFLAGS_unw_target := -O2 -fomit-frame-pointer -ldl
 TFLAGS_unw_target_fp := -O2 -fno-omit-frame-pointer -ldl
+TFLAGS_inline_c := -O2
 build/tests/%: tests/targets/%.c
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -o $@ $< \
@@ -189,6 +191,11 @@ build/tests/libunwplug_a.so: tests/targets/plugin/unwplug.S
 build/tests/libunwplug_b.so: tests/targets/plugin/unwplug.S
 	$(call say,AS,$<)
 	$(Q)mkdir -p $(@D) && $(CC) -DFRAME=56 -fPIC -shared -o $@ $<
+
+# cxx_inline with LTO: t150 compares its stacks with addr2line -i
+build/tests/cxx_inline_lto: tests/targets/cxx_inline.cc
+	$(call say,CXX,$@)
+	$(Q)mkdir -p $(@D) && $(CXX) -std=gnu++17 -O2 -g -Wall -Wextra -Werror -flto -o $@ $<
 
 build/tests/libdlplugin.so: tests/targets/plugin/dlplugin.c
 	$(call say,CC,$<)

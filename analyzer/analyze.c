@@ -81,29 +81,57 @@ struct pass {
 	struct hmap live;
 	uint32_t peak_epoch;
 	unsigned site_shift;		/* per-site bucket width, 2^shift ns */
-	uint32_t sites_cap;
+	uint32_t sites_cap, groups_cap;
 	int snap_done;
+	int exiting;			/* past the EXITING mark: series frozen */
+	const struct an_groups *g;	/* NULL: no groups */
 };
 
-static struct site_stat *site(struct pass *p, uint32_t id)
+/* Entry id of a table of figures (capacity *cap, in use *n), grown and
+ * zeroed as needed; NULL without memory. */
+static struct site_stat *stat_at(struct site_stat **v, uint32_t *cap, uint32_t *n, uint32_t id)
 {
-	struct analysis *a = p->a;
-	if (id >= p->sites_cap) {
-		uint32_t nc = p->sites_cap ? p->sites_cap : 1024;
+	if (id >= *cap) {
+		uint32_t nc = *cap ? *cap : 1024;
 		while (nc <= id)
 			nc *= 2;
-		struct site_stat *n = realloc(a->sites, (size_t)nc * sizeof(*n));
-		if (!n)
+		struct site_stat *t = realloc(*v, (size_t)nc * sizeof(*t));
+		if (!t)
 			return NULL;
-		memset(n + p->sites_cap, 0, (size_t)(nc - p->sites_cap) * sizeof(*n));
-		for (uint32_t i = p->sites_cap; i < nc; i++)
-			n[i].stack = i;
-		a->sites = n;
-		p->sites_cap = nc;
+		memset(t + *cap, 0, (size_t)(nc - *cap) * sizeof(*t));
+		for (uint32_t i = *cap; i < nc; i++)
+			t[i].stack = i;
+		*v = t;
+		*cap = nc;
 	}
-	if (id >= a->nsites)
-		a->nsites = id + 1;
-	return &a->sites[id];
+	if (id >= *n)
+		*n = id + 1;
+	return &(*v)[id];
+}
+
+/* The figures of stack id. */
+static struct site_stat *site(struct pass *p, uint32_t id)
+{
+	return stat_at(&p->a->sites, &p->sites_cap, &p->a->nsites, id);
+}
+
+/* The figures of stack id's group (grouped only, else NULL). */
+static struct site_stat *group(struct pass *p, uint32_t id)
+{
+	if (!p->g)
+		return NULL;
+	uint32_t gid = id < p->g->nstacks ? p->g->site_of[id] : 0;
+	return stat_at(&p->a->groups, &p->groups_cap, &p->a->ngroups, gid);
+}
+
+static void halve_series(struct site_stat *v, uint32_t n)
+{
+	for (uint32_t s = 0; s < n; s++) {
+		for (unsigned b = 0; b < AN_SITE_BUCKETS / 2; b++)
+			v[s].series[b] = v[s].series[2 * b + 1];
+		for (unsigned b = AN_SITE_BUCKETS / 2; b < AN_SITE_BUCKETS; b++)
+			v[s].series[b] = v[s].live_bytes;
+	}
 }
 
 /* Per-site series: bucket of ts, merging pairs when the window outgrows it. */
@@ -112,19 +140,20 @@ static unsigned site_bucket(struct pass *p, uint64_t ts)
 	struct analysis *a = p->a;
 	uint64_t off = ts > a->site_t0 ? ts - a->site_t0 : 0;
 	while ((off >> p->site_shift) >= AN_SITE_BUCKETS) {
-		for (uint32_t s = 0; s < a->nsites; s++)
-			for (unsigned b = 0; b < AN_SITE_BUCKETS / 2; b++)
-				a->sites[s].series[b] = a->sites[s].series[2 * b + 1];
-		for (uint32_t s = 0; s < a->nsites; s++)
-			for (unsigned b = AN_SITE_BUCKETS / 2; b < AN_SITE_BUCKETS; b++)
-				a->sites[s].series[b] = a->sites[s].live_bytes;
+		halve_series(a->sites, a->nsites);
+		halve_series(a->groups, a->ngroups);
 		p->site_shift++;
 	}
 	return (unsigned)(off >> p->site_shift);
 }
 
-/* A site's live bytes change by delta, its live blocks by dblocks, at time ts. */
-static void site_change(struct pass *p, struct site_stat *s, int64_t delta, int dblocks, uint64_t ts)
+/*
+ * live_at_peak without a second pass: the first time a site changes after
+ * the global peak moved (its epoch is older than the pass's), what it held
+ * then is its share of the latest peak; at the end, a site whose epoch is
+ * current saved its share, any other has held the same since.
+ */
+static void stat_change(struct pass *p, struct site_stat *s, int64_t delta, int dblocks, unsigned b)
 {
 	if (s->epoch != p->peak_epoch) {	/* first change since the last peak */
 		s->saved = s->live_bytes;
@@ -135,11 +164,24 @@ static void site_change(struct pass *p, struct site_stat *s, int64_t delta, int 
 	s->live_bytes += delta;
 	if (s->live_bytes > s->peak_live)
 		s->peak_live = s->live_bytes;
-	unsigned b = site_bucket(p, ts);
+	if (p->exiting)
+		return;		/* the series shows the program's life, not its teardown */
 	/* the bucket holds the value at its end: every later bucket too, until
 	 * the next change */
 	for (unsigned i = b; i < AN_SITE_BUCKETS; i++)
 		s->series[i] = s->live_bytes;
+}
+
+/* Stack id's live bytes (and its group's) change by delta, its live blocks
+ * by dblocks, at time ts. */
+static void site_change(struct pass *p, uint32_t id, int64_t delta, int dblocks, uint64_t ts)
+{
+	unsigned b = p->exiting ? 0 : site_bucket(p, ts);
+	struct site_stat *s = site(p, id), *g = group(p, id);
+	if (s)
+		stat_change(p, s, delta, dblocks, b);
+	if (g)
+		stat_change(p, g, delta, dblocks, b);
 }
 
 static void tl_merge(struct analysis *a)
@@ -229,7 +271,7 @@ static inline double est_calls(const struct analysis *a, uint64_t n)
 }
 
 /* At the end: the estimated live blocks and the variance of the live
- * bytes, per site and in all. */
+ * bytes, per site (and group) and in all. */
 static void sampled_end(struct pass *p)
 {
 	struct analysis *a = p->a;
@@ -240,9 +282,24 @@ static void sampled_end(struct pass *p)
 			continue;
 		double q = sample_p(a, e->size), b = (double)e->size / q;
 		double v = b * b * (1 - q);
+		struct site_stat *g = group(p, e->stack);
 		a->sites[e->stack].w_live_blocks += 1 / q;
 		a->sites[e->stack].live_var += v;
+		if (g) {
+			g->w_live_blocks += 1 / q;
+			g->live_var += v;
+		}
 		a->live_var_end += v;
+	}
+}
+
+static void sampled_sites(struct site_stat *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct site_stat *s = &v[i];
+		s->allocs = (uint64_t)llround(s->w_allocs);
+		s->frees = (uint64_t)llround(s->w_frees);
+		s->live_blocks = (uint64_t)llround(s->w_live_blocks);
 	}
 }
 
@@ -252,13 +309,10 @@ static void sampled_counts(struct analysis *a)
 	double live = 0;
 	for (unsigned c = 0; c < TC_NCLASSES; c++)
 		a->counts[c] = (uint64_t)llround(a->w_counts[c]);
-	for (uint32_t i = 0; i < a->nsites; i++) {
-		struct site_stat *s = &a->sites[i];
-		s->allocs = (uint64_t)llround(s->w_allocs);
-		s->frees = (uint64_t)llround(s->w_frees);
-		s->live_blocks = (uint64_t)llround(s->w_live_blocks);
-		live += s->w_live_blocks;
-	}
+	for (uint32_t i = 0; i < a->nsites; i++)
+		live += a->sites[i].w_live_blocks;
+	sampled_sites(a->sites, a->nsites);
+	sampled_sites(a->groups, a->ngroups);
 	a->live_blocks_end = (uint64_t)llround(live);
 }
 
@@ -273,9 +327,7 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 		 * across threads (or was not seen).  End the old block here. */
 		a->reused_live++;
 		int64_t ob = (int64_t)est_bytes(a, old->size);
-		struct site_stat *os = site(p, old->stack);
-		if (os)
-			site_change(p, os, -ob, -1, ev->ts_ns);
+		site_change(p, old->stack, -ob, -1, ev->ts_ns);
 		a->threads[old->thread].live_bytes -= ob;
 		a->live_bytes_end -= ob;
 		ltab_remove(&p->live, old);
@@ -283,14 +335,20 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 	struct lent e = { ptr, size, ev->ts_ns, ev->stack, ev->thread };
 	if (ltab_insert(&p->live, &e))
 		return -ENOMEM;
-	struct site_stat *s = site(p, ev->stack);
-	if (!s)
+	struct site_stat *s = site(p, ev->stack), *g = group(p, ev->stack);
+	if (!s || (p->g && !g))
 		return -ENOMEM;
 	uint64_t b = est_bytes(a, size);
+	double w = est_calls(a, size);
 	s->allocs++;
-	s->w_allocs += est_calls(a, size);
+	s->w_allocs += w;
 	s->alloc_bytes += b;
-	site_change(p, s, (int64_t)b, 1, ev->ts_ns);
+	if (g) {
+		g->allocs++;
+		g->w_allocs += w;
+		g->alloc_bytes += b;
+	}
+	site_change(p, ev->stack, (int64_t)b, 1, ev->ts_ns);
 	a->threads[ev->thread].live_bytes += (int64_t)b;
 	a->live_bytes_end += (int64_t)b;
 	if (a->live_bytes_end > a->peak_live_bytes) {
@@ -311,19 +369,37 @@ static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 		return;
 	}
 	int64_t b = (int64_t)est_bytes(a, e->size);
-	struct site_stat *s = site(p, e->stack);
+	double w = est_calls(a, e->size);
+	struct site_stat *s = site(p, e->stack), *g = group(p, e->stack);
 	if (s) {
 		s->frees++;
-		s->w_frees += est_calls(a, e->size);
-		site_change(p, s, -b, -1, ev->ts_ns);
+		s->w_frees += w;
 	}
+	if (g) {
+		g->frees++;
+		g->w_frees += w;
+	}
+	site_change(p, e->stack, -b, -1, ev->ts_ns);
 	if (lifetime)
 		a->life_count[life_class(ev->ts_ns - e->ts)]++;
 	a->threads[e->thread].live_bytes -= b;
 	a->live_bytes_end -= b;
 	if (lifetime)	/* a free call, not a realloc's */
-		a->w_counts[TC_FREE] += est_calls(a, e->size);
+		a->w_counts[TC_FREE] += w;
 	ltab_remove(&p->live, e);
+}
+
+/* The program began to exit: what every site holds now is what it held
+ * for the program's life; what it frees from now on, its teardown. */
+static void exit_began(struct pass *p)
+{
+	struct analysis *a = p->a;
+	p->exiting = 1;
+	a->live_at_exit = a->live_bytes_end;
+	for (uint32_t i = 0; i < a->nsites; i++)
+		a->sites[i].live_at_exit = a->sites[i].live_bytes;
+	for (uint32_t i = 0; i < a->ngroups; i++)
+		a->groups[i].live_at_exit = a->groups[i].live_bytes;
 }
 
 static int event(struct pass *p, const struct trace_event *ev)
@@ -331,6 +407,8 @@ static int event(struct pass *p, const struct trace_event *ev)
 	struct analysis *a = p->a;
 	struct thread_stat *th = &a->threads[ev->thread];
 	enum trace_class cls = trace_kind_class(ev->kind);
+	if (a->have_exit && !p->exiting && ev->ts_ns > a->exit_ts)
+		exit_began(p);
 	a->counts[cls]++;
 	a->api_counts[ev->kind]++;
 	a->nevents++;
@@ -386,6 +464,21 @@ static int event(struct pass *p, const struct trace_event *ev)
 	return err;
 }
 
+/* The agent's EXITING mark (the first one: exit() may be called again by
+ * a handler). */
+static void find_exit(struct trace *t, struct analysis *a)
+{
+	const struct trace_mark *m;
+	size_t n = trace_marks(t, &m);
+	for (size_t i = 0; i < n && !a->have_exit; i++)
+		if (m[i].kind == MFX_MARK_EXITING && m[i].nvals >= 2) {
+			a->have_exit = 1;
+			a->exit_ts = m[i].ts_ns;
+			a->exit_status = (int64_t)m[i].vals[0];
+			a->exit_how = (uint32_t)m[i].vals[1];
+		}
+}
+
 static void find_rss_peak(struct trace *t, struct analysis *a)
 {
 	const struct trace_sample *s;
@@ -404,16 +497,33 @@ static void find_rss_peak(struct trace *t, struct analysis *a)
 		 * blocks must be taken at its time (0: at exit, i.e. the end). */
 		if (m[i].kind != MFX_MARK_RSS_PEAK || m[i].nvals < 3 || !m[i].vals[0])
 			continue;
-		a->have_rss_peak = m[i].vals[2] != 0;
-		a->rss_peak_ts = m[i].vals[2];
+		/* 0: the agent's copy at the program's exit, read when the exit
+		 * began (or, without the EXITING mark, after the last event) */
+		a->rss_peak_ts = m[i].vals[2] ? m[i].vals[2] : a->exit_ts;
+		a->have_rss_peak = a->rss_peak_ts != 0;
+	}
+}
+
+/* At the end: every site's share of the last peak (see stat_change). */
+static void peak_shares(const struct pass *p, struct site_stat *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct site_stat *s = &v[i];
+		s->live_at_peak = s->epoch == p->peak_epoch ? s->saved : s->live_bytes;
+		s->live_blocks_at_peak = s->epoch == p->peak_epoch ? s->saved_blocks : s->live_blocks;
 	}
 }
 
 int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 {
+	return analyze_trace_grouped(t, quiet, NULL, a);
+}
+
+int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g, struct analysis *a)
+{
 	memset(a, 0, sizeof(*a));
 	const struct trace_info *in = trace_info(t);
-	struct pass p = { .a = a };
+	struct pass p = { .a = a, .g = g };
 	hmap_init(&p.live, sizeof(struct lent), 1 << 16);
 	a->sample_mean = in->sample_bytes;
 	a->nthreads = in->nthreads;
@@ -422,6 +532,7 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < in->nthreads; i++)
 		a->threads[i].tid = in->tids[i];
+	find_exit(t, a);
 	find_rss_peak(t, a);
 	a->tl_t0 = a->site_t0 = in->start_ns;
 	a->tl_width = 1ull << 17;	/* 131 us; doubles as the window grows */
@@ -449,6 +560,8 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 		progress_clear();
 	if (r < 0 && !err)
 		err = r;
+	if (a->have_exit && !p.exiting)
+		exit_began(&p);
 	if (!p.snap_done && !err) {
 		a->live_at_rss_peak = a->live_bytes_end;
 		err = snapshot(&p.live, &a->peak_blocks, &a->npeak_blocks);
@@ -461,11 +574,8 @@ int analyze_trace(struct trace *t, int quiet, struct analysis *a)
 		sampled_end(&p);
 	if (a->sample_mean)	/* the counts too become estimates */
 		sampled_counts(a);
-	for (uint32_t i = 0; i < a->nsites; i++) {
-		struct site_stat *s = &a->sites[i];
-		s->live_at_peak = s->epoch == p.peak_epoch ? s->saved : s->live_bytes;
-		s->live_blocks_at_peak = s->epoch == p.peak_epoch ? s->saved_blocks : s->live_blocks;
-	}
+	peak_shares(&p, a->sites, a->nsites);
+	peak_shares(&p, a->groups, a->ngroups);
 	hmap_free(&p.live);
 	return err;
 }
@@ -474,6 +584,7 @@ void analysis_free(struct analysis *a)
 {
 	free(a->threads);
 	free(a->sites);
+	free(a->groups);
 	free(a->peak_blocks);
 	free(a->end_blocks);
 	memset(a, 0, sizeof(*a));

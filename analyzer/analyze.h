@@ -19,8 +19,11 @@
 #define AN_LIFE_CLASSES 9	/* <1us, <10us, ... <10s, >=10s */
 #define AN_HEAT_THREADS 64	/* heatmap rows: the busiest threads */
 
+/* One allocation site: a stack (sites[], indexed by stack id) or a group
+ * of stacks (groups[], analyze_trace_grouped: every stack named by the
+ * same site). */
 struct site_stat {
-	uint32_t stack;			/* stack id, 0 = unknown */
+	uint32_t stack;			/* stack id (groups: the group's index) */
 	uint64_t allocs;		/* allocating calls of this site */
 	uint64_t alloc_bytes;		/* their requested bytes */
 	uint64_t frees;			/* frees of its blocks (by anyone) */
@@ -29,7 +32,9 @@ struct site_stat {
 	int64_t peak_live;		/* its own maximum */
 	int64_t live_at_peak;		/* at the global live-bytes peak */
 	uint64_t live_blocks_at_peak;	/* its blocks then */
-	int64_t series[AN_SITE_BUCKETS];	/* live bytes at each bucket's end */
+	int64_t live_at_exit;		/* when the program began to exit (have_exit) */
+	int64_t series[AN_SITE_BUCKETS];	/* live bytes at each bucket's end
+						   (until the exit began) */
 	/* sampled traces: the counts above as estimates (sums of 1/p), and
 	 * the variance of the live-bytes estimate at the end */
 	double w_allocs, w_frees, w_live_blocks, live_var;
@@ -37,6 +42,13 @@ struct site_stat {
 	uint32_t epoch;
 	int64_t saved;
 	uint64_t saved_blocks;
+};
+
+/* analyze_trace_grouped(): which group (site) each stack id belongs to. */
+struct an_groups {
+	const uint32_t *site_of;	/* [nstacks]: stack id -> group index */
+	uint32_t nstacks;		/* ids >= nstacks belong to group 0 */
+	uint32_t nsites;
 };
 
 struct thread_stat {
@@ -76,9 +88,19 @@ struct analysis {
 	/* threads, in trace order (same index as trace_event.thread) */
 	struct thread_stat *threads;
 	uint32_t nthreads;
-	/* sites, indexed by stack id (sites[0] = no stack) */
+	/* sites, indexed by stack id (sites[0] = no stack); grouped: the
+	 * groups too, by group index */
 	struct site_stat *sites;
 	uint32_t nsites;
+	struct site_stat *groups;
+	uint32_t ngroups;
+	/* the program began to exit (the agent's EXITING mark): the figures
+	 * at that moment; frees after it are its teardown */
+	int have_exit;
+	uint64_t exit_ts;
+	int64_t exit_status;		/* exit()'s argument or main's return value */
+	uint32_t exit_how;		/* enum mfx_exit_how */
+	int64_t live_at_exit;
 	/* histograms */
 	uint64_t size_count[AN_SIZE_CLASSES], size_bytes[AN_SIZE_CLASSES];
 	uint64_t life_count[AN_LIFE_CLASSES];	/* freed blocks by lifetime */
@@ -109,6 +131,8 @@ struct analysis {
 /* Analyse every event of t.  Progress (when tty and not quiet) on stderr.
  * 0 or -errno / -MFX_E_CORRUPT (then *a holds what came before). */
 int analyze_trace(struct trace *t, int quiet, struct analysis *a);
+/* The same, and the figures of groups of stacks (g->site_of): a->groups[]. */
+int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g, struct analysis *a);
 void analysis_free(struct analysis *a);
 
 /* Size class of a request (histogram index) and its lower bound in bytes. */

@@ -165,6 +165,8 @@ static int impact(const struct model *m, const char *path)
 		if (s[i].v[MFX_SF_HEAP_RSS]) {
 			hx[nh] = sx[i];
 			heap[nh++] = (double)s[i].v[MFX_SF_HEAP_RSS] / MB;
+			if (heap[nh - 1] > ymax)
+				ymax = heap[nh - 1];	/* older traces: heap and RSS from two reads */
 		}
 	char sub[200], b1[32], b2[32];
 	snprintf(sub, sizeof(sub), "pid %u: peak live %s, RSS peak %s; cumulative allocated on the right axis",
@@ -240,11 +242,11 @@ static int occupancy(const struct model *m, const char *path)
 int model_write_charts(const struct model *m, const char *dir)
 {
 	char path[PATH_MAX];
-	int err = heatmap(m, path_join(path, sizeof(path), dir, "heatmap_allocations.png"));
-	int e2 = impact(m, path_join(path, sizeof(path), dir, "impact_memory_usage.png"));
+	int err = heatmap(m, model_file(m, dir, "heatmap_allocations", ".png", path, sizeof(path)));
+	int e2 = impact(m, model_file(m, dir, "impact_memory_usage", ".png", path, sizeof(path)));
 	/* a sampled run has no page occupancy (it needs every live block) */
 	int e3 = m->a.sample_mean ? 0 :
-		 occupancy(m, path_join(path, sizeof(path), dir, "page_occupancy.png"));
+		 occupancy(m, model_file(m, dir, "page_occupancy", ".png", path, sizeof(path)));
 	return err ? err : e2 ? e2 : e3;
 }
 
@@ -335,7 +337,7 @@ int chart_sites_over_time(const struct model *m, const struct site_series *ss, c
 		chart_note(c, "no data recorded");
 	chart_legend(c);
 	char path[PATH_MAX];
-	err = chart_save(c, path_join(path, sizeof(path), dir, "sites_over_time.png"));
+	err = chart_save(c, model_file(m, dir, "sites_over_time", ".png", path, sizeof(path)));
 out:
 	free(buf);
 	chart_free(c);

@@ -82,7 +82,7 @@ static int add_stack(struct builder *b, const struct model *m, const struct site
 	uint32_t node = 0;
 	add(&b->f->n[0], v);
 	if (!r.frames || !m->sym) {
-		static const struct sym_frame none = { "[no stack]", NULL, 0, NULL, 0, 0, 0 };
+		static const struct sym_frame none = { .function = "[no stack]", .module_index = -1 };
 		if (!(node = child(b, 0, &none)))
 			return -ENOMEM;
 		add(&b->f->n[node], v);
@@ -192,7 +192,7 @@ int flame_build(const struct model *m, struct flame *f)
 	struct builder b = { .f = f };
 	memset(f, 0, sizeof(*f));
 	hmap_init(&b.kids, sizeof(struct kid), 1 << 12);
-	static const struct sym_frame root = { "all", NULL, 0, NULL, 0, 0, 0 };
+	static const struct sym_frame root = { .function = "all", .module_index = -1 };
 	int err = 0;
 	if (grow_array(&f->n, &b.cap, 0, sizeof(*f->n)))
 		return -ENOMEM;

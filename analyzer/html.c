@@ -48,12 +48,13 @@ static void base64(FILE *f, const unsigned char *p, size_t n)
 	}
 }
 
-static void image(FILE *f, const char *dir, const char *name, const char *alt)
+static void image(FILE *f, const struct model *m, const char *stem, const char *alt)
 {
 	char path[PATH_MAX], *data;
 	size_t len;
-	if (read_file(path_join(path, sizeof(path), dir, name), &data, &len))
+	if (read_file(model_file(m, m->run_dir, stem, ".png", path, sizeof(path)), &data, &len))
 		return;
+	const char *name = sym_basename(path);
 	fprintf(f, "<figure><img alt=\"");
 	esc(f, alt);
 	fprintf(f, "\" src=\"data:image/png;base64,");
@@ -119,7 +120,8 @@ static void sites(FILE *f, const struct model *m, const char *title, const char 
 		int64_t lv = mode == 2 ? r->s->live_at_peak : r->s->live_bytes;
 		uint64_t l = (uint64_t)(lv > 0 ? lv : 0);
 		fprintf(f, "<tr><td class=n data-v=\"%d\">%d</td>", i + 1, i + 1);
-		num_cell(f, l, fmt_bytes(l, a, sizeof(a)), r->growing ? " <span class=grow>growing</span>" : "");
+		num_cell(f, l, fmt_bytes(l, a, sizeof(a)), r->growing ? " <span class=grow>growing</span>" :
+			 r->freed_at_exit ? " <span class=mod>freed at exit</span>" : "");
 		num_cell(f, r->s->live_blocks, fmt_count(r->s->live_blocks, b, sizeof(b)), "");
 		num_cell(f, r->s->allocs, fmt_count(r->s->allocs, c, sizeof(c)), "");
 		num_cell(f, r->s->alloc_bytes, fmt_bytes(r->s->alloc_bytes, d, sizeof(d)), "");
@@ -468,12 +470,12 @@ int model_write_html(const struct model *m, const char *path)
 	summary(f, m);
 	explore(f, &fl);
 	fputs("<h2>Charts</h2>\n", f);
-	image(f, m->run_dir, "impact_memory_usage.png", "memory over time");
+	image(f, m, "impact_memory_usage", "memory over time");
 	if (!e2)
-		image(f, m->run_dir, "sites_over_time.png", "live bytes of the top sites over time");
-	image(f, m->run_dir, "heatmap_allocations.png", "allocations by thread and size");
-	image(f, m->run_dir, "page_occupancy.png", "heap pages by live data");
-	image(f, m->run_dir, "rss_comparison.png", "Approach A against Approach B");
+		image(f, m, "sites_over_time", "live bytes of the top sites over time");
+	image(f, m, "heatmap_allocations", "allocations by thread and size");
+	image(f, m, "page_occupancy", "heap pages by live data");
+	image(f, m, "rss_comparison", "Approach A against Approach B");
 	sites(f, m, "Leak suspects", "Sites whose live bytes only grew during the window.", m->leaks,
 	      m->n_leaks, 0);
 	sites(f, m, "Top sites by live bytes", "Live at the end of the window: leak suspects first.",

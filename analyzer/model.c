@@ -1,7 +1,8 @@
 /*
- * model.c - computing what a report shows (see model.h): the analysis pass,
- * memory at the RSS peak from the kept smaps, page occupancy, the trim
- * estimate, ranked and symbolized sites, leak suspects and the verdict.
+ * model.c - computing what a report shows (see model.h): symbolized stacks
+ * folded into sites, the analysis pass, memory at the RSS peak from the
+ * kept smaps, page occupancy, the trim estimate, the exit, and the verdict
+ * (ranking: rank.c; rules: verdict.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -10,171 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyzer/debuginfo.h"
 #include "analyzer/model.h"
 #include "common/procfs.h"
 #include "common/util.h"
 #include "common/error.h"
 
 #define PAGE 4096ull
-
-/* Modules whose frames are the allocator or thin wrappers around it: the
- * site is the first frame outside them. */
-static int wrapper_module(const char *path)
-{
-	static const char *const names[] = {
-		"libc.so", "libc-", "libstdc++.so", "ld-linux", "libmfx.so", "libjemalloc",
-		"libtcmalloc", "libmimalloc", "libgcc_s",
-	};
-	const char *b = sym_basename(path);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strncmp(b, names[i], strlen(names[i])))
-			return 1;
-	return 0;
-}
-
-/* The frame that names site s: the first one outside the wrappers (or the
- * innermost when all are wrappers). */
-static void name_site(struct model *m, struct rsite *r, const struct site_stat *s)
-{
-	static const struct sym_frame unknown = { "(no stack)", NULL, 0, NULL, 0, 0, 0 };
-	r->s = s;
-	r->site = &unknown;
-	r->frames = trace_stack(m->t, s->stack, &r->depth);
-	if (!r->frames || !m->sym)
-		return;
-	/* The first named frame outside the wrappers; failing that, the first
-	 * frame outside them (a stripped binary's static function). */
-	const struct sym_frame *first = NULL, *outside = NULL;
-	for (uint32_t i = 0; i < r->depth; i++) {
-		const struct sym_frame *f;
-		int n = sym_lookup(m->sym, r->frames[i], &f);
-		if (!first)
-			first = &f[0];
-		if (n > 0 && !wrapper_module(f[n - 1].module)) {
-			if (f[0].named) {
-				r->site = &f[0];
-				return;
-			}
-			if (!outside)
-				outside = &f[0];
-		}
-	}
-	r->site = outside ? outside : first ? first : r->site;
-}
-
-void model_name_site(const struct model *m, const struct site_stat *s, struct rsite *r)
-{
-	memset(r, 0, sizeof(*r));
-	name_site((struct model *)m, r, s);	/* (it only reads the model) */
-}
-
-void model_stack_line(const struct model *m, const struct rsite *r, char *buf, size_t n, int max)
-{
-	size_t len = 0;
-	buf[0] = 0;
-	int shown = 0;
-	for (uint32_t i = 0; r->frames && i < r->depth && shown < max; i++) {
-		const struct sym_frame *f;
-		int k = m->sym ? sym_lookup(m->sym, r->frames[i], &f) : 0;
-		for (int j = 0; j < k && shown < max; j++, shown++) {
-			char loc[256] = "";
-			if (f[j].file)
-				snprintf(loc, sizeof(loc), " (%s:%u)", sym_basename(f[j].file), f[j].line);
-			int w = snprintf(buf + len, n - len, "%s%s%s", shown ? " < " : "", f[j].function, loc);
-			if (w < 0 || (size_t)w >= n - len)
-				return;
-			len += (size_t)w;
-		}
-	}
-	if (r->frames && shown >= max && len + 6 < n)
-		strcat(buf, " < ...");
-}
-
-/* ---- sites ----------------------------------------------------------------------- */
-
-static const struct analysis *sort_a;
-
-static int by_live(const void *x, const void *y)
-{
-	const struct site_stat *a = &sort_a->sites[*(const uint32_t *)x], *b = &sort_a->sites[*(const uint32_t *)y];
-	return a->live_bytes < b->live_bytes ? 1 : a->live_bytes > b->live_bytes ? -1 : 0;
-}
-
-static int by_allocs(const void *x, const void *y)
-{
-	const struct site_stat *a = &sort_a->sites[*(const uint32_t *)x], *b = &sort_a->sites[*(const uint32_t *)y];
-	return a->allocs < b->allocs ? 1 : a->allocs > b->allocs ? -1 : 0;
-}
-
-static int by_peak(const void *x, const void *y)
-{
-	const struct site_stat *a = &sort_a->sites[*(const uint32_t *)x], *b = &sort_a->sites[*(const uint32_t *)y];
-	return a->live_at_peak < b->live_at_peak ? 1 : a->live_at_peak > b->live_at_peak ? -1 : 0;
-}
-
-/* Leak suspect: live bytes at the end, never lower at a later bucket than an
- * earlier one, grown by at least 1 MiB or 5% of the peak, and some blocks
- * still live. */
-static int is_growing(const struct model *m, const struct site_stat *s)
-{
-	if (s->live_bytes <= 0 || s->live_blocks == 0)
-		return 0;
-	int64_t first = -1;
-	for (int i = 0; i < AN_SITE_BUCKETS; i++) {
-		if (i > 0 && s->series[i] < s->series[i - 1])
-			return 0;
-		if (first < 0 && s->series[i] > 0)
-			first = i > 0 ? s->series[i - 1] : 0;
-	}
-	int64_t growth = s->live_bytes - (first < 0 ? 0 : first);
-	int64_t min = m->a.peak_live_bytes / 20;
-	if (min > (1 << 20))
-		min = 1 << 20;
-	return growth > 0 && growth >= min && s->allocs >= 2;
-}
-
-static int rank_sites(struct model *m)
-{
-	struct analysis *a = &m->a;
-	uint32_t *idx = malloc((a->nsites + 1) * sizeof(*idx)), n = 0;
-	if (!idx)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < a->nsites; i++)
-		if (a->sites[i].allocs)
-			idx[n++] = i;
-	sort_a = a;
-	int top = m->top < MODEL_TOP_MAX ? m->top : MODEL_TOP_MAX;
-	qsort(idx, n, sizeof(*idx), by_live);
-	for (uint32_t i = 0; i < n && m->n_live < top; i++)
-		if (a->sites[idx[i]].live_bytes > 0)
-			name_site(m, &m->by_live[m->n_live++], &a->sites[idx[i]]);
-	for (uint32_t i = 0; i < n && m->n_leaks < MODEL_TOP_MAX; i++) {
-		const struct site_stat *s = &a->sites[idx[i]];
-		if (!is_growing(m, s))
-			continue;
-		struct rsite *r = &m->leaks[m->n_leaks++];
-		name_site(m, r, s);
-		r->growing = 1;
-		int64_t base = 0;
-		for (int b = 0; b < AN_SITE_BUCKETS; b++)
-			if (s->series[b] > 0) {
-				base = b ? s->series[b - 1] : 0;
-				break;
-			}
-		m->leak_growth += s->live_bytes - base;
-	}
-	for (int i = 0; i < m->n_live; i++)
-		m->by_live[i].growing = is_growing(m, m->by_live[i].s);
-	qsort(idx, n, sizeof(*idx), by_allocs);
-	for (uint32_t i = 0; i < n && m->n_allocs < top; i++)
-		name_site(m, &m->by_allocs[m->n_allocs++], &a->sites[idx[i]]);
-	qsort(idx, n, sizeof(*idx), by_peak);
-	for (uint32_t i = 0; i < n && m->n_peak < top; i++)
-		if (a->sites[idx[i]].live_at_peak > 0)
-			name_site(m, &m->by_peak[m->n_peak++], &a->sites[idx[i]]);
-	free(idx);
-	return 0;
-}
 
 /* ---- memory at the RSS peak ---------------------------------------------------------- */
 
@@ -226,6 +69,41 @@ static void occupancy(struct model *m, const struct smaps *s)
 	}
 }
 
+/*
+ * The RSS peak: the kernel's high-water mark (VmHWM, attach: since the
+ * window began; launch: also the agent's reading at the exit and the
+ * child's ru_maxrss), which mfx's session put in the RSS_PEAK mark and in
+ * every sample.  A sample, or the kept smaps, may still see a few pages
+ * more: the kernel's RSS counters lag behind the page tables smaps walks.
+ */
+static void rss_peak(struct model *m)
+{
+	const struct trace_sample *sm;
+	size_t n = trace_samples(m->t, &sm);
+	for (size_t i = 0; i < n; i++) {
+		if (sm[i].v[MFX_SF_HWM])
+			m->rss_peak_exact = 1;
+		if (sm[i].v[MFX_SF_RSS] > m->rss_peak)
+			m->rss_peak = sm[i].v[MFX_SF_RSS];
+		if (sm[i].v[MFX_SF_HWM] > m->rss_peak)
+			m->rss_peak = sm[i].v[MFX_SF_HWM];
+	}
+	const struct trace_mark *mk;
+	n = trace_marks(m->t, &mk);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t hwm = 0;
+		if (mk[i].kind == MFX_MARK_RSS_PEAK && mk[i].nvals >= 4)
+			hwm = mk[i].vals[3];
+		else if (mk[i].kind == MFX_MARK_EXITING && mk[i].nvals >= 3)
+			hwm = mk[i].vals[2];
+		if (hwm) {
+			m->rss_peak_exact = 1;
+			if (hwm > m->rss_peak)
+				m->rss_peak = hwm;
+		}
+	}
+}
+
 static void memory_at_peak(struct model *m)
 {
 	char path[PATH_MAX];
@@ -245,22 +123,17 @@ static void memory_at_peak(struct model *m)
 		m->have_smaps = 1;
 		m->heap_rss = tot.heap_rss;
 		m->mfx_rss = tot.kind_rss[MK_MFX];
-		m->rss_peak = tot.rss - tot.kind_rss[MK_MFX];
+		m->rss_peak = m->smaps_rss = tot.rss;
 		if (!m->a.sample_mean)	/* a sample of the blocks cannot say */
 			occupancy(m, &s);
 		procfs_smaps_free(&s);
 	}
-	/* The samples may have seen a higher RSS than the kept smaps. */
 	const struct trace_sample *sm;
 	size_t n = trace_samples(m->t, &sm);
-	for (size_t i = 0; i < n; i++) {
-		uint64_t rss = sm[i].v[MFX_SF_RSS] - (sm[i].v[MFX_SF_MFX_RSS] < sm[i].v[MFX_SF_RSS] ?
-						      sm[i].v[MFX_SF_MFX_RSS] : 0);
-		if (rss > m->rss_peak)
-			m->rss_peak = rss;
+	for (size_t i = 0; i < n; i++)
 		if (!m->have_smaps && sm[i].v[MFX_SF_HEAP_RSS] > m->heap_rss)
 			m->heap_rss = sm[i].v[MFX_SF_HEAP_RSS];
-	}
+	rss_peak(m);
 	/* The allocator that serves malloc: its heap RSS and live bytes at the
 	 * peak, from its own figures where smaps cannot tell (heap.c). */
 	heap_view_build(m->t, m->attach, &m->a, m->heap_rss, &m->heap);
@@ -291,75 +164,151 @@ static void memory_at_peak(struct model *m)
 		}
 }
 
-/* ---- verdict ---------------------------------------------------------------------------- */
+/* ---- the end --------------------------------------------------------------------- */
 
-static void verdict(struct model *m)
+/* The process ended during the window: mfx's EXIT mark (launch: the
+ * child's wait status; attach: read while it was a zombie, or the agent's
+ * exit status), or the window ended because it was gone. */
+static void the_end(struct model *m)
 {
-	char a[32], b[32], c[32];
-	uint64_t waste = m->heap_rss > (uint64_t)(m->live_at_rss_peak > 0 ? m->live_at_rss_peak : 0)
-				 ? m->heap_rss - (uint64_t)(m->live_at_rss_peak > 0 ? m->live_at_rss_peak : 0)
-				 : 0;
-	uint64_t leak = m->leak_growth > 0 ? (uint64_t)m->leak_growth : 0;
-	if (!m->a.nevents) {
-		m->verdict = V_NONE;
-		snprintf(m->verdict_line, sizeof(m->verdict_line),
-			 "no allocation calls were recorded");
-	} else if (!m->heap.measured && !leak) {
-		m->verdict = V_NONE;	/* a guess is no ground for a verdict (heap.c) */
-		snprintf(m->verdict_line, sizeof(m->verdict_line),
-			 "no verdict on the heap: %s", m->heap.why);
-	} else if (leak && ((leak * 2 >= waste && leak >= m->trim_estimate) || !m->heap.measured)) {
-		m->verdict = V_LEAK;
-		snprintf(m->verdict_line, sizeof(m->verdict_line),
-			 "LEAK suspected: %d site%s grew by %s and never shrank (largest: %s)",
-			 m->n_leaks, m->n_leaks == 1 ? "" : "s", fmt_bytes(leak, a, sizeof(a)),
-			 m->leaks[0].site->function);
-	} else if (m->heap_rss >= (1u << 20) && m->frag >= 0.3 && m->trim_estimate * 2 >= waste) {
-		m->verdict = V_RETENTION;
-		snprintf(m->verdict_line, sizeof(m->verdict_line),
-			 "ALLOCATOR RETENTION: %s of the %s heap RSS holds no live block; "
-			 "%s could return about %s", fmt_bytes(waste, a, sizeof(a)),
-			 fmt_bytes(m->heap_rss, b, sizeof(b)), heap_release_call(&m->heap),
-			 fmt_bytes(m->trim_estimate, c, sizeof(c)));
-	} else if (m->heap_rss >= (1u << 20) && m->frag >= 0.3) {
-		m->verdict = V_FRAGMENTATION;
-		snprintf(m->verdict_line, sizeof(m->verdict_line),
-			 "FRAGMENTATION: %.0f%% of the heap RSS (%s of %s) holds no live data, "
-			 "mostly in partly used pages", m->frag * 100, fmt_bytes(waste, a, sizeof(a)),
-			 fmt_bytes(m->heap_rss, b, sizeof(b)));
-	} else {
-		m->verdict = V_STEADY;
-		snprintf(m->verdict_line, sizeof(m->verdict_line),
-			 "no leak or fragmentation stands out: live data is %.0f%% of the heap RSS",
-			 m->heap_rss ? 100.0 * (1 - m->frag) : 100.0);
+	const struct trace_mark *mk;
+	size_t n = trace_marks(m->t, &mk);
+	for (size_t i = 0; i < n; i++) {
+		if (mk[i].kind == MFX_MARK_EXIT) {
+			m->exited = 1;
+			if (mk[i].nvals >= 1 && (mk[i].nvals < 2 || mk[i].vals[1])) {
+				m->have_exit_status = 1;
+				m->exit_wait_status = (int)mk[i].vals[0];
+			}
+		} else if (mk[i].kind == MFX_MARK_WINDOW_END && !strcmp(mk[i].text, "exit")) {
+			m->exited = 1;
+		}
+	}
+	if (m->exited && !m->have_exit_status && m->a.have_exit) {
+		/* exit(n) / return n from main: wait status n << 8 */
+		m->have_exit_status = 1;
+		m->exit_wait_status = (int)((m->a.exit_status & 0xff) << 8);
 	}
 }
 
+static void verdict(struct model *m)
+{
+	struct verdict_in in = {
+		.events = m->a.nevents,
+		.heap_measured = m->heap.measured,
+		.heap_why = m->heap.why,
+		.release_call = heap_release_call(&m->heap),
+		.rss_peak = m->rss_peak > m->mfx_rss ? m->rss_peak - m->mfx_rss : m->rss_peak,
+		.heap_rss = m->heap_rss,
+		.live = (uint64_t)(m->live_at_rss_peak > 0 ? m->live_at_rss_peak : 0),
+		.trim_estimate = m->trim_estimate,
+		.n_leaks = m->n_leaks,
+		.leak_growth = m->leak_growth > 0 ? (uint64_t)m->leak_growth : 0,
+		.leak_site = m->n_leaks ? m->leaks[0].site->function : NULL,
+		.exited = m->a.have_exit,
+		.exit_growth = m->exit_growth_bytes,
+		.exit_site = m->have_exit_growth ? m->exit_growth.site->function : NULL,
+		.exit_site_bytes = m->have_exit_growth ? (uint64_t)m->exit_growth.s->live_at_exit : 0,
+	};
+	struct verdict_out out;
+	verdict_decide(&in, &out);
+	m->verdict = out.kind;
+	snprintf(m->verdict_line, sizeof(m->verdict_line), "%s", out.line);
+}
+
 /* ---- other traces ------------------------------------------------------------------------- */
+
+static void add_other(struct model *m, const char *name)
+{
+	char path[PATH_MAX];
+	struct trace *t;
+	struct other_trace o = { .name = strdup(name) };
+	if (trace_open(path_join(path, sizeof(path), m->run_dir, name), &t) == 0) {
+		const struct trace_info *in = trace_info(t);
+		o.exe = strdup(in->exe);
+		o.pid = in->pid;
+		o.events = in->nevents;
+		o.exec_image = in->pid == m->info->pid;
+		trace_close(t);
+	}
+	struct other_trace *n = realloc(m->others, (size_t)(m->nothers + 1) * sizeof(*n));
+	if (!n || !o.name) {
+		free(o.name);
+		free(o.exe);
+		return;
+	}
+	m->others = n;
+	m->others[m->nothers++] = o;
+}
+
+static int cmp_other(const void *x, const void *y)
+{
+	const struct other_trace *a = x, *b = y;
+	if (a->exec_image != b->exec_image)
+		return b->exec_image - a->exec_image;	/* the same pid's images first */
+	return strcmp(a->name, b->name);
+}
 
 static void list_others(struct model *m)
 {
 	DIR *d = opendir(m->run_dir);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
-		if (!is_trace_name(e->d_name) || !strcmp(e->d_name, m->trace_name))
+		if (!is_trace_name(e->d_name) || !strcmp(e->d_name, sym_basename(m->trace_name)))
 			continue;
-		char **n = realloc(m->others, (size_t)(m->nothers + 1) * sizeof(*n));
-		if (!n)
-			break;
-		m->others = n;
-		m->others[m->nothers++] = strdup(e->d_name);
+		add_other(m, e->d_name);
 	}
 	if (d)
 		closedir(d);
+	if (m->nothers > 1)
+		qsort(m->others, (size_t)m->nothers, sizeof(*m->others), cmp_other);
 }
 
-int model_build(const char *run_dir, const char *trace_name, int top, int quiet, struct model *m)
+/* ---- building ------------------------------------------------------------------------------ */
+
+/* site_frames_fn over the trace's stacks: every return address's frames. */
+static int stack_frames(void *ctx, uint32_t id, const struct sym_frame **out, int max)
 {
-	memset(m, 0, sizeof(*m));
+	struct model *m = ctx;
+	uint32_t depth;
+	const uint64_t *raw = trace_stack(m->t, id, &depth);
+	int n = 0;
+	for (uint32_t i = 0; raw && i < depth && n < max; i++) {
+		const struct sym_frame *f;
+		int k = sym_lookup(m->sym, raw[i], &f);
+		for (int j = 0; j < k && n < max; j++)
+			out[n++] = &f[j];
+	}
+	return n;
+}
+
+/* "" for the run's own trace.mfx; "-1234" for trace-1234.mfx, "-1234.2"
+ * for trace-1234.2.mfx: the suffix of its summary, report and charts. */
+static void output_suffix(struct model *m)
+{
+	const char *b = sym_basename(m->trace_name);
+	size_t l = strlen(b);
+	m->suffix[0] = 0;
+	if (!strcmp(b, "trace.mfx") && !strchr(m->trace_name, '/'))
+		return;
+	if (!strncmp(b, "trace-", 6) && l > 10)
+		snprintf(m->suffix, sizeof(m->suffix), "-%.*s", (int)(l - 10), b + 6);
+	else
+		snprintf(m->suffix, sizeof(m->suffix), "-%u", m->info->pid);
+}
+
+char *model_file(const struct model *m, const char *dir, const char *stem, const char *ext,
+		 char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/%s%s%s", dir, stem, m->suffix, ext);
+	return buf;
+}
+
+static int open_trace(const char *run_dir, const struct model_opts *o, struct model *m)
+{
 	snprintf(m->run_dir, sizeof(m->run_dir), "%s", run_dir);
-	m->trace_name = trace_name ? trace_name : "trace.mfx";
-	m->top = top > 0 ? top : 10;
+	m->trace_name = o->trace ? o->trace : "trace.mfx";
+	m->top = o->top > 0 ? o->top : 10;
 	if (strchr(m->trace_name, '/'))
 		snprintf(m->trace_path, sizeof(m->trace_path), "%s", m->trace_name);
 	else
@@ -369,33 +318,94 @@ int model_build(const char *run_dir, const char *trace_name, int top, int quiet,
 		return err == -ENOENT ? -MFX_E_NOTRACE : err;
 	m->info = trace_info(m->t);
 	m->attach = !!(m->info->flags & MFX_HF_ATTACH);
-	if ((err = analyze_trace(m->t, quiet, &m->a)))
+	output_suffix(m);
+	return 0;
+}
+
+/* Symbolize every stack and fold them into sites, then the pass. */
+static int sites_and_pass(struct model *m, int quiet)
+{
+	char root[64];
+	snprintf(root, sizeof(root), "/proc/%u/root", m->info->pid);
+	int err = sym_open(m->t, m->attach ? root : NULL, &m->sym);
+	if (err)
 		return err;
+	if ((err = sites_fold(&m->sites, &m->rules, trace_nstacks(m->t), stack_frames, m)))
+		return err;
+	struct an_groups g = sites_groups(&m->sites);
+	if ((err = analyze_trace_grouped(m->t, quiet, &g, &m->a)))
+		return err;
+	sites_finish(&m->sites, &m->a);
+	return 0;
+}
+
+/* The --wrapper expressions of this report and those the run recorded
+ * (mfx launch/attach --wrapper: the trace's INFO "wrappers"). */
+static int wrappers(struct model *m, const struct model_opts *o, char *err, size_t errn)
+{
+	const char *rec = trace_info_value(m->t, "wrappers");
+	int n = o->nwrappers + 1;
+	m->run_wrappers = strdup(rec ? rec : "");
+	for (const char *p = m->run_wrappers; p && *p; p++)
+		n += *p == '\n';
+	m->wrappers = calloc((size_t)n + 1, sizeof(*m->wrappers));
+	if (!m->wrappers || !m->run_wrappers)
+		return -ENOMEM;
+	for (int i = 0; i < o->nwrappers; i++)
+		m->wrappers[m->nwrappers++] = o->wrappers[i];
+	for (char *p = m->run_wrappers, *save = NULL, *w; (w = strtok_r(p, "\n", &save)); p = NULL) {
+		int dup = 0;
+		for (int i = 0; i < m->nwrappers && !dup; i++)
+			dup = !strcmp(m->wrappers[i], w);
+		if (!dup)
+			m->wrappers[m->nwrappers++] = w;
+	}
+	return site_rules_init(&m->rules, m->wrappers, m->nwrappers, err, errn);
+}
+
+int model_build(const char *run_dir, const struct model_opts *o, struct model *m, char *err,
+		size_t errn)
+{
+	memset(m, 0, sizeof(*m));
+	int e = open_trace(run_dir, o, m);
+	if (e || (e = wrappers(m, o, err, errn)) || (e = sites_and_pass(m, o->quiet)))
+		return e;
 	/* The window: armed to disarmed, else to the process's end or last event. */
 	uint64_t t0 = m->info->window_start_ns ? m->info->window_start_ns : m->a.first_ts;
 	uint64_t t1 = m->info->window_end_ns ? m->info->window_end_ns : m->info->end_ns;
 	if (t1 < m->a.last_ts)
 		t1 = m->a.last_ts;
 	m->duration_ns = t1 > t0 ? t1 - t0 : 0;
-	char root[64];
-	snprintf(root, sizeof(root), "/proc/%u/root", m->info->pid);
-	sym_open(m->t, m->attach ? root : NULL, &m->sym);
 	memory_at_peak(m);
-	if ((err = rank_sites(m)))
-		return err;
+	the_end(m);
+	if ((e = model_rank_sites(m)))
+		return e;
 	verdict(m);
 	list_others(m);
+	const struct sym_module *mods;
+	m->nhints = sym_modules(m->sym, &mods);
+	if (debuginfo_hints(mods, m->nhints, &m->hints))
+		m->nhints = 0;
 	return 0;
 }
 
 void model_free(struct model *m)
 {
+	sites_free(&m->sites);
+	site_rules_free(&m->rules);
+	free(m->wrappers);
+	free(m->run_wrappers);
 	sym_close(m->sym);
 	analysis_free(&m->a);
 	if (m->t)
 		trace_close(m->t);
-	for (int i = 0; i < m->nothers; i++)
-		free(m->others[i]);
+	for (int i = 0; i < m->nothers; i++) {
+		free(m->others[i].name);
+		free(m->others[i].exe);
+	}
 	free(m->others);
+	for (size_t i = 0; m->hints && i < m->nhints; i++)
+		free(m->hints[i]);
+	free(m->hints);
 	memset(m, 0, sizeof(*m));
 }

@@ -256,7 +256,7 @@ static void sample(struct prof *p, const struct site_stat *s, enum pprof_at at)
 		int is_new;
 		uint64_t id = tab_id(&p->locs, 0, 0, &is_new);
 		if (is_new) {
-			static const struct sym_frame none = { "[no stack]", NULL, 0, NULL, 0, 0, 0 };
+			static const struct sym_frame none = { .function = "[no stack]", .module_index = -1 };
 			pb_int(&p->scratch, 1, function_id(p, &none));
 			pb_msg(&p->line, 4, &p->scratch);
 			struct pb loc = { 0 };

@@ -1,42 +1,40 @@
 /*
- * summary.c - the model as summary.json (every key SPEC.md requires, and
- * more) and as the terminal summary, verdict first.
+ * summary.c - the model as summary.json: every key SPEC.md requires, and
+ * more (docs/metrics.md lists them).  The terminal summary is text.c's.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "common/json.h"
+#include "analyzer/debuginfo.h"
 #include "analyzer/model.h"
 #include "common/util.h"
 
-/* --sample: the error stated with an estimate is 3 standard deviations
- * (the truth lies within it 99.7% of the time). */
-#define SAMPLE_SIGMAS 3
-static uint64_t sample_error(double var)
+/* --sample: the error stated with an estimate is MODEL_SAMPLE_SIGMAS
+ * standard deviations (3: the truth lies within it 99.7% of the time). */
+uint64_t model_sample_error(double var)
 {
-	return (uint64_t)llround(SAMPLE_SIGMAS * sqrt(var > 0 ? var : 0));
+	return (uint64_t)llround(MODEL_SAMPLE_SIGMAS * sqrt(var > 0 ? var : 0));
 }
 
-static void json_site(struct json *j, const struct model *m, const struct rsite *r)
+#define TREE_DEPTH 12		/* caller levels kept in summary.json (its nesting is bounded) */
+#define TREE_WIDTH 8		/* callers kept per node, heaviest first */
+
+static void json_frame_loc(struct json *j, const struct sym_frame *f)
 {
-	json_obj(j, NULL);
-	json_str(j, "function", r->site->function);
-	json_str(j, "file", r->site->file);
-	json_uint(j, "line", r->site->line);
-	json_str(j, "module", r->site->module);
-	json_int(j, "live_bytes", r->s->live_bytes);
-	json_uint(j, "allocations", r->s->allocs);
-	json_uint(j, "live_blocks", r->s->live_blocks);
-	json_uint(j, "allocated_bytes", r->s->alloc_bytes);
-	json_uint(j, "frees", r->s->frees);
-	json_int(j, "peak_live_bytes", r->s->peak_live);
-	json_int(j, "live_bytes_at_peak", r->s->live_at_peak);
-	if (m->a.sample_mean)
-		json_uint(j, "live_bytes_error", sample_error(r->s->live_var));
-	json_bool(j, "growing", r->growing);
-	json_uint(j, "stack_id", r->s->stack);
+	json_str(j, "function", f->function);
+	json_str(j, "file", f->file);
+	json_uint(j, "line", f->line);
+	json_str(j, "module", f->module);
+}
+
+/* Every frame of the site's heaviest stack, inlined ones included. */
+static void json_frames(struct json *j, const struct model *m, const struct rsite *r)
+{
 	json_arr(j, "stack");
 	for (uint32_t i = 0; r->frames && i < r->depth; i++) {
 		const struct sym_frame *f;
@@ -50,19 +48,73 @@ static void json_site(struct json *j, const struct model *m, const struct rsite 
 		const struct sym_frame *f;
 		int n = m->sym ? sym_lookup(m->sym, r->frames[i], &f) : 0;
 		for (int k = 0; k < n; k++) {
-			char addr[24];
+			char addr[24], pc[24];
 			snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)f[k].addr);
+			snprintf(pc, sizeof(pc), "0x%llx", (unsigned long long)f[k].pc);
 			json_obj(j, NULL);
-			json_str(j, "function", f[k].function);
-			json_str(j, "file", f[k].file);
-			json_uint(j, "line", f[k].line);
-			json_str(j, "module", f[k].module);
+			json_frame_loc(j, &f[k]);
 			json_str(j, "address", addr);
+			json_str(j, "pc", f[k].module ? pc : NULL);
 			json_bool(j, "inlined", f[k].inlined);
 			json_end(j);
 		}
 	}
 	json_end(j);
+}
+
+/* Node i's callers, heaviest first, TREE_WIDTH of them, TREE_DEPTH deep. */
+static void json_callers(struct json *j, const struct model *m, const struct site_tree *t,
+			 uint32_t i)
+{
+	uint32_t kids[TREE_WIDTH];
+	int n = site_tree_children(t, i, kids, TREE_WIDTH), all = 0;
+	for (uint32_t c = t->n[i].child; c; c = t->n[c].next)
+		all++;
+	json_arr(j, "callers");
+	for (int k = 0; k < n && t->n[i].depth < TREE_DEPTH; k++) {
+		const struct site_node *c = &t->n[kids[k]];
+		json_obj(j, NULL);
+		json_frame_loc(j, c->frame);
+		json_uint(j, "allocations", c->allocs);
+		json_uint(j, "allocated_bytes", c->alloc_bytes);
+		json_int(j, "live_bytes", c->live_bytes);
+		json_int(j, "live_bytes_at_peak", c->live_at_peak);
+		if (m->a.have_exit)
+			json_int(j, "live_bytes_at_exit", c->live_at_exit);
+		json_callers(j, m, t, kids[k]);
+		json_end(j);
+	}
+	json_end(j);
+	if (all > n || (n && t->n[i].depth >= TREE_DEPTH))
+		json_uint(j, "callers_not_shown", (uint64_t)(t->n[i].depth >= TREE_DEPTH ? all : all - n));
+}
+
+static void json_site(struct json *j, const struct model *m, const struct rsite *r)
+{
+	json_obj(j, NULL);
+	json_frame_loc(j, r->site);
+	json_int(j, "live_bytes", r->s->live_bytes);
+	json_uint(j, "allocations", r->s->allocs);
+	json_uint(j, "live_blocks", r->s->live_blocks);
+	json_uint(j, "allocated_bytes", r->s->alloc_bytes);
+	json_uint(j, "frees", r->s->frees);
+	json_int(j, "peak_live_bytes", r->s->peak_live);
+	json_int(j, "live_bytes_at_peak", r->s->live_at_peak);
+	if (m->a.sample_mean)
+		json_uint(j, "live_bytes_error", model_sample_error(r->s->live_var));
+	if (m->a.have_exit) {
+		json_int(j, "live_bytes_at_exit", r->s->live_at_exit);
+		json_bool(j, "freed_at_exit", r->freed_at_exit);
+	}
+	json_bool(j, "growing", r->growing);
+	json_uint(j, "stacks", r->nstacks);
+	json_uint(j, "site_id", r->index);
+	json_frames(j, m, r);
+	struct site_tree t;
+	if (model_site_tree(m, r, &t) == 0) {
+		json_callers(j, m, &t, 0);
+		site_tree_free(&t);
+	}
 	json_end(j);
 }
 
@@ -75,14 +127,56 @@ static void json_sites(struct json *j, const struct model *m, const char *key,
 	json_end(j);
 }
 
-static const char *verdict_name(enum verdict v)
+/* The SPEC.md keys, in its order. */
+static void json_spec(struct json *j, const struct model *m)
 {
-	switch (v) {
-	case V_LEAK: return "leak";
-	case V_FRAGMENTATION: return "fragmentation";
-	case V_RETENTION: return "retention";
-	case V_STEADY: return "steady";
-	default: return "none";
+	const struct analysis *a = &m->a;
+	json_uint(j, "pid", m->info->pid);
+	json_str(j, "command", m->info->command);
+	json_str(j, "mode", m->attach ? "attach" : "launch");
+	json_uint(j, "duration_ns", m->duration_ns);
+	json_obj(j, "counts");
+	json_uint(j, "malloc", a->counts[TC_MALLOC]);
+	json_uint(j, "calloc", a->counts[TC_CALLOC]);
+	json_uint(j, "realloc", a->counts[TC_REALLOC]);
+	json_uint(j, "free", a->counts[TC_FREE]);
+	json_uint(j, "memalign", a->counts[TC_MEMALIGN]);
+	json_end(j);
+	json_uint(j, "total_bytes_allocated", a->total_bytes_allocated);
+	json_int(j, "peak_live_bytes", a->peak_live_bytes);
+	json_int(j, "live_bytes_end", a->live_bytes_end);
+	json_uint(j, "threads", a->nthreads);
+	json_uint(j, "rss_peak_bytes", m->rss_peak);
+	json_uint(j, "heap_rss_bytes", m->heap_rss);
+	if (m->heap.measured)
+		json_num(j, "fragmentation_ratio", m->frag);
+	else
+		json_null(j, "fragmentation_ratio");	/* not measured: heap.why says why */
+	json_str(j, "allocator", m->heap.allocator);
+	json_sites(j, m, "top_sites", m->by_live, m->n_live);
+}
+
+/* How the program ended, and its exit. */
+static void json_end_of_run(struct json *j, const struct model *m)
+{
+	const struct analysis *a = &m->a;
+	json_bool(j, "exited", m->exited);
+	if (m->have_exit_status && WIFEXITED(m->exit_wait_status))
+		json_int(j, "exit_status", WEXITSTATUS(m->exit_wait_status));
+	else
+		json_null(j, "exit_status");
+	if (m->have_exit_status && WIFSIGNALED(m->exit_wait_status))
+		json_int(j, "exit_signal", WTERMSIG(m->exit_wait_status));
+	if (a->have_exit) {
+		json_obj(j, "exit_began");
+		json_uint(j, "time_ns", a->exit_ts > a->first_ts ? a->exit_ts - a->first_ts : 0);
+		json_str(j, "how", a->exit_how == MFX_EXIT_MAIN_RETURN ? "main returned" :
+				   a->exit_how == MFX_EXIT_CALL ? "exit() called" : "exit handler");
+		json_int(j, "status", a->exit_status);
+		json_int(j, "live_bytes", a->live_at_exit);
+		json_uint(j, "freed_by_teardown_bytes",
+			  a->live_at_exit > a->live_bytes_end ? (uint64_t)(a->live_at_exit - a->live_bytes_end) : 0);
+		json_end(j);
 	}
 }
 
@@ -108,9 +202,162 @@ static void json_sampled(struct json *j, const struct analysis *a)
 	json_uint(j, "mean_bytes", a->sample_mean);
 	json_uint(j, "recorded_calls", a->nevents);
 	json_bool(j, "counts_are_estimates", 1);
-	json_uint(j, "error_sigmas", SAMPLE_SIGMAS);
-	json_uint(j, "live_bytes_end_error", sample_error(a->live_var_end));
-	json_uint(j, "total_bytes_allocated_error", sample_error(a->alloc_var));
+	json_uint(j, "error_sigmas", MODEL_SAMPLE_SIGMAS);
+	json_uint(j, "live_bytes_end_error", model_sample_error(a->live_var_end));
+	json_uint(j, "total_bytes_allocated_error", model_sample_error(a->alloc_var));
+	json_end(j);
+}
+
+static void json_memory(struct json *j, const struct model *m)
+{
+	const struct analysis *a = &m->a;
+	json_bool(j, "rss_peak_exact", m->rss_peak_exact);
+	json_uint(j, "peak_live_time_ns", a->peak_live_ts > a->first_ts ? a->peak_live_ts - a->first_ts : 0);
+	json_int(j, "live_bytes_at_rss_peak", m->live_at_rss_peak);
+	json_uint(j, "mfx_rss_bytes", m->mfx_rss);
+	json_bool(j, "smaps_at_peak", m->have_smaps);
+	heap_json(j, &m->heap);
+	if (m->a.sample_mean)
+		json_null(j, "page_occupancy");	/* needs every live block */
+	else
+		json_occupancy(j, m);
+	json_arr(j, "rss_timeline");
+	const struct trace_sample *s;
+	size_t n = trace_samples(m->t, &s);
+	size_t step = n > 2000 ? (n + 1999) / 2000 : 1;
+	for (size_t i = 0; i < n; i += step) {
+		json_obj(j, NULL);
+		json_uint(j, "time_ns", s[i].ts_ns > m->info->start_ns ? s[i].ts_ns - m->info->start_ns : 0);
+		json_uint(j, "rss_bytes", s[i].v[MFX_SF_RSS]);
+		json_uint(j, "heap_rss_bytes", s[i].v[MFX_SF_HEAP_RSS]);
+		json_uint(j, "hwm_bytes", s[i].v[MFX_SF_HWM]);
+		json_end(j);
+	}
+	json_end(j);
+}
+
+static void json_attach_trim(struct json *j, const struct model *m)
+{
+	if (m->have_attach) {
+		json_obj(j, "attach");
+		json_uint(j, "start_to_active_ns", m->attach_vals[0]);
+		json_uint(j, "thread_held_ns", m->attach_vals[1]);
+		json_uint(j, "got_slots_patched", m->attach_vals[2]);
+		json_uint(j, "modules_patched", m->attach_vals[3]);
+		json_uint(j, "safe_point_attempts", m->attach_vals[4]);
+		json_uint(j, "loader_thread_ns", m->attach_vals[5]);
+		json_str(j, "agent", m->attach_agent);
+		json_end(j);
+	}
+	json_obj(j, "trim");
+	json_uint(j, "estimated_reclaimable_bytes", m->trim_estimate);
+	if (m->have_trim) {
+		json_str(j, "method", m->trim_method);
+		json_str(j, "call", m->trim_call);
+		json_uint(j, "rss_before_bytes", m->trim_vals[0]);
+		json_uint(j, "rss_after_bytes", m->trim_vals[1]);
+		json_uint(j, "heap_rss_before_bytes", m->trim_vals[2]);
+		json_uint(j, "heap_rss_after_bytes", m->trim_vals[3]);
+		json_uint(j, "released_bytes", m->trim_vals[0] > m->trim_vals[1] ?
+						     m->trim_vals[0] - m->trim_vals[1] : 0);
+	}
+	json_end(j);
+}
+
+static void json_histograms(struct json *j, const struct model *m)
+{
+	const struct analysis *a = &m->a;
+	json_arr(j, "size_histogram");
+	for (unsigned c = 0; c < AN_SIZE_CLASSES; c++) {
+		if (!a->size_count[c])
+			continue;
+		json_obj(j, NULL);
+		json_uint(j, "min_bytes", an_size_class_min(c));
+		json_uint(j, "max_bytes", c + 1 < AN_SIZE_CLASSES ? 1ull << (c + 4) : 0);
+		json_uint(j, "allocations", a->size_count[c]);
+		json_uint(j, "bytes", a->size_bytes[c]);
+		json_end(j);
+	}
+	json_end(j);
+	json_obj(j, "lifetime_histogram");
+	for (unsigned c = 0; c < AN_LIFE_CLASSES; c++)
+		json_uint(j, an_life_class_name(c), a->life_count[c]);
+	json_uint(j, "still_live", a->life_live_end);
+	json_end(j);
+	json_arr(j, "thread_stats");
+	for (uint32_t i = 0; i < a->nthreads; i++) {
+		const struct thread_stat *t = &a->threads[i];
+		json_obj(j, NULL);
+		json_uint(j, "tid", t->tid);
+		json_str(j, "name", trace_thread_name(m->t, t->tid));
+		json_uint(j, "allocations", t->allocs);
+		json_uint(j, "frees", t->frees);
+		json_uint(j, "allocated_bytes", t->alloc_bytes);
+		json_int(j, "live_bytes_change", t->live_bytes);
+		json_end(j);
+	}
+	json_end(j);
+}
+
+/* Modules whose frames have no names or no file:line, and what would
+ * name them; modules whose file changed since the run. */
+static void json_modules(struct json *j, const struct model *m)
+{
+	const struct sym_module *mods;
+	size_t n = m->sym ? sym_modules(m->sym, &mods) : 0;
+	json_arr(j, "modules_without_symbols");
+	for (size_t i = 0; i < n; i++) {
+		const struct sym_module *d = &mods[i];
+		if (!debuginfo_needed(d))
+			continue;
+		json_obj(j, NULL);
+		json_str(j, "module", d->path);
+		json_str(j, "build_id", d->build_id);
+		json_str(j, "symbols", d->has_dwarf ? "debug info" : d->has_symtab ? "symbol table" :
+							       "dynamic symbols only");
+		json_uint(j, "addresses", d->addrs);
+		json_uint(j, "unnamed_addresses", d->unnamed);
+		json_uint(j, "addresses_without_line", d->no_line);
+		json_str(j, "how_to_name_them", i < m->nhints ? m->hints[i] : NULL);
+		json_end(j);
+	}
+	json_end(j);
+	json_arr(j, "modules_changed");
+	for (size_t i = 0; i < n; i++) {
+		const struct sym_module *d = &mods[i];
+		if (!d->addrs || (!d->stale && !d->missing))
+			continue;
+		json_obj(j, NULL);
+		json_str(j, "module", d->path);
+		json_str(j, "build_id", d->build_id);
+		json_str(j, "build_id_on_disk", d->missing ? NULL : d->disk_build_id);
+		json_bool(j, "missing", d->missing);
+		json_end(j);
+	}
+	json_end(j);
+}
+
+static void json_others(struct json *j, const struct model *m)
+{
+	json_arr(j, "other_traces");
+	for (int i = 0; i < m->nothers; i++)
+		json_str(j, NULL, m->others[i].name);
+	json_end(j);
+	json_arr(j, "exec_images");
+	for (int i = 0; i < m->nothers; i++) {
+		const struct other_trace *o = &m->others[i];
+		if (!o->exec_image)
+			continue;
+		json_obj(j, NULL);
+		json_str(j, "trace", o->name);
+		json_str(j, "exe", o->exe);
+		json_uint(j, "events", o->events);
+		json_end(j);
+	}
+	json_end(j);
+	json_arr(j, "wrappers");
+	for (int i = 0; i < m->nwrappers; i++)
+		json_str(j, NULL, m->wrappers[i]);
 	json_end(j);
 }
 
@@ -124,36 +371,16 @@ int model_write_json(const struct model *m, const char *path)
 	struct json j;
 	json_init(&j, f);
 	json_obj(&j, NULL);
-	json_uint(&j, "pid", m->info->pid);
-	json_str(&j, "command", m->info->command);
-	json_str(&j, "mode", m->attach ? "attach" : "launch");
-	json_uint(&j, "duration_ns", m->duration_ns);
-	json_obj(&j, "counts");
-	json_uint(&j, "malloc", a->counts[TC_MALLOC]);
-	json_uint(&j, "calloc", a->counts[TC_CALLOC]);
-	json_uint(&j, "realloc", a->counts[TC_REALLOC]);
-	json_uint(&j, "free", a->counts[TC_FREE]);
-	json_uint(&j, "memalign", a->counts[TC_MEMALIGN]);
-	json_end(&j);
-	json_uint(&j, "total_bytes_allocated", a->total_bytes_allocated);
-	json_int(&j, "peak_live_bytes", a->peak_live_bytes);
-	json_int(&j, "live_bytes_end", a->live_bytes_end);
-	json_uint(&j, "threads", a->nthreads);
-	json_uint(&j, "rss_peak_bytes", m->rss_peak);
-	json_uint(&j, "heap_rss_bytes", m->heap_rss);
-	if (m->heap.measured)
-		json_num(&j, "fragmentation_ratio", m->frag);
-	else
-		json_null(&j, "fragmentation_ratio");	/* not measured: heap.why says why */
-	json_str(&j, "allocator", m->heap.allocator);
-	json_sites(&j, m, "top_sites", m->by_live, m->n_live);
+	json_spec(&j, m);
 	/* beyond SPEC.md */
+	json_sites(&j, m, "top_sites_by_peak", m->by_peak, m->n_peak);
 	if (a->sample_mean)
 		json_sampled(&j, a);
 	json_obj(&j, "verdict");
 	json_str(&j, "kind", verdict_name(m->verdict));
 	json_str(&j, "text", m->verdict_line);
 	json_end(&j);
+	json_end_of_run(&j, m);
 	json_str(&j, "exe", m->info->exe);
 	json_str(&j, "trace", m->trace_name);
 	json_uint(&j, "events", a->nevents);
@@ -165,169 +392,14 @@ int model_write_json(const struct model *m, const char *path)
 	json_uint(&j, "frees_of_unknown_blocks", a->unknown_frees);
 	json_uint(&j, "allocations_over_live_blocks", a->reused_live);
 	json_uint(&j, "live_blocks_end", a->live_blocks_end);
-	json_uint(&j, "peak_live_time_ns", a->peak_live_ts > a->first_ts ? a->peak_live_ts - a->first_ts : 0);
-	json_int(&j, "live_bytes_at_rss_peak", m->live_at_rss_peak);
-	json_uint(&j, "mfx_rss_bytes", m->mfx_rss);
-	json_bool(&j, "smaps_at_peak", m->have_smaps);
-	heap_json(&j, &m->heap);
-	if (a->sample_mean)
-		json_null(&j, "page_occupancy");	/* needs every live block */
-	else
-		json_occupancy(&j, m);
-	if (m->have_attach) {
-		json_obj(&j, "attach");
-		json_uint(&j, "start_to_active_ns", m->attach_vals[0]);
-		json_uint(&j, "thread_held_ns", m->attach_vals[1]);
-		json_uint(&j, "got_slots_patched", m->attach_vals[2]);
-		json_uint(&j, "modules_patched", m->attach_vals[3]);
-		json_uint(&j, "safe_point_attempts", m->attach_vals[4]);
-		json_uint(&j, "loader_thread_ns", m->attach_vals[5]);
-		json_str(&j, "agent", m->attach_agent);
-		json_end(&j);
-	}
-	json_obj(&j, "trim");
-	json_uint(&j, "estimated_reclaimable_bytes", m->trim_estimate);
-	if (m->have_trim) {
-		json_str(&j, "method", m->trim_method);
-		json_str(&j, "call", m->trim_call);
-		json_uint(&j, "rss_before_bytes", m->trim_vals[0]);
-		json_uint(&j, "rss_after_bytes", m->trim_vals[1]);
-		json_uint(&j, "heap_rss_before_bytes", m->trim_vals[2]);
-		json_uint(&j, "heap_rss_after_bytes", m->trim_vals[3]);
-		json_uint(&j, "released_bytes", m->trim_vals[0] > m->trim_vals[1] ?
-						     m->trim_vals[0] - m->trim_vals[1] : 0);
-	}
-	json_end(&j);
+	json_memory(&j, m);
+	json_attach_trim(&j, m);
 	json_int(&j, "leak_growth_bytes", m->leak_growth);
 	json_sites(&j, m, "leak_suspects", m->leaks, m->n_leaks);
 	json_sites(&j, m, "top_sites_by_allocations", m->by_allocs, m->n_allocs);
-	json_sites(&j, m, "top_sites_by_peak", m->by_peak, m->n_peak);
-	json_arr(&j, "size_histogram");
-	for (unsigned c = 0; c < AN_SIZE_CLASSES; c++) {
-		if (!a->size_count[c])
-			continue;
-		json_obj(&j, NULL);
-		json_uint(&j, "min_bytes", an_size_class_min(c));
-		json_uint(&j, "max_bytes", c + 1 < AN_SIZE_CLASSES ? 1ull << (c + 4) : 0);
-		json_uint(&j, "allocations", a->size_count[c]);
-		json_uint(&j, "bytes", a->size_bytes[c]);
-		json_end(&j);
-	}
-	json_end(&j);
-	json_obj(&j, "lifetime_histogram");
-	for (unsigned c = 0; c < AN_LIFE_CLASSES; c++)
-		json_uint(&j, an_life_class_name(c), a->life_count[c]);
-	json_uint(&j, "still_live", a->life_live_end);
-	json_end(&j);
-	json_arr(&j, "thread_stats");
-	for (uint32_t i = 0; i < a->nthreads; i++) {
-		const struct thread_stat *t = &a->threads[i];
-		const char *name = trace_thread_name(m->t, t->tid);
-		json_obj(&j, NULL);
-		json_uint(&j, "tid", t->tid);
-		json_str(&j, "name", name);
-		json_uint(&j, "allocations", t->allocs);
-		json_uint(&j, "frees", t->frees);
-		json_uint(&j, "allocated_bytes", t->alloc_bytes);
-		json_int(&j, "live_bytes_change", t->live_bytes);
-		json_end(&j);
-	}
-	json_end(&j);
-	json_arr(&j, "other_traces");
-	for (int i = 0; i < m->nothers; i++)
-		json_str(&j, NULL, m->others[i]);
-	json_end(&j);
+	json_histograms(&j, m);
+	json_modules(&j, m);
+	json_others(&j, m);
 	json_end(&j);
 	return fclose_replace(f, tmp, path, 0);
-}
-
-static void print_site(FILE *f, const struct model *m, const struct rsite *r, int i, int what)
-{
-	char a[32], b[32], line[4096], loc[300] = "";
-	if (r->site->file)
-		snprintf(loc, sizeof(loc), " %s:%u", sym_basename(r->site->file), r->site->line);
-	char err[48] = "";
-	if (m->a.sample_mean)
-		snprintf(err, sizeof(err), " +-%s", fmt_bytes(sample_error(r->s->live_var), b,
-							       sizeof(b)));
-	if (what == 0)
-		fprintf(f, "  %2d. %10s%s live in %s blocks%s  %s%s  [%s]\n", i + 1,
-			fmt_bytes((uint64_t)(r->s->live_bytes > 0 ? r->s->live_bytes : 0), a, sizeof(a)),
-			err, fmt_count(r->s->live_blocks, b, sizeof(b)), r->growing ? " (growing)" : "",
-			r->site->function, loc, sym_basename(r->site->module));
-	else
-		fprintf(f, "  %2d. %10s calls, %s allocated  %s%s  [%s]\n", i + 1,
-			fmt_count(r->s->allocs, a, sizeof(a)), fmt_bytes(r->s->alloc_bytes, b, sizeof(b)),
-			r->site->function, loc, sym_basename(r->site->module));
-	model_stack_line(m, r, line, sizeof(line), 6);
-	if (line[0])
-		fprintf(f, "        %s\n", line);
-}
-
-void model_print(const struct model *m, FILE *f)
-{
-	const struct analysis *a = &m->a;
-	char b1[32], b2[32], b3[32], b4[32];
-	fprintf(f, "pid %u  %s\n", m->info->pid, m->info->command[0] ? m->info->command : m->info->exe);
-	fprintf(f, "%s %s, %s calls in %u thread%s\n\n", m->attach ? "attached for" : "traced for",
-		fmt_duration(m->duration_ns, b1, sizeof(b1)), fmt_count(a->nevents, b2, sizeof(b2)),
-		a->nthreads, a->nthreads == 1 ? "" : "s");
-	fprintf(f, "verdict: %s\n", m->verdict_line);
-	heap_print(f, &m->heap);
-	if (m->heap_rss && m->heap.measured) {
-		fprintf(f, "  at the RSS peak (%s): heap RSS %s, live blocks %s, fragmentation %.0f%%\n",
-			fmt_bytes(m->rss_peak, b1, sizeof(b1)), fmt_bytes(m->heap_rss, b2, sizeof(b2)),
-			fmt_bytes((uint64_t)(m->live_at_rss_peak > 0 ? m->live_at_rss_peak : 0), b3, sizeof(b3)),
-			m->frag * 100);
-		if (a->sample_mean)
-			fprintf(f, "  page occupancy and the trim estimate: not measured on a sampled run "
-				"(they need every live block)\n");
-		else
-			fprintf(f, "  %s could return about %s (resident heap pages holding no live "
-				"block)\n", heap_release_call(&m->heap),
-				fmt_bytes(m->trim_estimate, b1, sizeof(b1)));
-	}
-	if (m->have_trim)
-		fprintf(f, "  %s measured (%s): RSS %s -> %s, heap RSS %s -> %s\n", m->trim_call,
-			m->trim_method,
-			fmt_bytes(m->trim_vals[0], b1, sizeof(b1)), fmt_bytes(m->trim_vals[1], b2, sizeof(b2)),
-			fmt_bytes(m->trim_vals[2], b3, sizeof(b3)), fmt_bytes(m->trim_vals[3], b4, sizeof(b4)));
-	if (m->attach)
-		fprintf(f, "  (attach: blocks allocated before the window are not known; their %s frees "
-			"were counted, not subtracted)\n", fmt_count(a->unknown_frees, b1, sizeof(b1)));
-	fprintf(f, "\ncounts: malloc %llu  calloc %llu  realloc %llu  free %llu  memalign %llu\n",
-		(unsigned long long)a->counts[TC_MALLOC], (unsigned long long)a->counts[TC_CALLOC],
-		(unsigned long long)a->counts[TC_REALLOC], (unsigned long long)a->counts[TC_FREE],
-		(unsigned long long)a->counts[TC_MEMALIGN]);
-	fprintf(f, "live:   peak %s, end %s in %s blocks; %s allocated in all\n",
-		fmt_bytes((uint64_t)(a->peak_live_bytes > 0 ? a->peak_live_bytes : 0), b1, sizeof(b1)),
-		fmt_bytes((uint64_t)(a->live_bytes_end > 0 ? a->live_bytes_end : 0), b2, sizeof(b2)),
-		fmt_count(a->live_blocks_end, b3, sizeof(b3)),
-		fmt_bytes(a->total_bytes_allocated, b4, sizeof(b4)));
-	if (a->sample_mean)
-		fprintf(f, "sampled: one call per %s allocated on average (%s calls recorded): bytes "
-			"and counts are estimates; live at the end +-%s (%d sigma)\n",
-			fmt_bytes(a->sample_mean, b1, sizeof(b1)), fmt_count(a->nevents, b2, sizeof(b2)),
-			fmt_bytes(sample_error(a->live_var_end), b3, sizeof(b3)), SAMPLE_SIGMAS);
-	if (m->n_leaks) {
-		fprintf(f, "\nleak suspects (live bytes only grew):\n");
-		for (int i = 0; i < m->n_leaks && i < m->top; i++)
-			print_site(f, m, &m->leaks[i], i, 0);
-	}
-	if (m->n_live) {
-		fprintf(f, "\ntop sites by live bytes at the end:\n");
-		for (int i = 0; i < m->n_live && i < m->top; i++)
-			print_site(f, m, &m->by_live[i], i, 0);
-	}
-	if (m->n_allocs) {
-		fprintf(f, "\ntop sites by allocations:\n");
-		for (int i = 0; i < m->n_allocs && i < 5 && i < m->top; i++)
-			print_site(f, m, &m->by_allocs[i], i, 1);
-	}
-	if (m->nothers) {
-		fprintf(f, "\nalso traced in this run (children):");
-		for (int i = 0; i < m->nothers; i++)
-			fprintf(f, "%s %s", i ? "," : "", m->others[i]);
-		fprintf(f, "\n  report one with: mfx report --trace %s %s\n", m->others[0], m->run_dir);
-	}
 }

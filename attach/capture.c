@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "analyzer/report.h"
 #include "attach/capture.h"
 #include "attach/cmdline.h"
 #include "common/util.h"
@@ -24,7 +25,10 @@ const char capture_options_help[] =
 	"                               (malloc_trim(0), jemalloc's purge, ...); record RSS\n"
 	"                               before and after\n"
 	"        --no-report            skip the report at the end (run 'mfx report' later)\n"
-	"    -q, --quiet                no progress line, no chatter\n";
+	"        --wrapper REGEX        functions matching REGEX allocate for their callers:\n"
+	"                               sites are named past them (repeatable; kept for\n"
+	"                               later 'mfx report' runs)\n"
+	"    -q, --quiet                only errors: no progress line, no summary\n";
 
 void capture_defaults(struct capture_opts *o)
 {
@@ -34,7 +38,7 @@ void capture_defaults(struct capture_opts *o)
 }
 
 enum { OPT_FORCE = 256, OPT_FOR, OPT_NOSTACKS, OPT_DEPTH, OPT_SMAPS, OPT_TRIM, OPT_NOREPORT,
-       OPT_HELP, OPT_SAMPLE };
+       OPT_HELP, OPT_SAMPLE, OPT_WRAPPER };
 
 int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
 		  void (*help)(void), struct cmdline *cl)
@@ -49,6 +53,7 @@ int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o
 		{ "trim-at-end", no_argument, NULL, OPT_TRIM },
 		{ "no-report", no_argument, NULL, OPT_NOREPORT },
 		{ "sample", required_argument, NULL, OPT_SAMPLE },
+		{ "wrapper", required_argument, NULL, OPT_WRAPPER },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -105,6 +110,19 @@ int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o
 		case OPT_NOREPORT:
 			o->no_report = 1;
 			break;
+		case OPT_WRAPPER: {
+			char why[300];
+			if (o->nwrappers == (int)(sizeof(o->wrappers) / sizeof(o->wrappers[0]))) {
+				mfx_usage(cmd, "at most %d --wrapper options", o->nwrappers);
+				return -1;
+			}
+			if (report_check_wrappers((const char *const *)&optarg, 1, why, sizeof(why))) {
+				mfx_usage(cmd, "invalid --wrapper %s", why);
+				return -1;
+			}
+			o->wrappers[o->nwrappers++] = optarg;
+			break;
+		}
 		case 'q':
 			o->quiet = 1;
 			mfx_quiet = 1;

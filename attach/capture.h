@@ -21,6 +21,8 @@ struct capture_opts {
 	int no_report;			/* --no-report */
 	int quiet;			/* -q, --quiet */
 	uint64_t sample_bytes;		/* --sample BYTES: mean bytes between samples; 0 = all */
+	const char *wrappers[32];	/* --wrapper REGEX: allocation wrappers of the program */
+	int nwrappers;
 };
 
 void capture_defaults(struct capture_opts *o);

@@ -52,7 +52,8 @@ static void export_help(void)
 static int export_pprof(const char *dir, const char *trace_name, const char *out, enum pprof_at at)
 {
 	struct model m;
-	int err = model_build(dir, trace_name, 10, mfx_quiet, &m);
+	struct model_opts mo = { .trace = trace_name, .top = 10, .quiet = mfx_quiet };
+	int err = model_build(dir, &mo, &m, NULL, 0);
 	if (err) {
 		mfx_err("cannot read '%s' in '%s': %s", trace_name, dir,
 			mfx_strerror(err == -ENOENT ? MFX_E_NOTRACE : -err));

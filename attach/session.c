@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +26,7 @@
 
 #include "analyzer/report.h"
 #include "attach/capture.h"
+#include "attach/runend.h"
 #include "common/procfs.h"
 #include "trace/spool.h"
 #include "trace/tracefile.h"
@@ -50,6 +52,11 @@ struct session {
 	enum session_mode mode;
 	pid_t child;
 	int child_status, child_done;
+	uint64_t child_maxrss;		/* launch: ru_maxrss of the reaped child (bytes) */
+	uint64_t hwm;			/* highest VmHWM read (attach: since the window began) */
+	uint64_t main_events, main_bytes;	/* trace.mfx, finalised: header's count, size */
+	int attach_exited, exit_known, exit_st;	/* attach: the process ended in the window */
+	int hwm_reset;			/* attach: clear_refs reset the high-water mark */
 	struct traced tr[MAX_TRACES];
 	int ntr;
 	uint64_t t_start, t_window, t_sample, t_scan, t_progress;
@@ -75,6 +82,26 @@ struct session {
 };
 
 static volatile sig_atomic_t got_int, got_term;
+
+/*
+ * attach: the high-water mark is the process's whole life's; writing "5"
+ * to /proc/PID/clear_refs (Linux 4.0+, proc(5)) resets it to the RSS now,
+ * so VmHWM from then on is the window's peak.  It is the one thing mfx
+ * changes in the target that outlives the window: a tool reading VmHWM
+ * afterwards sees the peak since then (docs/attach.md).
+ */
+static void reset_hwm(struct session *s)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)s->pid);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "5", 1) == 1)
+		s->hwm_reset = 1;
+	close(fd);
+	s->hwm = 0;
+}
 
 static void on_signal(int sig)
 {
@@ -130,6 +157,8 @@ void session_set_child(struct session *s, pid_t child)
 void session_window_started(struct session *s, uint64_t ts_ns)
 {
 	s->t_window = ts_ns;
+	if (s->mode == SESSION_ATTACH)
+		reset_hwm(s);
 }
 
 int session_child_status(const struct session *s)
@@ -143,6 +172,36 @@ static struct traced *main_trace(struct session *s)
 		if (s->tr[i].main)
 			return &s->tr[i];
 	return NULL;
+}
+
+/*
+ * A trace of a pid that has one already is a new image of it (the old one
+ * exec'ed): the old trace is done, and samples of that pid are the new
+ * image's.  For the process mfx launched, the new image becomes the main
+ * trace - `mfx launch` through a shim (a script that execs, env, sh -c
+ * 'exec ...') reports the image that did the work, and finalize_all()
+ * names its trace trace.mfx.  What the session kept of the old image's RSS
+ * peak no longer applies.
+ */
+static void new_image(struct session *s, struct traced *t)
+{
+	for (int i = 0; i < s->ntr; i++) {
+		struct traced *o = &s->tr[i];
+		if (o == t || o->pid != t->pid)
+			continue;
+		/* the directory lists them in any order: the older one is done */
+		int t_newer = o->tf.hdr->start_ns <= t->tf.hdr->start_ns;
+		struct traced *old = t_newer ? o : t, *young = t_newer ? t : o;
+		old->gone = 1;
+		if (old->main && s->mode == SESSION_LAUNCH) {
+			old->main = 0;
+			young->main = 1;
+			s->rss_peak = s->heap_at_peak = s->hwm = 0;
+			s->t_peak = s->t_peak_read = 0;
+			free(s->peak_text);
+			s->peak_text = NULL;
+		}
+	}
 }
 
 /* Open trace files that appeared in the run directory (the program's, its
@@ -169,6 +228,7 @@ static void scan_dir(struct session *s)
 		t->pid = (pid_t)t->tf.hdr->pid;
 		t->main = !strcmp(e->d_name, "trace.mfx");
 		s->ntr++;
+		new_image(s, t);
 	}
 	closedir(d);
 }
@@ -230,6 +290,8 @@ static void sample_one(struct session *s, struct traced *t, uint64_t *rss_out, u
 		if (procfs_smaps_read(t->pid, &sm) == 0) {
 			struct smaps_totals tot;
 			procfs_smaps_totals(&sm, &tot);
+			/* RSS from the same read as heap RSS: never below it */
+			v[MFX_SF_RSS] = r.rss = tot.rss;
 			v[MFX_SF_HEAP_RSS] = tot.heap_rss;
 			v[MFX_SF_MFX_RSS] = tot.kind_rss[MK_MFX];
 			s->last_heap = tot.heap_rss;
@@ -249,6 +311,13 @@ static void sample_one(struct session *s, struct traced *t, uint64_t *rss_out, u
 		s->full_every = (unsigned)(cost * 50 / s->o.smaps_interval_ns) + 1;
 	} else if (t->main && r.rss > s->rss_peak) {
 		s->rss_peak = r.rss;	/* smaps of this peak read next time */
+	}
+	if (!t->main || s->mode == SESSION_LAUNCH || s->hwm_reset) {
+		v[MFX_SF_HWM] = run_read_hwm(t->pid);
+		if (v[MFX_SF_HWM] && v[MFX_SF_HWM] < v[MFX_SF_RSS])
+			v[MFX_SF_HWM] = v[MFX_SF_RSS];	/* the counters lag the page tables */
+		if (t->main && v[MFX_SF_HWM] > s->hwm)
+			s->hwm = v[MFX_SF_HWM];
 	}
 	tfile_sample(&t->tf, now, v);
 	tfile_sync(&t->tf);
@@ -324,9 +393,11 @@ int session_loop(struct session *s)
 		uint64_t now = now_ns();
 		if (s->child > 0 && !s->child_done) {
 			int st;
-			if (waitpid(s->child, &st, WNOHANG) == s->child) {
+			struct rusage ru;
+			if (wait4(s->child, &st, WNOHANG, &ru) == s->child) {
 				s->child_done = 1;
 				s->child_status = st;
+				s->child_maxrss = (uint64_t)ru.ru_maxrss * 1024;	/* KiB */
 			}
 		}
 		if (now - s->t_scan >= SCAN_NS || !main_trace(s)) {
@@ -394,7 +465,7 @@ int session_stop_agents(struct session *s, uint64_t timeout_ns)
 		int pending = 0;
 		for (int i = 0; i < s->ntr; i++) {
 			struct traced *t = &s->tr[i];
-			if (t->tf.hdr->state != MFX_ST_STOPPED && !process_gone(t->pid))
+			if (!t->gone && t->tf.hdr->state != MFX_ST_STOPPED && !process_gone(t->pid))
 				pending++;
 		}
 		/* An agent stops at its process's next malloc-family call: an
@@ -478,15 +549,43 @@ static void write_peak_smaps(struct session *s)
 	int err = write_file(path, s->peak_text, s->peak_len);
 	if (err)
 		mfx_err("cannot write '%s': %s", path, mfx_strerror(-err));
-	uint64_t vals[3] = { s->rss_peak, s->heap_at_peak, s->t_peak };
-	session_mark(s, MFX_MARK_RSS_PEAK, vals, 3, "");
+	/* The exact peak: the highest VmHWM read, and for the process mfx
+	 * launched its ru_maxrss (the kernel's high-water mark over its whole
+	 * life, read at its end: its exec'ed images included, but the last
+	 * one is normally the largest). */
+	uint64_t hwm = s->hwm;
+	if (s->child_done && mt && mt->pid == s->child && s->child_maxrss > hwm)
+		hwm = s->child_maxrss;
+	uint64_t vals[4] = { s->rss_peak, s->heap_at_peak, s->t_peak, hwm };
+	session_mark(s, MFX_MARK_RSS_PEAK, vals, 4, "");
 }
 
 /* The report may be linked in or not (see analyzer/report.h). */
 int report_run(const char *run_dir, const struct report_opts *o) __attribute__((weak));
 
+/* launch: the process mfx started exec'ed (a shim, env, sh -c 'exec ...'):
+ * its last image's trace becomes trace.mfx, the one the report and replay
+ * read; the first image's is renamed trace-<pid>.0.mfx (the images between
+ * keep trace-<pid>.mfx, trace-<pid>.1.mfx, ... in exec order). */
+static void name_main_trace(struct session *s)
+{
+	struct traced *m = main_trace(s);
+	if (s->mode != SESSION_LAUNCH || !m || !strcmp(m->name, "trace.mfx"))
+		return;
+	char first[64];
+	int err = run_rename_main(s->dir, m->name, m->pid, first, sizeof(first));
+	if (err) {
+		mfx_err("cannot rename the traces in '%s': %s", s->dir, strerror(-err));
+		return;
+	}
+	mfx_note("pid %d exec'ed: the report is of its last image%s%s (trace.mfx); the first is %s",
+		 (int)m->pid, m->tf.hdr && m->tf.hdr->exe[0] ? ", " : "",
+		 m->tf.hdr ? m->tf.hdr->exe : "", first);
+}
+
 static void finalize_all(struct session *s, uint64_t tsc_hz)
 {
+	name_main_trace(s);
 	for (int i = 0; i < s->ntr; i++)
 		tfile_close(&s->tr[i].tf);
 	DIR *d = opendir(s->dir);
@@ -504,15 +603,58 @@ static void finalize_all(struct session *s, uint64_t tsc_hz)
 			mfx_err("cannot finalise '%s': %s", path, mfx_strerror(-err));
 			continue;
 		}
-		if (!strcmp(e->d_name, "trace.mfx") && st.events) {
-			char ev[32], b[32];
-			mfx_note("trace: %s events, %s (%.2f bytes/event)",
-				 fmt_count(st.events, ev, sizeof(ev)),
-				 fmt_bytes(st.final_bytes, b, sizeof(b)),
-				 (double)st.final_bytes / (double)st.events);
+		if (!strcmp(e->d_name, "trace.mfx")) {
+			s->main_events = st.events;
+			s->main_bytes = st.final_bytes;
 		}
 	}
 	closedir(d);
+}
+
+/*
+ * "trace: N events": the header's thread slots count them for the first
+ * MFX_THREAD_SLOTS threads only (a thread past them records without a
+ * slot), and as each thread last published its count.  The report counts
+ * every event it reads (exact is its count); without a report, past the
+ * slots, the events are counted by reading the trace (runend.c).
+ */
+static void say_trace(struct session *s, uint64_t exact)
+{
+	char path[PATH_MAX], ev[32], b[32];
+	uint64_t n = exact ? exact : run_trace_events(path_join(path, sizeof(path), s->dir, "trace.mfx"),
+						      s->main_events);
+	if (n)
+		mfx_note("trace: %s events, %s (%.2f bytes/event)", fmt_count(n, ev, sizeof(ev)),
+			 fmt_bytes(s->main_bytes, b, sizeof(b)), (double)s->main_bytes / (double)n);
+}
+
+/* attach: the process ended during the window; the EXIT mark keeps its
+ * status when it could be read (vals[1]: known). */
+static void attach_exit(struct session *s)
+{
+	s->exit_known = run_zombie_status(s->pid, &s->exit_st) == 0;
+	s->attach_exited = 1;
+	uint64_t vals[2] = { (uint64_t)s->exit_st, (uint64_t)s->exit_known };
+	session_mark(s, MFX_MARK_EXIT, vals, 2, "");
+}
+
+/* ... and one line says so, with the status: the zombie's, else the one
+ * the agent's on_exit handler put in its EXITING mark (read from the
+ * finalised trace). */
+static void say_attach_exit(struct session *s)
+{
+	char path[PATH_MAX];
+	if (!s->exit_known)
+		s->exit_known = run_trace_exit_status(path_join(path, sizeof(path), s->dir, "trace.mfx"),
+						      &s->exit_st) == 0;
+	if (!s->exit_known)
+		mfx_note("pid %d exited during the window", (int)s->pid);
+	else if (WIFSIGNALED(s->exit_st))
+		mfx_note("pid %d was killed by signal %d during the window", (int)s->pid,
+			 WTERMSIG(s->exit_st));
+	else
+		mfx_note("pid %d exited during the window with status %d", (int)s->pid,
+			 WEXITSTATUS(s->exit_st));
 }
 
 int session_finish(struct session *s, enum session_end why)
@@ -538,8 +680,12 @@ int session_finish(struct session *s, enum session_end why)
 	if (s->child_done) {
 		uint64_t st = (uint64_t)s->child_status;
 		session_mark(s, MFX_MARK_EXIT, &st, 1, "");
+	} else if (why == SESSION_END_EXIT && s->mode == SESSION_ATTACH) {
+		attach_exit(s);
 	}
 	write_peak_smaps(s);
+	if (m)
+		run_record_wrappers(&m->tf, s->o.wrappers, s->o.nwrappers);
 	if (m && m->tf.hdr->fail_errno)
 		mfx_err("recording stopped early: %s", mfx_strerror(m->tf.hdr->fail_errno));
 	uint64_t tsc_hz = 0, dns = now_ns() - s->ns0, dtsc = tfile_tsc() - s->tsc0;
@@ -550,6 +696,8 @@ int session_finish(struct session *s, enum session_end why)
 			(int)s->pid);
 	uint64_t t_fin = now_ns();
 	finalize_all(s, tsc_hz);
+	if (s->attach_exited)
+		say_attach_exit(s);
 	if (env_flag("MFX_DEBUG")) {
 		char a[32], b[32];
 		mfx_note("debug: window %s, finalise %s", fmt_duration(t_fin - s->t_start, a, sizeof(a)),
@@ -558,13 +706,22 @@ int session_finish(struct session *s, enum session_end why)
 	int err = 0;
 	if (m && !s->o.no_report) {
 		if (report_run) {
-			struct report_opts ro = { .quiet = s->o.quiet, .top = 10 };
+			/* launch: the program's stdout is its own; mfx says
+			 * everything on stderr (like time(1), strace -c) */
+			uint64_t events = 0;
+			struct report_opts ro = { .quiet = s->o.quiet, .top = 10,
+						  .out = s->mode == SESSION_LAUNCH ? stderr : stdout,
+						  .wrappers = s->o.wrappers,
+						  .nwrappers = s->o.nwrappers, .events = &events };
 			err = report_run(s->dir, &ro);
+			say_trace(s, err ? 0 : events);
 			if (err)
 				mfx_err("report failed: %s", mfx_strerror(-err));
 		} else {
 			mfx_note("this mfx has no analyzer built in; the trace is in '%s'", s->dir);
 		}
+	} else if (m) {
+		say_trace(s, 0);
 	}
 	if (m && s->o.sample_bytes)	/* a sample cannot be replayed */
 		mfx_note("run directory: %s  (next: mfx report %s)", s->dir, s->dir);

@@ -25,6 +25,8 @@ static char run_dir[4096];
 static pid_t root_pid;
 static int launch_mode;
 static volatile int end_lock;
+static int exiting;		/* the EXITING mark was written (agent_exiting) */
+static int exit_smaps_saved;
 
 #define TSC_SHIFT 4	/* 16 TSC ticks (~6 ns at 2.5 GHz) per time unit:
 			   typical deltas between calls fit one varint byte */
@@ -244,6 +246,7 @@ static void fill_header(struct mfx_file_header *h, const struct agent_config *c)
 }
 
 static void atfork_prepare(void);
+static void save_exit_smaps(void);
 static void atfork_parent(void);
 static void atfork_child(void);
 
@@ -394,6 +397,7 @@ static void atfork_child(void)
 {
 	end_lock = 0;
 	got_fork_child(!launch_mode);
+	exiting = exit_smaps_saved = 0;
 	control_after_fork();
 	rec_after_fork_child();
 	modules_after_fork();
@@ -446,6 +450,44 @@ static void save_exit_smaps(void)
 		close(in);
 }
 
+int agent_launched(void)
+{
+	return launch_mode;
+}
+
+/* VmHWM of /proc/self/status in bytes, 0 if unknown. */
+static uint64_t vm_hwm(void)
+{
+	char buf[4096];
+	if (read_small("/proc/self/status", buf, sizeof(buf)) <= 0)
+		return 0;
+	const char *p = strstr(buf, "\nVmHWM:");
+	uint64_t kb = 0;
+	for (p = p ? p + 7 : ""; *p == ' ' || *p == '\t'; p++)
+		;
+	for (; *p >= '0' && *p <= '9'; p++)
+		kb = kb * 10 + (uint64_t)(*p - '0');
+	return kb * 1024;
+}
+
+void agent_exiting(int status, unsigned how)
+{
+	if (!rec.active || !rec.file_ok || __atomic_exchange_n(&exiting, 1, __ATOMIC_ACQ_REL))
+		return;
+	int busy = tls_busy;
+	tls_busy = 1;
+	uint64_t vals[3] = { (uint64_t)(int64_t)status, how, vm_hwm() };
+	agent_mark(MFX_MARK_EXITING, vals, 3, "");
+	/* The heap as the program leaves it, before the teardown frees it:
+	 * the smaps that fragmentation is measured on. */
+	if (launch_mode && rec.hdr && !(rec.hdr->flags & MFX_HF_ATTACH) && getpid() == root_pid) {
+		save_exit_smaps();
+		exit_smaps_saved = 1;
+	}
+	alloc_mark(MFX_AP_EXIT);	/* the allocator's figures of the same moment */
+	tls_busy = busy;
+}
+
 __attribute__((destructor)) static void agent_exit(void)
 {
 	struct mfx_file_header *h = rec.hdr;
@@ -458,8 +500,9 @@ __attribute__((destructor)) static void agent_exit(void)
 	modules_check();
 	rec_publish_self();
 	/* Only the process mfx started: mfx reads that one copy and removes
-	 * it (a shell script's children would leave one file each). */
-	if (launch_mode && !(h->flags & MFX_HF_ATTACH) && getpid() == root_pid)
+	 * it (a shell script's children would leave one file each).  Taken
+	 * already when the exit began (agent_exiting), unless it did not. */
+	if (launch_mode && !(h->flags & MFX_HF_ATTACH) && getpid() == root_pid && !exit_smaps_saved)
 		save_exit_smaps();
 	alloc_mark(MFX_AP_EXIT);
 	tls_busy = busy;
@@ -479,6 +522,7 @@ __attribute__((constructor)) static void agent_init(void)
 	if ((!out || !*out) && dladdr((void *)agent_init, &self) && self.dli_fname &&
 	    !strncmp(self.dli_fname, "/proc/self/fd/", 14)) {
 		control_autostart();
+		exit_watch_attach();
 		return;
 	}
 	if (!out || !*out || strlen(out) >= sizeof(run_dir) - 64)

@@ -63,5 +63,14 @@ void modules_check(void);
 /* agent.c */
 /* Recording cannot go on (disk full, ...): end it, keep the reason. */
 void agent_fail(int err, const char *what);
+/* The program begins to exit (main returned, exit() called; attach: the
+ * on_exit handler): the EXITING mark, once per process, and in launch mode
+ * the smaps copy of that moment.  how: enum mfx_exit_how. */
+void agent_exiting(int status, unsigned how);
+/* 1 in launch mode (LD_PRELOAD by mfx launch). */
+int agent_launched(void);
+
+/* exit.c: attach mode: register the on_exit handler (once). */
+void exit_watch_attach(void);
 
 #endif

@@ -29,7 +29,23 @@ _cleanup() {
 	for p in "${_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	[ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"
 }
-trap _cleanup EXIT
+# Every summary a test made (summary.json, summary-PID.json) is checked at
+# its end, whatever the test: the RSS peak is the kernel's high-water mark,
+# so no sample saw more; heap RSS is never above RSS in any sample (both
+# come from one read of smaps).
+_rss_check() {
+	local f bad=0
+	while IFS= read -r f; do
+		jq -e '(.rss_timeline // []) as $t
+			| ($t | all(.heap_rss_bytes <= .rss_bytes))
+			and (.rss_peak_bytes >= ([$t[].rss_bytes] | max // 0))
+			and (.heap_rss_bytes <= .rss_peak_bytes)' "$f" >/dev/null 2>&1 && continue
+		echo "FAIL: $f: RSS figures contradict each other: peak $(jq -c '[.rss_peak_bytes, .heap_rss_bytes]' "$f"), samples over it: $(jq -c '[.rss_timeline[] | select(.heap_rss_bytes > .rss_bytes or .rss_bytes > $p)]' --argjson p "$(jq .rss_peak_bytes "$f")" "$f" | head -c 400)" >&2
+		bad=1
+	done < <(find "$TMP" -name 'summary*.json' 2>/dev/null)
+	return $bad
+}
+trap '_rc=$?; _rss_check || _rc=1; _cleanup; exit $_rc' EXIT
 
 pass() { echo "PASS"; exit 0; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -142,4 +158,37 @@ mfx_end() {
 	kill -"${1:-INT}" "$MPID" 2>/dev/null
 	wait "$MPID"
 	MFX_RC=$?
+}
+
+# ---- symbols: every frame of every reported stack against addr2line ------------
+# addr2line_check SUMMARY OWN_RE : for every distinct return address in the
+# stacks of summary.json's site lists, compare mfx's frames (its whole
+# inline chain) with `addr2line -i -f -C -e MODULE PC`.  Function names and
+# lines must match everywhere; file names too in modules matching OWN_RE
+# (the test's own programs).  In system libraries binutils 2.40 reads a few
+# DWARF 5 file entries of libc's line table differently from readelf
+# --debug-dump=decodedline and eu-addr2line (which agree with mfx), so
+# there the file name is not compared.  Without a symbol addr2line prints
+# "??" where mfx prints "module+0xoffset".  Sets A2L_N (addresses) and
+# A2L_BAD (mismatches, printed).
+addr2line_check() {
+	local sum=$1 own=$2 mod pc rest ours theirs
+	A2L_N=0 A2L_BAD=0
+	while IFS=$'\t' read -r mod pc rest; do
+		A2L_N=$((A2L_N + 1))
+		ours=$(printf '%s\n' "$rest" | tr '\t' '\n' |
+			sed -E -e 's/^[^|]*\+0x[0-9a-f]+\|/??|/' -e 's/\|\?\?:0$/|??:?/')
+		theirs=$(addr2line -i -f -C -e "$mod" "$pc" | paste - - |
+			sed -E -e 's/\t/|/' -e 's/ \(discriminator [0-9]+\)//')
+		if ! [[ $mod =~ $own ]]; then	# names and lines only
+			ours=$(printf '%s\n' "$ours" | sed -E 's/\|.*:([0-9?]+)$/|\1/')
+			theirs=$(printf '%s\n' "$theirs" | sed -E 's/\|.*:([0-9?]+)$/|\1/')
+		fi
+		if [ "$ours" != "$theirs" ]; then
+			A2L_BAD=$((A2L_BAD + 1))
+			echo "differs: $mod $pc"
+			echo "  mfx:       $(printf '%s' "$ours" | tr '\n' ' ')"
+			echo "  addr2line: $(printf '%s' "$theirs" | tr '\n' ' ')"
+		fi
+	done < <(jq -r -f "$MFX_ROOT/tests/a2l.jq" "$sum")
 }

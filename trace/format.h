@@ -231,6 +231,8 @@ enum mfx_sample_field {
 	MFX_SF_SWAP,
 	MFX_SF_HEAP_RSS,	/* allocator mappings' Rss (see procfs.h); 0 = not measured */
 	MFX_SF_MFX_RSS,		/* Rss of mfx's own mappings in the target (trace pages) */
+	MFX_SF_HWM,		/* VmHWM of /proc/PID/status: the kernel's RSS high-water
+				   mark (attach: since the window began); 0 = unknown */
 	MFX_SF_NFIELDS,
 };
 
@@ -265,6 +267,12 @@ enum mfx_mark_kind {
 	 * allocator's name ("glibc", "jemalloc", "tcmalloc", "mimalloc",
 	 * "unknown"), then a space and its module's path. */
 	MFX_MARK_ALLOC = 10,
+	/* EXITING (written by the agent): the program began to exit - main
+	 * returned, exit() was called - before any atexit handler or static
+	 * destructor ran: frees after it are the program's teardown.  vals:
+	 * status (main's return value or exit()'s argument), how (enum
+	 * mfx_exit_how). */
+	MFX_MARK_EXITING = 11,
 };
 
 enum mfx_alloc_phase {
@@ -283,6 +291,14 @@ enum mfx_alloc_field {
 	MFX_AF_METADATA,	/* its own bookkeeping */
 	MFX_AF_ACTIVE,		/* pages backing allocated blocks (jemalloc) */
 	MFX_AF_NFIELDS,
+};
+
+
+enum mfx_exit_how {
+	MFX_EXIT_MAIN_RETURN = 1,	/* main returned (launch: the agent's main wrapper) */
+	MFX_EXIT_CALL = 2,		/* exit() called (launch: interposed) */
+	MFX_EXIT_HANDLER = 3,		/* attach: the agent's on_exit handler, which runs
+					   before the handlers registered before it */
 };
 
 #endif /* MFX_TRACE_FORMAT_H */

@@ -9,7 +9,7 @@ cat >"$TMP/two.sh" <<EOS
 "$TARGETS/counts_target" 500 2>"$TMP/b.json"
 EOS
 chmod +x "$TMP/two.sh"
-run_mfx launch -q -o "$TMP/run" -- "$TMP/two.sh"
+run_mfx launch -o "$TMP/run" -- "$TMP/two.sh"
 expect_eq "$MFX_RC" 0 "exit status"
 [ -s "$TMP/run/trace.mfx" ] || fail "no trace of the shell"
 n=$(ls "$TMP/run"/trace-*.mfx 2>/dev/null | wc -l)
@@ -34,5 +34,6 @@ for t in "$TMP/run"/trace-*.mfx; do
 	esac
 done
 expect_eq "$found_a$found_b" 11 "both children traced"
-grep -q "also traced in this run" "$MFX_OUT" || fail "the summary does not list the children"
+# launch: the summary is on stderr (the program owns stdout)
+grep -q "also traced in this run" "$MFX_ERR" || fail "the summary does not list the children"
 pass
