@@ -25,7 +25,8 @@ bench=$SPAWNED bench_out=$SPAWN_OUT
 # one that has lived a while, and try another if it ended meanwhile)
 sleep 0.8
 for try in 1 2 3; do
-	backend=$(pgrep -o -P "$pm" -f "postgres: postgres postgres .*local" || true)
+	pmpid=$(head -1 "$TMP/pg/data/postmaster.pid")
+	backend=$(pgrep -o -P "$pmpid" -f "postgres: postgres postgres .*local" || true)
 	[ -n "$backend" ] || { sleep 0.3; continue; }
 	run_mfx attach --for 2s -o "$TMP/run" --force "$backend"
 	grep -q "no such process" "$MFX_ERR" || break
