@@ -105,11 +105,8 @@ static int try_module(pid_t pid, const char *name, uint64_t bias, struct alloc_r
 		a->module[n > 0 ? n : 0] = 0;
 	}
 	classify(a, v, bias);
-	struct inject_module m;
-	if (a->module[0] && inject_find_module(pid, a->module, &m) == 0) {
-		a->text_lo = m.text_lo;
-		a->text_hi = m.text_hi;
-	}
+	if (a->module[0])
+		inject_module_text(pid, a->module, &a->text_lo, &a->text_hi);
 	return 1;
 }
 
@@ -189,8 +186,10 @@ int alloc_remote_detect(pid_t pid, struct alloc_remote *a)
 	static const char *const libs[] = { "/libjemalloc.so.2", "/libtcmalloc_minimal.so.4",
 					    "/libtcmalloc.so.4", "/libmimalloc.so.2", "/libc.so.6" };
 	for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
-		struct inject_module m;
-		if (inject_find_module(pid, libs[i], &m) == 0 && try_module(pid, m.path, m.base, a))
+		char path[4096];
+		uint64_t base;
+		if (inject_module_base(pid, libs[i], path, sizeof(path), &base) == 0 &&
+		    try_module(pid, path, base, a))
 			return 0;
 	}
 	return -ENOENT;
@@ -212,7 +211,7 @@ static int remote_get(struct inject *ij, uint64_t fn, int je, const char *name, 
 	if (!err && (je ? (int)ret != 0 : (ret & 0xff) == 0))
 		err = -ENOENT;
 	if (!err)
-		err = inject_peek(ij->pid, a_out, v, 8);
+		err = inject_peek(inject_pid(ij), a_out, v, 8);
 	return err;
 }
 
@@ -242,7 +241,7 @@ static void figures_glibc(struct inject *ij, uint64_t fn, struct alloc_figs *f)
 	if (inject_push(ij, mi, sizeof(mi), &a_mi))
 		return;
 	uint64_t args[1] = { a_mi };
-	if (inject_call(ij, fn, args, 1, &ret) || inject_peek(ij->pid, a_mi, mi, sizeof(mi)))
+	if (inject_call(ij, fn, args, 1, &ret) || inject_peek(inject_pid(ij), a_mi, mi, sizeof(mi)))
 		return;
 	/* arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost */
 	f->v[MFX_AF_IN_USE] = mi[7] + mi[4];
@@ -322,20 +321,18 @@ int alloc_remote_release(struct inject *ij, const struct alloc_remote *a, struct
 	return err;
 }
 
-int alloc_remote_hold_libc(pid_t pid, struct inject_libc *lc, struct alloc_remote *a)
+int alloc_remote_hold_opts(pid_t pid, struct inject_opts *o, struct alloc_remote *a)
 {
 	struct alloc_remote own;
 	if (!a)
 		a = &own;
-	alloc_remote_detect(pid, a);
-	int err = inject_load_libc(pid, lc);
-	if (err)
-		return err;
-	/* glibc's malloc code is there already (malloc_lo/hi); another
-	 * allocator's library is excluded whole: its locks and thread caches
+	int err = alloc_remote_detect(pid, a);
+	/* glibc's malloc code is avoided already (inject/glibc.c); another
+	 * allocator's library is avoided whole: its locks and thread caches
 	 * are all in it. */
-	if (a->kind != MFX_ALLOC_GLIBC && a->kind != MFX_ALLOC_UNKNOWN && a->text_hi &&
-	    lc->nbusy < INJ_MAX_BUSY)
-		lc->busy[lc->nbusy++] = (struct inject_range){ a->text_lo, a->text_hi };
-	return 0;
+	if (a->kind != MFX_ALLOC_GLIBC && a->kind != MFX_ALLOC_UNKNOWN && a->text_hi) {
+		o->avoid_lo = a->text_lo;
+		o->avoid_hi = a->text_hi;
+	}
+	return err;
 }

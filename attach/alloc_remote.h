@@ -34,13 +34,13 @@ struct alloc_remote {
 int alloc_remote_detect(pid_t pid, struct alloc_remote *a);
 
 struct inject;
-struct inject_libc;
-/* What a hold needs (inject_load_libc), plus the code of the allocator
- * that serves malloc among the places no held thread (nor a caller on its
- * stack) may be: a remote call that allocates (the agent's dlopen, a new
+struct inject_opts;
+/* What a hold needs to know: the code of the allocator that serves malloc
+ * among the places no held thread (nor a caller on its stack) may be
+ * (o->avoid_lo/hi): a remote call that allocates (the agent's dlopen, a new
  * thread's TLS) or the allocator's own calls must not re-enter it.  *a (if
- * not NULL) gets the allocator.  0 or the inject_load_libc() error. */
-int alloc_remote_hold_libc(pid_t pid, struct inject_libc *lc, struct alloc_remote *a);
+ * not NULL) gets the allocator.  0 or the alloc_remote_detect() error. */
+int alloc_remote_hold_opts(pid_t pid, struct inject_opts *o, struct alloc_remote *a);
 /*
  * With ij holding a thread at a safe point: its figures (before), its
  * release call (*call names it, *ret its return), its figures (after).

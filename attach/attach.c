@@ -70,77 +70,6 @@ static const char *comm_of(pid_t pid, char *buf, size_t n)
 	return buf;
 }
 
-static int ptrace_scope(void)
-{
-	char *t;
-	if (read_file("/proc/sys/kernel/yama/ptrace_scope", &t, NULL))
-		return -1;
-	int v = atoi(t);
-	free(t);
-	return v;
-}
-
-int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer)
-{
-	char comm[64], tc[64];
-	comm_of(pid, comm, sizeof(comm));
-	switch (-err) {
-	case ESRCH:
-		mfx_err("cannot %s %d: no such process", verb, (int)pid);
-		return EXIT_FAIL;
-	case MFX_E_SELF:
-		mfx_err("cannot %s %d: that is mfx itself", verb, (int)pid);
-		return EXIT_USAGE;
-	case MFX_E_ZOMBIE:
-		mfx_err("cannot %s %d (%s): it is a zombie (exited, not yet reaped by its parent)",
-			verb, (int)pid, comm);
-		return EXIT_FAIL;
-	case MFX_E_TRACED:
-		mfx_err("cannot %s %d (%s): it is already traced by pid %d (%s); detach that "
-			"debugger or tracer first", verb, (int)pid, comm,
-			(int)tracer, comm_of(tracer, tc, sizeof(tc)));
-		return EXIT_FAIL;
-	case MFX_E_STOPPED:
-		mfx_err("cannot %s %d (%s): it is stopped; resume it with 'kill -CONT %d' first", verb,
-			(int)pid, comm, (int)pid);
-		return EXIT_FAIL;
-	case MFX_E_STATIC:
-		mfx_err("cannot %s %d (%s): it is statically linked, so there is %s", verb, (int)pid,
-			comm, strcmp(verb, "trim") ? "no dynamic loader to load the agent into" :
-			"no shared libc whose malloc_trim mfx could call");
-		return EXIT_FAIL;
-	case MFX_E_NOGLIBC:
-		mfx_err("cannot %s %d (%s): it does not use glibc (the agent needs glibc's "
-			"libc.so.6)", verb, (int)pid, comm);
-		return EXIT_FAIL;
-	case EPERM:
-	case EACCES: {
-		int sc = ptrace_scope();
-		const char *hint = getuid() != 0 && sc >= 1 ?
-					   "run as root or set kernel.yama.ptrace_scope=0" :
-				   sc >= 3 ? "kernel.yama.ptrace_scope=3 forbids ptrace until reboot" :
-				   getuid() != 0 ? "run as root or as the process's owner" :
-						   "a security module or seccomp forbids ptrace";
-		mfx_err("cannot %s %d: Operation not permitted (%s)", verb, (int)pid, hint);
-		return EXIT_FAIL;
-	}
-	case MFX_E_BUSY:
-		mfx_err("cannot %s %d (%s): another mfx is already tracing it", verb, (int)pid,
-			comm);
-		return EXIT_FAIL;
-	case MFX_E_NOSAFEPOINT:
-		mfx_err("cannot %s %d (%s): no thread reached a safe point (all busy in the allocator "
-			"or the loader); try again", verb, (int)pid, comm);
-		return EXIT_FAIL;
-	case MFX_E_EXITED:
-		mfx_err("cannot %s %d: it exited meanwhile", verb, (int)pid);
-		return EXIT_FAIL;
-	}
-	mfx_err("cannot %s %d (%s): %s", verb, (int)pid, comm,
-		mfx_strerror(-err));
-	return EXIT_FAIL;
-}
-
 /* --trim-at-end: the allocator's release on the agent's thread (trim.c). */
 static void trim_at_end(struct session *s, int chan)
 {
@@ -167,6 +96,28 @@ static void trim_at_end(struct session *s, int chan)
 		 fmt_bytes(vals[6], c, sizeof(c)), fmt_duration(r.trim_ns, d, sizeof(d)));
 }
 
+/* The agent's control channel: through the doorbell of an agent an
+ * earlier attach left (no thread stops), else loaded (inject/load.c).
+ * *how: "doorbell", "reused" or "loaded". */
+static int get_agent(pid_t pid, const char *agent, struct inject_agent_result *res,
+		     struct inject_err *why, const char **how)
+{
+	memset(res, 0, sizeof(*res));
+	res->chan = -1;
+	*how = "doorbell";
+	if (agent_ring(pid, &res->chan) == 0)
+		return 0;
+	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
+				  .no_boost = env_flag("MFX_NO_BOOST") };
+	alloc_remote_hold_opts(pid, &io, NULL);	/* no thread held inside jemalloc & co either */
+	int err = inject_agent_load(pid, agent, &io, env_flag("MFX_NO_BOOT"), res, why);
+	if (!err && res->ring && (err = inject_agent_ring(pid, agent, AGENT_RING_MS, &res->chan)))
+		snprintf(res->msg, sizeof(res->msg), "the agent was loaded but did not answer: %s",
+			 mfx_strerror(-err));
+	*how = res->reused ? "reused" : "loaded";
+	return err;
+}
+
 int cmd_attach(int argc, char **argv)
 {
 	struct capture_opts o;
@@ -184,12 +135,13 @@ int cmd_attach(int argc, char **argv)
 	uint64_t v;
 	if (parse_uint(cl.ops[0], INT_MAX, &v) || v == 0)
 		return mfx_usage("attach", "'%s' is not a process id", cl.ops[0]);
-	pid_t pid = (pid_t)v, tracer;
+	pid_t pid = (pid_t)v;
 	uint64_t t_begin = now_ns();
 
-	int err = inject_check(pid, &tracer);
+	struct inject_err why0;
+	int err = inject_check(pid, NULL, &why0);
 	if (err)
-		return attach_refusal("attach to", pid, err, tracer);
+		return attach_refusal("attach to", pid, err, &why0);
 	char agent[PATH_MAX], comm[64];
 	if ((err = agent_path(agent, sizeof(agent)))) {
 		mfx_err("%s", mfx_strerror(-err));
@@ -236,44 +188,14 @@ int cmd_attach(int argc, char **argv)
 
 	/* An agent left by an earlier attach answers its doorbell: no thread
 	 * is stopped at all.  Otherwise hold one and load it. */
-	struct inject ij = { .pid = pid };
-	struct inject_agent_result res = { .chan = -1 };
+	struct inject_agent_result res;
+	struct inject_err ierr = { 0 };
 	const char *how = "doorbell";
-	err = agent_ring(pid, &res.chan);
-	if (err) {
-		struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
-					  .no_boot = env_flag("MFX_NO_BOOT"),
-					  .no_boost = env_flag("MFX_NO_BOOST") };
-		struct inject_libc lc;	/* no thread held inside jemalloc & co either */
-		if (alloc_remote_hold_libc(pid, &lc, NULL) == 0)
-			io.lc = &lc;
-		inject_agent_prepare(pid, agent);
-		for (;;) {
-			err = inject_open(pid, &io, &ij);
-			if (!err) {
-				err = inject_agent(&ij, agent, &res);
-				inject_close(&ij);
-			}
-			/* the hold only started a thread of ours: it loads the agent now */
-			if (!err && res.boot_tid)
-				err = inject_agent_booted(pid, agent, &ij.lc, io.verbose, &res);
-			if (err != -MFX_E_EXITED || !res.boot_tid || kill(pid, 0))
-				break;
-			/* a signal ended its pause() before we took it: load in a hold */
-			io.no_boot = 1;
-			memset(&res, 0, sizeof(res));
-			res.chan = -1;
-		}
-		if (!err && res.ring && (err = inject_agent_ring(pid, agent, AGENT_RING_MS, &res.chan)))
-			snprintf(res.msg, sizeof(res.msg), "the agent was loaded but did not answer: %s",
-				 mfx_strerror(-err));
-
-		how = res.reused ? "reused" : "loaded";
-	}
+	err = get_agent(pid, agent, &res, &ierr, &how);
 	if (err) {
 		int rc = res.msg[0] ? (mfx_err("cannot attach to %d (%s): %s", (int)pid, comm, res.msg),
 				       EXIT_FAIL) :
-				      attach_refusal("attach to", pid, err, 0);
+				      attach_refusal("attach to", pid, err, &ierr);
 		close(tfd);
 		session_free(s);
 		run_dir_discard(dir, made);
@@ -309,14 +231,9 @@ int cmd_attach(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	uint64_t t_active = now_ns();
-	/* A thread the agent started in the hold (not by our loader thread)
-	 * inherited no boost (reset on fork), nor the held thread's nice: the
-	 * program's own scheduling now (it has named itself by this reply). */
-	if (strcmp(how, "doorbell") && !res.boot_ns)
-		inject_sched_fix(&ij, "mfx-agent");
 	session_window_started(s, t_active);
-	uint64_t vals[6] = { t_active - t_begin, ij.held_ns, m.slots, m.modules, ij.attempts,
-			     res.boot_ns };
+	uint64_t vals[6] = { t_active - t_begin, res.hold.held_ns, m.slots, m.modules,
+			     res.hold.attempts, res.boot_ns };
 	session_mark(s, MFX_MARK_ATTACH, vals, 6, how);
 	char held[48], win[32];
 	if (o.for_ns)
@@ -327,7 +244,8 @@ int cmd_attach(int argc, char **argv)
 	if (!strcmp(how, "doorbell"))
 		snprintf(held, sizeof(held), "no thread held (agent already there)");
 	else
-		snprintf(held, sizeof(held), "one thread held %s", fmt_duration(ij.held_ns, d, sizeof(d)));
+		snprintf(held, sizeof(held), "one thread held %s",
+			 fmt_duration(res.hold.held_ns, d, sizeof(d)));
 	struct alloc_remote ar;	/* named from outside: the agent records its own view */
 	alloc_remote_detect(pid, &ar);
 	mfx_note("attached to pid %d (%s, %s malloc): %u GOT slots in %u modules, %s; "

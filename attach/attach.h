@@ -6,10 +6,12 @@
 
 #include <sys/types.h>
 
+struct inject_err;
+
 /* Print the one-line error for err (an inject_check()/inject_open() code)
- * when `verb` ("attach to", "trim") failed on pid; tracer names the other
- * tracer for -MFX_E_TRACED.  Returns the exit status (1, or 2 for our own
- * pid). */
-int attach_refusal(const char *verb, pid_t pid, int err, pid_t tracer);
+ * when `verb` ("attach to", "trim") failed on pid (refusal.c); e (may be
+ * NULL) has the tracer's pid and the specifics.  Returns the exit status
+ * (1, or 2 for our own pid). */
+int attach_refusal(const char *verb, pid_t pid, int err, const struct inject_err *e);
 
 #endif

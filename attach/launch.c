@@ -311,7 +311,7 @@ int cmd_launch(int argc, char **argv)
 				 (int)child);
 		} else {
 			struct trim_result tr;
-			int terr = trim_process(child, &tr);
+			int terr = trim_process(child, &tr, NULL);
 			if (terr) {
 				mfx_err("--trim-at-end: %s in pid %d failed: %s",
 					tr.call[0] ? tr.call : "the release", (int)child,

@@ -123,31 +123,30 @@ int trim_via_agent(int chan, struct trim_result *r)
 
 /* No agent: hold one thread (not inside the allocator's code either) and
  * make the allocator's call in it. */
-static int trim_ptrace(pid_t pid, struct trim_result *r)
+static int trim_ptrace(pid_t pid, struct trim_result *r, struct inject_err *why)
 {
 	struct alloc_remote ar;
-	struct inject_libc lc;
-	int err = alloc_remote_hold_libc(pid, &lc, &ar);
+	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
+				  .no_boost = env_flag("MFX_NO_BOOST") };
+	alloc_remote_hold_opts(pid, &io, &ar);
 	snprintf(r->allocator, sizeof(r->allocator), "%s", mfx_allocator_names[ar.kind]);
-	if (err)
-		return err;
 	if (ar.kind == MFX_ALLOC_UNKNOWN)
 		return -MFX_E_NOSYM;
-	struct inject ij;
-	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
-				  .no_boost = env_flag("MFX_NO_BOOST"), .lc = &lc };
-	if ((err = inject_open(pid, &io, &ij)))
+	struct inject *h;
+	struct inject_stats st;
+	int err = inject_open(pid, &io, &h, why);
+	if (err)
 		return err;
 	const char *call = "";
-	err = alloc_remote_release(&ij, &ar, &r->before, &r->after, &r->ret, &call, &r->trim_ns);
+	err = alloc_remote_release(h, &ar, &r->before, &r->after, &r->ret, &call, &r->trim_ns);
 	snprintf(r->call, sizeof(r->call), "%s", call);
-	inject_close(&ij);
-	r->pause_ns = ij.held_ns;
-	r->attempts = ij.attempts;
+	inject_close(h, &st);
+	r->pause_ns = st.held_ns;
+	r->attempts = st.attempts;
 	return err;
 }
 
-int trim_process(pid_t pid, struct trim_result *r)
+int trim_process(pid_t pid, struct trim_result *r, struct inject_err *why)
 {
 	memset(r, 0, sizeof(*r));
 	r->pid = pid;
@@ -162,7 +161,7 @@ int trim_process(pid_t pid, struct trim_result *r)
 		err = trim_via_agent(chan, r);
 		close(chan);
 	} else {
-		err = trim_ptrace(pid, r);
+		err = trim_ptrace(pid, r, why);
 	}
 	if (err)
 		return err;
@@ -284,18 +283,19 @@ int cmd_trim(int argc, char **argv)
 	uint64_t v;
 	if (parse_uint(cl.ops[0], INT_MAX, &v) || v == 0)
 		return mfx_usage("trim", "'%s' is not a process id", cl.ops[0]);
-	pid_t pid = (pid_t)v, tracer;
-	int err = inject_check(pid, &tracer);
+	pid_t pid = (pid_t)v;
+	struct inject_err why;
+	int err = inject_check(pid, NULL, &why);
 	if (err)
-		return attach_refusal("trim", pid, err, tracer);
+		return attach_refusal("trim", pid, err, &why);
 	struct trim_result r;
-	if ((err = trim_process(pid, &r))) {
+	if ((err = trim_process(pid, &r, &why))) {
 		if (!strcmp(r.allocator, "unknown")) {
 			mfx_err("cannot trim %d: the allocator that serves its malloc is not one mfx "
 				"knows how to trim (glibc, jemalloc, tcmalloc, mimalloc)", (int)pid);
 			return EXIT_FAIL;
 		}
-		return attach_refusal("trim", pid, err, 0);
+		return attach_refusal("trim", pid, err, &why);
 	}
 	if (json)
 		print_json(&r);

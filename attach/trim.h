@@ -26,8 +26,9 @@ struct trim_result {
 	struct alloc_figs before, after;	/* the allocator's own figures */
 };
 
-/* 0, or the inject_open()/inject_call() error. */
-int trim_process(pid_t pid, struct trim_result *r);
+struct inject_err;
+/* 0, or the inject_open()/inject_call() error (why: its specifics). */
+int trim_process(pid_t pid, struct trim_result *r, struct inject_err *why);
 /* The release on the agent's own thread over an open channel (the agent
  * writes the figures into a file of ours).  Fills r's allocator, call,
  * ret, trim_ns, before and after.  0 or -errno. */

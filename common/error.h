@@ -34,6 +34,11 @@ enum mfx_error {
 	MFX_E_SETUID,		/* set-user-ID program: LD_PRELOAD ignored */
 	MFX_E_STOPPED,		/* target is stopped (SIGSTOP, job control) */
 	MFX_E_BUSY,		/* another mfx is tracing the target */
+	MFX_E_KTHREAD,		/* target is a kernel thread */
+	MFX_E_SECCOMP,		/* a seccomp filter would kill or fail a call mfx makes */
+	MFX_E_SHSTK,		/* target uses shadow stacks (CET) */
+	MFX_E_EXECED,		/* target ran a new program (exec) while we worked */
+	MFX_E_RLIMIT,		/* target's resource limits leave too little room */
 	/* replay */
 	MFX_E_BOUND = 400,	/* a --max-* bound cut the replay */
 	MFX_E_COMPILE,		/* cc failed on replay.c */

@@ -81,6 +81,11 @@ const char *mfx_strerror(int err)
 	case MFX_E_EXITED: return "process exited";
 	case MFX_E_STOPPED: return "process is stopped (job control)";
 	case MFX_E_BUSY: return "another mfx is already tracing the process";
+	case MFX_E_KTHREAD: return "process is a kernel thread";
+	case MFX_E_SECCOMP: return "a seccomp filter forbids what mfx must do in the process";
+	case MFX_E_SHSTK: return "process uses shadow stacks";
+	case MFX_E_EXECED: return "process ran a new program meanwhile";
+	case MFX_E_RLIMIT: return "process's resource limits leave too little room";
 	case MFX_E_NOSAFEPOINT: return "no thread reached a safe point";
 	case MFX_E_REMOTE: return "remote call in the process failed";
 	case MFX_E_NOSYM: return "symbol not found in the process";
