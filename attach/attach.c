@@ -108,7 +108,8 @@ static int get_agent(pid_t pid, const char *agent, struct inject_agent_result *r
 	if (agent_ring(pid, &res->chan) == 0)
 		return 0;
 	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
-				  .no_boost = env_flag("MFX_NO_BOOST") };
+				  .no_boost = env_flag("MFX_NO_BOOST"),
+				  .only_tid = getenv("MFX_HOLD_TID") ? atoi(getenv("MFX_HOLD_TID")) : 0 };
 	alloc_remote_hold_opts(pid, &io, NULL);	/* no thread held inside jemalloc & co either */
 	int err = inject_agent_load(pid, agent, &io, env_flag("MFX_NO_BOOT"), res, why);
 	if (!err && res->ring && (err = inject_agent_ring(pid, agent, AGENT_RING_MS, &res->chan)))

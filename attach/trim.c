@@ -127,7 +127,8 @@ static int trim_ptrace(pid_t pid, struct trim_result *r, struct inject_err *why)
 {
 	struct alloc_remote ar;
 	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
-				  .no_boost = env_flag("MFX_NO_BOOST") };
+				  .no_boost = env_flag("MFX_NO_BOOST"),
+				  .only_tid = getenv("MFX_HOLD_TID") ? atoi(getenv("MFX_HOLD_TID")) : 0 };
 	alloc_remote_hold_opts(pid, &io, &ar);
 	snprintf(r->allocator, sizeof(r->allocator), "%s", mfx_allocator_names[ar.kind]);
 	if (ar.kind == MFX_ALLOC_UNKNOWN)

@@ -33,6 +33,7 @@ struct inject_opts {
 	uint64_t call_timeout_ns;	/* one remote call (default 10 s) */
 	int verbose;			/* notes on stderr (MFX_DEBUG) */
 	int no_boost;			/* mfx keeps its own priority while it holds */
+	pid_t only_tid;			/* hold this thread or none (MFX_HOLD_TID: tests) */
 	uint64_t avoid_lo, avoid_hi;	/* code no held thread may be in, nor have a caller
 					 * in: another allocator's library */
 	/* load.c: hold this thread of ours (parked in sleep(), its pthread_t

@@ -124,7 +124,7 @@ static int score_of(pid_t pid, pid_t tid)
 }
 
 /* Threads in the order to try them. */
-static int candidates(pid_t pid, struct cand **out, size_t *n)
+static int candidates(pid_t pid, pid_t only, struct cand **out, size_t *n)
 {
 	pid_t *tids;
 	size_t nt;
@@ -134,6 +134,8 @@ static int candidates(pid_t pid, struct cand **out, size_t *n)
 	struct cand *c = NULL;
 	size_t k = 0, cap = 0;
 	for (size_t i = 0; i < nt; i++) {
+		if (only && tids[i] != only)
+			continue;
 		if (task_named(pid, tids[i], "mfx-agent"))
 			continue;	/* our own agent's thread: it serves the doorbell */
 		if (grow_array(&c, &cap, k, sizeof(*c))) {
@@ -509,7 +511,7 @@ int inject_hold_safe(struct inject *ij)
 			sleep_ns(5000000);
 			continue;
 		}
-		if ((err = candidates(ij->pid, &c, &n)))
+		if ((err = candidates(ij->pid, ij->o.only_tid, &c, &n)))
 			return err == -ESRCH ? -MFX_E_EXITED : err;
 		err = 1;
 		for (size_t i = 0; i < n && now_ns() < deadline; i++) {
