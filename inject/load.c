@@ -3,7 +3,7 @@
  *
  * The hold of a thread of the program makes one call:
  *
- *   pthread_create(&t, &detached_small_stack, sleep, 5)
+ *   pthread_create(&t, &detached_small_stack, sleep, 3)
  *
  * and ends.  The new thread is ours: it sleeps with the held thread's call
  * mask (all signals blocked but the faults, SIGSETXID and our completion
@@ -17,7 +17,7 @@
  * and then lets its sleep() return 0: the thread ends.  Its signal frame
  * (call.c) resumes it to that same end, so if mfx dies at any point the
  * thread finishes what it was doing and ends; and if mfx dies before it
- * took the thread, sleep(5) ends it.  Its tid is read from struct pthread
+ * took the thread, sleep(3) ends it.  Its tid is read from struct pthread
  * (the target's pid namespace's number) and translated to the host's
  * (tasks.c).  The held thread loads the agent itself instead when it was
  * stopped running libc's own code (it might be inside start_thread's exit
@@ -53,7 +53,7 @@
 #include "inject/load.h"
 
 #define LOADER_STACK (512u << 10)
-#define LOADER_SLEEP_S 5	/* our thread ends by itself after this, mfx or not */
+#define LOADER_SLEEP_S 3	/* our thread ends by itself after this, mfx or not */
 
 static int32_t as_int(uint64_t rax)
 {
@@ -186,8 +186,9 @@ static int load_in(struct inject *h, const char *agent, struct inject_agent_resu
 		uint64_t args[2] = { a_path, RTLD_NOW | RTLD_LOCAL };
 		err = inject_call(h, h->lc.fn[INJ_DLOPEN], args, 2, &handle);
 	}
-	remote_close(h, mfd);
 	uint64_t base = err ? 0 : copy_with_inode(h->pid, ino, &inert);
+	if (!base)	/* loaded, the agent closed it itself (preload/control.c) */
+		remote_close(h, mfd);
 	inject_note(h, "agent %s at %#llx", base ? inert ? "loaded, inert" : "loaded" : "not loaded",
 		    (unsigned long long)base);
 	if (!err && !base) {
@@ -223,7 +224,7 @@ static int boot_ok(const struct inject *h, int no_boot)
 	return (long)h->saved.orig_rax >= 0 || !inject_in_text(&lc->libc, h->saved.rip);
 }
 
-/* pthread_create(&t, detached, sleep, 5) in the held thread: our thread's
+/* pthread_create(&t, detached, sleep, 3) in the held thread: our thread's
  * host tid and pthread_t, or 0. */
 static pid_t boot_thread(struct inject *h, uint64_t *self)
 {

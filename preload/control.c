@@ -534,8 +534,31 @@ static int another_copy(void)
 	return b.found;
 }
 
+/* mfx dlopen()ed us from "/proc/self/fd/N", a memfd it made here: close
+ * it now (the mapping keeps the file), so no fd is left behind whatever
+ * becomes of mfx.  Only if N still is that memfd. */
+static void close_own_memfd(void)
+{
+	Dl_info di;
+	char p[64], link[64];
+	int fd;
+	struct stat st;
+	if (!dladdr((void *)close_own_memfd, &di) || !di.dli_fname ||
+	    sscanf(di.dli_fname, "/proc/self/fd/%d", &fd) != 1 || fd < 0)
+		return;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(p, link, sizeof(link) - 1);
+	if (n <= 0)
+		return;
+	link[n] = 0;
+	if (!strncmp(link, "/memfd:libmfx.so", 16) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_nlink == 0)
+		close(fd);
+}
+
 void control_autostart(void)
 {
+	close_own_memfd();
 	if (another_copy()) {
 		mfx_agent_inert = 1;
 		return;

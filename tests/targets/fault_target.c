@@ -7,11 +7,11 @@
  *
  *   fault_target [NAME...]     only the named calls (default: all)
  *
- * It prints "ready PID", then "tid NAME TID" for each thread.  Any
+ * It prints "ready PID", then "tid NAME TID" for each thread, then "go".  Any
  * disturbance prints one line starting "DISTURBED" (and the process goes
- * on); a thread that stops cycling for 3 s prints "STUCK NAME".  Commands
- * on stdin: "check" prints "status ok CYCLES THREADS" (or "status bad
- * ..."), "quit" exits 0.
+ * on); a thread that stops cycling for 20 s prints "STUCK NAME".  Commands
+ * on stdin: "check" prints "status ok CYCLES THREADS" once every thread
+ * cycled since (or "status bad ..." after 20 s), "quit" exits 0.
  *
  * Every call has a 100 ms timeout or is woken every 100 ms by the main
  * thread, so a correct run never sees EINTR, an early return, a changed
@@ -624,11 +624,14 @@ static void check_all(const sigset_t *mask0, int policy0, int nice0)
 	if (!(said & 8) && (policy != policy0 || nice != nice0))
 		said |= 8, printf("DISTURBED main: scheduling changed\n");
 	uint64_t now = mono();
-	for (int i = 0; i < nworkers; i++)
-		if (!workers[i].stuck && workers[i].last_ns && now - workers[i].last_ns > 3000000000ull) {
+	for (int i = 0; i < nworkers; i++) {
+		uint64_t last = workers[i].last_ns;	/* (it may cycle meanwhile: last > now) */
+		if (!workers[i].stuck && last && last < now && now - last > 20000000000ull) {
 			workers[i].stuck = 1;
-			printf("STUCK %s\n", workers[i].c->name);
+			printf("STUCK %s (%llu ms without a cycle, tid %d)\n", workers[i].c->name,
+			       (unsigned long long)(now - last) / 1000000, (int)workers[i].tid);
 		}
+	}
 }
 
 static int count_tasks(void)
@@ -644,24 +647,47 @@ static int count_tasks(void)
 	return n;
 }
 
+/* "check": answered once every thread has cycled since (each blocks at
+ * most ~100 ms), or "status bad" with the laggards after 20 s - long
+ * enough that a loaded machine is not mistaken for a stuck thread. */
+static uint64_t check_since, check_cycles[MAXW];
+
 static void command(const char *line)
 {
 	if (!strcmp(line, "quit")) {
 		quitting = 1;
 		exit(0);
 	}
-	if (!strcmp(line, "check")) {
-		uint64_t total = 0, now = mono();
-		int bad = 0;
-		for (int i = 0; i < nworkers; i++) {
-			total += workers[i].cycles;
-			bad += !workers[i].last_ns || now - workers[i].last_ns > 3000000000ull;
-		}
-		printf("status %s %llu %d\n", bad ? "bad" : "ok", (unsigned long long)total, count_tasks());
+	if (!strcmp(line, "check") && !check_since) {
+		for (int i = 0; i < nworkers; i++)
+			check_cycles[i] = workers[i].cycles;
+		check_since = mono();
 	}
 	if (!strcmp(line, "cycles"))
 		for (int i = 0; i < nworkers; i++)
 			printf("cycles %s %llu\n", workers[i].c->name, (unsigned long long)workers[i].cycles);
+}
+
+static void check_answer(void)
+{
+	uint64_t total = 0;
+	int lag = 0;
+	char names[1024] = "";
+	if (!check_since)
+		return;
+	for (int i = 0; i < nworkers; i++) {
+		total += workers[i].cycles;
+		if (workers[i].cycles <= check_cycles[i] && ++lag < 8)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), " %s",
+				 workers[i].c->name);
+	}
+	if (!lag)
+		printf("status ok %llu %d\n", (unsigned long long)total, count_tasks());
+	else if (mono() - check_since > 20000000000ull)
+		printf("status bad: no cycle in 20 s:%s\n", names);
+	else
+		return;
+	check_since = 0;
 }
 
 static void setup_main(void)
@@ -696,6 +722,7 @@ int main(int argc, char **argv)
 			sched_yield();
 		printf("tid %s %d\n", workers[i].c->name, (int)workers[i].tid);
 	}
+	printf("go\n");
 	sigset_t mask0;
 	int policy0, nice0;
 	pthread_sigmask(SIG_SETMASK, NULL, &mask0);
@@ -728,5 +755,6 @@ int main(int argc, char **argv)
 					workers[i].c->wake(&workers[i]);
 		}
 		check_all(&mask0, policy0, nice0);
+		check_answer();
 	}
 }

@@ -1,0 +1,38 @@
+#!/bin/bash
+# Fault row "kill-hold": mfx is SIGKILLed at a random moment 0-6 ms after
+# it seized a thread of a fresh fault_target - its first attach: the hold
+# of a program thread (pthread_create), then the hold of our loader thread
+# (memfd_create, dlopen, close), then the session start.  Whatever the
+# moment, the target lives: no EINTR, errno, mask, handler, altstack or
+# scheduling change in any of its 34 threads, nothing stopped, and no
+# thread of ours left once its sleep(3) is over.  The next mfx attach
+# works (the agent dormant, or loaded afresh).
+. "$(dirname "$0")/../lib.sh"
+. "$MFX_ROOT/tests/fault.sh"
+TRIES=${SOAK_TRIES:-6}
+ids=()
+for ((i = 0; i < TRIES; i++)); do
+	ft_start
+	ids+=("$FT")
+	"$MFX" attach -q --no-report --for 1s -o "$TMP/k$i" "${FT_PID[$FT]}" >"$TMP/k$i.out" 2>"$TMP/k$i.err" &
+	m=$!
+	"$TARGETS/kill_at" "${FT_PID[$FT]}" "$m" 6000 "$RANDOM$i" >>"$TMP/kills"
+	wait "$m" 2>/dev/null
+done
+note "$(sort "$TMP/kills" | uniq -c | sort -rn | head -3 | tr '\n' ';') ..."
+sleep 3.5	# a loader thread of ours that mfx never took ends by itself
+unharmed=0 answered=0
+for id in "${ids[@]}"; do
+	ok=1
+	ft_unharmed "$id" || { ok=0; note "after the kill, target ${FT_PID[$id]}: $FT_WHY"; }
+	run_mfx attach -q --no-report --for 100ms -o "$TMP/a$id" "${FT_PID[$id]}"
+	if [ "$MFX_RC" = 0 ] && answered "$MFX_RC" "$MFX_ERR"; then
+		answered=$((answered + 1))
+	else
+		note "the next attach to ${FT_PID[$id]}: exit $MFX_RC: $(cat "$MFX_ERR")"
+	fi
+	ft_unharmed "$id" || { ok=0; note "after the next attach, target ${FT_PID[$id]}: $FT_WHY"; }
+	unharmed=$((unharmed + ok))
+done
+row kill-hold "$TRIES" "$unharmed" "$answered"
+pass

@@ -1,0 +1,80 @@
+# fault.sh - sourced by the fault-matrix rows tests/e2e/t5NN-fault-*.sh
+# (after tests/lib.sh).  Each row repeats its case SOAK_TRIES times and
+# ends with one line
+#
+#     matrix: NAME tries=T unharmed=U answered=A
+#
+# and fails unless U = A = T.  "unharmed": the target (fault_target, its
+# own checks) is alive, not stopped, printed no DISTURBED/STUCK line,
+# answers "check" with "status ok", and has no thread beyond its own and
+# the agent's.  "answered": mfx exited 0, or 1 with exactly one "mfx:" line.
+#
+#   ft_start [CALLS...]        a fault_target of its own: $FT (an id), and
+#                              FT_PID[$FT], FT_OUT[$FT], its fifo fd
+#   ft_cmd ID CMD              a command to it
+#   ft_unharmed ID             0 when unharmed; else $FT_WHY says why
+#   answered RC ERRFILE        0 when mfx answered as documented
+#   row NAME TRIES U A         prints the matrix line, fails unless U=A=T
+
+declare -A FT_PID FT_OUT FT_FD
+FT_N=0
+
+ft_start() {
+	FT=$((FT_N++))
+	local fifo=$TMP/ft.$FT.in fd
+	mkfifo "$fifo"
+	exec {fd}<>"$fifo"
+	FT_FD[$FT]=$fd
+	FT_OUT[$FT]=$TMP/ft.$FT.out
+	"$TARGETS/fault_target" "$@" <&"$fd" >"${FT_OUT[$FT]}" 2>&1 &
+	FT_PID[$FT]=$!
+	track "${FT_PID[$FT]}"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		grep -q '^go$' "${FT_OUT[$FT]}" && return 0
+		sleep 0.05
+	done
+	fail "fault_target did not start: $(tail -3 "${FT_OUT[$FT]}")"
+}
+
+ft_cmd() { echo "$2" >&"${FT_FD[$1]}"; }
+
+# the tid of worker NAME of target ID
+ft_tid() { awk -v n="$2" '$1 == "tid" && $2 == n { print $3 }' "${FT_OUT[$1]}"; }
+
+ft_unharmed() {
+	local id=$1 pid=${FT_PID[$1]} out=${FT_OUT[$1]} st n t comm
+	FT_WHY=
+	if ! kill -0 "$pid" 2>/dev/null; then FT_WHY="target $pid died: $(tail -2 "$out")"; return 1; fi
+	st=$(awk '{ print $3 }' "/proc/$pid/stat")
+	if [ "$st" = T ] || [ "$st" = t ]; then FT_WHY="target $pid left stopped"; return 1; fi
+	if grep -q '^DISTURBED\|^STUCK' "$out"; then FT_WHY=$(grep '^DISTURBED\|^STUCK' "$out" | head -3); return 1; fi
+	n=$(grep -c '^status' "$out")
+	ft_cmd "$id" check
+	for ((t = 0; t < 500; t++)); do [ "$(grep -c '^status' "$out")" -gt "$n" ] && break; sleep 0.05; done
+	if ! grep '^status' "$out" | tail -1 | grep -q '^status ok'; then
+		FT_WHY="status: $(grep '^status' "$out" | tail -1)"; return 1
+	fi
+	# no thread but its own and the agent's (a loader thread of ours ends by itself)
+	for t in /proc/"$pid"/task/*; do
+		t=${t##*/}
+		[ "$t" = "$pid" ] && continue
+		grep -q "^tid .* $t\$" "$out" && continue
+		comm=$(cat "/proc/$pid/task/$t/comm" 2>/dev/null) || continue
+		[ "$comm" = mfx-agent ] && continue
+		FT_WHY="a stray thread $t ($comm) in $pid"; return 1
+	done
+	return 0
+}
+
+answered() {	# RC ERRFILE
+	local lines; lines=$(grep -c '^mfx: ' "$2")
+	[ "$1" = 0 ] && [ "$lines" -le 1 ] && return 0
+	[ "$1" = 1 ] && [ "$lines" = 1 ] && [ "$(wc -l <"$2")" = 1 ] && return 0
+	return 1
+}
+
+row() {	# NAME TRIES UNHARMED ANSWERED
+	echo "matrix: $1 tries=$2 unharmed=$3 answered=$4"
+	[ "$3" = "$2" ] && [ "$4" = "$2" ] || fail "row $1: $3 of $2 unharmed, $4 answered"
+}
