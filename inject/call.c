@@ -365,7 +365,7 @@ int inject_call(struct inject *ij, uint64_t fn, const uint64_t *args, int n, uin
 	uint64_t a = 0;
 	if (!ij->errno_addr && !ij->parked && ij->errno_tls)
 		a = ij->saved.fs_base + ij->errno_tls;
-	if (!ij->tramp_tried)
+	if (!ij->tramp_tried && !ij->no_tramp)
 		tramp_setup(ij);
 	struct ret_target t = ij->tramp ? tramp_target(ij) : restore_target(ij);
 	if (!a && !ij->errno_addr && !ij->parked && ij->tramp &&

@@ -117,7 +117,7 @@ struct inject {
 	uint64_t frame;			/* the rt_sigframe (0: not written yet) */
 	uint64_t tramp;			/* our trampoline page (0: none) */
 	size_t tramp_notify, tramp_sigret_at, tramp_sigret_end;
-	int tramp_tried;
+	int tramp_tried, no_tramp;
 	int notify;			/* the signal our trampoline raises (0: none) */
 	uint64_t notify_ok;		/* signals fit for it (preflight) */
 	int sig_delivered;		/* a handler ran in the thread during the hold */

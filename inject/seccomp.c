@@ -14,7 +14,9 @@
  * (kernel/seccomp.c: seccomp_run_filters).  Refused: a kill or a trap
  * (SIGSYS) anywhere; an errno, a tracer or a user-space supervisor on a
  * call the attach needs.  clone3 failing with ENOSYS is fine: glibc then
- * uses clone.
+ * uses clone.  A filter against an anonymous executable page or tgkill
+ * costs only our trampoline (calls then end at glibc's __restore_rt, in
+ * syscall mode, call.c): done without it.
  */
 #include <errno.h>
 #include <linux/audit.h>
@@ -39,51 +41,52 @@ struct probe {
 	const char *name;
 	uint64_t a0, a1, a2, a3;
 	int essential;		/* an errno here fails the attach */
+	int fallback;		/* refused: do without (1: our trampoline, 2: its notice) */
 };
 
 static const struct probe probes[] = {
-	{ SYS_rt_sigreturn, "rt_sigreturn", 0, 0, 0, 0, 1 },
-	{ SYS_mmap, "mmap", 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, 1 },
-	{ SYS_mmap, "mmap", 0, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 1 },
-	{ SYS_mmap, "mmap", 0, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, 1 },
-	{ SYS_mprotect, "mprotect", 0, 4096, PROT_READ | PROT_WRITE, 0, 1 },
-	{ SYS_mprotect, "mprotect", 0, 4096, PROT_READ, 0, 1 },
-	{ SYS_munmap, "munmap", 0, 4096, 0, 0, 1 },
-	{ SYS_tgkill, "tgkill", 1, 1, SIGURG, 0, 0 },
-	{ SYS_rt_sigprocmask, "rt_sigprocmask", SIG_SETMASK, 0, 0, 8, 1 },
-	{ SYS_clone3, "clone3", 0, 88, 0, 0, 0 },
-	{ SYS_clone, "clone", CLONE_THREAD_FLAGS, 0, 0, 0, 1 },
-	{ SYS_set_robust_list, "set_robust_list", 0, 24, 0, 0, 0 },
-	{ SYS_rseq, "rseq", 0, 32, 0, 0x53053053, 0 },
-	{ SYS_clock_nanosleep, "clock_nanosleep", 0, 0, 0, 0, 1 },
-	{ SYS_exit, "exit", 0, 0, 0, 0, 1 },
-	{ SYS_madvise, "madvise", 0, 4096, MADV_DONTNEED, 0, 1 },
-	{ SYS_memfd_create, "memfd_create", 0, 1 /* MFD_CLOEXEC */, 0, 0, 1 },
-	{ SYS_openat, "openat", (uint64_t)-100, 0, 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 1 },
-	{ SYS_read, "read", 3, 0, 832, 0, 1 },
-	{ SYS_pread64, "pread64", 3, 0, 784, 64, 1 },
-	{ SYS_newfstatat, "newfstatat", 3, 0, 0, 0x1000 /* AT_EMPTY_PATH */, 1 },
-	{ SYS_fstat, "fstat", 3, 0, 0, 0, 0 },
-	{ SYS_close, "close", 3, 0, 0, 0, 1 },
-	{ SYS_socketpair, "socketpair", 1 /* AF_UNIX */, 0x80005 /* SEQPACKET|CLOEXEC */, 0, 0, 1 },
-	{ SYS_poll, "poll", 0, 2, 50, 0, 1 },
-	{ SYS_recvmsg, "recvmsg", 3, 0, 0x40000000 /* MSG_CMSG_CLOEXEC */, 0, 1 },
-	{ SYS_sendmsg, "sendmsg", 3, 0, 0x4000 /* MSG_NOSIGNAL */, 0, 1 },
-	{ SYS_prctl, "prctl", 15 /* PR_SET_NAME */, 0, 0, 0, 0 },
-	{ SYS_futex, "futex", 0, 128 /* FUTEX_WAIT_PRIVATE */, 0, 0, 1 },
-	{ SYS_getpid, "getpid", 0, 0, 0, 0, 0 },
-	{ SYS_gettid, "gettid", 0, 0, 0, 0, 0 },
-	{ SYS_brk, "brk", 0, 0, 0, 0, 0 },
-	{ SYS_write, "write", 3, 0, 4096, 0, 0 },
-	{ SYS_pwrite64, "pwrite64", 3, 0, 4096, 0, 0 },
-	{ SYS_lseek, "lseek", 3, 0, 0, 0, 0 },
-	{ SYS_fcntl, "fcntl", 3, 1 /* F_GETFD */, 0, 0, 0 },
-	{ SYS_ftruncate, "ftruncate", 3, 4096, 0, 0, 0 },
-	{ SYS_getdents64, "getdents64", 3, 0, 4096, 0, 0 },
-	{ SYS_readlinkat, "readlinkat", (uint64_t)-100, 0, 0, 256, 0 },
-	{ SYS_sched_yield, "sched_yield", 0, 0, 0, 0, 0 },
-	{ SYS_getrandom, "getrandom", 0, 8, 1, 0, 0 },
-	{ SYS_exit_group, "exit_group", 0, 0, 0, 0, 0 },
+	{ SYS_rt_sigreturn, "rt_sigreturn", 0, 0, 0, 0, 1, 0 },
+	{ SYS_mmap, "mmap", 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, 1, 1 },
+	{ SYS_mmap, "mmap", 0, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 1, 0 },
+	{ SYS_mmap, "mmap", 0, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, 1, 0 },
+	{ SYS_mprotect, "mprotect", 0, 4096, PROT_READ | PROT_WRITE, 0, 1, 0 },
+	{ SYS_mprotect, "mprotect", 0, 4096, PROT_READ, 0, 1, 0 },
+	{ SYS_munmap, "munmap", 0, 4096, 0, 0, 1, 0 },
+	{ SYS_tgkill, "tgkill", 1, 1, SIGURG, 0, 1, 2 },
+	{ SYS_rt_sigprocmask, "rt_sigprocmask", SIG_SETMASK, 0, 0, 8, 1, 0 },
+	{ SYS_clone3, "clone3", 0, 88, 0, 0, 0, 0 },
+	{ SYS_clone, "clone", CLONE_THREAD_FLAGS, 0, 0, 0, 1, 0 },
+	{ SYS_set_robust_list, "set_robust_list", 0, 24, 0, 0, 0, 0 },
+	{ SYS_rseq, "rseq", 0, 32, 0, 0x53053053, 0, 0 },
+	{ SYS_clock_nanosleep, "clock_nanosleep", 0, 0, 0, 0, 1, 0 },
+	{ SYS_exit, "exit", 0, 0, 0, 0, 1, 0 },
+	{ SYS_madvise, "madvise", 0, 4096, MADV_DONTNEED, 0, 1, 0 },
+	{ SYS_memfd_create, "memfd_create", 0, 1 /* MFD_CLOEXEC */, 0, 0, 1, 0 },
+	{ SYS_openat, "openat", (uint64_t)-100, 0, 0x80000 /* O_RDONLY|O_CLOEXEC */, 0, 1, 0 },
+	{ SYS_read, "read", 3, 0, 832, 0, 1, 0 },
+	{ SYS_pread64, "pread64", 3, 0, 784, 64, 1, 0 },
+	{ SYS_newfstatat, "newfstatat", 3, 0, 0, 0x1000 /* AT_EMPTY_PATH */, 1, 0 },
+	{ SYS_fstat, "fstat", 3, 0, 0, 0, 0, 0 },
+	{ SYS_close, "close", 3, 0, 0, 0, 1, 0 },
+	{ SYS_socketpair, "socketpair", 1 /* AF_UNIX */, 0x80005 /* SEQPACKET|CLOEXEC */, 0, 0, 1, 0 },
+	{ SYS_poll, "poll", 0, 2, 50, 0, 1, 0 },
+	{ SYS_recvmsg, "recvmsg", 3, 0, 0x40000000 /* MSG_CMSG_CLOEXEC */, 0, 1, 0 },
+	{ SYS_sendmsg, "sendmsg", 3, 0, 0x4000 /* MSG_NOSIGNAL */, 0, 1, 0 },
+	{ SYS_prctl, "prctl", 15 /* PR_SET_NAME */, 0, 0, 0, 0, 0 },
+	{ SYS_futex, "futex", 0, 128 /* FUTEX_WAIT_PRIVATE */, 0, 0, 1, 0 },
+	{ SYS_getpid, "getpid", 0, 0, 0, 0, 0, 0 },
+	{ SYS_gettid, "gettid", 0, 0, 0, 0, 0, 0 },
+	{ SYS_brk, "brk", 0, 0, 0, 0, 0, 0 },
+	{ SYS_write, "write", 3, 0, 4096, 0, 0, 0 },
+	{ SYS_pwrite64, "pwrite64", 3, 0, 4096, 0, 0, 0 },
+	{ SYS_lseek, "lseek", 3, 0, 0, 0, 0, 0 },
+	{ SYS_fcntl, "fcntl", 3, 1 /* F_GETFD */, 0, 0, 0, 0 },
+	{ SYS_ftruncate, "ftruncate", 3, 4096, 0, 0, 0, 0 },
+	{ SYS_getdents64, "getdents64", 3, 0, 4096, 0, 0, 0 },
+	{ SYS_readlinkat, "readlinkat", (uint64_t)-100, 0, 0, 256, 0, 0 },
+	{ SYS_sched_yield, "sched_yield", 0, 0, 0, 0, 0, 0 },
+	{ SYS_getrandom, "getrandom", 0, 8, 1, 0, 0, 0 },
+	{ SYS_exit_group, "exit_group", 0, 0, 0, 0, 0, 0 },
 };
 
 struct seccomp_data_ {
@@ -233,7 +236,12 @@ int inject_seccomp_check(struct inject *ij, struct inject_err *e)
 			if ((int32_t)(r & SECCOMP_RET_ACTION_FULL) < (int32_t)(ret & SECCOMP_RET_ACTION_FULL))
 				ret = r;
 		}
-		if (harmful(&probes[p], ret)) {
+		if (harmful(&probes[p], ret) && probes[p].fallback) {
+			note(ij, "seccomp: %s %s: done without it", probes[p].name, action_name(ret));
+			if (probes[p].fallback == 1)
+				ij->no_tramp = 1;
+			ij->notify_ok = 0;	/* (no notice without the trampoline either) */
+		} else if (harmful(&probes[p], ret)) {
 			snprintf(e->detail, sizeof(e->detail), "its seccomp filter %s on %s, a system call "
 				 "mfx must make in it", action_name(ret), probes[p].name);
 			err = -MFX_E_SECCOMP;

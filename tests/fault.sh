@@ -11,6 +11,7 @@
 #
 #   ft_start [CALLS...]        a fault_target of its own: $FT (an id), and
 #                              FT_PID[$FT], FT_OUT[$FT], its fifo fd
+#   ft_start_cmd PROG ARGS...  one started through a wrapper that execs it
 #   ft_cmd ID CMD              a command to it
 #   ft_unharmed ID             0 when unharmed; else $FT_WHY says why
 #   answered RC ERRFILE        0 when mfx answered as documented
@@ -19,19 +20,22 @@
 declare -A FT_PID FT_OUT FT_FD
 FT_N=0
 
-ft_start() {
+ft_start() { ft_start_cmd "$TARGETS/fault_target" "$@"; }
+
+# ft_start_cmd PROG ARGS...: the same, for a wrapper that execs fault_target
+ft_start_cmd() {
 	FT=$((FT_N++))
 	local fifo=$TMP/ft.$FT.in fd
 	mkfifo "$fifo"
 	exec {fd}<>"$fifo"
 	FT_FD[$FT]=$fd
 	FT_OUT[$FT]=$TMP/ft.$FT.out
-	"$TARGETS/fault_target" "$@" <&"$fd" >"${FT_OUT[$FT]}" 2>&1 &
+	"$@" <&"$fd" >"${FT_OUT[$FT]}" 2>&1 &
 	FT_PID[$FT]=$!
 	track "${FT_PID[$FT]}"
 	local i
 	for ((i = 0; i < 200; i++)); do
-		grep -q '^go$' "${FT_OUT[$FT]}" && return 0
+		grep -q '^go$' "${FT_OUT[$FT]}" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	fail "fault_target did not start: $(tail -3 "${FT_OUT[$FT]}")"
