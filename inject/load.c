@@ -42,10 +42,12 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mfx/control.h"
 #include "common/error.h"
+#include "common/procfs.h"
 #include "common/util.h"
 #include "inject/agent.h"
 #include "inject/glibc.h"
@@ -248,6 +250,19 @@ static pid_t boot_thread(struct inject *h, uint64_t *self)
 	return tid;
 }
 
+/* A stop (SIGSTOP) during the attach: wait, a while, for the SIGCONT. */
+static int still_stopped(pid_t pid)
+{
+	for (int i = 0; i < 200; i++) {
+		int st = procfs_state(pid);
+		if (st != 'T' && st != 't')
+			return 0;
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	return 1;
+}
+
 /* Hold our thread and load the agent in it. */
 static int load_booted(pid_t pid, const char *agent, const struct inject_opts *o,
 		       const struct inject_libc *lc, pid_t tid, uint64_t self,
@@ -261,6 +276,8 @@ static int load_booted(pid_t pid, const char *agent, const struct inject_opts *o
 	bo.timeout_ns = (LOADER_SLEEP_S - 1) * 1000000000ull;
 	bo.lc = lc;
 	int err = inject_open(pid, &bo, &b, NULL);
+	if (err == -MFX_E_STOPPED && !still_stopped(pid))
+		err = inject_open(pid, &bo, &b, NULL);
 	if (err)
 		return err;
 	err = load_in(b, agent, res);
@@ -294,6 +311,8 @@ static int load_held(pid_t pid, const char *agent, const struct inject_opts *o, 
 {
 	struct inject *h;
 	int err = inject_open(pid, o, &h, e);
+	if (err == -MFX_E_STOPPED && !still_stopped(pid))
+		err = inject_open(pid, o, &h, e);
 	if (err)
 		return err;
 	pid_t tid = 0;

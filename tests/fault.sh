@@ -59,16 +59,29 @@ ft_unharmed() {
 	if ! grep '^status' "$out" | tail -1 | grep -q '^status ok'; then
 		FT_WHY="status: $(grep '^status' "$out" | tail -1)"; return 1
 	fi
-	# no thread but its own and the agent's (a loader thread of ours ends by itself)
-	for t in /proc/"$pid"/task/*; do
-		t=${t##*/}
-		[ "$t" = "$pid" ] && continue
-		grep -q "^tid .* $t\$" "$out" && continue
-		comm=$(cat "/proc/$pid/task/$t/comm" 2>/dev/null) || continue
-		[ "$comm" = mfx-agent ] && continue
-		FT_WHY="a stray thread $t ($comm) in $pid"; return 1
+	# no thread but its own and the agent's: a loader thread of ours that
+	# mfx did not take (it failed, or was killed) ends by itself within 3 s
+	local wait
+	for ((wait = 0; wait < 80; wait++)); do
+		ft_stray "$pid" "$out" || return 0
+		sleep 0.05
 	done
-	return 0
+	FT_WHY="a stray thread in $pid: $FT_STRAY"
+	return 1
+}
+
+ft_stray() {	# PID OUT: 0 (and $FT_STRAY) when a thread is neither its nor the agent's
+	local t comm
+	for t in /proc/"$1"/task/*; do
+		t=${t##*/}
+		[ "$t" = "$1" ] && continue
+		grep -q "^tid .* $t\$" "$2" && continue
+		comm=$(cat "/proc/$1/task/$t/comm" 2>/dev/null) || continue
+		[ "$comm" = mfx-agent ] && continue
+		FT_STRAY="$t ($comm)"
+		return 0
+	done
+	return 1
 }
 
 answered() {	# RC ERRFILE
