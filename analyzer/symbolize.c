@@ -10,11 +10,13 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gelf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analyzer/symbolize.h"
@@ -116,13 +118,29 @@ static void hex(char *out, const uint8_t *b, size_t n)
 	*out = 0;
 }
 
-/* Where module m's file is now: under root first (another mount namespace). */
+/* A regular file, opened without blocking: a FIFO someone put at the path
+ * (a user's own mount namespace can) would block open() forever.  Its fd,
+ * which libdwfl takes over, or -1. */
+static int open_regular(const char *p)
+{
+	struct stat st;
+	int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Where module m's file is now: under root first (another mount namespace).
+ * Its fd (a regular file), or -ENOENT. */
 static int module_file(const char *root, const char *path, char *out, size_t n)
 {
-	if (root && snprintf(out, n, "%s%s", root, path) < (int)n && access(out, R_OK) == 0)
-		return 0;
+	int fd;
+	if (root && snprintf(out, n, "%s%s", root, path) < (int)n && (fd = open_regular(out)) >= 0)
+		return fd;
 	snprintf(out, n, "%s", path);
-	return access(out, R_OK) == 0 ? 0 : -ENOENT;
+	return (fd = open_regular(out)) >= 0 ? fd : -ENOENT;
 }
 
 /* Report module i to libdwfl, unless its file is gone or changed. */
@@ -133,11 +151,12 @@ static void report_one(struct symbolizer *s, size_t i, const char *root)
 	m += i;
 	struct sym_module *sm = &s->mods[i];
 	char path[PATH_MAX];
-	if (module_file(root, m->path, path, sizeof(path))) {
+	int fd = module_file(root, m->path, path, sizeof(path));
+	if (fd < 0) {
 		sm->missing = 1;
 		return;
 	}
-	Dwfl_Module *mod = dwfl_report_elf(s->dwfl, sym_basename(m->path), path, -1, m->base, true);
+	Dwfl_Module *mod = dwfl_report_elf(s->dwfl, sym_basename(m->path), path, fd, m->base, true);
 	if (!mod)
 		return;
 	const unsigned char *bid;

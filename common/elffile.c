@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/elffile.h"
@@ -11,10 +12,17 @@
 
 int elf_file_open(const char *path, struct elf_file *f)
 {
+	struct stat st;
 	memset(f, 0, sizeof(*f));
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* without blocking: a FIFO at the path would block open() forever */
+	f->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (f->fd < 0)
 		return -errno;
+	if (fstat(f->fd, &st) || !S_ISREG(st.st_mode) || fcntl(f->fd, F_SETFL, 0)) {
+		close(f->fd);
+		f->fd = -1;
+		return -MFX_E_NOEXEC;
+	}
 	/* libelf wants its version set once before elf_begin (libelf(3)). */
 	elf_version(EV_CURRENT);
 	f->e = elf_begin(f->fd, ELF_C_READ, NULL);

@@ -47,7 +47,7 @@ ft_cmd() { echo "$2" >&"${FT_FD[$1]}"; }
 ft_tid() { awk -v n="$2" '$1 == "tid" && $2 == n { print $3 }' "${FT_OUT[$1]}"; }
 
 ft_unharmed() {
-	local id=$1 pid=${FT_PID[$1]} out=${FT_OUT[$1]} st n t comm
+	local id=$1 pid=${FT_PID[$1]} out=${FT_OUT[$1]} st n t
 	FT_WHY=
 	if ! kill -0 "$pid" 2>/dev/null; then FT_WHY="target $pid died: $(tail -2 "$out")"; return 1; fi
 	st=$(awk '{ print $3 }' "/proc/$pid/stat")
@@ -71,11 +71,13 @@ ft_unharmed() {
 }
 
 ft_stray() {	# PID OUT: 0 (and $FT_STRAY) when a thread is neither its nor the agent's
-	local t comm
+	local t comm ns
 	for t in /proc/"$1"/task/*; do
 		t=${t##*/}
 		[ "$t" = "$1" ] && continue
 		grep -q "^tid .* $t\$" "$2" && continue
+		ns=$(awk '/^NSpid:/ { print $NF }' "/proc/$1/task/$t/status" 2>/dev/null)	# (pid namespace)
+		[ -n "$ns" ] && grep -q "^tid .* $ns\$" "$2" && continue
 		comm=$(cat "/proc/$1/task/$t/comm" 2>/dev/null) || continue
 		[ "$comm" = mfx-agent ] && continue
 		FT_STRAY="$t ($comm)"

@@ -6,6 +6,7 @@
  * sigaltstack and that every thread keeps cycling (heartbeat).
  *
  *   fault_target [NAME...]     only the named calls (default: all)
+ *   fault_target --list        their names
  *
  * It prints "ready PID", then "tid NAME TID" for each thread, then "go".  Any
  * disturbance prints one line starting "DISTURBED" (and the process goes
@@ -707,6 +708,11 @@ static void setup_main(void)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < NCALLS; i++)
+			printf("%s\n", calls[i].name);
+		return 0;
+	}
 	setup_main();
 	for (size_t i = 0; i < NCALLS; i++) {
 		int want = argc < 2;
