@@ -200,13 +200,13 @@ static int interrupt_wait(struct inject *ij)
 /* At rt_sigreturn's entry stop: skip it, and stop at once in the signal
  * path, with the pc back on the stub (should mfx die now, the thread runs
  * rt_sigreturn again and is restored). */
-static int finish_at_sigreturn(struct inject *ij, const struct ret_target *t)
+static int finish_at_sigreturn(struct inject *ij)
 {
 	struct user_regs_struct r;
 	if (ptrace(PTRACE_GETREGS, ij->tid, 0, &r))
 		return -errno;
 	r.orig_rax = (unsigned long long)-1;
-	r.rip = t->sigret_at;
+	r.rip = ij->sigret_at;
 	if (ptrace(PTRACE_SETREGS, ij->tid, 0, &r) || ptrace(PTRACE_INTERRUPT, ij->tid, 0, 0) ||
 	    ptrace(PTRACE_CONT, ij->tid, 0, 0))
 		return errno == ESRCH ? -MFX_E_EXITED : -errno;
@@ -221,7 +221,9 @@ static int on_syscall_stop(struct inject *ij, const struct ret_target *t, int *d
 	if (si.op == PTRACE_SYSCALL_INFO_ENTRY && si.entry.nr == X86_NR_RT_SIGRETURN &&
 	    si.instruction_pointer == t->sigret_end && si.stack_pointer == ij->frame + 8) {
 		*done = 1;
-		return finish_at_sigreturn(ij, t);
+		ij->at = AT_SIGRET;	/* left there: the next call or the close decides */
+		ij->sigret_at = t->sigret_at;
+		return 0;
 	}
 	if (si.op == PTRACE_SYSCALL_INFO_EXIT)
 		ij->last_sys_ret = (long)si.exit.rval;
@@ -293,7 +295,7 @@ static int call_wait(struct inject *ij, const struct ret_target *t)
 static int call_raw(struct inject *ij, uint64_t fn, const uint64_t *args, int n,
 		    const struct ret_target *t, uint64_t *ret)
 {
-	if (!ij->attached || ij->at != AT_TRAP || n > 6 || !fn || !t->pc)
+	if (!ij->attached || ij->at == AT_NONE || n > 6 || !fn || !t->pc)
 		return -EINVAL;
 	int err = ij->frame ? 0 : frame_write(ij);
 	if (!err)
@@ -388,16 +390,35 @@ int inject_call_noret(struct inject *ij, uint64_t fn, const uint64_t *args, int 
 	return call_raw(ij, fn, args, n, &t, NULL);
 }
 
-void inject_calls_end(struct inject *ij)
+/* Detaching at rt_sigreturn restores exactly what inject_close would: the
+ * frame's state is the exact one (no restart_block to keep, no EINTR
+ * decision that changed) and no handled signal waits (delivered after
+ * rt_sigreturn, its handler would find the call set to restart instead of
+ * failing with EINTR: as if it came just before the call). */
+static int sigreturn_is_exact(struct inject *ij)
 {
-	if (ij->tramp && ij->at == AT_TRAP) {
+	struct user_regs_struct a, b;
+	inject_resume_regs(ij, 0, &a);
+	inject_resume_regs(ij, 1, &b);
+	return x86_restart_kind(&ij->saved) != X86_RESTARTBLOCK && !memcmp(&a, &b, sizeof(a)) &&
+	       (ij->parked || !handled_pending(ij));
+}
+
+int inject_calls_end(struct inject *ij)
+{
+	if (ij->tramp && ij->at != AT_NONE) {
 		struct ret_target rt = restore_target(ij);
 		uint64_t un[2] = { ij->tramp, TRAMP_PAGE };
 		if (call_raw(ij, ij->lc.fn[INJ_MUNMAP], un, 2, &rt, NULL) == 0)
 			ij->tramp = 0;
 	}
-	if (ij->errno_addr && ij->at == AT_TRAP)
+	if (ij->errno_addr && ij->at != AT_NONE)
 		inject_mem_write(ij->pid, ij->errno_addr, &ij->saved_errno, sizeof(int));
+	if (ij->at == AT_SIGRET && sigreturn_is_exact(ij))
+		return 1;
+	if (ij->at == AT_SIGRET && finish_at_sigreturn(ij))
+		ij->at = AT_NONE;
+	return 0;
 }
 
 int inject_push(struct inject *ij, const void *data, size_t len, uint64_t *addr)

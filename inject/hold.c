@@ -222,11 +222,18 @@ void inject_release(struct inject *ij)
 /* Registers, FPU state, mask back; the order matters (top of the file). */
 static void restore(struct inject *ij)
 {
-	if (!ij->attached || ij->at != AT_TRAP) {
+	if (!ij->attached || ij->at == AT_NONE) {
 		inject_release(ij);
 		return;
 	}
-	inject_calls_end(ij);
+	if (inject_calls_end(ij) == 1) {	/* rt_sigreturn puts it all back */
+		inject_release(ij);
+		return;
+	}
+	if (ij->at != AT_TRAP) {
+		inject_release(ij);
+		return;
+	}
 	struct user_regs_struct s;
 	inject_resume_regs(ij, 1, &s);
 	if (ij->mask_set)

@@ -84,6 +84,9 @@ enum inject_at {
 	AT_TRAP,	/* a stop inside the kernel's signal path (interrupt,
 			 * group stop or signal delivery): registers may be set,
 			 * the kernel's restart logic runs on resume */
+	AT_SIGRET,	/* the syscall-entry stop of rt_sigreturn on our frame
+			 * (syscall mode): the next call skips it; a detach lets
+			 * it run and restore the thread from the frame */
 };
 
 enum inject_mode {
@@ -117,6 +120,7 @@ struct inject {
 	uint64_t frame;			/* the rt_sigframe (0: not written yet) */
 	uint64_t tramp;			/* our trampoline page (0: none) */
 	size_t tramp_notify, tramp_sigret_at, tramp_sigret_end;
+	uint64_t sigret_at;		/* AT_SIGRET: the stub's start, to run it again */
 	int tramp_tried, no_tramp;
 	int notify;			/* the signal our trampoline raises (0: none) */
 	uint64_t notify_ok;		/* signals fit for it (preflight) */
@@ -195,8 +199,10 @@ int inject_is_stop_signal(int sig);
 /* Registers and mask the thread resumes with, for the end of the hold
  * (alive: `alive`) or written into the frame for mfx's death. */
 void inject_resume_regs(struct inject *ij, int alive, struct user_regs_struct *r);
-/* Undo the calls' traces before the restore: the trampoline page, errno. */
-void inject_calls_end(struct inject *ij);
+/* Undo the calls' traces before the restore: the trampoline page, errno.
+ * 1 when the thread may now simply be detached at rt_sigreturn (the frame
+ * holds exactly the state the restore would put back). */
+int inject_calls_end(struct inject *ij);
 /* A call whose result lands in memory: glibc's __restore_rt, syscall mode,
  * no trampoline page. */
 int inject_call_noret(struct inject *ij, uint64_t fn, const uint64_t *args, int n);
