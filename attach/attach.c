@@ -107,7 +107,7 @@ static int get_agent(pid_t pid, const char *agent, struct inject_agent_result *r
 	*how = "doorbell";
 	if (agent_ring(pid, &res->chan) == 0)
 		return 0;
-	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG"),
+	struct inject_opts io = { .verbose = env_flag("MFX_DEBUG") ? atoi(getenv("MFX_DEBUG")) > 1 ? 2 : 1 : 0,
 				  .no_boost = env_flag("MFX_NO_BOOST"),
 				  .only_tid = getenv("MFX_HOLD_TID") ? atoi(getenv("MFX_HOLD_TID")) : 0 };
 	alloc_remote_hold_opts(pid, &io, NULL);	/* no thread held inside jemalloc & co either */

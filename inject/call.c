@@ -191,6 +191,8 @@ static int interrupt_wait(struct inject *ij)
 		}
 		if (!ev && sig != SIGSETXID && !inject_is_stop_signal(sig))
 			sig = 0;	/* blocked ones never stop; a fault's retry faults again */
+		if (ij->o.verbose > 1)
+			note(ij, "    interrupt wait: signal %d event %d, resumed with %d", sig, ev, ev ? 0 : sig);
 		if (ptrace(PTRACE_CONT, ij->tid, 0, (void *)(long)(ev ? 0 : sig)))
 			return -errno;
 	}
@@ -227,6 +229,9 @@ static int on_syscall_stop(struct inject *ij, const struct ret_target *t, int *d
 	}
 	if (si.op == PTRACE_SYSCALL_INFO_EXIT)
 		ij->last_sys_ret = (long)si.exit.rval;
+	if (ij->o.verbose > 1)
+		note(ij, "    syscall %s %lld", si.op == PTRACE_SYSCALL_INFO_ENTRY ? "entry" : "exit",
+		     si.op == PTRACE_SYSCALL_INFO_ENTRY ? (long long)si.entry.nr : (long long)si.exit.rval);
 	return resume(ij, t, 0);
 }
 
@@ -279,6 +284,8 @@ static int call_wait(struct inject *ij, const struct ret_target *t)
 			return err;
 		}
 		ij->stops++;
+		if (ij->o.verbose > 1)
+			note(ij, "    stop: signal %d event %d", sig, ev);
 		if (sig == (SIGTRAP | 0x80))
 			err = on_syscall_stop(ij, t, &done);
 		else if (ev)	/* a group stop: the rest of the process stops, we go on */

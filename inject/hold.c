@@ -180,6 +180,8 @@ int inject_interrupt(struct inject *ij)
 		 * siginfo (glibc's SIGSETXID and SIGCANCEL handlers ignore a copy
 		 * sent by another process); a stop signal starts the group stop
 		 * the kernel would start. */
+		if (ij->o.verbose > 1)
+			note(ij, "    thread %d: signal %d delivered before the stop", (int)ij->tid, sig);
 		if (ptrace(PTRACE_CONT, ij->tid, 0, (void *)(long)sig))
 			return -errno;
 	}
@@ -292,7 +294,14 @@ static int hold_parked(struct inject *ij)
 		if (ptrace(PTRACE_GETREGS, ij->tid, 0, &r))
 			return -errno;
 		long nr = (long)r.orig_rax;
-		if ((nr == SYS_clock_nanosleep || nr == SYS_nanosleep) && r.fs_base == ij->o.parked_self) {
+		uint8_t before[X86_SYSCALL_LEN] = { 0 };
+		inject_peek(ij->pid, r.rip - X86_SYSCALL_LEN, before, sizeof(before));
+		/* in its sleep - not at the entry of a handler a signal just set
+		 * up (SIGSETXID: orig_rax still names the call): a setuid()
+		 * elsewhere waits for that handler while holding the lock the
+		 * agent's dlopen needs */
+		if ((nr == SYS_clock_nanosleep || nr == SYS_nanosleep) && r.fs_base == ij->o.parked_self &&
+		    before[0] == 0x0f && before[1] == 0x05 && x86_restart_kind(&r) != X86_NOT_A_RESTART) {
 			note(ij, "our thread %d parked in sleep() after %u stops", (int)ij->tid, ij->attempts);
 			return 0;
 		}
@@ -344,7 +353,7 @@ int inject_open(pid_t pid, const struct inject_opts *o, struct inject **out, str
 		ij->o.timeout_ns = 3000000000ull;
 	if (!ij->o.call_timeout_ns)
 		ij->o.call_timeout_ns = 10000000000ull;
-	int err = inject_preflight(pid, &ij->pf, e);
+	int err = inject_preflight(pid, ij->o.parked_tid, &ij->pf, e);
 	ij->ns_pid = ij->pf.ns_pid;
 	ij->notify_ok = ij->pf.notify_ok;
 	if (!err)

@@ -172,7 +172,8 @@ pid_t inject_ns_id(pid_t pid, pid_t tid);
 int inject_is_thread_of(pid_t pid, pid_t tid);
 
 /* preflight.c */
-int inject_preflight(pid_t pid, struct inject_preflight *pf, struct inject_err *e);
+/* ours: a thread of ours in it (the loader) whose mask does not count. */
+int inject_preflight(pid_t pid, pid_t ours, struct inject_preflight *pf, struct inject_err *e);
 
 /* seccomp.c: evaluate the held thread's filters for what mfx will do. */
 int inject_seccomp_check(struct inject *ij, struct inject_err *e);

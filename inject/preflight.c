@@ -108,7 +108,7 @@ static int other_ns(pid_t pid, const char *ns)
 /* Signals fit to tell mfx a call ended (call.c): the program ignores them
  * (SIG_IGN, or SIGCHLD/SIGURG/SIGWINCH at their default), and no thread
  * blocks them or waits for them in sigtimedwait. */
-static uint64_t notify_signals(pid_t pid, const struct inject_preflight *pf)
+static uint64_t notify_signals(pid_t pid, pid_t skip, const struct inject_preflight *pf)
 {
 	uint64_t ok = pf->sig_ignored | ((BIT(SIGCHLD) | BIT(SIGURG) | BIT(SIGWINCH)) & ~pf->sig_caught);
 	ok &= ~(BIT(SIGCONT) | BIT(SIGSTOP) | BIT(SIGTSTP) | BIT(SIGTTIN) | BIT(SIGTTOU) | BIT(SIGKILL));
@@ -118,6 +118,8 @@ static uint64_t notify_signals(pid_t pid, const struct inject_preflight *pf)
 		return 0;
 	for (size_t i = 0; i < n && ok; i++) {
 		char p[96], buf[4096];
+		if (tids[i] == skip)
+			continue;	/* our own loader thread: its mask is ours */
 		snprintf(p, sizeof(p), "/proc/%d/task/%d/status", (int)pid, (int)tids[i]);
 		if (read_small(p, buf, sizeof(buf)) < 0 || strstr(buf, "Name:\tmfx-agent\n"))
 			continue;	/* (the agent's thread blocks everything: it is ours) */
@@ -197,7 +199,7 @@ static int module_checks(pid_t pid)
 	return 0;
 }
 
-int inject_preflight(pid_t pid, struct inject_preflight *pf, struct inject_err *e)
+int inject_preflight(pid_t pid, pid_t ours, struct inject_preflight *pf, struct inject_err *e)
 {
 	char p[64], buf[8192];
 	memset(pf, 0, sizeof(*pf));
@@ -221,7 +223,7 @@ int inject_preflight(pid_t pid, struct inject_preflight *pf, struct inject_err *
 	pf->other_pidns = other_ns(pid, "pid");
 	pf->other_mntns = other_ns(pid, "mnt");
 	pf->other_userns = other_ns(pid, "user");
-	pf->notify_ok = notify_signals(pid, pf);
+	pf->notify_ok = notify_signals(pid, ours, pf);
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
 	struct stat x;
 	if (stat(p, &x) == 0) {
@@ -235,7 +237,7 @@ int inject_check(pid_t pid, struct inject_preflight *pf, struct inject_err *e)
 {
 	struct inject_preflight tmp;
 	struct inject_err etmp;
-	return inject_preflight(pid, pf ? pf : &tmp, e ? e : &etmp);
+	return inject_preflight(pid, 0, pf ? pf : &tmp, e ? e : &etmp);
 }
 
 int inject_gone(pid_t pid, const struct inject_preflight *pf)
