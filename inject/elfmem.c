@@ -112,7 +112,10 @@ static int read_dynamic(pid_t pid, const struct inject_module *m, struct dyn_tab
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[MAX_PHDRS];
 	memset(t, 0, sizeof(*t));
-	if (!m->base || inject_peek(pid, m->base, &eh, sizeof(eh)) ||
+	int err = m->base ? inject_peek(pid, m->base, &eh, sizeof(eh)) : -EFAULT;
+	if (err == -EPERM || err == -ESRCH)
+		return err;
+	if (err ||
 	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || !eh.e_phnum || eh.e_phnum > MAX_PHDRS ||
 	    inject_peek(pid, m->base + eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)))

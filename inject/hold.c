@@ -62,6 +62,8 @@ int inject_peek(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
 	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+	if (n < 0 && (errno == EPERM || errno == ESRCH))
+		return -errno;	/* not ours to read, or gone */
 	return n == (ssize_t)len ? 0 : -EFAULT;
 }
 
