@@ -136,7 +136,18 @@ static uint64_t notify_signals(pid_t pid, pid_t skip, const struct inject_prefli
 	return ok;
 }
 
-static int status_checks(pid_t pid, const char *buf, struct inject_preflight *pf, struct inject_err *e)
+/* Another mfx holding one of its threads (same executable as ours)? */
+static int tracer_is_mfx(pid_t tracer)
+{
+	char p[64];
+	struct stat a, b;
+	snprintf(p, sizeof(p), "/proc/%d/exe", (int)tracer);
+	return stat(p, &a) == 0 && stat("/proc/self/exe", &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+static int status_checks(pid_t pid, int ours, const char *buf, struct inject_preflight *pf,
+			 struct inject_err *e)
 {
 	const char *st = field(buf, "\nState:\t");
 	unsigned long flags = 0;
@@ -149,8 +160,10 @@ static int status_checks(pid_t pid, const char *buf, struct inject_preflight *pf
 	pf->start_time = start;
 	if (st && (*st == 'Z' || *st == 'X'))
 		return -MFX_E_ZOMBIE;
-	if ((e->tracer = (pid_t)numfield(buf, "\nTracerPid:", 0)) > 0)
-		return -MFX_E_TRACED;
+	/* (holding our own loader thread, the main thread may be traced: by
+	 * another mfx attaching now, whose agent copy will then stay inert) */
+	if (!ours && (e->tracer = (pid_t)numfield(buf, "\nTracerPid:", 0)) > 0)
+		return tracer_is_mfx(e->tracer) ? -MFX_E_BUSY : -MFX_E_TRACED;
 	if (st && (*st == 'T' || *st == 't'))
 		return -MFX_E_STOPPED;
 	pf->seccomp = (int)numfield(buf, "\nSeccomp:", 0);
@@ -212,7 +225,7 @@ int inject_preflight(pid_t pid, pid_t ours, struct inject_preflight *pf, struct 
 	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
 	if (read_small(p, buf, sizeof(buf)) < 0)
 		return -ESRCH;
-	int err = status_checks(pid, buf, pf, e);
+	int err = status_checks(pid, ours != 0, buf, pf, e);
 	if (!err)
 		err = module_checks(pid);
 	if (!err)
