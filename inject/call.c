@@ -49,6 +49,7 @@
 #include <sys/syscall.h>
 
 #include "common/error.h"
+#include "common/procfs.h"
 #include "common/util.h"
 #include "inject/internal.h"
 #include "inject/x86_64.h"
@@ -299,11 +300,48 @@ static int call_wait(struct inject *ij, const struct ret_target *t)
 	}
 }
 
+/* Every address mfx calls must lie in an executable mapping of a file the
+ * target has mapped (a module, or our agent's memfd): never in anonymous
+ * memory, never where a lying ELF file pointed.  The list is read before
+ * the hold (inject_exec_maps), again once for an address newer than it
+ * (the agent, mapped by a call). */
+void inject_exec_maps(struct inject *ij)
+{
+	struct maps_iter it;
+	struct maps_entry e;
+	size_t cap = 0;
+	ij->nexec = 0;
+	if (procfs_maps_open(ij->pid, &it))
+		return;
+	while (procfs_maps_next(&it, &e) > 0)
+		if (e.perms[2] == 'x' && e.inode && e.path[0] == '/' &&
+		    grow_array(&ij->exec, &cap, ij->nexec, sizeof(*ij->exec)) == 0)
+			ij->exec[ij->nexec++] = (struct inject_range){ e.lo, e.hi };
+	procfs_maps_close(&it);
+}
+
+static int callable(struct inject *ij, uint64_t fn)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < ij->nexec; i++)
+			if (fn >= ij->exec[i].lo && fn < ij->exec[i].hi)
+				return 1;
+		if (!pass)
+			inject_exec_maps(ij);
+	}
+	return 0;
+}
+
 static int call_raw(struct inject *ij, uint64_t fn, const uint64_t *args, int n,
 		    const struct ret_target *t, uint64_t *ret)
 {
 	if (!ij->attached || ij->at == AT_NONE || n > 6 || !fn || !t->pc)
 		return -EINVAL;
+	if (!callable(ij, fn)) {
+		note(ij, "refused to call %#llx: not in an executable mapping of a file",
+		     (unsigned long long)fn);
+		return -MFX_E_NOSYM;
+	}
 	int err = ij->frame ? 0 : frame_write(ij);
 	if (!err)
 		err = inject_mem_write(ij->pid, ij->frame, &t->pc, sizeof(t->pc));

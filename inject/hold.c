@@ -324,6 +324,7 @@ static int open_hold(struct inject *ij, struct inject_err *e)
 	else if ((err = glibc_load(ij->pid, &ij->lc)))
 		return err;
 	ij->errno_tls = glibc_errno_tls(ij->pid, ij->lc.fn[INJ_ERRNO_LOCATION]);
+	inject_exec_maps(ij);
 	boost_self(ij);
 	if (ij->o.parked_tid)
 		err = hold_parked(ij);
@@ -389,6 +390,7 @@ void inject_close(struct inject *ij, struct inject_stats *st)
 	if (ij->self_boosted)
 		sched_set(0, &ij->self_sched);
 	inject_safepoint_free(ij);
+	free(ij->exec);
 	free(ij->xsave);
 	free(ij);
 }

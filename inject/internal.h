@@ -136,6 +136,8 @@ struct inject {
 	struct inject_unwind *unw;
 	struct inject_map *maps;
 	size_t nmaps;
+	struct inject_range *exec;	/* executable file mappings: what a call may target */
+	size_t nexec;
 	uint8_t *stack, *prestack;
 	int safe_by_scan;
 	struct {
@@ -204,6 +206,8 @@ void inject_resume_regs(struct inject *ij, int alive, struct user_regs_struct *r
  * 1 when the thread may now simply be detached at rt_sigreturn (the frame
  * holds exactly the state the restore would put back). */
 int inject_calls_end(struct inject *ij);
+/* Read the executable file mappings calls may target (before the hold). */
+void inject_exec_maps(struct inject *ij);
 /* A call whose result lands in memory: glibc's __restore_rt, syscall mode,
  * no trampoline page. */
 int inject_call_noret(struct inject *ij, uint64_t fn, const uint64_t *args, int n);
