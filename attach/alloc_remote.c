@@ -96,14 +96,19 @@ static int try_module(pid_t pid, const char *name, uint64_t bias, struct alloc_r
 	if (is_agent(name) || !strncmp(name, "linux-vdso", 10) || !strncmp(name, "linux-gate", 10))
 		return 0;
 	file_of(pid, name, file, sizeof(file));
-	if (inject_elf_syms(file, sym_names, v, NULL) == 0 || !v[S_MALLOC])
-		return 0;
 	if (*name) {
 		snprintf(a->module, sizeof(a->module), "%s", name);
 	} else {
 		ssize_t n = readlink(file, a->module, sizeof(a->module) - 1);
 		a->module[n > 0 ? n : 0] = 0;
 	}
+	/* the exported symbols from the target's memory first (a file at the
+	 * module's path may be anything: inject/elfmem.c); the file only for
+	 * what is not exported (a static jemalloc's .symtab) */
+	if (a->module[0] && inject_syms(pid, a->module, sym_names, v) > 0 && v[S_MALLOC])
+		bias = 0;
+	else if (inject_elf_syms(file, sym_names, v, NULL) == 0 || !v[S_MALLOC])
+		return a->module[0] = 0;
 	classify(a, v, bias);
 	if (a->module[0])
 		inject_module_text(pid, a->module, &a->text_lo, &a->text_hi);

@@ -372,3 +372,10 @@ int inject_elf_syms(const char *path, const char *const *names, uint64_t *vals, 
 	elf_file_close(&ef);
 	return (int)found;
 }
+
+int inject_syms(pid_t pid, const char *suffix, const char *const *names, uint64_t *vals)
+{
+	struct inject_module m;
+	int err = inject_find_module(pid, suffix, &m);
+	return err ? err : inject_module_syms(pid, &m, names, vals, NULL);
+}

@@ -113,6 +113,11 @@ void inject_close(struct inject *h, struct inject_stats *st);
 int inject_module_base(pid_t pid, const char *suffix, char *path, size_t n, uint64_t *base);
 /* Its executable mapping (the first).  0 or -ENOENT. */
 int inject_module_text(pid_t pid, const char *suffix, uint64_t *lo, uint64_t *hi);
+/* Addresses of the NULL-ended names (0: absent) among the dynamic symbols
+ * of pid's module whose path ends with suffix, read from its memory - not
+ * from a file someone may have put at its path - each inside that module
+ * (functions: in its code).  How many were found, or -ENOENT. */
+int inject_syms(pid_t pid, const char *suffix, const char *const *names, uint64_t *vals);
 /* Symbols' st_value (and st_size) in an ELF file, .dynsym then .symtab,
  * for the NULL-ended names; 0 if absent.  The file is opened without
  * blocking and must be regular (common/elffile.c); it may lie: a remote

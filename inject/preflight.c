@@ -264,7 +264,9 @@ int inject_gone(pid_t pid, const struct inject_preflight *pf)
 	    (pf->start_time && start != pf->start_time))
 		return -MFX_E_EXITED;
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
-	if (pf->exe_ino && (stat(p, &x) || x.st_ino != pf->exe_ino || x.st_dev != pf->exe_dev))
+	if (pf->exe_ino && stat(p, &x))
+		return -MFX_E_EXITED;	/* dying: its memory is gone already */
+	if (pf->exe_ino && (x.st_ino != pf->exe_ino || x.st_dev != pf->exe_dev))
 		return -MFX_E_EXECED;
 	return 0;
 }
