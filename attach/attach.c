@@ -112,7 +112,9 @@ static int get_agent(pid_t pid, const char *agent, struct inject_agent_result *r
 				  .only_tid = getenv("MFX_HOLD_TID") ? atoi(getenv("MFX_HOLD_TID")) : 0 };
 	alloc_remote_hold_opts(pid, &io, NULL);	/* no thread held inside jemalloc & co either */
 	int err = inject_agent_load(pid, agent, &io, env_flag("MFX_NO_BOOT"), res, why);
-	if (!err && res->ring && (err = inject_agent_ring(pid, agent, AGENT_RING_MS, &res->chan)))
+	/* (its thread was started just now: on a loaded machine it may take a
+	 * while to answer) */
+	if (!err && res->ring && (err = inject_agent_ring(pid, agent, 5 * AGENT_RING_MS, &res->chan)))
 		snprintf(res->msg, sizeof(res->msg), "the agent was loaded but did not answer: %s",
 			 mfx_strerror(-err));
 	*how = res->reused ? "reused" : "loaded";
