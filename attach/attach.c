@@ -221,9 +221,12 @@ int cmd_attach(int argc, char **argv)
 	if (!err && m.status)
 		err = m.status;
 	if (err) {
+		int st = procfs_state(pid);
 		if (err == -EBUSY)
 			mfx_err("cannot attach to %d (%s): another mfx is recording it; wait for it to "
 				"end", (int)pid, comm);
+		else if (st < 0 || st == 'Z' || st == 'X')	/* not "Broken pipe" */
+			mfx_err("cannot attach to %d (%s): it exited meanwhile", (int)pid, comm);
 		else
 			mfx_err("cannot attach to %d (%s): the agent did not start recording: %s",
 				(int)pid, comm, mfx_strerror(-err));
