@@ -244,7 +244,9 @@ int cmd_launch(int argc, char **argv)
 	}
 
 	struct spool *sp = NULL;
-	if ((err = spool_create(&sp)))	/* without it the agent maps file chunks: slower */
+	/* Without it the agent maps file chunks: slower.  MFX_NO_SPOOL=1 asks
+	 * for that (tests of the path a full spool takes). */
+	if (!env_flag("MFX_NO_SPOOL") && (err = spool_create(&sp)))
 		mfx_note("no shared-memory spool (%s); tracing will be slower", strerror(-err));
 	int go[2], ep[2];
 	if (pipe2(go, O_CLOEXEC) || pipe2(ep, O_CLOEXEC)) {

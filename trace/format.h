@@ -11,17 +11,23 @@
  * chunks.  While a process is traced, the agent maps the file MAP_SHARED and
  * every thread owns one raw chunk at a time: records are appended to it with
  * plain stores and `used` is published after each record, so whatever was
- * recorded survives _exit, abort or SIGKILL (the pages are the file's).  When
- * the capture ends, mfx rewrites the file compacted: chunks compressed (zstd),
- * holes dropped, MFX_HF_FINAL set.  A reader accepts both forms.
+ * recorded survives _exit, abort or SIGKILL (the pages are the file's).  Most
+ * event chunks go through mfx's spool instead (trace/spool_format.h): mfx's
+ * drain thread encodes them (MFX_CODEC_MODEL, trace/evcodec.h) while the
+ * window runs and appends them to the file packed in regions of
+ * MFX_PACK_REGION bytes.  When the capture ends, mfx copies the file
+ * compacted: holes dropped, the chunks still raw compressed, MFX_HF_FINAL
+ * set.  A reader accepts both forms.
  *
  *   offset 0                 struct mfx_file_header (4096 bytes)
  *   offset 4096              struct mfx_thread_slot[MFX_THREAD_SLOTS]
  *   offset first_chunk       chunk, chunk, ...   each: struct mfx_chunk_header
  *                            followed by its payload; the next chunk starts
- *                            `span` bytes later (raw slots: span = chunk_size;
- *                            a slot whose magic is 0 was never written: skip
- *                            chunk_size).
+ *                            `span` bytes later (raw slots: span = chunk_size).
+ *                            In a file not final, space is handed out in
+ *                            whole slots (offset first_chunk + k * chunk_size):
+ *                            a magic of 0 means nothing more was written
+ *                            there; go on at the next slot boundary.
  */
 #ifndef MFX_TRACE_FORMAT_H
 #define MFX_TRACE_FORMAT_H
@@ -29,7 +35,8 @@
 #include <stdint.h>
 
 #define MFX_TRACE_MAGIC      0x313043525458464Dull	/* "MFXTRC01" as bytes */
-#define MFX_TRACE_VERSION    1u
+#define MFX_TRACE_VERSION    2u	/* 2: MFX_CODEC_MODEL, time_quantum; a reader
+					   of version 2 reads version 1 too */
 #define MFX_HEADER_SIZE      4096u
 #define MFX_THREAD_SLOTS     4096u
 #define MFX_SLOT_SIZE        64u
@@ -39,6 +46,9 @@
 #define MFX_MAX_RECORD       96u	/* largest event record; a chunk is switched
 					   when fewer bytes than this remain */
 #define MFX_MAX_DEPTH        256u	/* hard cap on --stack-depth */
+#define MFX_PACK_REGION      (16u * MFX_CHUNK_SIZE)	/* mfx packs encoded chunks
+							   into regions this big */
+#define MFX_TIME_QUANTUM_NS  100u	/* the precision of event times mfx keeps */
 
 /* mfx_file_header.flags */
 #define MFX_HF_STACKS     0x0001u	/* allocation events carry stack ids */
@@ -92,7 +102,12 @@ struct mfx_file_header {
 	 * allocation of n bytes was recorded with probability
 	 * 1 - exp(-n / sample_bytes), a free only for a recorded block */
 	uint64_t sample_bytes;
-	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 24];
+	/* (M) event times are floored to multiples of this many time units
+	 * (TSC >> tsc_shift, or ns): set by mfx before its first MODEL chunk
+	 * (format 2), 0 = not set (every time as recorded). */
+	uint32_t time_quantum;
+	uint32_t reserved0;
+	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 32];
 };
 _Static_assert(sizeof(struct mfx_file_header) == MFX_HEADER_SIZE, "header page");
 
@@ -123,8 +138,16 @@ enum mfx_codec {
 	MFX_CODEC_ZSTD = 1,	/* one zstd frame */
 	/* EVENTS only: the payload split into columns (trace/columns.h):
 	 * varint ncols, then per column varint raw_len, varint stored_len,
-	 * byte method (0 stored, 1 zstd), then the columns' bytes in order. */
+	 * byte method (0 stored, 1 zstd), then the columns' bytes in order.
+	 * Written by format 1's finaliser; read, no longer written. */
 	MFX_CODEC_COLS = 2,
+	/* EVENTS only (format 2): the events of one or more raw chunks of a
+	 * thread (seq = the first one's, used = their raw records' bytes), as
+	 * columns of what the model of trace/evcodec.h cannot predict:
+	 * varint nevents, varint nallocs, varint quantum, byte ncols, then per
+	 * column varint raw_len, varint stored_len, byte method (0 stored,
+	 * 1 zstd), then the columns' bytes in order. */
+	MFX_CODEC_MODEL = 3,
 };
 
 #define MFX_CHUNK_MAGIC 0x4358464Du	/* "MFXC" as bytes */

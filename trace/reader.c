@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "trace/columns.h"
 #include "common/error.h"
+#include "trace/evcodec.h"
 #include "trace/varint.h"
 
 struct chunk_ref {
@@ -34,6 +35,9 @@ struct tstream {
 	const uint8_t *p, *end;	/* decode cursor in the current chunk */
 	uint8_t *buf;		/* decompression buffer */
 	size_t bufcap;
+	struct evc_dec *dec;	/* the current chunk is MFX_CODEC_MODEL: its decoder */
+	int model;
+	uint64_t last_ns;	/* the previous event's time: times never go back */
 	/* decoder state of the current chunk */
 	uint64_t ts, ptr;
 	uint32_t stack;
@@ -54,6 +58,7 @@ struct trace {
 	uint64_t limit;		/* end of chunk area */
 	double ns_per_unit;	/* event time unit -> ns */
 	uint64_t mult;		/* ns_per_unit * 2^32 */
+	uint64_t quantum;	/* times floored to multiples of this (units), >= 1 */
 
 	struct tstream *th;
 	size_t nth, capth;
@@ -445,8 +450,9 @@ static int walk_chunks(struct trace *t)
 	while (off + sizeof(struct mfx_chunk_header) <= t->limit) {
 		const struct mfx_chunk_header *c = chunk_at(t, off);
 		uint32_t magic = __atomic_load_n(&c->magic, __ATOMIC_ACQUIRE);
-		if (magic == 0 && !final) {	/* slot taken, never written */
-			off += t->hdr.chunk_size;
+		if (magic == 0 && !final) {	/* nothing (more) written in this slot */
+			uint64_t cs = t->hdr.chunk_size;
+			off = t->hdr.first_chunk + ((off - t->hdr.first_chunk) / cs + 1) * cs;
 			continue;
 		}
 		if (magic != MFX_CHUNK_MAGIC || c->span < sizeof(*c) || c->span > t->limit - off ||
@@ -499,6 +505,7 @@ static void fit_clock(struct trace *t)
 	if (!(t->ns_per_unit > 0 && t->ns_per_unit < 4294967296.0))
 		t->ns_per_unit = 1;
 	t->mult = (uint64_t)(t->ns_per_unit * 4294967296.0);
+	t->quantum = t->hdr.time_quantum ? t->hdr.time_quantum : 1;
 }
 
 static int check_header(struct trace *t)
@@ -656,6 +663,7 @@ void trace_close(struct trace *t)
 	for (size_t i = 0; i < t->nth; i++) {
 		free(t->th[i].chunks);
 		free(t->th[i].buf);
+		evc_dec_free(t->th[i].dec);
 	}
 	free(t->th);
 	free(t->tids);
@@ -692,14 +700,33 @@ void trace_close(struct trace *t)
 
 /* ---- events ------------------------------------------------------------------------------ */
 
+/* A MODEL chunk: its columns decompressed into the stream's decoder. */
+static int model_open(struct trace *t, struct tstream *s, const struct mfx_chunk_header *c)
+{
+	uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
+	if (c->type != MFX_CT_EVENTS || c->stored > c->span - sizeof(*c) || used > 64u << 20)
+		return -MFX_E_CORRUPT;
+	if (!t->zd && !(t->zd = ZSTD_createDCtx()))
+		return -ENOMEM;
+	if (!s->dec && !(s->dec = evc_dec_new()))
+		return -ENOMEM;
+	return evc_dec_open(s->dec, t->zd, (const uint8_t *)(c + 1), c->stored, used, c->base_ts,
+			    !!(t->hdr.flags & MFX_HF_STACKS));
+}
+
 /* Open the stream's next chunk; 0 ok, 1 no more chunks, < 0 error. */
 static int stream_next_chunk(struct trace *t, struct tstream *s)
 {
 	while (s->next < s->nchunks) {
 		const struct mfx_chunk_header *c = chunk_at(t, s->chunks[s->next++].off);
-		const uint8_t *p;
-		size_t len;
-		int err = chunk_payload(t, c, &s->buf, &s->bufcap, &p, &len);
+		const uint8_t *p = NULL;
+		size_t len = 0;
+		int err;
+		s->model = c->codec == MFX_CODEC_MODEL;
+		if (s->model)
+			err = model_open(t, s, c);
+		else
+			err = chunk_payload(t, c, &s->buf, &s->bufcap, &p, &len);
 		if (err)
 			return err;
 		s->p = p;
@@ -709,18 +736,24 @@ static int stream_next_chunk(struct trace *t, struct tstream *s)
 		s->timebase = (int)c->timebase;
 		s->ptr = 0;
 		s->stack = 0;
-		if (len)
+		if (len || s->model)
 			return 0;
 	}
 	return 1;
 }
 
+/* An event time (units) in ns, floored to the trace's quantum first (MODEL
+ * chunks come floored; raw ones are floored here, so every time has the
+ * same precision).  A floored time may lie a little before the chunk's base. */
 static inline uint64_t to_ns(const struct trace *t, const struct tstream *s, uint64_t ts)
 {
+	ts -= ts % t->quantum;
 	if (s->timebase)
 		return ts;
-	uint64_t d = ts - s->base_ts;
-	return s->base_ns + (uint64_t)(((unsigned __int128)d * t->mult) >> 32);
+	if (ts >= s->base_ts)
+		return s->base_ns + (uint64_t)(((unsigned __int128)(ts - s->base_ts) * t->mult) >> 32);
+	uint64_t back = (uint64_t)(((unsigned __int128)(s->base_ts - ts) * t->mult) >> 32);
+	return s->base_ns > back ? s->base_ns - back : 0;
 }
 
 static inline int get_ptr(const uint8_t **p, const uint8_t *end, unsigned flags, uint64_t from,
@@ -736,15 +769,54 @@ static inline int get_ptr(const uint8_t **p, const uint8_t *end, unsigned flags,
 	return 0;
 }
 
+/* Times of one thread never go back (a raw chunk after a floored one may
+ * start a hair earlier). */
+static inline uint64_t stream_ns(const struct trace *t, struct tstream *s, uint64_t ts)
+{
+	uint64_t ns = to_ns(t, s, ts);
+	if (ns < s->last_ns)
+		ns = s->last_ns;
+	return s->last_ns = ns;
+}
+
+/* The next event of a MODEL chunk into s->ev: 1, 0 at its end, < 0 error. */
+static int model_next(struct trace *t, struct tstream *s)
+{
+	struct evc_event e;
+	int r = evc_dec_next(s->dec, &e);
+	if (r <= 0)
+		return r;
+	struct trace_event *ev = &s->ev;
+	ev->kind = e.kind;
+	ev->ptr = e.ptr;
+	ev->old_ptr = e.old;
+	ev->size = e.size;
+	ev->align = e.align;
+	ev->stack = e.stack;
+	ev->failed = e.kind != MFX_K_FREE && !e.ptr;
+	ev->ts_ns = stream_ns(t, s, e.ts);
+	ev->tid = s->tid;
+	return 1;
+}
+
 /* Decode the stream's next event into s->ev.  1 ok, 0 end, < 0 error. */
 static int stream_decode(struct trace *t, struct tstream *s)
 {
 	int stacks = !!(t->hdr.flags & MFX_HF_STACKS);
 	for (;;) {
+		if (s->model) {
+			int r = model_next(t, s);
+			if (r)
+				return r;
+			s->model = 0;	/* that chunk is done */
+			s->p = s->end = NULL;
+		}
 		if (s->p >= s->end) {
 			int r = stream_next_chunk(t, s);
 			if (r)
 				return r > 0 ? 0 : r;
+			if (s->model)
+				continue;
 		}
 		const uint8_t *p = s->p, *end = s->end;
 		uint8_t b0 = *p++;
@@ -822,7 +894,7 @@ static int stream_decode(struct trace *t, struct tstream *s)
 			}
 			ev->stack = s->stack;
 		}
-		ev->ts_ns = to_ns(t, s, s->ts);
+		ev->ts_ns = stream_ns(t, s, s->ts);
 		ev->tid = s->tid;
 		s->p = p;
 		return 1;
@@ -853,6 +925,66 @@ static void sift_down(struct trace *t, size_t i)
 	}
 }
 
+static void sift_up(struct trace *t, size_t i)
+{
+	while (i > 0) {
+		size_t up = (i - 1) / 2;
+		if (!before(t, t->heap[i], t->heap[up]))
+			return;
+		uint32_t tmp = t->heap[i];
+		t->heap[i] = t->heap[up];
+		t->heap[up] = tmp;
+		i = up;
+	}
+}
+
+/* The block an event gives back (free, realloc's old pointer), or 0. */
+static inline uint64_t gives_back(const struct trace_event *e)
+{
+	if (e->kind == MFX_K_FREE)
+		return e->ptr;
+	if (e->kind == MFX_K_REALLOC || e->kind == MFX_K_REALLOCARRAY)
+		return e->old_ptr;
+	return 0;
+}
+
+/*
+ * Which head to take next: the earliest (heap[0]), unless it gives back a
+ * block that another thread's head, at the same time, allocates.  Times are
+ * floored to the trace's quantum (0.1 us), so a block handed from one thread
+ * to another within one quantum would otherwise be freed before it was
+ * allocated whenever the freeing thread's index is lower.  (The opposite
+ * order in one quantum, a block freed by one thread and at once reused by
+ * another, does not happen with per-thread caches: glibc's tcache,
+ * jemalloc's and tcmalloc's thread caches.)  The heads tied with heap[0]
+ * are the top of the heap: a bounded walk finds them.
+ */
+static size_t tie_pick(const struct trace *t)
+{
+	const struct trace_event *top = &t->th[t->heap[0]].ev;
+	uint64_t p = gives_back(top);
+	size_t todo[64], n = 0;
+	if (!p)
+		return 0;
+	todo[n++] = 1;
+	todo[n++] = 2;
+	while (n) {
+		size_t i = todo[--n];
+		if (i >= t->nheap)
+			continue;
+		const struct trace_event *e = &t->th[t->heap[i]].ev;
+		if (e->ts_ns != top->ts_ns)
+			continue;
+		if (e->kind != MFX_K_FREE && !e->failed && e->ptr == p)
+			return i;
+		if (n + 2 <= sizeof(todo) / sizeof(todo[0])) {
+			todo[n++] = 2 * i + 1;
+			todo[n++] = 2 * i + 2;
+		}
+	}
+	return 0;
+}
+
 static int start_streams(struct trace *t)
 {
 	t->nheap = 0;
@@ -860,6 +992,8 @@ static int start_streams(struct trace *t)
 		struct tstream *s = &t->th[i];
 		s->next = 0;
 		s->p = s->end = NULL;
+		s->model = 0;
+		s->last_ns = 0;
 		s->ev.thread = (uint32_t)i;
 		int r = stream_decode(t, s);
 		if (r < 0)
@@ -882,7 +1016,8 @@ int trace_next(struct trace *t, struct trace_event *ev)
 	}
 	if (!t->nheap)
 		return 0;
-	uint32_t i = t->heap[0];
+	size_t h = tie_pick(t);
+	uint32_t i = t->heap[h];
 	struct tstream *s = &t->th[i];
 	*ev = s->ev;
 	ev->thread = i;
@@ -890,9 +1025,11 @@ int trace_next(struct trace *t, struct trace_event *ev)
 	if (r < 0)
 		return r;
 	if (r == 0)
-		t->heap[0] = t->heap[--t->nheap];
-	if (t->nheap > 1)
-		sift_down(t, 0);
+		t->heap[h] = t->heap[--t->nheap];
+	if (h < t->nheap) {
+		sift_down(t, h);
+		sift_up(t, h);
+	}
 	return 1;
 }
 

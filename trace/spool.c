@@ -19,16 +19,34 @@
 
 #include "trace/spool.h"
 #include "common/util.h"
+#include "trace/pack.h"
 #include "trace/spool_format.h"
+#include "trace/tracefile.h"
 
 #define WAIT_NS 5000000L		/* longest sleep between drains */
 #define ORPHAN_CHECK_NS 200000000ull	/* look for slots of dead processes */
 #define MAX_TRACES 256
+#define HOLD_SLOTS 4		/* a thread's slots encoded together (~256 KiB) */
+#define HOLD_TOTAL (MFX_SPOOL_SLOTS / 16)	/* slots held back at most */
+#define HOLD_NS 200000000ull	/* none held back longer */
+#define CALIBRATE_NS 20000000ull	/* TSC rate measured over at least this */
 
 struct dest {
 	uint64_t uid;
 	int fd;
 	struct mfx_file_header *hdr;
+	uint64_t region, rlen, rused;	/* where packed chunks go now */
+	uint64_t quantum;
+	int stacks;
+};
+
+/* One thread's FULL slots, held back to be encoded as one chunk. */
+struct group {
+	uint64_t uid;
+	uint32_t tid, next_seq, n;
+	uint32_t slot[HOLD_SLOTS];
+	uint8_t dead[HOLD_SLOTS];	/* the slot may be freed once written */
+	uint64_t since;
 };
 
 struct spool {
@@ -40,6 +58,11 @@ struct spool {
 	volatile int stop;
 	struct dest dst[MAX_TRACES];
 	int ndst;
+	struct group grp[HOLD_TOTAL];
+	int ngrp, nheld;
+	uint8_t held[MFX_SPOOL_SLOTS];
+	struct packer *pk;
+	uint64_t tsc0, ns0;		/* for the TSC rate */
 	struct spool_stats st;
 };
 
@@ -113,32 +136,151 @@ static struct dest *dest_for(struct spool *sp, uint64_t uid)
 			continue;
 		}
 		found = &sp->dst[sp->ndst++];
-		*found = (struct dest){ uid, fd, h };
+		*found = (struct dest){ .uid = uid, .fd = fd, .hdr = h,
+					.stacks = !!(h->flags & MFX_HF_STACKS) };
 	}
 	closedir(d);
 	return found;
 }
 
-/* Copy slot i into its trace file, at a chunk slot taken from the file's
- * own bump counter (shared with the agent and mfx's sampler). */
-static void drain_slot(struct spool *sp, uint32_t i, int free_it)
+/*
+ * The trace's time quantum, set in its header before the first MODEL chunk
+ * (format 2).  TSC units need the TSC rate: measured between the spool's
+ * creation and now, over CALIBRATE_NS at least (the drain thread waits for
+ * that once; a trace's first chunk rarely comes sooner).
+ */
+static uint64_t dest_quantum(struct spool *sp, struct dest *d)
+{
+	if (d->quantum)
+		return d->quantum;
+	uint64_t q = d->hdr->time_quantum;
+	if (!q) {
+		uint64_t hz = 0;
+		if (d->hdr->flags & MFX_HF_TSC) {
+			uint64_t dn = now_ns() - sp->ns0;
+			if (dn < CALIBRATE_NS) {
+				struct timespec ts = { 0, (long)(CALIBRATE_NS - dn) };
+				nanosleep(&ts, NULL);
+			}
+			dn = now_ns() - sp->ns0;
+			hz = (uint64_t)((double)(tfile_tsc() - sp->tsc0) * 1e9 / (double)dn);
+		}
+		q = pack_quantum(d->hdr, hz);
+		d->hdr->time_quantum = (uint32_t)q;
+		if (d->hdr->version < MFX_TRACE_VERSION)	/* an older agent's header */
+			d->hdr->version = MFX_TRACE_VERSION;
+	}
+	return d->quantum = q;
+}
+
+/*
+ * Append one stored chunk to the trace file.  Packed chunks go into a
+ * region of MFX_PACK_REGION bytes taken from the file's bump counter, the
+ * agent's and mfx's other chunks' too, so everything stays on the grid of
+ * whole slots the agent maps; a reader that meets zeros where a chunk would
+ * start (a region's unused tail) goes on at the next slot boundary.
+ */
+static int dest_append(struct dest *d, const uint8_t *c, size_t span)
+{
+	if (!d->region || d->rused + span > d->rlen) {
+		uint64_t cs = d->hdr->chunk_size;
+		uint64_t len = (span + cs - 1) / cs * cs;
+		if (len < MFX_PACK_REGION / MFX_CHUNK_SIZE * cs)
+			len = MFX_PACK_REGION / MFX_CHUNK_SIZE * cs;
+		d->region = __atomic_fetch_add(&d->hdr->next_chunk, len, __ATOMIC_SEQ_CST);
+		d->rlen = len;
+		d->rused = 0;
+	}
+	ssize_t w = pwrite(d->fd, c, span, (off_t)(d->region + d->rused));
+	if (w != (ssize_t)span)
+		return w < 0 ? -errno : -EIO;
+	d->rused += span;
+	return 0;
+}
+
+static void slot_free(struct spool *sp, uint32_t i)
+{
+	mfx_spool_chunk(sp->h, i)->magic = 0;
+	__atomic_store_n(&sp->h->slot[i].state, MFX_SLOT_FREE, __ATOMIC_RELEASE);
+}
+
+/* Write group g's slots into their trace file: one MODEL chunk, or each
+ * chunk on its own when the model refuses them; then let the slots go. */
+static void group_flush(struct spool *sp, struct group *g)
+{
+	struct dest *d = dest_for(sp, g->uid);
+	const struct mfx_chunk_header *c[HOLD_SLOTS];
+	for (uint32_t i = 0; i < g->n; i++)
+		c[i] = mfx_spool_chunk(sp->h, g->slot[i]);
+	const uint8_t *out;
+	size_t span = 0;
+	if (!d)
+		sp->st.orphans += g->n;
+	else if (sp->pk)
+		span = pack_events(sp->pk, c, g->n, d->stacks, dest_quantum(sp, d), &out);
+	if (span && !dest_append(d, out, span)) {
+		sp->st.chunks += g->n;
+	} else if (d && !span) {	/* each as it is, compressed if we can */
+		for (uint32_t i = 0; i < g->n; i++) {
+			span = sp->pk ? pack_plain(sp->pk, c[i], &out) : 0;
+			if (!span) {
+				out = (const uint8_t *)c[i];
+				span = MFX_CHUNK_SIZE;
+			}
+			if (!dest_append(d, out, span))
+				sp->st.chunks++;
+		}
+	}
+	for (uint32_t i = 0; i < g->n; i++) {
+		sp->held[g->slot[i]] = 0;
+		if (g->dead[i])
+			slot_free(sp, g->slot[i]);
+	}
+	sp->nheld -= (int)g->n;
+	*g = sp->grp[--sp->ngrp];
+}
+
+/* Hold slot i back with its thread's earlier ones (flushing them first
+ * when i does not follow them). */
+static void hold(struct spool *sp, uint32_t i, int free_it)
 {
 	struct mfx_spool_slot *s = &sp->h->slot[i];
 	struct mfx_chunk_header *c = mfx_spool_chunk(sp->h, i);
-	struct dest *d = dest_for(sp, s->trace_uid);
-	if (d && c->magic == MFX_CHUNK_MAGIC && c->used) {
-		uint64_t off = __atomic_fetch_add(&d->hdr->next_chunk, MFX_CHUNK_SIZE,
-						  __ATOMIC_SEQ_CST);
-		ssize_t w = pwrite(d->fd, c, MFX_CHUNK_SIZE, (off_t)off);
-		if (w == (ssize_t)MFX_CHUNK_SIZE)
-			sp->st.chunks++;
-	} else if (!d) {
-		sp->st.orphans++;
+	if (c->magic != MFX_CHUNK_MAGIC || !c->used || c->type != MFX_CT_EVENTS) {
+		if (free_it)
+			slot_free(sp, i);
+		return;
 	}
-	if (free_it) {
-		c->magic = 0;
-		__atomic_store_n(&s->state, MFX_SLOT_FREE, __ATOMIC_RELEASE);
+	struct group *g = NULL;
+	for (int k = 0; k < sp->ngrp && !g; k++)
+		if (sp->grp[k].uid == s->trace_uid && sp->grp[k].tid == c->tid)
+			g = &sp->grp[k];
+	if (g && g->next_seq != c->seq) {
+		group_flush(sp, g);
+		g = NULL;
 	}
+	if (!g) {
+		while (sp->ngrp >= (int)HOLD_TOTAL || sp->nheld + 1 > (int)HOLD_TOTAL)
+			group_flush(sp, &sp->grp[0]);
+		g = &sp->grp[sp->ngrp++];
+		*g = (struct group){ .uid = s->trace_uid, .tid = c->tid, .since = now_ns() };
+	}
+	g->slot[g->n] = i;
+	g->dead[g->n++] = (uint8_t)free_it;
+	g->next_seq = c->seq + 1;
+	sp->held[i] = 1;
+	sp->nheld++;
+	if (g->n == HOLD_SLOTS)
+		group_flush(sp, g);
+}
+
+/* Flush groups held too long (or all). */
+static void flush_old(struct spool *sp, int all)
+{
+	uint64_t now = now_ns();
+	for (int k = sp->ngrp; k-- > 0;)
+		if (all || now - sp->grp[k].since >= HOLD_NS)
+			group_flush(sp, &sp->grp[k]);
 }
 
 static int owner_dead(pid_t pid)
@@ -146,25 +288,52 @@ static int owner_dead(pid_t pid)
 	return kill(pid, 0) < 0 && errno == ESRCH;
 }
 
-/* One pass; `all`: also slots still owned (final drain).  Returns how many
- * slots were drained. */
+struct take {
+	uint64_t uid;
+	uint32_t tid, seq, slot, free_it;
+};
+
+static int cmp_take(const void *a, const void *b)
+{
+	const struct take *x = a, *y = b;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* One pass; `all`: also slots still owned (final drain).  Slots are taken
+ * in each thread's order (the agent fills them in any slot order), so a
+ * thread's consecutive chunks are encoded together.  Returns how many
+ * slots were taken. */
 static int drain_pass(struct spool *sp, int orphans, int all)
 {
+	static struct take tk[MFX_SPOOL_SLOTS];	/* the drain thread's, or the
+						   final drain's after it ended */
 	int n = 0;
 	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++) {
 		struct mfx_spool_slot *s = &sp->h->slot[i];
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		const struct mfx_chunk_header *c = mfx_spool_chunk(sp->h, i);
+		int take = 0, free_it = 1;
+		if (sp->held[i])
+			continue;
 		if (st == MFX_SLOT_FULL) {
-			drain_slot(sp, i, 1);
-			n++;
+			take = 1;
 		} else if (st == MFX_SLOT_OWNED && (all || (orphans && owner_dead((pid_t)s->pid)))) {
 			/* Its process died holding it (crash, _exit, kill), or the
 			 * capture is over.  A live owner keeps it. */
-			int dead = owner_dead((pid_t)s->pid);
-			drain_slot(sp, i, dead);
-			n++;
+			take = 1;
+			free_it = owner_dead((pid_t)s->pid);
 		}
+		if (take)
+			tk[n++] = (struct take){ s->trace_uid, c->tid, c->seq, i, (uint32_t)free_it };
 	}
+	qsort(tk, (size_t)n, sizeof(tk[0]), cmp_take);
+	for (int k = 0; k < n; k++)
+		hold(sp, tk[k].slot, (int)tk[k].free_it);
+	flush_old(sp, all);
 	return n;
 }
 
@@ -194,7 +363,12 @@ static void *drain_thread(void *arg)
 int spool_start(struct spool *sp, const char *run_dir)
 {
 	snprintf(sp->dir, sizeof(sp->dir), "%s", run_dir);
-	int err = pthread_create(&sp->thr, NULL, drain_thread, sp);
+	sp->tsc0 = tfile_tsc();
+	sp->ns0 = now_ns();
+	int err = sp->pk ? 0 : pack_new(&sp->pk);
+	if (err)
+		return err;
+	err = pthread_create(&sp->thr, NULL, drain_thread, sp);
 	if (err)
 		return -err;
 	sp->running = 1;
@@ -210,12 +384,15 @@ void spool_stop(struct spool *sp)
 		sp->running = 0;
 	}
 	drain_pass(sp, 1, 1);
+	flush_old(sp, 1);
 }
 
 void spool_stats(const struct spool *sp, struct spool_stats *st)
 {
 	*st = sp->st;
 	st->fallbacks = sp->h->fallbacks;
+	if (sp->pk)
+		st->model = *pack_stats(sp->pk);
 }
 
 void spool_free(struct spool *sp)
@@ -230,5 +407,6 @@ void spool_free(struct spool *sp)
 	}
 	munmap(sp->h, MFX_SPOOL_BYTES);
 	close(sp->fd);
+	pack_free(sp->pk);
 	free(sp);
 }

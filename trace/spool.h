@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "trace/evcodec.h"
+
 struct spool;
 
 /* A new spool (memfd, close-on-exec: clear it for a child that must
@@ -22,9 +24,10 @@ void spool_stop(struct spool *sp);
 void spool_free(struct spool *sp);
 
 struct spool_stats {
-	uint64_t chunks;	/* slots copied into trace files */
+	uint64_t chunks;	/* slots written into trace files */
 	uint64_t fallbacks;	/* chunks agents took from the file: no free slot */
 	uint64_t orphans;	/* slots whose trace file was not found */
+	struct evc_stats model;	/* what the encoded chunks hold */
 };
 void spool_stats(const struct spool *sp, struct spool_stats *st);
 

@@ -1,0 +1,71 @@
+#!/bin/bash
+# `mfx export --csv` equals what a program logged of its own calls, pointers
+# of frees and realloc's old pointers included: the trace encoding (format 2:
+# frees by rank, results from free lists, sizes by class, times in quanta)
+# loses nothing the CSV shows.  Three workers, every call of the malloc
+# family, failed calls, blocks handed between threads; with stacks, without,
+# and with the agent writing straight into the file (no spool: those chunks
+# are encoded by the finaliser instead of the drain thread).
+. "$(dirname "$0")/../lib.sh"
+
+N=4000
+check() {	# name, mfx options...
+	local name=$1; shift
+	local run=$TMP/run-$name log=$TMP/log-$name.csv
+	run_mfx launch -q --no-report -o "$run" "$@" -- "$TARGETS/call_log" $N 3 "$log"
+	expect_eq "$MFX_RC" 0 "$name: exit status"
+	run_mfx export --csv "$run"
+	expect_eq "$MFX_RC" 0 "$name: export --csv"
+	local csv=$run/mftrace_log.csv
+	# Per worker: the CSV rows of its thread from its first malloc(777777)
+	# to its second equal what it logged (event,ptr,size,tid,api,old_ptr).
+	local tids; tids=$(cut -d, -f6 "$log" | sort -u)
+	expect_eq "$(echo "$tids" | wc -l)" 3 "$name: three workers logged"
+	for tid in $tids; do
+		awk -F, -v t="$tid" '$6 == t' "$log" | cut -d, -f3-8 >"$TMP/want"
+		awk -F, -v t="$tid" 'NR > 1 && $5 == t {
+			m = ($2 == "malloc" && $4 == 777777)
+			if (m) n++
+			if (n >= 1 && (n < 2 || m)) print
+			if (n == 2 && m) exit
+		}' "$csv" | cut -d, -f2-7 >"$TMP/got"
+		if ! cmp -s "$TMP/want" "$TMP/got"; then
+			diff "$TMP/want" "$TMP/got" | head -5 >&2
+			fail "$name: thread $tid: the CSV differs from the program's log"
+		fi
+		echo "ok: $name: thread $tid: $(wc -l <"$TMP/want") calls exactly as logged"
+	done
+	# Blocks handed between threads: in the CSV's order every block a
+	# worker frees was allocated before (times are kept to 0.1 us: the
+	# reader orders a hand-over within one quantum by its pointer).
+	local bad
+	bad=$(awk -F, 'NR == FNR { if ($3 == "free") w[$4] = 1; next }
+		FNR > 1 {
+			if ($2 == "free" || ($2 == "realloc" && $7 != "0x0" && $3 != "0x0")) {
+				p = $2 == "free" ? $3 : $7
+				if ((p in w) && !(p in live)) bad++
+				delete live[p]
+			}
+			if ($2 != "free" && $3 != "0x0") live[$3] = 1
+		} END { print bad + 0 }' "$log" "$csv")
+	expect_eq "$bad" 0 "$name: blocks freed after they were allocated, across threads"
+	sorted=$(awk -F, 'NR > 1 {print $1}' "$csv" | sort -n -c 2>&1 && echo ok)
+	expect_eq "$sorted" ok "$name: CSV rows in time order"
+	# Times: within the program's own clock readings around each call,
+	# to the precision kept (0.1 us) and the TSC conversion (a few us).
+	far=$(awk -F, -v tol=20000 'NR == FNR { n[$6]++; t0[$6, n[$6]] = $1; t1[$6, n[$6]] = $2; next }
+		FNR > 1 && ($5 in n) {
+			m = ($2 == "malloc" && $4 == 777777); if (m) k[$5]++
+			if (k[$5] >= 1 && i[$5] < n[$5]) {
+				j = ++i[$5]
+				if ($1 + tol < t0[$5, j] || $1 > t1[$5, j] + tol) far++
+			}
+		} END { print far + 0 }' "$log" "$csv")
+	note "$name: calls timed outside the program's own readings +-20 us: $far"
+	expect_le "$far" $((N / 100)) "$name: times agree with the program's clock"
+}
+
+check stacks
+check nostacks --no-stacks
+MFX_NO_SPOOL=1 check nospool
+pass

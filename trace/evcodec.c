@@ -1,0 +1,466 @@
+/*
+ * evcodec.c - the event model codec's raw-record parser and encoder (see
+ * evcodec.h; the model is evmodel.h, the decoder evdecode.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "trace/evcodec.h"
+#include "trace/evmodel.h"
+
+const char *evc_col_name(unsigned c)
+{
+	static const char *const n[EVC_NCOLS] = {
+		"op", "time", "stack", "size_hit", "size", "size_rem", "align", "free_ref", "ptr_hit", "ptr",
+	};
+	return c < EVC_NCOLS ? n[c] : "?";
+}
+
+/* ---- raw records ------------------------------------------------------------ */
+
+static int get_ptr(const uint8_t **p, const uint8_t *end, unsigned flags, uint64_t from,
+		   uint64_t *out)
+{
+	uint64_t z;
+	if (get_varint(p, end, &z))
+		return -1;
+	int64_t d = unzigzag(z);
+	if (flags & MFX_F_SHR4)
+		d = (int64_t)((uint64_t)d << 4);
+	*out = from + (uint64_t)d;
+	return 0;
+}
+
+int evc_raw_next(struct evc_raw *st, const uint8_t **pp, const uint8_t *end, int stacks,
+		 struct evc_event *ev)
+{
+	const uint8_t *p = *pp;
+	uint8_t b0 = *p++;
+	unsigned kind = b0 & 15, flags = b0 & 0xf0;
+	uint64_t d, v;
+	if (kind == MFX_K_EXT) {
+		if (p >= end)
+			return -1;
+		p++;	/* ext kind */
+		if (get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+			return -1;
+		*pp = p + v;
+		return 2;
+	}
+	if (kind == MFX_K_PAD || kind > MFX_K_PVALLOC || get_varint(&p, end, &d))
+		return -1;
+	st->ts += d;
+	memset(ev, 0, sizeof(*ev));
+	ev->ts = st->ts;
+	ev->kind = (uint8_t)kind;
+	if (kind == MFX_K_FREE) {
+		if (get_ptr(&p, end, flags, st->ptr, &ev->ptr))
+			return -1;
+		st->ptr = ev->ptr;
+		*pp = p;
+		return 1;
+	}
+	if (get_varint(&p, end, &ev->size))
+		return -1;
+	uint64_t from = st->ptr;
+	if (kind == MFX_K_REALLOC || kind == MFX_K_REALLOCARRAY) {
+		if (!(flags & MFX_F_OLD_NULL)) {
+			if (get_ptr(&p, end, flags, st->ptr, &ev->old))
+				return -1;
+			from = ev->old;
+		}
+	} else if (kind >= MFX_K_POSIX_MEMALIGN && kind <= MFX_K_MEMALIGN &&
+		   get_varint(&p, end, &ev->align)) {
+		return -1;
+	}
+	if (!(flags & MFX_F_NULL) && get_ptr(&p, end, flags, from, &ev->ptr))
+		return -1;
+	st->ptr = ev->ptr ? ev->ptr : from;
+	if (stacks) {
+		if (!(flags & MFX_F_SAME_STACK)) {
+			if (get_varint(&p, end, &v) || v > UINT32_MAX)
+				return -1;
+			st->stack = (uint32_t)v;
+		}
+		ev->stack = st->stack;
+	}
+	*pp = p;
+	return 1;
+}
+
+
+/* ---- the encoder -------------------------------------------------------------- */
+
+struct evc_enc {
+	struct model m;
+	struct evc_event *ev;
+	size_t evcap;
+	/* live pointer -> ordinal, open addressing (linear probing) */
+	uint64_t *hptr;
+	uint32_t *hord;
+	uint32_t hbits;
+	uint8_t *col[EVC_NCOLS];
+	uint8_t *cp[EVC_NCOLS];	/* write cursors */
+	size_t colcap;
+	uint8_t *out;
+	size_t outcap;
+	ZSTD_CCtx *z;
+	size_t nev;		/* events added, not encoded yet */
+	uint32_t nord;		/* ... of which allocate a block */
+	uint64_t raw_bytes;	/* their raw records' bytes */
+	struct evc_stats st;
+};
+
+struct evc_enc *evc_enc_new(void)
+{
+	struct evc_enc *e = calloc(1, sizeof(*e));
+	if (e && !(e->z = ZSTD_createCCtx())) {
+		free(e);
+		e = NULL;
+	}
+	return e;
+}
+
+void evc_enc_free(struct evc_enc *e)
+{
+	if (!e)
+		return;
+	model_free(&e->m);
+	free(e->ev);
+	free(e->hptr);
+	free(e->hord);
+	for (int i = 0; i < EVC_NCOLS; i++)
+		free(e->col[i]);
+	free(e->out);
+	ZSTD_freeCCtx(e->z);
+	free(e);
+}
+
+static inline uint32_t hslot(const struct evc_enc *e, uint64_t p)
+{
+	return (uint32_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - e->hbits));
+}
+
+/* The live ordinal of p, or UINT32_MAX; *slot: where it is or would go. */
+static uint32_t h_find(const struct evc_enc *e, uint64_t p, uint32_t *slot)
+{
+	uint32_t mask = (1u << e->hbits) - 1, i = hslot(e, p);
+	while (e->hptr[i] && e->hptr[i] != p)
+		i = (i + 1) & mask;
+	*slot = i;
+	return e->hptr[i] ? e->hord[i] : UINT32_MAX;
+}
+
+static void h_put(struct evc_enc *e, uint64_t p, uint32_t o)
+{
+	uint32_t i;
+	h_find(e, p, &i);
+	e->hptr[i] = p;
+	e->hord[i] = o;
+}
+
+/* Remove slot i, moving later entries of its probe run back (no tombstones). */
+static void h_del(struct evc_enc *e, uint32_t i)
+{
+	uint32_t mask = (1u << e->hbits) - 1, j = i;
+	e->hptr[i] = 0;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!e->hptr[j])
+			return;
+		uint32_t k = hslot(e, e->hptr[j]);
+		/* j's entry may move to i if its home k is not in (i, j] */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		e->hptr[i] = e->hptr[j];
+		e->hord[i] = e->hord[j];
+		e->hptr[j] = 0;
+		i = j;
+	}
+}
+
+static int enc_grow(struct evc_enc *e, size_t nev)
+{
+	if (nev > e->evcap) {
+		size_t c = nev < 2 * e->evcap ? 2 * e->evcap : nev;
+		struct evc_event *ev = realloc(e->ev, c * sizeof(*ev));
+		if (!ev)
+			return -ENOMEM;
+		e->ev = ev;
+		e->evcap = c;
+	}
+	return 0;
+}
+
+/* Columns and the pointer table for encoding nev events. */
+static int enc_tables(struct evc_enc *e, size_t nev)
+{
+	size_t need = nev * 12 + 64;	/* a column entry is at most 11 bytes */
+	if (need > e->colcap) {
+		for (int i = 0; i < EVC_NCOLS; i++) {
+			uint8_t *c = realloc(e->col[i], need);
+			if (!c)
+				return -ENOMEM;
+			e->col[i] = c;
+		}
+		e->colcap = need;
+	}
+	uint32_t bits = 10;
+	while ((1ull << bits) < nev * 2)
+		bits++;
+	if (bits > e->hbits) {
+		free(e->hptr);
+		free(e->hord);
+		e->hptr = malloc(sizeof(uint64_t) << bits);
+		e->hord = malloc(sizeof(uint32_t) << bits);
+		e->hbits = e->hptr && e->hord ? bits : 0;
+		if (!e->hbits)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A freed pointer (free, or realloc's old one): its rank among the live
+ * blocks of this chunk, or explicit.  `kill`: the block leaves the live set
+ * (the call succeeded); `push`: it joins its size class's free list (it
+ * really went back to the allocator: not a realloc in place). */
+static int enc_ref(struct evc_enc *e, uint64_t p, int kill, int push)
+{
+	struct model *m = &e->m;
+	uint32_t slot, o = h_find(e, p, &slot);
+	if (o == UINT32_MAX) {
+		e->cp[EVC_REF] = put_varint(e->cp[EVC_REF], 0);
+		if (push)
+			ufl_push(m, p);
+		return put_dist(&e->cp[EVC_PTR], p, m->last_ptr);
+	}
+	uint32_t pre = live_prefix(m, o), rn = m->nalive - pre, ro = pre - 1;
+	uint64_t code = rn <= ro ? 2ull * rn : 2ull * ro + 1;
+	e->cp[EVC_REF] = put_varint(e->cp[EVC_REF], code + 1);
+	if (kill) {
+		live_kill(m, o);
+		h_del(e, slot);
+	}
+	if (push)
+		fl_push(m, m->lsize[o], p);
+	return 0;
+}
+
+/* An allocation's result: from its class's free list, or explicit. */
+static int enc_result(struct evc_enc *e, uint64_t p, uint64_t size)
+{
+	struct model *m = &e->m;
+	unsigned c = size_cls(size);
+	for (unsigned i = 0; i < m->fln[c]; i++)
+		if (m->fl[c][i] == p) {
+			fl_take(m, c, i);
+			e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT], i + 1);
+			return 0;
+		}
+	for (unsigned i = 0; i < m->nufl; i++)
+		if (m->ufl[i] == p) {
+			ufl_take(m, i);
+			e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT], 1 + DEPTH + i);
+			return 0;
+		}
+	e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT], 0);
+	return put_dist(&e->cp[EVC_PTR], p, m->bump);
+}
+
+static void enc_stack_size(struct evc_enc *e, const struct evc_event *ev, int stacks)
+{
+	struct model *m = &e->m;
+	if (stacks) {
+		unsigned i = 0;
+		while (i < m->nmtf && m->mtf[i] != ev->stack)
+			i++;
+		if (i < m->nmtf) {
+			e->cp[EVC_STACK] = put_varint(e->cp[EVC_STACK], i);
+		} else {
+			e->cp[EVC_STACK] = put_varint(e->cp[EVC_STACK], NMTF + (uint64_t)ev->stack);
+			if (m->nmtf < NMTF)
+				m->nmtf++;
+		}
+		mtf_front(m, i, ev->stack);
+	}
+	struct sslot *s = ss_get(m, ev->stack);
+	unsigned i = 0;
+	while (i < s->n && s->size[i] != ev->size)
+		i++;
+	e->cp[EVC_SZHIT] = put_varint(e->cp[EVC_SZHIT], i < s->n ? i + 1 : 0);
+	if (i == s->n)
+		put_size(&e->cp[EVC_SIZE], &e->cp[EVC_SZREM], ev->size);
+	ss_front(s, i, ev->size);
+}
+
+/*
+ * One event into the columns; the model then moves on exactly as the
+ * decoder's will (evc_dec_next mirrors this function).  -1: not
+ * representable.
+ */
+static int enc_event(struct evc_enc *e, const struct evc_event *ev, int stacks, uint64_t q)
+{
+	struct model *m = &e->m;
+	unsigned op = ev->kind;
+	uint64_t qt = ev->ts / q;
+	if (qt < m->qts)	/* chunks added together: the next chunk's clock pair was
+				   read on another CPU, a hair behind */
+		qt = m->qts;
+	e->cp[EVC_TS] = put_varint(e->cp[EVC_TS], qt - m->qts);
+	m->qts = qt;
+	uint8_t *opp = e->cp[EVC_OP]++;
+	if (ev->kind == MFX_K_FREE) {
+		if (!ev->ptr || enc_ref(e, ev->ptr, 1, 1))
+			return -1;
+		m->last_ptr = ev->ptr;
+		*opp = (uint8_t)op;
+		return 0;
+	}
+	enc_stack_size(e, ev, stacks);
+	if (is_aligned(ev->kind))
+		e->cp[EVC_ALIGN] = put_varint(e->cp[EVC_ALIGN], ev->align);
+	int re = is_realloc(ev->kind);
+	if (re && !ev->old)
+		op |= EVC_F_OLD_NULL;
+	else if (re && enc_ref(e, ev->old, ev->ptr != 0, ev->ptr && ev->ptr != ev->old))
+		return -1;
+	if (!ev->ptr)
+		op |= EVC_F_NULL;
+	else if (re && ev->ptr == ev->old)
+		op |= EVC_F_SAME;
+	else if (enc_result(e, ev->ptr, ev->size))
+		return -1;
+	if (ev->ptr) {
+		uint32_t o = live_add(m, ev->ptr, ev->size);
+		if (o == UINT32_MAX)
+			return -1;
+		h_put(e, ev->ptr, o);
+		m->bump = block_end(ev->ptr, ev->size);
+	}
+	m->last_ptr = ev->ptr ? ev->ptr : re && ev->old ? ev->old : m->last_ptr;
+	*opp = (uint8_t)op;
+	return 0;
+}
+
+int evc_enc_add(struct evc_enc *e, const uint8_t *raw, size_t used, uint64_t base_ts, int stacks)
+{
+	struct evc_raw rs = { base_ts, 0, 0 };
+	const uint8_t *p = raw, *end = raw + used;
+	size_t n = e->nev;
+	uint32_t nord = e->nord;
+	if (enc_grow(e, n + MAX_EVENTS(used)))
+		return -1;
+	while (p < end) {
+		struct evc_event *ev = &e->ev[n];
+		if (evc_raw_next(&rs, &p, end, stacks, ev) != 1 || (ev->kind == MFX_K_FREE && !ev->ptr))
+			return -1;	/* nothing added: e->nev unchanged */
+		if (ev->kind != MFX_K_FREE && ev->ptr)
+			nord++;
+		n++;
+	}
+	e->nev = n;
+	e->nord = nord;
+	e->raw_bytes += used;
+	return 0;
+}
+
+size_t evc_enc_pending(const struct evc_enc *e, uint64_t *raw_bytes)
+{
+	if (raw_bytes)
+		*raw_bytes = e->raw_bytes;
+	return e->nev;
+}
+
+/* Header and columns (each zstd-compressed when that is smaller) into e->out. */
+static size_t enc_pack(struct evc_enc *e, uint64_t n, uint32_t nord, uint64_t q, int level,
+		       struct evc_stats *st)
+{
+	size_t bound = 64 + EVC_NCOLS * 24;
+	for (int i = 0; i < EVC_NCOLS; i++)
+		bound += ZSTD_compressBound((size_t)(e->cp[i] - e->col[i]));
+	if (bound > e->outcap) {
+		uint8_t *o = realloc(e->out, bound);
+		if (!o)
+			return 0;
+		e->out = o;
+		e->outcap = bound;
+	}
+	uint8_t hdr[64 + EVC_NCOLS * 24], *h = hdr;
+	h = put_varint(h, n);
+	h = put_varint(h, nord);
+	h = put_varint(h, q);
+	*h++ = EVC_NCOLS;
+	uint8_t *data = e->out + sizeof(hdr), *d = data;
+	for (int i = 0; i < EVC_NCOLS; i++) {
+		size_t raw = (size_t)(e->cp[i] - e->col[i]), r = 0;
+		int method = 0;
+		if (raw > 32) {
+			r = ZSTD_compressCCtx(e->z, d, bound - (size_t)(d - e->out), e->col[i], raw,
+					      level);
+			method = !ZSTD_isError(r) && r < raw;
+		}
+		if (!method) {
+			memcpy(d, e->col[i], raw);
+			r = raw;
+		}
+		h = put_varint(h, raw);
+		h = put_varint(h, r);
+		*h++ = (uint8_t)method;
+		d += r;
+		if (st) {
+			st->raw[i] += raw;
+			st->stored[i] += r;
+		}
+	}
+	size_t hl = (size_t)(h - hdr);
+	memcpy(e->out, hdr, hl);
+	memmove(e->out + hl, data, (size_t)(d - data));
+	if (st) {
+		st->header += hl;
+		st->events += n;
+		st->chunks++;
+	}
+	return hl + (size_t)(d - data);
+}
+
+void evc_enc_drop(struct evc_enc *e)
+{
+	e->nev = 0;
+	e->nord = 0;
+	e->raw_bytes = 0;
+}
+
+const struct evc_stats *evc_enc_stats(const struct evc_enc *e)
+{
+	return &e->st;
+}
+
+size_t evc_enc_finish(struct evc_enc *e, uint64_t base_ts, int stacks, uint64_t q, int level,
+		      const uint8_t **out)
+{
+	struct evc_stats *st = &e->st;
+	size_t n = e->nev, len = 0;
+	if (!q)
+		q = 1;
+	e->nev = 0;
+	e->raw_bytes = 0;
+	if (!n || enc_tables(e, n) || model_reset(&e->m, e->nord))
+		goto out;
+	memset(e->hptr, 0, sizeof(uint64_t) << e->hbits);
+	e->m.qts = base_ts / q;
+	for (int i = 0; i < EVC_NCOLS; i++)
+		e->cp[i] = e->col[i];
+	for (size_t i = 0; i < n; i++)
+		if (enc_event(e, &e->ev[i], stacks, q))
+			goto out;
+	len = enc_pack(e, n, e->nord, q, level, st);
+	*out = e->out;
+out:
+	if (!len && st)
+		st->refused++;
+	e->nord = 0;
+	return len;
+}
+

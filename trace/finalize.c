@@ -1,0 +1,255 @@
+/*
+ * finalize.c - the end of a capture: the trace file copied compacted, with
+ * MFX_HF_FINAL set (see tfile_finalize in tracefile.h).
+ *
+ * By then mfx's drain thread has encoded nearly every event chunk while the
+ * window ran (trace/spool.c), so this is mostly a copy: chunks already stored
+ * are copied by the kernel (copy_file_range) in runs, the unwritten tails of
+ * slots and regions are dropped, and only what is still raw is packed here
+ * (chunks the agent mapped from the file when the spool was full: encoded
+ * too; META and MFX chunks: zstd).  The end of a window then costs a pass
+ * over the compressed bytes, not an encoding of the trace.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trace/tracefile.h"
+#include "common/util.h"
+#include "trace/pack.h"
+
+#define OUT_BUF (1u << 20)
+
+/* The compacted file, written in order: small pieces through a buffer, runs
+ * of stored chunks copied from the source by the kernel. */
+struct out {
+	int fd, src;
+	uint64_t off;			/* where the next byte goes */
+	uint8_t *buf;
+	size_t len;
+	uint64_t run_off, run_len;	/* a pending copy from src */
+};
+
+static int put_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Copy [from, from + n) of src to dst at off: copy_file_range (no copy
+ * through user space; Linux >= 5.3 across file systems), else read+write. */
+static int copy_range(int src, int dst, uint64_t from, uint64_t n, uint64_t off)
+{
+	while (n) {
+		loff_t in = (loff_t)from, o = (loff_t)off;
+		ssize_t r = copy_file_range(src, &in, dst, &o, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		from += (uint64_t)r;
+		off += (uint64_t)r;
+		n -= (uint64_t)r;
+	}
+	static uint8_t tmp[1 << 16];
+	while (n) {
+		size_t k = n < sizeof(tmp) ? (size_t)n : sizeof(tmp);
+		ssize_t r = pread(src, tmp, k, (off_t)from);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -MFX_E_TRUNCATED;
+		int err = put_all(dst, tmp, (size_t)r, off);
+		if (err)
+			return err;
+		from += (uint64_t)r;
+		off += (uint64_t)r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+static int out_flush(struct out *o)
+{
+	int err = 0;
+	if (o->len) {
+		err = put_all(o->fd, o->buf, o->len, o->off);
+		o->off += o->len;
+		o->len = 0;
+	}
+	if (!err && o->run_len) {
+		err = copy_range(o->src, o->fd, o->run_off, o->run_len, o->off);
+		o->off += o->run_len;
+		o->run_len = 0;
+	}
+	return err;
+}
+
+static int out_put(struct out *o, const void *p, size_t n)
+{
+	int err = o->run_len || o->len + n > OUT_BUF ? out_flush(o) : 0;
+	if (err)
+		return err;
+	if (n > OUT_BUF)
+		return put_all(o->fd, p, n, (o->off += n) - n);
+	memcpy(o->buf + o->len, p, n);
+	o->len += n;
+	return 0;
+}
+
+/* Copy [off, off + n) of the source as it is (after what is pending). */
+static int out_copy(struct out *o, uint64_t off, uint64_t n)
+{
+	if (o->run_len && o->run_off + o->run_len == off) {
+		o->run_len += n;
+		return 0;
+	}
+	int err = out_flush(o);
+	o->run_off = off;
+	o->run_len = n;
+	return err;
+}
+
+/* One chunk of the source into the output. */
+static int put_chunk(struct out *o, struct packer *pk, const struct mfx_chunk_header *c,
+		     uint64_t off, int stacks, uint64_t q)
+{
+	uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
+	const uint8_t *p;
+	size_t span = 0;
+	if (c->codec != MFX_CODEC_RAW)
+		return out_copy(o, off, c->span);
+	if (c->type == MFX_CT_EVENTS && !used)
+		return 0;	/* a thread that took a slot and wrote nothing */
+	if (c->type == MFX_CT_EVENTS)
+		span = pack_events(pk, &c, 1, stacks, q, &p);
+	if (!span)
+		span = pack_plain(pk, c, &p);
+	return span ? out_put(o, p, span) : -ENOMEM;
+}
+
+/* Walk the source's chunks (skipping unwritten slots) into the output. */
+static int put_chunks(struct out *o, struct packer *pk, const uint8_t *m,
+		      const struct mfx_file_header *h, uint64_t limit, uint64_t q,
+		      struct finalize_stats *st)
+{
+	int stacks = !!(h->flags & MFX_HF_STACKS);
+	uint64_t cs = h->chunk_size;
+	for (uint64_t off = h->first_chunk; off + sizeof(struct mfx_chunk_header) <= limit;) {
+		const struct mfx_chunk_header *c = (const void *)(m + off);
+		uint32_t magic = __atomic_load_n(&c->magic, __ATOMIC_ACQUIRE);
+		if (magic == 0) {	/* nothing more was written in this slot */
+			off = h->first_chunk + ((off - h->first_chunk) / cs + 1) * cs;
+			continue;
+		}
+		if (magic != MFX_CHUNK_MAGIC || c->span < sizeof(*c) || c->span > limit - off ||
+		    (c->codec == MFX_CODEC_RAW ? c->used : c->stored) > c->span - sizeof(*c))
+			return -MFX_E_CORRUPT;
+		int err = put_chunk(o, pk, c, off, stacks, q);
+		if (err)
+			return err;
+		st->chunks++;
+		off += c->span;
+	}
+	return out_flush(o);
+}
+
+int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
+{
+	struct finalize_stats dummy;
+	struct out o = { .fd = -1, .src = -1 };
+	struct packer *pk = NULL;
+	char tmp[PATH_MAX + 8];
+	const uint8_t *m = MAP_FAILED;
+	struct stat sb;
+	size_t size = 0;
+	int err = 0;
+	if (!st)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+	tmp[0] = 0;
+	if ((o.src = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(o.src, &sb) || sb.st_size < (off_t)MFX_FIRST_CHUNK) {
+		err = -MFX_E_TRUNCATED;
+		goto out;
+	}
+	size = (size_t)sb.st_size;
+	if ((m = mmap(NULL, size, PROT_READ, MAP_SHARED, o.src, 0)) == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	struct mfx_file_header h;
+	memcpy(&h, m, sizeof(h));
+	if (h.magic != MFX_TRACE_MAGIC || h.first_chunk < MFX_FIRST_CHUNK ||
+	    h.chunk_size < 4096 || h.chunk_size > (64u << 20) || h.first_chunk > size) {
+		err = -MFX_E_CORRUPT;
+		goto out;
+	}
+	st->raw_bytes = h.next_chunk < size ? h.next_chunk : size;
+	if (h.flags & MFX_HF_FINAL) {
+		st->final_bytes = size;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, sb.st_mode & 0777);
+	o.buf = malloc(OUT_BUF);
+	if (o.fd < 0 || !o.buf || (err = pack_new(&pk))) {
+		err = err ? err : o.fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	/* The header, and only the slots handed out; patched at the end. */
+	uint32_t nslots = h.nthreads < MFX_THREAD_SLOTS ? h.nthreads : MFX_THREAD_SLOTS;
+	uint64_t first = MFX_HEADER_SIZE + (uint64_t)nslots * MFX_SLOT_SIZE;
+	uint64_t q = h.time_quantum ? h.time_quantum : pack_quantum(&h, tsc_hz ? tsc_hz : h.tsc_hz);
+	if ((err = out_put(&o, m, first)) ||
+	    (err = put_chunks(&o, pk, m, &h, st->raw_bytes, q, st)))
+		goto out;
+	const struct mfx_thread_slot *slots = (const void *)(m + MFX_HEADER_SIZE);
+	for (uint32_t i = 0; i < nslots; i++)
+		st->events += slots[i].events;
+	h.flags |= MFX_HF_FINAL;
+	h.first_chunk = first;
+	h.next_chunk = o.off;
+	h.time_quantum = (uint32_t)q;
+	h.version = MFX_TRACE_VERSION;
+	if (tsc_hz)
+		h.tsc_hz = tsc_hz;
+	st->final_bytes = o.off;
+	if ((err = put_all(o.fd, (const uint8_t *)&h, sizeof(h), 0)))
+		goto out;
+	if (close(o.fd)) {
+		o.fd = -1;
+		err = -errno;
+		goto out;
+	}
+	o.fd = -1;
+	if (rename(tmp, path))
+		err = -errno;
+out:
+	if (o.fd >= 0)
+		close(o.fd);
+	if (err && tmp[0])
+		unlink(tmp);
+	if (m != MAP_FAILED)
+		munmap((void *)m, size);
+	close(o.src);
+	free(o.buf);
+	pack_free(pk);
+	return err;
+}
