@@ -90,28 +90,29 @@ struct evc_enc;
 struct evc_enc *evc_enc_new(void);
 void evc_enc_free(struct evc_enc *e);
 /*
- * Add one raw EVENTS payload [raw, raw + used) of a chunk whose times start
- * at base_ts.  Payloads added one after the other (a thread's chunks in
- * order) are encoded together by evc_enc_finish().  0, or -1: the payload is
- * malformed or holds extended records (nothing of it was added).
+ * Start a MODEL payload for a chunk whose header says base_ts (the first
+ * raw chunk's), times floored to multiples of q (>= 1, in the chunk's
+ * units), stacks: the trace has MFX_HF_STACKS.
  */
-int evc_enc_add(struct evc_enc *e, const uint8_t *raw, size_t used, uint64_t base_ts, int stacks);
-/* Events added and not encoded yet; *raw_bytes: their raw records' size. */
+void evc_enc_begin(struct evc_enc *e, uint64_t base_ts, int stacks, uint64_t q);
+/*
+ * Add one raw EVENTS payload [raw, raw + used) of a chunk whose times start
+ * at base_ts: a thread's chunks, one after the other, are encoded together.
+ * A time below the previous event's (the next chunk's clock pair read a hair
+ * behind) is raised to it.  0, or -1: the payload cannot be encoded
+ * (malformed, extended records, free(NULL), a pointer distance beyond 2^61,
+ * out of memory); evc_enc_finish() then refuses this payload and the ones
+ * added with it: keep them in another codec.
+ */
+int evc_enc_add(struct evc_enc *e, const uint8_t *raw, size_t used, uint64_t base_ts);
+/* Events added since evc_enc_begin(); *raw_bytes: their raw records' size. */
 size_t evc_enc_pending(const struct evc_enc *e, uint64_t *raw_bytes);
 /*
- * Encode the events added since the last call as one MODEL payload for a
- * chunk whose header says base_ts (the first added chunk's), flooring times
- * to multiples of q (>= 1, in the chunk's units; a time below the previous
- * event's, across added chunks, is raised to it), columns compressed with
- * zstd at `level`.  Returns the payload's length, the payload at *out (valid
- * until the next call), or 0: not representable (a pointer distance beyond
- * 2^61, out of memory): keep those chunks in another codec.  Either way the
- * encoder is empty afterwards.
+ * The MODEL payload of the events added, columns compressed with zstd at
+ * `level`: its length (the payload at *out, valid until the next call), or
+ * 0 when nothing was added or something could not be encoded.
  */
-size_t evc_enc_finish(struct evc_enc *e, uint64_t base_ts, int stacks, uint64_t q, int level,
-		      const uint8_t **out);
-/* Forget the events added. */
-void evc_enc_drop(struct evc_enc *e);
+size_t evc_enc_finish(struct evc_enc *e, int level, const uint8_t **out);
 /* Column sizes of every chunk this encoder made. */
 const struct evc_stats *evc_enc_stats(const struct evc_enc *e);
 

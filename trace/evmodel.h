@@ -64,34 +64,46 @@ static inline void model_free(struct model *m)
 	free(m->wfen);
 }
 
-static inline int model_reset(struct model *m, uint32_t nord)
+/* Room for nord ordinals (realloc keeps what is there). */
+static inline int model_room(struct model *m, uint32_t nord)
 {
-	if (nord > m->cap) {
-		uint32_t c = nord < 1024 ? 1024 : nord, w = c / 64 + 1;
-		uint64_t *a = realloc(m->lptr, c * sizeof(*a));
-		if (a)
-			m->lptr = a;
-		uint64_t *b = realloc(m->lsize, c * sizeof(*b));
-		if (b)
-			m->lsize = b;
-		uint64_t *bi = realloc(m->bits, w * sizeof(*bi));
-		if (bi)
-			m->bits = bi;
-		uint32_t *f = realloc(m->wfen, (w + 1) * sizeof(*f));
-		if (f)
-			m->wfen = f;
-		if (!a || !b || !bi || !f)
-			return -ENOMEM;
-		m->cap = c;
-	}
+	if (nord <= m->cap && m->lptr)
+		return 0;
+	uint32_t c = nord < 1024 ? 1024 : nord, w = c / 64 + 1;
+	uint64_t *a = realloc(m->lptr, c * sizeof(*a));
+	if (a)
+		m->lptr = a;
+	uint64_t *b = realloc(m->lsize, c * sizeof(*b));
+	if (b)
+		m->lsize = b;
+	uint64_t *bi = realloc(m->bits, w * sizeof(*bi));
+	if (bi)
+		m->bits = bi;
+	uint32_t *f = realloc(m->wfen, (w + 1) * sizeof(*f));
+	if (f)
+		m->wfen = f;
+	if (!a || !b || !bi || !f)
+		return -ENOMEM;
+	m->cap = c;
+	return 0;
+}
+
+static inline void model_set_n(struct model *m, uint32_t nord)
+{
 	m->n = nord;
 	m->nw = nord / 64 + 1;
 	for (m->wtop = 1; m->wtop * 2 <= m->nw; m->wtop *= 2)
 		;
-	if (m->bits) {
-		memset(m->bits, 0, m->nw * sizeof(*m->bits));
-		memset(m->wfen, 0, (m->nw + 1) * sizeof(*m->wfen));
-	}
+}
+
+/* An empty model for a chunk of at most nord allocating events. */
+static inline int model_reset(struct model *m, uint32_t nord)
+{
+	if (model_room(m, nord))
+		return -ENOMEM;
+	model_set_n(m, nord);
+	memset(m->bits, 0, m->nw * sizeof(*m->bits));
+	memset(m->wfen, 0, (m->nw + 1) * sizeof(*m->wfen));
 	m->nord = m->nalive = 0;
 	memset(m->fln, 0, sizeof(m->fln));
 	m->gen++;
@@ -107,6 +119,27 @@ static inline uint32_t popcount64(uint64_t x)
 	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
 	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
 	return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Room for nord ordinals while encoding: the live blocks kept, the Fenwick
+ * tree built again over the longer bitmap (linear time). */
+static inline int model_grow(struct model *m, uint32_t nord)
+{
+	uint32_t old_nw = m->nw;
+	if (nord <= m->n)
+		return 0;
+	if (model_room(m, nord))
+		return -ENOMEM;
+	model_set_n(m, nord);
+	memset(m->bits + old_nw, 0, (m->nw - old_nw) * sizeof(*m->bits));
+	for (uint32_t i = 1; i <= m->nw; i++)
+		m->wfen[i] = popcount64(m->bits[i - 1]);
+	for (uint32_t i = 1; i <= m->nw; i++) {
+		uint32_t j = i + (i & -i);
+		if (j <= m->nw)
+			m->wfen[j] += m->wfen[i];
+	}
+	return 0;
 }
 
 static inline void wfen_add(struct model *m, uint32_t w, int d)
@@ -193,8 +226,13 @@ static inline unsigned size_cls(uint64_t s)
 	return 256 + (lg - 11) * 4 + (unsigned)((s >> (lg - 2)) & 3);	/* < NCLS */
 }
 
+/* Where the next block would start if the allocator carved it right after
+ * this one (glibc: request + 8 rounded up to 16, at least 32).  A size no
+ * allocator gives predicts nothing: the block itself. */
 static inline uint64_t block_end(uint64_t ptr, uint64_t size)
 {
+	if (size >= 1ull << 48)
+		return ptr;
 	uint64_t cs = (size + 8 + 15) & ~(uint64_t)15;
 	return ptr + (cs < 32 ? 32 : cs);
 }

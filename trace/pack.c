@@ -75,19 +75,18 @@ size_t pack_events(struct packer *pk, const struct mfx_chunk_header *const *c, s
 		   int stacks, uint64_t q, const uint8_t **out)
 {
 	uint64_t used = 0;
+	evc_enc_begin(pk->enc, c[0]->base_ts, stacks, q);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u = __atomic_load_n(&c[i]->used, __ATOMIC_ACQUIRE);
 		if (c[i]->type != MFX_CT_EVENTS || c[i]->codec != MFX_CODEC_RAW ||
 		    c[i]->timebase != c[0]->timebase || c[i]->tid != c[0]->tid ||
 		    u > c[i]->span - sizeof(*c[i]) || used + u > UINT32_MAX ||
-		    evc_enc_add(pk->enc, (const uint8_t *)(c[i] + 1), u, c[i]->base_ts, stacks)) {
-			evc_enc_drop(pk->enc);
+		    evc_enc_add(pk->enc, (const uint8_t *)(c[i] + 1), u, c[i]->base_ts))
 			return 0;
-		}
 		used += u;
 	}
 	const uint8_t *p;
-	size_t len = evc_enc_finish(pk->enc, c[0]->base_ts, stacks, q, PACK_LEVEL, &p);
+	size_t len = evc_enc_finish(pk->enc, PACK_LEVEL, &p);
 	if (!len)
 		return 0;
 	struct mfx_chunk_header h = *c[0];

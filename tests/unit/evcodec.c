@@ -250,19 +250,21 @@ static int round_trip(int n, int nchunks, int stacks, uint64_t q, const char *wh
 	uint64_t base0 = ev[0].ts - (ev[0].ts % 7), used = 0;
 	uint8_t *p = raw;
 	int added = 1;
+	evc_enc_begin(e, base0, stacks, q);
 	for (int c = 0, i = 0; c < nchunks; c++) {
-		int end = (int)((long)n * (c + 1) / nchunks);
+		/* uneven chunks: a big one then small ones, or the reverse */
+		int end = c == nchunks - 1 ? n : i + (int)(rnd() % (uint64_t)(n - i + 1));
 		uint64_t base = c ? ev[i > 0 ? i - 1 : 0].ts : base0;
 		struct rw w = { p, base, 0, 0, stacks };
 		for (; i < end; i++)
 			w_event(&w, &ev[i]);
-		added &= evc_enc_add(e, p, (size_t)(w.p - p), base, stacks) == 0;
+		added &= evc_enc_add(e, p, (size_t)(w.p - p), base) == 0;
 		used += (uint64_t)(w.p - p);
 		p = w.p;
 	}
-	CHECK(added, "%s: raw records parsed", what);
 	const uint8_t *out;
-	size_t len = evc_enc_finish(e, base0, stacks, q, 3, &out);
+	size_t len = evc_enc_finish(e, 3, &out);
+	CHECK(added || !len, "%s: refused by add, then by finish", what);
 	if (!len) {
 		printf("  %s: refused\n", what);
 		return 1;
@@ -373,8 +375,9 @@ static void test_size(void)
 	for (int i = 0; i < n; i++)
 		w_event(&w, &ev[i]);
 	const uint8_t *out;
-	CHECK(evc_enc_add(e, raw, (size_t)(w.p - raw), 5000, 1) == 0, "heap stream parsed");
-	size_t len = evc_enc_finish(e, 5000, 1, 100, 3, &out);
+	evc_enc_begin(e, 5000, 1, 100);
+	CHECK(evc_enc_add(e, raw, (size_t)(w.p - raw), 5000) == 0, "program stream parsed");
+	size_t len = evc_enc_finish(e, 3, &out);
 	printf("program: %zu raw bytes, %zu encoded: %.2f bytes/event\n", (size_t)(w.p - raw),
 	       len, (double)len / n);
 	CHECK(len && (double)len / n < 2.0, "under 2 bytes an event (%.2f)", (double)len / n);
@@ -393,15 +396,25 @@ static void test_refusals(void)
 	struct rw w = { raw, 0, 0, 0, 0 };
 	w_event(&w, &ev[0]);
 	w_event(&w, &ev[1]);
-	CHECK(evc_enc_add(e, raw, (size_t)(w.p - raw), 0, 0) == 0, "far pointers parse");
-	CHECK(evc_enc_finish(e, 0, 0, 1, 3, &out) == 0, "pointers 2^61 apart refused");
+	evc_enc_begin(e, 0, 0, 1);
+	CHECK(evc_enc_add(e, raw, (size_t)(w.p - raw), 0) == -1, "pointers 2^61 apart refused");
+	CHECK(evc_enc_finish(e, 3, &out) == 0, "... and the payload with them");
 	uint8_t ext[] = { MFX_K_EXT, MFX_EXT_SYNC, 2, 1, 1 };
-	CHECK(evc_enc_add(e, ext, sizeof(ext), 0, 0) == -1, "extended records refused");
 	uint8_t nullfree[] = { MFX_K_FREE, 0, 0 };
-	CHECK(evc_enc_add(e, nullfree, sizeof(nullfree), 0, 0) == -1, "free(NULL) refused");
 	uint8_t cut[] = { MFX_K_MALLOC, 0, 0x80 };
-	CHECK(evc_enc_add(e, cut, sizeof(cut), 0, 0) == -1, "truncated record refused");
-	CHECK(evc_enc_pending(e, NULL) == 0, "nothing of a refused payload added");
+	uint8_t ok[] = { MFX_K_MALLOC, 0, 8, 2 };
+	const uint8_t *bad[] = { ext, nullfree, cut };
+	size_t badlen[] = { sizeof(ext), sizeof(nullfree), sizeof(cut) };
+	const char *why[] = { "extended records", "free(NULL)", "a truncated record" };
+	for (int i = 0; i < 3; i++) {
+		evc_enc_begin(e, 0, 0, 1);
+		CHECK(evc_enc_add(e, ok, sizeof(ok), 0) == 0, "a good payload");
+		CHECK(evc_enc_add(e, bad[i], badlen[i], 0) == -1, "%s refused", why[i]);
+		CHECK(evc_enc_finish(e, 3, &out) == 0, "%s: nothing encoded", why[i]);
+	}
+	evc_enc_begin(e, 0, 0, 1);
+	CHECK(evc_enc_add(e, ok, sizeof(ok), 0) == 0 && evc_enc_finish(e, 3, &out) > 0,
+	      "a good payload after refused ones");
 	evc_enc_free(e);
 }
 
@@ -417,8 +430,9 @@ static void test_damage(void)
 		w_event(&w, &ev[i]);
 	uint32_t used = (uint32_t)(w.p - raw);
 	const uint8_t *out;
-	evc_enc_add(e, raw, used, 100, 1);
-	size_t len = evc_enc_finish(e, 100, 1, 1, 3, &out);
+	evc_enc_begin(e, 100, 1, 1);
+	evc_enc_add(e, raw, used, 100);
+	size_t len = evc_enc_finish(e, 3, &out);
 	uint8_t *good = malloc(len), *bad = malloc(len);
 	memcpy(good, out, len);
 	int errors = 0, events = 0;
