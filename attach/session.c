@@ -657,6 +657,21 @@ static void say_attach_exit(struct session *s)
 			 WEXITSTATUS(s->exit_st));
 }
 
+/* MFX_DEBUG: what the drain thread's encoded chunks hold, per column. */
+static void debug_columns(const struct evc_stats *st)
+{
+	char line[512];
+	int n = 0;
+	if (!st->events)
+		return;
+	for (unsigned i = 0; i < EVC_NCOLS && n < (int)sizeof(line) - 40; i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s %.3f", evc_col_name(i),
+			      (double)st->stored[i] / (double)st->events);
+	mfx_note("debug: %llu events encoded in %llu chunks (%llu refused), bytes/event:%s",
+		 (unsigned long long)st->events, (unsigned long long)st->chunks,
+		 (unsigned long long)st->refused, line);
+}
+
 int session_finish(struct session *s, enum session_end why)
 {
 	uint64_t t_end = now_ns();	/* the window ends now, whatever follows */
@@ -665,6 +680,7 @@ int session_finish(struct session *s, enum session_end why)
 	struct traced *m = main_trace(s);
 	if (why != SESSION_END_EXIT && s->mode == SESSION_LAUNCH)
 		session_stop_agents(s, STOP_WAIT_NS);
+	uint64_t t_drain = now_ns();
 	if (s->spool) {
 		struct spool_stats ss;
 		spool_stop(s->spool);	/* every chunk into its trace file */
@@ -672,7 +688,10 @@ int session_finish(struct session *s, enum session_end why)
 		if (ss.fallbacks)
 			mfx_note("%llu chunks bypassed the spool (it was full): mfx could not "
 				 "drain it fast enough", (unsigned long long)ss.fallbacks);
+		if (env_flag("MFX_DEBUG"))
+			debug_columns(&ss.model);
 	}
+	t_drain = now_ns() - t_drain;
 	if (m && !process_gone(m->pid))
 		sample_all(s);
 	if (m)	/* the agent notes its own end too, if it sees the stop in time */
@@ -699,9 +718,12 @@ int session_finish(struct session *s, enum session_end why)
 	if (s->attach_exited)
 		say_attach_exit(s);
 	if (env_flag("MFX_DEBUG")) {
-		char a[32], b[32];
-		mfx_note("debug: window %s, finalise %s", fmt_duration(t_fin - s->t_start, a, sizeof(a)),
-			 fmt_duration(now_ns() - t_fin, b, sizeof(b)));
+		char a[32], b[32], c[32], d[32];
+		uint64_t t = now_ns();
+		mfx_note("debug: window %s, end of window %s (spool drained %s, finalised %s)",
+			 fmt_duration(t_end - s->t_start, a, sizeof(a)),
+			 fmt_duration(t - t_end, b, sizeof(b)), fmt_duration(t_drain, c, sizeof(c)),
+			 fmt_duration(t - t_fin, d, sizeof(d)));
 	}
 	int err = 0;
 	if (m && !s->o.no_report) {

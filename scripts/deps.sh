@@ -11,7 +11,7 @@ BUILD="gcc make pkg-config libc6-dev libunwind-dev libdw-dev libelf-dev
 libpng-dev libzstd-dev zlib1g-dev libfreetype-dev fonts-dejavu-core"
 TEST="g++ xz-utils jq bc file binutils elfutils util-linux python3 sqlite3 postgresql-15 postgresql-contrib redis-server memcached
 heaptrack clang libclang-rt-14-dev libjemalloc2 libtcmalloc-minimal4
-libmimalloc2.0 chromium golang-go procps psmisc"
+libmimalloc2.0 chromium golang-go procps psmisc zstd"
 
 want=$BUILD
 [ "${MFX_DEPS_MIN:-0}" = 1 ] || want="$want $TEST"
