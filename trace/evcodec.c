@@ -95,9 +95,13 @@ int evc_raw_next(struct evc_raw *st, const uint8_t **pp, const uint8_t *end, int
 
 struct evc_enc {
 	struct model m;
-	/* live pointer -> ordinal, open addressing (linear probing) */
-	uint64_t *hptr;
-	uint32_t *hord;
+	/* live pointer -> ordinal, open addressing (linear probing), kept at
+	 * most half full: sized by the blocks live at once, not by the chunk
+	 * (a few KiB for most programs: it stays in the cache) */
+	struct hent {
+		uint64_t ptr;	/* 0: empty */
+		uint32_t ord, pad;
+	} *h;
 	uint32_t hbits, hn;	/* 2^hbits slots, hn in use */
 	uint8_t *col[EVC_NCOLS];
 	uint8_t *cp[EVC_NCOLS];	/* write cursors */
@@ -111,6 +115,7 @@ struct evc_enc {
 	uint64_t q;
 	double inv_q;		/* 1 / q */
 	int stacks, bad;	/* bad: something added could not be encoded */
+	uint8_t in_mtf[256];	/* stacks in the model's move-to-front list, by hash */
 	struct evc_stats st;
 };
 
@@ -129,8 +134,7 @@ void evc_enc_free(struct evc_enc *e)
 	if (!e)
 		return;
 	model_free(&e->m);
-	free(e->hptr);
-	free(e->hord);
+	free(e->h);
 	for (int i = 0; i < EVC_NCOLS; i++)
 		free(e->col[i]);
 	free(e->out);
@@ -147,38 +151,64 @@ static inline uint32_t hslot(const struct evc_enc *e, uint64_t p)
 static uint32_t h_find(const struct evc_enc *e, uint64_t p, uint32_t *slot)
 {
 	uint32_t mask = (1u << e->hbits) - 1, i = hslot(e, p);
-	while (e->hptr[i] && e->hptr[i] != p)
+	while (e->h[i].ptr && e->h[i].ptr != p)
 		i = (i + 1) & mask;
 	*slot = i;
-	return e->hptr[i] ? e->hord[i] : UINT32_MAX;
+	return e->h[i].ptr ? e->h[i].ord : UINT32_MAX;
 }
 
-static void h_put(struct evc_enc *e, uint64_t p, uint32_t o)
+/* A table of 2^bits slots, the live entries moved over. */
+static int h_resize(struct evc_enc *e, uint32_t bits)
+{
+	struct hent *old = e->h;
+	uint32_t ob = e->hbits;
+	struct hent *h = calloc(1ull << bits, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	e->h = h;
+	e->hbits = bits;
+	for (uint64_t i = 0; old && i < 1ull << ob; i++)
+		if (old[i].ptr) {
+			uint32_t j;
+			h_find(e, old[i].ptr, &j);
+			e->h[j] = old[i];
+		}
+	free(old);
+	return 0;
+}
+
+static int h_put(struct evc_enc *e, uint64_t p, uint32_t o)
 {
 	uint32_t i;
-	if (h_find(e, p, &i) == UINT32_MAX)
+	if (h_find(e, p, &i) == UINT32_MAX) {
+		if (2 * (e->hn + 1) > 1u << e->hbits) {
+			if (h_resize(e, e->hbits + 1))
+				return -1;
+			h_find(e, p, &i);
+		}
 		e->hn++;
-	e->hptr[i] = p;
-	e->hord[i] = o;
+	}
+	e->h[i].ptr = p;
+	e->h[i].ord = o;
+	return 0;
 }
 
 /* Remove slot i, moving later entries of its probe run back (no tombstones). */
 static void h_del(struct evc_enc *e, uint32_t i)
 {
 	uint32_t mask = (1u << e->hbits) - 1, j = i;
-	e->hptr[i] = 0;
+	e->h[i].ptr = 0;
 	e->hn--;
 	for (;;) {
 		j = (j + 1) & mask;
-		if (!e->hptr[j])
+		if (!e->h[j].ptr)
 			return;
-		uint32_t k = hslot(e, e->hptr[j]);
+		uint32_t k = hslot(e, e->h[j].ptr);
 		/* j's entry may move to i if its home k is not in (i, j] */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
-		e->hptr[i] = e->hptr[j];
-		e->hord[i] = e->hord[j];
-		e->hptr[j] = 0;
+		e->h[i] = e->h[j];
+		e->h[j].ptr = 0;
 		i = j;
 	}
 }
@@ -204,35 +234,6 @@ static int col_room(struct evc_enc *e, size_t n)
 		e->cp[i] = c + u;
 	}
 	e->colcap = need;
-	return 0;
-}
-
-/* The pointer table with room for n live blocks at half load: rehashed
- * into a bigger one when it fills. */
-static int h_room(struct evc_enc *e, size_t n)
-{
-	uint32_t bits = e->hbits ? e->hbits : 12;
-	while ((1ull << bits) < n * 2)
-		bits++;
-	if (bits == e->hbits)
-		return 0;
-	uint64_t *op = e->hptr;
-	uint32_t *oo = e->hord, ob = e->hbits;
-	e->hptr = calloc(1ull << bits, sizeof(uint64_t));
-	e->hord = malloc(sizeof(uint32_t) << bits);
-	if (!e->hptr || !e->hord) {
-		free(e->hptr);
-		free(e->hord);
-		e->hptr = op;
-		e->hord = oo;
-		return -ENOMEM;
-	}
-	e->hbits = bits;
-	for (uint64_t i = 0; op && i < 1ull << ob; i++)
-		if (op[i])
-			h_put(e, op[i], oo[i]);
-	free(op);
-	free(oo);
 	return 0;
 }
 
@@ -283,19 +284,30 @@ static int enc_result(struct evc_enc *e, uint64_t p, uint64_t size)
 	return put_dist(&e->cp[EVC_PTR], p, m->bump);
 }
 
+static inline unsigned mtf_hash(uint32_t stack)
+{
+	return (stack * 2654435761u) >> 24;
+}
+
 static void enc_stack_size(struct evc_enc *e, const struct evc_event *ev, int stacks)
 {
 	struct model *m = &e->m;
 	if (stacks) {
-		unsigned i = 0;
-		while (i < m->nmtf && m->mtf[i] != ev->stack)
-			i++;
+		/* Search the list only when the stack may be in it: a program
+		 * with thousands of stacks would mostly search all 64 in vain. */
+		unsigned i = m->nmtf;
+		if (e->in_mtf[mtf_hash(ev->stack)])
+			for (i = 0; i < m->nmtf && m->mtf[i] != ev->stack;)
+				i++;
 		if (i < m->nmtf) {
 			e->cp[EVC_STACK] = put_varint(e->cp[EVC_STACK], i);
 		} else {
 			e->cp[EVC_STACK] = put_varint(e->cp[EVC_STACK], NMTF + (uint64_t)ev->stack);
 			if (m->nmtf < NMTF)
 				m->nmtf++;
+			else	/* the last one falls off */
+				e->in_mtf[mtf_hash(m->mtf[NMTF - 1])]--;
+			e->in_mtf[mtf_hash(ev->stack)]++;
 		}
 		mtf_front(m, i, ev->stack);
 	}
@@ -362,7 +374,8 @@ static int enc_event(struct evc_enc *e, const struct evc_event *ev, int stacks, 
 		uint32_t o = live_add(m, ev->ptr, ev->size);
 		if (o == UINT32_MAX)
 			return -1;
-		h_put(e, ev->ptr, o);
+		if (h_put(e, ev->ptr, o))
+			return -1;
 		m->bump = block_end(ev->ptr, ev->size);
 	}
 	m->last_ptr = ev->ptr ? ev->ptr : re && ev->old ? ev->old : m->last_ptr;
@@ -379,9 +392,16 @@ void evc_enc_begin(struct evc_enc *e, uint64_t base_ts, int stacks, uint64_t q)
 	e->raw_bytes = 0;
 	e->bad = model_reset(&e->m, 0) != 0;
 	e->m.qts = base_ts / e->q;
-	if (e->hptr)
-		memset(e->hptr, 0, sizeof(uint64_t) << e->hbits);
+	if (!e->h || e->hbits > 16) {	/* a big one from a big chunk: start small */
+		free(e->h);
+		e->h = NULL;
+		e->hbits = 0;
+		e->bad |= h_resize(e, 10) != 0;
+	} else {
+		memset(e->h, 0, sizeof(*e->h) << e->hbits);
+	}
 	e->hn = 0;
+	memset(e->in_mtf, 0, sizeof(e->in_mtf));
 	for (int i = 0; i < EVC_NCOLS; i++)
 		e->cp[i] = e->col[i];
 }
@@ -396,8 +416,7 @@ int evc_enc_add(struct evc_enc *e, const uint8_t *raw, size_t used, uint64_t bas
 	struct evc_raw rs = { base_ts, 0, 0 };
 	const uint8_t *p = raw, *end = raw + used;
 	size_t room = MAX_EVENTS(used);
-	if (e->bad || col_room(e, room) || h_room(e, e->m.nord + room) ||
-	    model_grow(&e->m, e->m.nord + (uint32_t)room))
+	if (e->bad || col_room(e, room) || model_grow(&e->m, e->m.nord + (uint32_t)room))
 		goto bad;
 	while (p < end) {
 		struct evc_event ev;

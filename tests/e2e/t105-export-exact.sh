@@ -14,6 +14,9 @@ check() {	# name, mfx options...
 	local run=$TMP/run-$name log=$TMP/log-$name.csv
 	run_mfx launch -q --no-report -o "$run" "$@" -- "$TARGETS/call_log" $N 3 "$log"
 	expect_eq "$MFX_RC" 0 "$name: exit status"
+	# the events really went through the model codec (format 2)
+	model=$(scripts/trace-columns.py "$run/trace.mfx" --json | jq '.model.events')
+	expect_ge "$model" $((3 * N)) "$name: events in model chunks"
 	run_mfx export --csv "$run"
 	expect_eq "$MFX_RC" 0 "$name: export --csv"
 	local csv=$run/mftrace_log.csv
