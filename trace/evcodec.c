@@ -20,11 +20,31 @@ const char *evc_col_name(unsigned c)
 
 /* ---- raw records ------------------------------------------------------------ */
 
-static int get_ptr(const uint8_t **p, const uint8_t *end, unsigned flags, uint64_t from,
-		   uint64_t *out)
+/* get_varint with the one- and two-byte cases inline (most of a raw
+ * record's fields). */
+static inline int gv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+	const uint8_t *p = *pp;
+	if (end - p >= 2) {
+		if (!(p[0] & 0x80)) {
+			*v = p[0];
+			*pp = p + 1;
+			return 0;
+		}
+		if (!(p[1] & 0x80)) {
+			*v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+			*pp = p + 2;
+			return 0;
+		}
+	}
+	return get_varint(pp, end, v);
+}
+
+static inline int get_ptr(const uint8_t **p, const uint8_t *end, unsigned flags, uint64_t from,
+			  uint64_t *out)
 {
 	uint64_t z;
-	if (get_varint(p, end, &z))
+	if (gv(p, end, &z))
 		return -1;
 	int64_t d = unzigzag(z);
 	if (flags & MFX_F_SHR4)
@@ -49,7 +69,7 @@ int evc_raw_next(struct evc_raw *st, const uint8_t **pp, const uint8_t *end, int
 		*pp = p + v;
 		return 2;
 	}
-	if (kind == MFX_K_PAD || kind > MFX_K_PVALLOC || get_varint(&p, end, &d))
+	if (kind == MFX_K_PAD || kind > MFX_K_PVALLOC || gv(&p, end, &d))
 		return -1;
 	st->ts += d;
 	memset(ev, 0, sizeof(*ev));
@@ -62,7 +82,7 @@ int evc_raw_next(struct evc_raw *st, const uint8_t **pp, const uint8_t *end, int
 		*pp = p;
 		return 1;
 	}
-	if (get_varint(&p, end, &ev->size))
+	if (gv(&p, end, &ev->size))
 		return -1;
 	uint64_t from = st->ptr;
 	if (kind == MFX_K_REALLOC || kind == MFX_K_REALLOCARRAY) {
@@ -72,7 +92,7 @@ int evc_raw_next(struct evc_raw *st, const uint8_t **pp, const uint8_t *end, int
 			from = ev->old;
 		}
 	} else if (kind >= MFX_K_POSIX_MEMALIGN && kind <= MFX_K_MEMALIGN &&
-		   get_varint(&p, end, &ev->align)) {
+		   gv(&p, end, &ev->align)) {
 		return -1;
 	}
 	if (!(flags & MFX_F_NULL) && get_ptr(&p, end, flags, from, &ev->ptr))
@@ -80,7 +100,7 @@ int evc_raw_next(struct evc_raw *st, const uint8_t **pp, const uint8_t *end, int
 	st->ptr = ev->ptr ? ev->ptr : from;
 	if (stacks) {
 		if (!(flags & MFX_F_SAME_STACK)) {
-			if (get_varint(&p, end, &v) || v > UINT32_MAX)
+			if (gv(&p, end, &v) || v > UINT32_MAX)
 				return -1;
 			st->stack = (uint32_t)v;
 		}
@@ -251,7 +271,7 @@ static int enc_ref(struct evc_enc *e, uint64_t p, int kill, int push)
 			ufl_push(m, p);
 		return put_dist(&e->cp[EVC_PTR], p, m->last_ptr);
 	}
-	uint32_t pre = live_prefix(m, o), rn = m->nalive - pre, ro = pre - 1;
+	uint32_t ro = live_below(m, o), rn = m->nalive - 1 - ro;
 	uint64_t code = rn <= ro ? 2ull * rn : 2ull * ro + 1;
 	e->cp[EVC_REF] = put_varint(e->cp[EVC_REF], code + 1);
 	if (kill) {
@@ -269,13 +289,13 @@ static int enc_result(struct evc_enc *e, uint64_t p, uint64_t size)
 	struct model *m = &e->m;
 	unsigned c = size_cls(size);
 	for (unsigned i = 0; i < m->fln[c]; i++)
-		if (m->fl[c][i] == p) {
+		if (ring_at(m->fl[c], m->flh[c], DEPTH, i) == p) {
 			fl_take(m, c, i);
 			e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT], i + 1);
 			return 0;
 		}
 	for (unsigned i = 0; i < m->nufl; i++)
-		if (m->ufl[i] == p) {
+		if (ring_at(m->ufl, m->ufh, UDEPTH, i) == p) {
 			ufl_take(m, i);
 			e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT], 1 + DEPTH + i);
 			return 0;

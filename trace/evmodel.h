@@ -25,6 +25,8 @@
 #define SSZ_BITS 10	/* stack -> the sizes it allocated last, direct-mapped */
 #define SSZ (1u << SSZ_BITS)
 #define SZD 8		/* sizes remembered per stack */
+#define GROUP 512	/* ordinals per live count (8 words of the bitmap) */
+#define NWORDS(n) (((n) / GROUP + 1) * (GROUP / 64))	/* bitmap words, whole groups */
 #define MAX_EVENTS(used) ((size_t)(used) / 3 + 1)	/* a raw record is >= 3 bytes */
 
 /* ---- the model -------------------------------------------------------------- */
@@ -32,19 +34,20 @@
 struct model {
 	/* Blocks allocated in this chunk, by ordinal (0, 1, ... in allocation
 	 * order).  Ranks among the live ones come from a bitmap of live
-	 * ordinals and a Fenwick tree of its words' counts: small enough to
-	 * stay in the first-level cache. */
+	 * ordinals and a count per group of 512 ordinals, summed from the
+	 * nearer end: a block freed soon after it was allocated, or the oldest
+	 * one (a FIFO), costs a few words' popcounts. */
 	uint64_t *lptr, *lsize;
 	uint64_t *bits;		/* live ordinals */
-	uint32_t *wfen;		/* Fenwick tree over the words of bits, 1-based */
+	uint32_t *gcnt;		/* live ordinals per group of GROUP */
+	uint32_t wlo;		/* no live ordinal in the words below it */
 	uint32_t cap, n;	/* arrays' room; ordinals this chunk may use */
-	uint32_t nw, wtop;	/* words of bits in use; top power of two <= nw */
 	uint32_t nord, nalive;
 	/* Recently freed blocks per size class, newest first. */
 	uint64_t fl[NCLS][DEPTH];
-	uint8_t fln[NCLS];
-	uint64_t ufl[UDEPTH];	/* freed blocks of unknown size, newest first */
-	uint32_t nufl;
+	uint8_t flh[NCLS], fln[NCLS];	/* rings (see ring_at) */
+	uint64_t ufl[UDEPTH];	/* freed blocks of unknown size */
+	uint8_t ufh, nufl;
 	uint32_t mtf[NMTF], nmtf;
 	struct sslot {
 		uint32_t gen, stack, n;
@@ -61,7 +64,7 @@ static inline void model_free(struct model *m)
 	free(m->lptr);
 	free(m->lsize);
 	free(m->bits);
-	free(m->wfen);
+	free(m->gcnt);
 }
 
 /* Room for nord ordinals (realloc keeps what is there). */
@@ -69,7 +72,7 @@ static inline int model_room(struct model *m, uint32_t nord)
 {
 	if (nord <= m->cap && m->lptr)
 		return 0;
-	uint32_t c = nord < 1024 ? 1024 : nord, w = c / 64 + 1;
+	uint32_t c = nord < 1024 ? 1024 : nord, w = NWORDS(c), g = c / GROUP + 1;
 	uint64_t *a = realloc(m->lptr, c * sizeof(*a));
 	if (a)
 		m->lptr = a;
@@ -79,21 +82,13 @@ static inline int model_room(struct model *m, uint32_t nord)
 	uint64_t *bi = realloc(m->bits, w * sizeof(*bi));
 	if (bi)
 		m->bits = bi;
-	uint32_t *f = realloc(m->wfen, (w + 1) * sizeof(*f));
+	uint32_t *f = realloc(m->gcnt, g * sizeof(*f));
 	if (f)
-		m->wfen = f;
+		m->gcnt = f;
 	if (!a || !b || !bi || !f)
 		return -ENOMEM;
 	m->cap = c;
 	return 0;
-}
-
-static inline void model_set_n(struct model *m, uint32_t nord)
-{
-	m->n = nord;
-	m->nw = nord / 64 + 1;
-	for (m->wtop = 1; m->wtop * 2 <= m->nw; m->wtop *= 2)
-		;
 }
 
 /* An empty model for a chunk of at most nord allocating events. */
@@ -101,13 +96,14 @@ static inline int model_reset(struct model *m, uint32_t nord)
 {
 	if (model_room(m, nord))
 		return -ENOMEM;
-	model_set_n(m, nord);
-	memset(m->bits, 0, m->nw * sizeof(*m->bits));
-	memset(m->wfen, 0, (m->nw + 1) * sizeof(*m->wfen));
-	m->nord = m->nalive = 0;
+	m->n = nord;
+	memset(m->bits, 0, NWORDS(nord) * sizeof(*m->bits));
+	memset(m->gcnt, 0, (nord / GROUP + 1) * sizeof(*m->gcnt));
+	m->nord = m->nalive = m->wlo = 0;
 	memset(m->fln, 0, sizeof(m->fln));
 	m->gen++;
-	m->nmtf = m->nufl = 0;
+	m->nmtf = 0;
+	m->nufl = 0;
 	m->last_ptr = m->bump = 0;
 	return 0;
 }
@@ -121,57 +117,79 @@ static inline uint32_t popcount64(uint64_t x)
 	return (uint32_t)((x * 0x0101010101010101ull) >> 56);
 }
 
-/* Room for nord ordinals while encoding: the live blocks kept, the Fenwick
- * tree built again over the longer bitmap (linear time). */
+/* Room for nord ordinals while encoding: the live blocks kept. */
 static inline int model_grow(struct model *m, uint32_t nord)
 {
-	uint32_t old_nw = m->nw;
+	uint32_t ow = NWORDS(m->n), og = m->n / GROUP + 1;
 	if (nord <= m->n)
 		return 0;
 	if (model_room(m, nord))
 		return -ENOMEM;
-	model_set_n(m, nord);
-	memset(m->bits + old_nw, 0, (m->nw - old_nw) * sizeof(*m->bits));
-	for (uint32_t i = 1; i <= m->nw; i++)
-		m->wfen[i] = popcount64(m->bits[i - 1]);
-	for (uint32_t i = 1; i <= m->nw; i++) {
-		uint32_t j = i + (i & -i);
-		if (j <= m->nw)
-			m->wfen[j] += m->wfen[i];
-	}
+	m->n = nord;
+	memset(m->bits + ow, 0, (NWORDS(nord) - ow) * sizeof(*m->bits));
+	memset(m->gcnt + og, 0, (nord / GROUP + 1 - og) * sizeof(*m->gcnt));
 	return 0;
 }
 
-static inline void wfen_add(struct model *m, uint32_t w, int d)
+/* Live ordinals in words [a, b) of the bitmap. */
+static inline uint32_t live_words(const struct model *m, uint32_t a, uint32_t b)
 {
-	for (uint32_t i = w + 1; i <= m->nw; i += i & -i)
-		m->wfen[i] += (uint32_t)d;
+	uint32_t s = 0;
+	for (uint32_t w = a; w < b; w++)
+		s += popcount64(m->bits[w]);
+	return s;
 }
 
-/* Live ordinals in [0, o]. */
-static inline uint32_t live_prefix(const struct model *m, uint32_t o)
+/* Live ordinals below o (o itself live), counted from the nearer end:
+ * words and groups with nothing live at the ends are not looked at. */
+static inline uint32_t live_below(const struct model *m, uint32_t o)
 {
-	uint32_t s = 0, w = o / 64;
-	for (uint32_t i = w; i; i -= i & -i)	/* words before w */
-		s += m->wfen[i];
-	uint64_t mask = (o % 64 == 63) ? ~0ull : (2ull << (o % 64)) - 1;
-	return s + popcount64(m->bits[w] & mask);
+	uint32_t w = o / 64, g = o / GROUP, gw = g * (GROUP / 64), top = (m->nord - 1) / GROUP;
+	uint32_t glo = m->wlo / (GROUP / 64), whi = (m->nord - 1) / 64;
+	uint64_t bit = 1ull << (o % 64);
+	if (g - glo <= top - g) {
+		uint32_t s = popcount64(m->bits[w] & (bit - 1));
+		s += live_words(m, gw > m->wlo ? gw : m->wlo, w);
+		for (uint32_t i = glo; i < g; i++)
+			s += m->gcnt[i];
+		return s;
+	}
+	uint32_t wend = gw + GROUP / 64 < whi + 1 ? gw + GROUP / 64 : whi + 1;
+	uint32_t above = popcount64(m->bits[w] & ~(bit | (bit - 1))) + live_words(m, w + 1, wend);
+	for (uint32_t i = g + 1; i <= top; i++)
+		above += m->gcnt[i];
+	return m->nalive - 1 - above;
 }
 
-/* The ordinal of the k-th live block (1 <= k <= nalive, oldest first). */
-static inline uint32_t live_kth(const struct model *m, uint32_t k)
+/* The k-th set bit of x (1-based), or 64. */
+static inline uint32_t select64(uint64_t x, uint32_t k)
 {
-	uint32_t pos = 0;
-	for (uint32_t b = m->wtop; b; b >>= 1)
-		if (pos + b <= m->nw && m->wfen[pos + b] < k) {
-			pos += b;
-			k -= m->wfen[pos];
-		}
-	/* word `pos` holds it, as its k-th set bit */
-	uint64_t x = pos < m->nw ? m->bits[pos] : 0;
 	while (--k && x)
 		x &= x - 1;
-	return x ? pos * 64 + (uint32_t)__builtin_ctzll(x) : UINT32_MAX;
+	return x ? (uint32_t)__builtin_ctzll(x) : 64;
+}
+
+/* The ordinal of the k-th live block (1 <= k <= nalive, oldest first),
+ * counted from the nearer end; UINT32_MAX if there is none. */
+static inline uint32_t live_kth(const struct model *m, uint32_t k)
+{
+	if (!m->nord || k < 1 || k > m->nalive)
+		return UINT32_MAX;
+	uint32_t top = (m->nord - 1) / GROUP, g, w, c;
+	if (k <= m->nalive - k + 1) {	/* from the oldest */
+		for (g = m->wlo / (GROUP / 64); g <= top && (c = m->gcnt[g]) < k; g++)
+			k -= c;
+		w = g * (GROUP / 64) > m->wlo ? g * (GROUP / 64) : m->wlo;
+		for (; (c = popcount64(m->bits[w])) < k; w++)
+			k -= c;
+		return w * 64 + select64(m->bits[w], k);
+	}
+	k = m->nalive - k + 1;		/* k-th from the newest */
+	for (g = top; (c = m->gcnt[g]) < k; g--)
+		k -= c;
+	for (w = g * (GROUP / 64) + GROUP / 64 - 1; (c = popcount64(m->bits[w])) < k; w--)
+		k -= c;
+	return w * 64 + select64(m->bits[w], c - k + 1);
 }
 
 /* A new live block; its ordinal, or UINT32_MAX when the chunk said fewer. */
@@ -183,7 +201,7 @@ static inline uint32_t live_add(struct model *m, uint64_t ptr, uint64_t size)
 	m->lptr[o] = ptr;
 	m->lsize[o] = size;
 	m->bits[o / 64] |= 1ull << (o % 64);
-	wfen_add(m, o / 64, 1);
+	m->gcnt[o / GROUP]++;
 	m->nalive++;
 	return o;
 }
@@ -191,8 +209,10 @@ static inline uint32_t live_add(struct model *m, uint64_t ptr, uint64_t size)
 static inline void live_kill(struct model *m, uint32_t o)
 {
 	m->bits[o / 64] &= ~(1ull << (o % 64));
-	wfen_add(m, o / 64, -1);
+	m->gcnt[o / GROUP]--;
 	m->nalive--;
+	while (!m->bits[m->wlo] && m->wlo < (m->nord - 1) / 64)
+		m->wlo++;
 }
 
 /*
@@ -207,13 +227,6 @@ static inline NO_MEMMOVE void shift_up64(uint64_t *a, unsigned n)
 {
 	for (unsigned j = n; j > 0; j--)
 		a[j] = a[j - 1];
-}
-
-/* a[i..n-2] = a[i+1..n-1] */
-static inline NO_MEMMOVE void shift_down64(uint64_t *a, unsigned i, unsigned n)
-{
-	for (unsigned j = i; j + 1 < n; j++)
-		a[j] = a[j + 1];
 }
 
 /* glibc's chunk size for a request (its tcache bins), then coarser classes
@@ -237,22 +250,45 @@ static inline uint64_t block_end(uint64_t ptr, uint64_t size)
 	return ptr + (cs < 32 ? 32 : cs);
 }
 
+/*
+ * The free lists are rings of the last cap (a power of two) pointers: entry
+ * i (0 = the newest) is at (head - 1 - i) & (cap - 1).  A push overwrites
+ * the oldest when full; taking entry i moves only the i newer ones (none
+ * for the newest, the usual case).
+ */
+static inline uint64_t ring_at(const uint64_t *a, unsigned head, unsigned cap, unsigned i)
+{
+	return a[(head - 1 - i) & (cap - 1)];
+}
+
+static inline void ring_push(uint64_t *a, uint8_t *head, uint8_t *n, unsigned cap, uint64_t p)
+{
+	a[*head] = p;
+	*head = (uint8_t)((*head + 1) & (cap - 1));
+	if (*n < cap)
+		(*n)++;
+}
+
+static inline uint64_t ring_take(uint64_t *a, uint8_t *head, uint8_t *n, unsigned cap, unsigned i)
+{
+	unsigned h = *head, m = cap - 1;
+	uint64_t p = a[(h - 1 - i) & m];
+	for (unsigned j = i; j-- > 0;)
+		a[(h - 2 - j) & m] = a[(h - 1 - j) & m];
+	*head = (uint8_t)((h - 1) & m);
+	(*n)--;
+	return p;
+}
+
 static inline void fl_push(struct model *m, uint64_t size, uint64_t ptr)
 {
-	unsigned c = size_cls(size), n = m->fln[c];
-	if (n == DEPTH)
-		n--;
-	shift_up64(m->fl[c], n);
-	m->fl[c][0] = ptr;
-	m->fln[c] = (uint8_t)(n + 1);
+	unsigned c = size_cls(size);
+	ring_push(m->fl[c], &m->flh[c], &m->fln[c], DEPTH, ptr);
 }
 
 static inline uint64_t fl_take(struct model *m, unsigned c, unsigned i)
 {
-	uint64_t p = m->fl[c][i];
-	shift_down64(m->fl[c], i, m->fln[c]);
-	m->fln[c]--;
-	return p;
+	return ring_take(m->fl[c], &m->flh[c], &m->fln[c], DEPTH, i);
 }
 
 static inline NO_MEMMOVE void mtf_front(struct model *m, unsigned i, uint32_t stack)
@@ -289,18 +325,12 @@ static inline void ss_front(struct sslot *s, unsigned i, uint64_t size)
 
 static inline void ufl_push(struct model *m, uint64_t ptr)
 {
-	unsigned n = m->nufl < UDEPTH ? m->nufl : UDEPTH - 1;
-	shift_up64(m->ufl, n);
-	m->ufl[0] = ptr;
-	m->nufl = n + 1;
+	ring_push(m->ufl, &m->ufh, &m->nufl, UDEPTH, ptr);
 }
 
 static inline uint64_t ufl_take(struct model *m, unsigned i)
 {
-	uint64_t p = m->ufl[i];
-	shift_down64(m->ufl, i, m->nufl);
-	m->nufl--;
-	return p;
+	return ring_take(m->ufl, &m->ufh, &m->nufl, UDEPTH, i);
 }
 
 /* ---- column writers ----------------------------------------------------------- */
