@@ -300,6 +300,18 @@ static int enc_result(struct evc_enc *e, uint64_t p, uint64_t size)
 			e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT], 1 + DEPTH + i);
 			return 0;
 		}
+	/* Another allocator's class may hold a few of glibc's (jemalloc:
+	 * 4 classes per power of two): the classes beside it. */
+	for (unsigned k = 0; k < NEAR; k++) {
+		unsigned n = near_cls(c, k);
+		for (unsigned i = 0; n < NCLS && i < m->fln[n]; i++)
+			if (ring_at(m->fl[n], m->flh[n], DEPTH, i) == p) {
+				fl_take(m, n, i);
+				e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT],
+							    1 + DEPTH + UDEPTH + k * DEPTH + i);
+				return 0;
+			}
+	}
 	e->cp[EVC_HIT] = put_varint(e->cp[EVC_HIT], 0);
 	return put_dist(&e->cp[EVC_PTR], p, m->bump);
 }

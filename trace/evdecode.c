@@ -140,7 +140,13 @@ static int dec_result(struct evc_dec *d, uint64_t size, uint64_t *p)
 		*p = fl_take(m, c, (unsigned)v - 1);
 	else if (v > DEPTH && v - DEPTH - 1 < m->nufl)
 		*p = ufl_take(m, (unsigned)(v - DEPTH - 1));
-	else
+	else if (v > DEPTH + UDEPTH && v <= (1 + NEAR) * DEPTH + UDEPTH) {
+		unsigned k = (unsigned)(v - 1 - DEPTH - UDEPTH) / DEPTH;
+		unsigned i = (unsigned)(v - 1 - DEPTH - UDEPTH) % DEPTH, n = near_cls(c, k);
+		if (n >= NCLS || i >= m->fln[n])
+			return -1;
+		*p = fl_take(m, n, i);
+	} else
 		return -1;
 	return 0;
 }

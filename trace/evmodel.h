@@ -22,6 +22,7 @@
 #define DEPTH 8		/* blocks remembered per size class (glibc's tcache keeps 7) */
 #define NMTF 64		/* stacks in the move-to-front list */
 #define UDEPTH 32	/* blocks freed by pointer (their size unknown to the chunk) */
+#define NEAR 4		/* classes beside a block's own searched for it */
 #define SSZ_BITS 10	/* stack -> the sizes it allocated last, direct-mapped */
 #define SSZ (1u << SSZ_BITS)
 #define SZD 8		/* sizes remembered per stack */
@@ -278,6 +279,14 @@ static inline uint64_t ring_take(uint64_t *a, uint8_t *head, uint8_t *n, unsigne
 	*head = (uint8_t)((h - 1) & m);
 	(*n)--;
 	return p;
+}
+
+/* The k-th class beside c (c - 1, c + 1, c - 2, c + 2), NCLS or more when
+ * there is none. */
+static inline unsigned near_cls(unsigned c, unsigned k)
+{
+	unsigned d = k / 2 + 1;
+	return k & 1 ? c + d : c >= d ? c - d : NCLS;
 }
 
 static inline void fl_push(struct model *m, uint64_t size, uint64_t ptr)
