@@ -31,6 +31,10 @@
 
 #include "trace/format.h"
 
+/* The raw records one MODEL chunk holds at most (the drain packs 4 slots of
+ * 64 KiB): bounds what a reader allocates for one chunk. */
+#define EVC_MAX_RAW (16u * MFX_CHUNK_SIZE)
+
 /* One event, as recorded (times in the chunk's units: TSC >> tsc_shift, or
  * ns when the chunk's timebase is 1). */
 struct evc_event {

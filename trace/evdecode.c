@@ -48,8 +48,9 @@ int evc_dec_open(struct evc_dec *d, void *zd, const uint8_t *p, size_t stored, u
 	uint64_t n, nord, q, raw[EVC_NCOLS], st[EVC_NCOLS], total = 0;
 	uint8_t method[EVC_NCOLS];
 	d->n = d->i = 0;
-	if (get_varint(&p, end, &n) || get_varint(&p, end, &nord) || get_varint(&p, end, &q) ||
-	    n > MAX_EVENTS(used) || nord > n || !q || p >= end || *p++ != EVC_NCOLS)
+	if (used > EVC_MAX_RAW || get_varint(&p, end, &n) || get_varint(&p, end, &nord) ||
+	    get_varint(&p, end, &q) || n > MAX_EVENTS(used) || nord > n || !q || p >= end ||
+	    *p++ != EVC_NCOLS)
 		return -MFX_E_CORRUPT;
 	for (int i = 0; i < EVC_NCOLS; i++) {
 		if (get_varint(&p, end, &raw[i]) || get_varint(&p, end, &st[i]) || p >= end ||

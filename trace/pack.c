@@ -80,7 +80,7 @@ size_t pack_events(struct packer *pk, const struct mfx_chunk_header *const *c, s
 		uint32_t u = __atomic_load_n(&c[i]->used, __ATOMIC_ACQUIRE);
 		if (c[i]->type != MFX_CT_EVENTS || c[i]->codec != MFX_CODEC_RAW ||
 		    c[i]->timebase != c[0]->timebase || c[i]->tid != c[0]->tid ||
-		    u > c[i]->span - sizeof(*c[i]) || used + u > UINT32_MAX ||
+		    u > c[i]->span - sizeof(*c[i]) || used + u > EVC_MAX_RAW ||
 		    evc_enc_add(pk->enc, (const uint8_t *)(c[i] + 1), u, c[i]->base_ts))
 			return 0;
 		used += u;

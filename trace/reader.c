@@ -704,7 +704,7 @@ void trace_close(struct trace *t)
 static int model_open(struct trace *t, struct tstream *s, const struct mfx_chunk_header *c)
 {
 	uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
-	if (c->type != MFX_CT_EVENTS || c->stored > c->span - sizeof(*c) || used > 64u << 20)
+	if (c->type != MFX_CT_EVENTS || c->stored > c->span - sizeof(*c) || used > EVC_MAX_RAW)
 		return -MFX_E_CORRUPT;
 	if (!t->zd && !(t->zd = ZSTD_createDCtx()))
 		return -ENOMEM;
