@@ -20,20 +20,27 @@ const char *evc_col_name(unsigned c)
 
 /* ---- raw records ------------------------------------------------------------ */
 
-/* get_varint with the one- and two-byte cases inline (most of a raw
- * record's fields). */
+/* get_varint with the one- to three-byte cases inline (a raw record's
+ * fields but far pointers). */
 static inline int gv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 {
 	const uint8_t *p = *pp;
-	if (end - p >= 2) {
+	if (end - p >= 3) {
+		uint64_t r = p[0] & 0x7f;
 		if (!(p[0] & 0x80)) {
-			*v = p[0];
+			*v = r;
 			*pp = p + 1;
 			return 0;
 		}
+		r |= (uint64_t)(p[1] & 0x7f) << 7;
 		if (!(p[1] & 0x80)) {
-			*v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+			*v = r;
 			*pp = p + 2;
+			return 0;
+		}
+		if (!(p[2] & 0x80)) {
+			*v = r | (uint64_t)p[2] << 14;
+			*pp = p + 3;
 			return 0;
 		}
 	}
@@ -357,7 +364,16 @@ static void enc_stack_size(struct evc_enc *e, const struct evc_event *ev, int st
  * double precision, then corrected by one step either way. */
 static inline uint64_t quanta(const struct evc_enc *e, uint64_t ts, uint64_t q)
 {
-	uint64_t r = (uint64_t)((double)ts * e->inv_q);
+	/* most events are a few quanta after the previous one */
+	uint64_t r = e->m.qts, base = r * q;
+	if (ts >= base && ts - base < 4 * q) {
+		while (ts - base >= q) {
+			base += q;
+			r++;
+		}
+		return r;
+	}
+	r = (uint64_t)((double)ts * e->inv_q);
 	while (r && r * q > ts)
 		r--;
 	while ((r + 1) * q <= ts)
