@@ -59,6 +59,7 @@ struct trace {
 	double ns_per_unit;	/* event time unit -> ns */
 	uint64_t mult;		/* ns_per_unit * 2^32 */
 	uint64_t quantum;	/* times floored to multiples of this (units), >= 1 */
+	uint64_t quantum_ns;	/* ... that many ns (rounded up) */
 
 	struct tstream *th;
 	size_t nth, capth;
@@ -506,6 +507,7 @@ static void fit_clock(struct trace *t)
 		t->ns_per_unit = 1;
 	t->mult = (uint64_t)(t->ns_per_unit * 4294967296.0);
 	t->quantum = t->hdr.time_quantum ? t->hdr.time_quantum : 1;
+	t->quantum_ns = (uint64_t)((double)t->quantum * t->ns_per_unit + 0.999);
 }
 
 static int check_header(struct trace *t)
@@ -950,19 +952,20 @@ static inline uint64_t gives_back(const struct trace_event *e)
 
 /*
  * Which head to take next: the earliest (heap[0]), unless it gives back a
- * block that another thread's head, at the same time, allocates.  Times are
- * floored to the trace's quantum (0.1 us), so a block handed from one thread
- * to another within one quantum would otherwise be freed before it was
- * allocated whenever the freeing thread's index is lower.  (The opposite
- * order in one quantum, a block freed by one thread and at once reused by
- * another, does not happen with per-thread caches: glibc's tcache,
- * jemalloc's and tcmalloc's thread caches.)  The heads tied with heap[0]
- * are the top of the heap: a bounded walk finds them.
+ * block that another thread's head, within one quantum of it, allocates.
+ * Times are floored to the trace's quantum (0.1 us), and each chunk converts
+ * TSC to ns from its own clock pair (a few ns apart from another chunk's),
+ * so a block handed from one thread to another within one quantum would
+ * otherwise read as freed before it was allocated about half the time.
+ * (The opposite order within 0.1 us, a block freed by one thread and at
+ * once reused by another, does not happen with per-thread caches: glibc's
+ * tcache, jemalloc's and tcmalloc's thread caches.)  The heads within a
+ * quantum of heap[0] are the top of the heap: a bounded walk finds them.
  */
 static size_t tie_pick(const struct trace *t)
 {
 	const struct trace_event *top = &t->th[t->heap[0]].ev;
-	uint64_t p = gives_back(top);
+	uint64_t p = gives_back(top), until = top->ts_ns + t->quantum_ns;
 	size_t todo[64], n = 0;
 	if (!p)
 		return 0;
@@ -973,7 +976,7 @@ static size_t tie_pick(const struct trace *t)
 		if (i >= t->nheap)
 			continue;
 		const struct trace_event *e = &t->th[t->heap[i]].ev;
-		if (e->ts_ns != top->ts_ns)
+		if (e->ts_ns >= until)
 			continue;
 		if (e->kind != MFX_K_FREE && !e->failed && e->ptr == p)
 			return i;
@@ -1021,6 +1024,8 @@ int trace_next(struct trace *t, struct trace_event *ev)
 	struct tstream *s = &t->th[i];
 	*ev = s->ev;
 	ev->thread = i;
+	if (h)	/* taken before an earlier one: at its time (the same quantum) */
+		ev->ts_ns = t->th[t->heap[0]].ev.ts_ns;
 	int r = stream_decode(t, s);
 	if (r < 0)
 		return r;

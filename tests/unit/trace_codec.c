@@ -352,20 +352,27 @@ static void write_v1_trace(const char *path)
 /*
  * Thread 7 frees 0x5000 at t=1050 and thread 9 allocates it at t=1020: in
  * quanta of 100 ns both are at 1000.  Thread 7's stream comes first (lower
- * index), yet the block must be allocated before it is freed.
+ * index), yet the block must be allocated before it is freed.  With TSC
+ * times (tsc: 1 tick = 1 ns), thread 9's chunk's clock pair says 3 ns later
+ * than thread 7's: its allocation reads as 1003 ns, the free as 1000, and
+ * it still comes first (at 1000: times are kept to the quantum).
  */
-static void test_handover(const char *path)
+static void test_handover(const char *path, int tsc)
 {
-	uint8_t *f = new_file(0, 2);
+	uint8_t *f = new_file(tsc ? MFX_HF_TSC : 0, 2);
 	struct mfx_file_header *h = (void *)f;
 	h->time_quantum = 100;
+	h->tsc_hz = 1000000000;
 	struct mfx_chunk_header *a = new_chunk(f, 0, MFX_CT_EVENTS, 7, 0, 1000);
+	a->timebase = !tsc;
 	uint8_t *p = (uint8_t *)(a + 1), *b = p;
 	*p++ = MFX_K_FREE | MFX_F_SHR4;
 	p = put_varint(p, 50);
 	p = put_varint(p, zigzag(0x500));
 	a->used = (uint32_t)(p - b);
 	struct mfx_chunk_header *c = new_chunk(f, 1, MFX_CT_EVENTS, 9, 0, 1000);
+	c->timebase = !tsc;
+	c->base_ns += tsc ? 3 : 0;
 	p = b = (uint8_t *)(c + 1);
 	*p++ = MFX_K_MALLOC | MFX_F_SHR4;
 	p = put_varint(p, 20);
@@ -464,7 +471,8 @@ int main(void)
 	write_v1_trace(path);
 	check_events(path, "format 1", 0);
 	test_damage(path);
-	test_handover(path);
+	test_handover(path, 0);
+	test_handover(path, 1);
 	test_version(path);
 	unlink(path);
 	printf("%d checks, %d failures\n", checks, failures);
