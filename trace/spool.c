@@ -61,6 +61,10 @@ struct spool {
 	struct group grp[HOLD_TOTAL];
 	int ngrp, nheld;
 	uint8_t held[MFX_SPOOL_SLOTS];
+	struct take {		/* one drain pass's slots, sorted */
+		uint64_t uid;
+		uint32_t tid, seq, slot, free_it;
+	} tk[MFX_SPOOL_SLOTS];
 	struct packer *pk;
 	uint64_t tsc0, ns0;		/* for the TSC rate */
 	struct spool_stats st;
@@ -240,8 +244,14 @@ static void group_flush(struct spool *sp, struct group *g)
 	*g = sp->grp[--sp->ngrp];
 }
 
+/* Write group k and let it go (the last group moves into its place). */
+static void group_flush_at(struct spool *sp, int k)
+{
+	group_flush(sp, &sp->grp[k]);
+}
+
 /* Hold slot i back with its thread's earlier ones (flushing them first
- * when i does not follow them). */
+ * when i does not follow them), HOLD_TOTAL slots at most in all. */
 static void hold(struct spool *sp, uint32_t i, int free_it)
 {
 	struct mfx_spool_slot *s = &sp->h->slot[i];
@@ -251,27 +261,33 @@ static void hold(struct spool *sp, uint32_t i, int free_it)
 			slot_free(sp, i);
 		return;
 	}
-	struct group *g = NULL;
-	for (int k = 0; k < sp->ngrp && !g; k++)
-		if (sp->grp[k].uid == s->trace_uid && sp->grp[k].tid == c->tid)
-			g = &sp->grp[k];
-	if (g && g->next_seq != c->seq) {
-		group_flush(sp, g);
-		g = NULL;
+	int k = sp->ngrp;
+	while (k-- > 0 && !(sp->grp[k].uid == s->trace_uid && sp->grp[k].tid == c->tid))
+		;
+	if (k >= 0 && sp->grp[k].next_seq != c->seq) {
+		group_flush_at(sp, k);
+		k = -1;
 	}
-	if (!g) {
-		while (sp->ngrp >= (int)HOLD_TOTAL || sp->nheld + 1 > (int)HOLD_TOTAL)
-			group_flush(sp, &sp->grp[0]);
-		g = &sp->grp[sp->ngrp++];
-		*g = (struct group){ .uid = s->trace_uid, .tid = c->tid, .since = now_ns() };
+	while (sp->nheld >= (int)HOLD_TOTAL || (k < 0 && sp->ngrp >= (int)HOLD_TOTAL)) {
+		int v = k >= 0 ? k : 0;	/* this thread's own group first */
+		group_flush_at(sp, v);
+		if (v == k)
+			k = -1;
+		else if (k == sp->ngrp)	/* it was the last: moved into v */
+			k = v;
 	}
+	if (k < 0) {
+		k = sp->ngrp++;
+		sp->grp[k] = (struct group){ .uid = s->trace_uid, .tid = c->tid, .since = now_ns() };
+	}
+	struct group *g = &sp->grp[k];
 	g->slot[g->n] = i;
 	g->dead[g->n++] = (uint8_t)free_it;
 	g->next_seq = c->seq + 1;
 	sp->held[i] = 1;
 	sp->nheld++;
 	if (g->n == HOLD_SLOTS)
-		group_flush(sp, g);
+		group_flush_at(sp, k);
 }
 
 /* Flush groups held too long (or all). */
@@ -287,11 +303,6 @@ static int owner_dead(pid_t pid)
 {
 	return kill(pid, 0) < 0 && errno == ESRCH;
 }
-
-struct take {
-	uint64_t uid;
-	uint32_t tid, seq, slot, free_it;
-};
 
 static int cmp_take(const void *a, const void *b)
 {
@@ -309,8 +320,7 @@ static int cmp_take(const void *a, const void *b)
  * slots were taken. */
 static int drain_pass(struct spool *sp, int orphans, int all)
 {
-	static struct take tk[MFX_SPOOL_SLOTS];	/* the drain thread's, or the
-						   final drain's after it ended */
+	struct take *tk = sp->tk;
 	int n = 0;
 	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++) {
 		struct mfx_spool_slot *s = &sp->h->slot[i];
