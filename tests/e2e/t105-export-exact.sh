@@ -4,8 +4,9 @@
 # frees by rank, results from free lists, sizes by class, times in quanta)
 # loses nothing the CSV shows.  Three workers, every call of the malloc
 # family, failed calls, blocks handed between threads; with stacks, without,
-# and with the agent writing straight into the file (no spool: those chunks
-# are encoded by the finaliser instead of the drain thread).
+# with the agent writing straight into the file (no spool: those chunks are
+# encoded by the finaliser instead of the drain thread), and with times read
+# from clock_gettime instead of the TSC.
 . "$(dirname "$0")/../lib.sh"
 
 N=4000
@@ -71,4 +72,5 @@ check() {	# name, mfx options...
 check stacks
 check nostacks --no-stacks
 MFX_NO_SPOOL=1 check nospool
+MFX_CLOCK=ns check nstime
 pass
