@@ -352,7 +352,7 @@ static void enc_stack_size(struct evc_enc *e, const struct evc_event *ev, int st
 	}
 	struct sslot *s = ss_get(m, ev->stack);
 	unsigned i = 0;
-	while (i < s->n && s->size[i] != ev->size)
+	while (i < s->n && ss_at(s, i) != ev->size)
 		i++;
 	e->cp[EVC_SZHIT] = put_varint(e->cp[EVC_SZHIT], i < s->n ? i + 1 : 0);
 	if (i == s->n)

@@ -181,7 +181,7 @@ static int dec_stack_size(struct evc_dec *d, struct evc_event *ev)
 	if (dec_varint(d, EVC_SZHIT, &v) || v > s->n)
 		return -1;
 	if (v)
-		ev->size = s->size[v - 1];
+		ev->size = ss_at(s, (unsigned)v - 1);
 	else if (get_size(&d->c[EVC_SIZE], d->ce[EVC_SIZE], &d->c[EVC_SZREM], d->ce[EVC_SZREM],
 			  &ev->size))
 		return -1;

@@ -51,8 +51,9 @@ struct model {
 	uint8_t ufh, nufl;
 	uint32_t mtf[NMTF], nmtf;
 	struct sslot {
-		uint32_t gen, stack, n;
-		uint64_t size[SZD];	/* most recent first */
+		uint32_t gen, stack;
+		uint8_t head, n;
+		uint64_t size[SZD];	/* a ring (see ring_at), most recent first */
 	} ssz[SSZ];
 	uint32_t gen;		/* ssz entries of other generations are empty */
 	uint64_t last_ptr;	/* the previous event's pointer */
@@ -223,13 +224,6 @@ static inline void live_kill(struct model *m, uint32_t o)
  */
 #define NO_MEMMOVE __attribute__((optimize("no-tree-loop-distribute-patterns")))
 
-/* a[1..n] = a[0..n-1] */
-static inline NO_MEMMOVE void shift_up64(uint64_t *a, unsigned n)
-{
-	for (unsigned j = n; j > 0; j--)
-		a[j] = a[j - 1];
-}
-
 /* glibc's chunk size for a request (its tcache bins), then coarser classes
  * for big blocks, which the free lists rarely give back anyway. */
 static inline unsigned size_cls(uint64_t s)
@@ -321,15 +315,18 @@ static inline struct sslot *ss_get(struct model *m, uint32_t stack)
 	return s;
 }
 
-/* Entry i (or a new one, i == n) becomes the first. */
+static inline uint64_t ss_at(const struct sslot *s, unsigned i)
+{
+	return ring_at(s->size, s->head, SZD, i);
+}
+
+/* Entry i (or a new one, i == n: the oldest falls off when full) becomes
+ * the first. */
 static inline void ss_front(struct sslot *s, unsigned i, uint64_t size)
 {
-	if (i == s->n && s->n < SZD)
-		s->n++;
-	if (i >= SZD)
-		i = SZD - 1;
-	shift_up64(s->size, i);
-	s->size[0] = size;
+	if (i < s->n)
+		ring_take(s->size, &s->head, &s->n, SZD, i);
+	ring_push(s->size, &s->head, &s->n, SZD, size);
 }
 
 static inline void ufl_push(struct model *m, uint64_t ptr)
