@@ -539,6 +539,18 @@ static size_t enc_pack(struct evc_enc *e, uint64_t n, uint32_t nord, uint64_t q,
 	return hl + (size_t)(d - data);
 }
 
+void evc_stats_add(struct evc_stats *sum, const struct evc_stats *st)
+{
+	sum->events += st->events;
+	sum->chunks += st->chunks;
+	sum->refused += st->refused;
+	sum->header += st->header;
+	for (int i = 0; i < EVC_NCOLS; i++) {
+		sum->raw[i] += st->raw[i];
+		sum->stored[i] += st->stored[i];
+	}
+}
+
 const struct evc_stats *evc_enc_stats(const struct evc_enc *e)
 {
 	return &e->st;

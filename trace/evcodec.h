@@ -90,6 +90,9 @@ struct evc_stats {
 	uint64_t header;	/* payload headers (counts, column table) */
 };
 
+/* sum += st */
+void evc_stats_add(struct evc_stats *sum, const struct evc_stats *st);
+
 struct evc_enc;
 struct evc_enc *evc_enc_new(void);
 void evc_enc_free(struct evc_enc *e);

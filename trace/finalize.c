@@ -125,30 +125,92 @@ static int out_copy(struct out *o, uint64_t off, uint64_t n)
 	return err;
 }
 
-/* One chunk of the source into the output. */
-static int put_chunk(struct out *o, struct packer *pk, const struct mfx_chunk_header *c,
-		     uint64_t off, int stacks, uint64_t q)
+/*
+ * What is still raw, packed on every core: a thread's raw EVENTS chunks in
+ * runs of consecutive seq (up to PACK_RUN, encoded together), and META/MFX
+ * chunks alone (zstd).  Results are kept in memory until written (about a
+ * byte an event).
+ */
+#define PACK_RUN 4
+
+struct job {
+	const struct mfx_chunk_header *c[PACK_RUN];
+	uint32_t n;
+	uint8_t *out;		/* the packed chunk(s), malloc'ed */
+	size_t len;
+};
+
+struct work {
+	const struct mfx_file_header *h;
+	uint64_t q;
+	struct job *jobs;
+	size_t njobs, cap;
+};
+
+static int cmp_raw(const void *a, const void *b)
 {
-	uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
-	const uint8_t *p;
-	size_t span = 0;
-	if (c->codec != MFX_CODEC_RAW)
-		return out_copy(o, off, c->span);
-	if (c->type == MFX_CT_EVENTS && !used)
-		return 0;	/* a thread that took a slot and wrote nothing */
-	if (c->type == MFX_CT_EVENTS)
-		span = pack_events(pk, &c, 1, stacks, q, &p);
-	if (!span)
-		span = pack_plain(pk, c, &p);
-	return span ? out_put(o, p, span) : -ENOMEM;
+	const struct mfx_chunk_header *x = ((const struct job *)a)->c[0];
+	const struct mfx_chunk_header *y = ((const struct job *)b)->c[0];
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Walk the source's chunks (skipping unwritten slots) into the output. */
-static int put_chunks(struct out *o, struct packer *pk, const uint8_t *m,
-		      const struct mfx_file_header *h, uint64_t limit, uint64_t q,
-		      struct finalize_stats *st)
+/* Runs of one thread's consecutive EVENTS chunks into single jobs (the jobs
+ * are sorted: EVENTS first, by thread and seq). */
+static void join_runs(struct work *w)
 {
-	int stacks = !!(h->flags & MFX_HF_STACKS);
+	size_t k = 0;
+	for (size_t i = 0; i < w->njobs; i++) {
+		const struct mfx_chunk_header *c = w->jobs[i].c[0];
+		struct job *last = k ? &w->jobs[k - 1] : NULL;
+		if (last && c->type == MFX_CT_EVENTS && last->c[0]->type == MFX_CT_EVENTS &&
+		    last->c[0]->tid == c->tid && last->n < PACK_RUN &&
+		    last->c[last->n - 1]->seq + 1 == c->seq)
+			last->c[last->n++] = c;
+		else
+			w->jobs[k++] = w->jobs[i];
+	}
+	w->njobs = k;
+}
+
+static int pack_job(void *ctx, size_t i, struct packer *pk)
+{
+	struct work *w = ctx;
+	struct job *j = &w->jobs[i];
+	const uint8_t *p;
+	size_t span = 0, len = 0;
+	if (j->c[0]->type == MFX_CT_EVENTS)
+		span = pack_events(pk, j->c, j->n, !!(w->h->flags & MFX_HF_STACKS), w->q, &p);
+	if (span) {	/* one chunk for the run */
+		if (!(j->out = malloc(span)))
+			return -ENOMEM;
+		memcpy(j->out, p, span);
+		j->len = span;
+		return 0;
+	}
+	for (uint32_t k = 0; k < j->n; k++) {	/* each on its own */
+		if (!(span = pack_plain(pk, j->c[k], &p)))
+			return -ENOMEM;
+		uint8_t *o = realloc(j->out, len + span);
+		if (!o)
+			return -ENOMEM;
+		memcpy(o + len, p, span);
+		j->out = o;
+		len += span;
+	}
+	j->len = len;
+	return 0;
+}
+
+/* Walk the source's chunks (skipping unwritten slots): the stored ones are
+ * copied as they come, the raw ones become jobs. */
+static int walk(struct out *o, struct work *w, const uint8_t *m, uint64_t limit,
+		struct finalize_stats *st)
+{
+	const struct mfx_file_header *h = w->h;
 	uint64_t cs = h->chunk_size;
 	for (uint64_t off = h->first_chunk; off + sizeof(struct mfx_chunk_header) <= limit;) {
 		const struct mfx_chunk_header *c = (const void *)(m + off);
@@ -160,20 +222,48 @@ static int put_chunks(struct out *o, struct packer *pk, const uint8_t *m,
 		if (magic != MFX_CHUNK_MAGIC || c->span < sizeof(*c) || c->span > limit - off ||
 		    (c->codec == MFX_CODEC_RAW ? c->used : c->stored) > c->span - sizeof(*c))
 			return -MFX_E_CORRUPT;
-		int err = put_chunk(o, pk, c, off, stacks, q);
+		int err = 0;
+		if (c->codec != MFX_CODEC_RAW) {
+			err = out_copy(o, off, c->span);
+		} else if (c->type != MFX_CT_EVENTS || c->used) {	/* else: an empty slot */
+			if (grow_array(&w->jobs, &w->cap, w->njobs, sizeof(*w->jobs)))
+				return -ENOMEM;
+			w->jobs[w->njobs++] = (struct job){ .c = { c }, .n = 1 };
+		}
 		if (err)
 			return err;
 		st->chunks++;
 		off += c->span;
 	}
-	return out_flush(o);
+	return 0;
+}
+
+/* The chunks: stored ones copied, raw ones packed on every core, then
+ * written after them (a reader orders chunks by thread and seq, not place). */
+static int put_chunks(struct out *o, const uint8_t *m, const struct mfx_file_header *h,
+		      uint64_t limit, uint64_t q, struct finalize_stats *st)
+{
+	struct work w = { .h = h, .q = q };
+	int err = walk(o, &w, m, limit, st);
+	if (!err && w.njobs) {
+		qsort(w.jobs, w.njobs, sizeof(*w.jobs), cmp_raw);
+		join_runs(&w);
+		err = pack_each(w.njobs, pack_threads(), pack_job, &w, NULL);
+	}
+	for (size_t i = 0; !err && i < w.njobs; i++)
+		err = out_put(o, w.jobs[i].out, w.jobs[i].len);
+	if (!err)
+		err = out_flush(o);
+	for (size_t i = 0; i < w.njobs; i++)
+		free(w.jobs[i].out);
+	free(w.jobs);
+	return err;
 }
 
 int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 {
 	struct finalize_stats dummy;
 	struct out o = { .fd = -1, .src = -1 };
-	struct packer *pk = NULL;
 	char tmp[PATH_MAX + 8];
 	const uint8_t *m = MAP_FAILED;
 	struct stat sb;
@@ -209,8 +299,8 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, sb.st_mode & 0777);
 	o.buf = malloc(OUT_BUF);
-	if (o.fd < 0 || !o.buf || (err = pack_new(&pk))) {
-		err = err ? err : o.fd < 0 ? -errno : -ENOMEM;
+	if (o.fd < 0 || !o.buf) {
+		err = o.fd < 0 ? -errno : -ENOMEM;
 		goto out;
 	}
 	/* The header, and only the slots handed out; patched at the end. */
@@ -218,7 +308,7 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 	uint64_t first = MFX_HEADER_SIZE + (uint64_t)nslots * MFX_SLOT_SIZE;
 	uint64_t q = h.time_quantum ? h.time_quantum : pack_quantum(&h, tsc_hz ? tsc_hz : h.tsc_hz);
 	if ((err = out_put(&o, m, first)) ||
-	    (err = put_chunks(&o, pk, m, &h, st->raw_bytes, q, st)))
+	    (err = put_chunks(&o, m, &h, st->raw_bytes, q, st)))
 		goto out;
 	const struct mfx_thread_slot *slots = (const void *)(m + MFX_HEADER_SIZE);
 	for (uint32_t i = 0; i < nslots; i++)
@@ -250,6 +340,5 @@ out:
 		munmap((void *)m, size);
 	close(o.src);
 	free(o.buf);
-	pack_free(pk);
 	return err;
 }

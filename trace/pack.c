@@ -2,8 +2,10 @@
  * pack.c - raw chunks into their stored form (see pack.h).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "trace/pack.h"
@@ -125,6 +127,66 @@ size_t pack_plain(struct packer *pk, const struct mfx_chunk_header *c, const uin
 	free(z);
 	*out = pk->out;
 	return span;
+}
+
+/* ---- packing on every core ------------------------------------------------- */
+
+struct each {
+	size_t n, next;		/* next: taken with an atomic add */
+	int (*job)(void *ctx, size_t i, struct packer *pk);
+	void *ctx;
+	int err;
+	struct evc_stats *sum;
+	pthread_mutex_t lock;	/* err, sum */
+};
+
+static void *each_worker(void *arg)
+{
+	struct each *w = arg;
+	struct packer *pk = NULL;
+	int err = 0;
+	if (pack_new(&pk))
+		return NULL;	/* the others (or the caller, below) do the jobs */
+	for (size_t i; (i = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED)) < w->n;) {
+		int r = w->job(w->ctx, i, pk);
+		if (r && !err)
+			err = r;
+	}
+	pthread_mutex_lock(&w->lock);
+	if (err && !w->err)
+		w->err = err;
+	if (pk && w->sum)
+		evc_stats_add(w->sum, pack_stats(pk));
+	pthread_mutex_unlock(&w->lock);
+	pack_free(pk);
+	return NULL;
+}
+
+int pack_each(size_t n, int threads, int (*job)(void *ctx, size_t i, struct packer *pk),
+	      void *ctx, struct evc_stats *sum)
+{
+	struct each w = { .n = n, .job = job, .ctx = ctx, .sum = sum };
+	pthread_t th[8];
+	int nth = 0;
+	pthread_mutex_init(&w.lock, NULL);
+	if (threads > (int)(sizeof(th) / sizeof(th[0])) + 1)
+		threads = (int)(sizeof(th) / sizeof(th[0])) + 1;
+	for (; nth < threads - 1 && (size_t)nth + 1 < n; nth++)
+		if (pthread_create(&th[nth], NULL, each_worker, &w))
+			break;	/* fewer helpers: the caller does the rest */
+	each_worker(&w);
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&w.lock);
+	if (w.next < n && !w.err)
+		w.err = -ENOMEM;	/* no packer anywhere: jobs were left */
+	return w.err;
+}
+
+int pack_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 8 ? 8 : (int)n;
 }
 
 uint64_t pack_quantum(const struct mfx_file_header *h, uint64_t tsc_hz)

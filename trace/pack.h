@@ -43,6 +43,19 @@ size_t pack_plain(struct packer *pk, const struct mfx_chunk_header *c, const uin
 const struct evc_stats *pack_stats(const struct packer *pk);
 
 /*
+ * Run job(ctx, i, pk) for every i in [0, n) on up to `threads` threads (the
+ * caller's among them), each with a packer of its own: the end of a window
+ * packs what is left on every core.  Jobs run in any order and at once: what
+ * they share they lock.  The packers' column sizes are added to *sum (may be
+ * NULL).  0, or the first error a job (or starting the threads) returned;
+ * every job ran anyway.
+ */
+int pack_each(size_t n, int threads, int (*job)(void *ctx, size_t i, struct packer *pk),
+	      void *ctx, struct evc_stats *sum);
+/* Threads for pack_each: the online CPUs, 8 at most. */
+int pack_threads(void);
+
+/*
  * The time quantum of a trace, in its event time units: the largest whole
  * number of units not above MFX_TIME_QUANTUM_NS (TSC units need the TSC
  * rate, tsc_hz; 0 = unknown: 1 unit).

@@ -47,6 +47,8 @@ struct group {
 	uint32_t slot[HOLD_SLOTS];
 	uint8_t dead[HOLD_SLOTS];	/* the slot may be freed once written */
 	uint64_t since;
+	struct dest *d;			/* final drain: its trace file ... */
+	uint64_t q;			/* ... and time quantum, found before */
 };
 
 struct spool {
@@ -68,6 +70,10 @@ struct spool {
 	struct packer *pk;
 	uint64_t tsc0, ns0;		/* for the TSC rate */
 	struct spool_stats st;
+	/* the final drain: every slot left, in groups packed on every core */
+	struct group fin[MFX_SPOOL_SLOTS + HOLD_TOTAL];
+	pthread_mutex_t lock;		/* the trace files and counters, then */
+	struct evc_stats fin_model;
 };
 
 int spool_create(struct spool **out)
@@ -208,38 +214,62 @@ static void slot_free(struct spool *sp, uint32_t i)
 	__atomic_store_n(&sp->h->slot[i].state, MFX_SLOT_FREE, __ATOMIC_RELEASE);
 }
 
-/* Write group g's slots into their trace file: one MODEL chunk, or each
- * chunk on its own when the model refuses them; then let the slots go. */
-static void group_flush(struct spool *sp, struct group *g)
+/*
+ * Write group g's slots into trace file d: one MODEL chunk, or each chunk on
+ * its own when the model refuses them.  With `lock` (the final drain, on
+ * several threads) the appends and counters are taken under it.
+ */
+static void group_write(struct spool *sp, struct packer *pk, const struct group *g,
+			struct dest *d, uint64_t q, pthread_mutex_t *lock)
 {
-	struct dest *d = dest_for(sp, g->uid);
 	const struct mfx_chunk_header *c[HOLD_SLOTS];
 	for (uint32_t i = 0; i < g->n; i++)
 		c[i] = mfx_spool_chunk(sp->h, g->slot[i]);
 	const uint8_t *out;
-	size_t span = 0;
-	if (!d)
+	size_t span = d && pk ? pack_events(pk, c, g->n, d->stacks, q, &out) : 0;
+	if (lock)
+		pthread_mutex_lock(lock);
+	if (!d) {
 		sp->st.orphans += g->n;
-	else if (sp->pk)
-		span = pack_events(sp->pk, c, g->n, d->stacks, dest_quantum(sp, d), &out);
-	if (span && !dest_append(d, out, span)) {
-		sp->st.chunks += g->n;
-	} else if (d && !span) {	/* each as it is, compressed if we can */
+	} else if (span) {
+		if (!dest_append(d, out, span))
+			sp->st.chunks += g->n;
+	} else {	/* each as it is, compressed if we can */
 		for (uint32_t i = 0; i < g->n; i++) {
-			span = sp->pk ? pack_plain(sp->pk, c[i], &out) : 0;
+			if (lock)
+				pthread_mutex_unlock(lock);
+			span = pk ? pack_plain(pk, c[i], &out) : 0;
 			if (!span) {
 				out = (const uint8_t *)c[i];
 				span = MFX_CHUNK_SIZE;
 			}
+			if (lock)
+				pthread_mutex_lock(lock);
 			if (!dest_append(d, out, span))
 				sp->st.chunks++;
 		}
 	}
+	if (lock)
+		pthread_mutex_unlock(lock);
+}
+
+/* The slots of a written group go back to the agents (or stay with a live
+ * owner at the end). */
+static void group_release(struct spool *sp, const struct group *g)
+{
 	for (uint32_t i = 0; i < g->n; i++) {
 		sp->held[g->slot[i]] = 0;
 		if (g->dead[i])
 			slot_free(sp, g->slot[i]);
 	}
+}
+
+/* Write group g and let its slots go (the last group moves into its place). */
+static void group_flush(struct spool *sp, struct group *g)
+{
+	struct dest *d = dest_for(sp, g->uid);
+	group_write(sp, sp->pk, g, d, d ? dest_quantum(sp, d) : 0, NULL);
+	group_release(sp, g);
 	sp->nheld -= (int)g->n;
 	*g = sp->grp[--sp->ngrp];
 }
@@ -290,12 +320,12 @@ static void hold(struct spool *sp, uint32_t i, int free_it)
 		group_flush_at(sp, k);
 }
 
-/* Flush groups held too long (or all). */
-static void flush_old(struct spool *sp, int all)
+/* Flush the groups held too long. */
+static void flush_old(struct spool *sp)
 {
 	uint64_t now = now_ns();
 	for (int k = sp->ngrp; k-- > 0;)
-		if (all || now - sp->grp[k].since >= HOLD_NS)
+		if (now - sp->grp[k].since >= HOLD_NS)
 			group_flush(sp, &sp->grp[k]);
 }
 
@@ -314,11 +344,11 @@ static int cmp_take(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* One pass; `all`: also slots still owned (final drain).  Slots are taken
- * in each thread's order (the agent fills them in any slot order), so a
- * thread's consecutive chunks are encoded together.  Returns how many
- * slots were taken. */
-static int drain_pass(struct spool *sp, int orphans, int all)
+/* One pass of the drain thread; `orphans`: also the slots of dead owners.
+ * Slots are taken in each thread's order (the agent fills them in any slot
+ * order), so a thread's consecutive chunks are encoded together.  Returns
+ * how many slots were taken. */
+static int drain_pass(struct spool *sp, int orphans)
 {
 	struct take *tk = sp->tk;
 	int n = 0;
@@ -331,19 +361,18 @@ static int drain_pass(struct spool *sp, int orphans, int all)
 			continue;
 		if (st == MFX_SLOT_FULL) {
 			take = 1;
-		} else if (st == MFX_SLOT_OWNED && (all || (orphans && owner_dead((pid_t)s->pid)))) {
-			/* Its process died holding it (crash, _exit, kill), or the
-			 * capture is over.  A live owner keeps it. */
-			take = 1;
-			free_it = owner_dead((pid_t)s->pid);
+		} else if (st == MFX_SLOT_OWNED && orphans && owner_dead((pid_t)s->pid)) {
+			take = 1;	/* its process died holding it (crash, _exit, kill) */
 		}
 		if (take)
 			tk[n++] = (struct take){ s->trace_uid, c->tid, c->seq, i, (uint32_t)free_it };
 	}
 	qsort(tk, (size_t)n, sizeof(tk[0]), cmp_take);
-	for (int k = 0; k < n; k++)
+	/* Asked to stop: the rest goes to the final drain, on every core. */
+	for (int k = 0; k < n && !sp->stop; k++)
 		hold(sp, tk[k].slot, (int)tk[k].free_it);
-	flush_old(sp, all);
+	if (!sp->stop)
+		flush_old(sp);
 	return n;
 }
 
@@ -361,7 +390,7 @@ static void *drain_thread(void *arg)
 		int orphans = now - last_orphans >= ORPHAN_CHECK_NS;
 		if (orphans)
 			last_orphans = now;
-		if (drain_pass(sp, orphans, 0))
+		if (drain_pass(sp, orphans))
 			continue;
 		struct timespec ts = { 0, WAIT_NS };
 		syscall(SYS_futex, &sp->h->full_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
@@ -385,6 +414,76 @@ int spool_start(struct spool *sp, const char *run_dir)
 	return 0;
 }
 
+/* A slot of the final drain into its thread's group (a new one unless it
+ * follows the group's last slot). */
+static void fin_add(struct spool *sp, int *n, const struct take *t)
+{
+	int k = *n;
+	while (k-- > 0) {
+		struct group *g = &sp->fin[k];
+		if (g->uid == t->uid && g->tid == t->tid && g->next_seq == t->seq &&
+		    g->n < HOLD_SLOTS)
+			break;
+	}
+	if (k < 0) {
+		k = (*n)++;
+		sp->fin[k] = (struct group){ .uid = t->uid, .tid = t->tid };
+	}
+	struct group *g = &sp->fin[k];
+	g->slot[g->n] = t->slot;
+	g->dead[g->n++] = (uint8_t)t->free_it;
+	g->next_seq = t->seq + 1;
+}
+
+static int fin_job(void *ctx, size_t i, struct packer *pk)
+{
+	struct spool *sp = ctx;
+	const struct group *g = &sp->fin[i];
+	group_write(sp, pk, g, g->d, g->q, &sp->lock);
+	return 0;
+}
+
+/*
+ * Everything left after the drain thread: the groups it held and every slot
+ * still FULL, or OWNED (a dead owner's; or the window is over).  The program
+ * has usually ended by then, so the encoding runs on every core.
+ */
+static void final_drain(struct spool *sp)
+{
+	int n = 0, nt = 0;
+	for (int k = 0; k < sp->ngrp; k++)
+		sp->fin[n++] = sp->grp[k];
+	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++) {
+		struct mfx_spool_slot *s = &sp->h->slot[i];
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		const struct mfx_chunk_header *c = mfx_spool_chunk(sp->h, i);
+		if (sp->held[i] || (st != MFX_SLOT_FULL && st != MFX_SLOT_OWNED))
+			continue;
+		int dead = st == MFX_SLOT_FULL || owner_dead((pid_t)s->pid);
+		if (c->magic != MFX_CHUNK_MAGIC || !c->used || c->type != MFX_CT_EVENTS) {
+			if (dead)
+				slot_free(sp, i);
+			continue;
+		}
+		sp->tk[nt++] = (struct take){ s->trace_uid, c->tid, c->seq, i, (uint32_t)dead };
+		sp->held[i] = 1;
+	}
+	qsort(sp->tk, (size_t)nt, sizeof(sp->tk[0]), cmp_take);
+	for (int k = 0; k < nt; k++)
+		fin_add(sp, &n, &sp->tk[k]);
+	for (int k = 0; k < n; k++) {	/* files and quanta first: one thread */
+		struct group *g = &sp->fin[k];
+		g->d = dest_for(sp, g->uid);
+		g->q = g->d ? dest_quantum(sp, g->d) : 0;
+	}
+	pthread_mutex_init(&sp->lock, NULL);
+	pack_each((size_t)n, pack_threads(), fin_job, sp, &sp->fin_model);
+	pthread_mutex_destroy(&sp->lock);
+	for (int k = 0; k < n; k++)
+		group_release(sp, &sp->fin[k]);
+	sp->ngrp = sp->nheld = 0;
+}
+
 void spool_stop(struct spool *sp)
 {
 	if (sp->running) {
@@ -393,16 +492,16 @@ void spool_stop(struct spool *sp)
 		pthread_join(sp->thr, NULL);
 		sp->running = 0;
 	}
-	drain_pass(sp, 1, 1);
-	flush_old(sp, 1);
+	final_drain(sp);
 }
 
 void spool_stats(const struct spool *sp, struct spool_stats *st)
 {
 	*st = sp->st;
 	st->fallbacks = sp->h->fallbacks;
+	st->model = sp->fin_model;
 	if (sp->pk)
-		st->model = *pack_stats(sp->pk);
+		evc_stats_add(&st->model, pack_stats(sp->pk));
 }
 
 void spool_free(struct spool *sp)
