@@ -260,6 +260,32 @@ static int put_chunks(struct out *o, const uint8_t *m, const struct mfx_file_hea
 	return err;
 }
 
+/* The final file into o: the header, the slots handed out, the chunks,
+ * then the header again, patched. */
+static int write_final(struct out *o, const uint8_t *m, struct mfx_file_header *h,
+		       uint64_t tsc_hz, struct finalize_stats *st)
+{
+	uint32_t nslots = h->nthreads < MFX_THREAD_SLOTS ? h->nthreads : MFX_THREAD_SLOTS;
+	uint64_t first = MFX_HEADER_SIZE + (uint64_t)nslots * MFX_SLOT_SIZE;
+	uint64_t q = h->time_quantum ? h->time_quantum :
+				       pack_quantum(h, tsc_hz ? tsc_hz : h->tsc_hz);
+	int err = out_put(o, m, first);
+	if (err || (err = put_chunks(o, m, h, st->raw_bytes, q, st)))
+		return err;
+	const struct mfx_thread_slot *slots = (const void *)(m + MFX_HEADER_SIZE);
+	for (uint32_t i = 0; i < nslots; i++)
+		st->events += slots[i].events;
+	h->flags |= MFX_HF_FINAL;
+	h->first_chunk = first;
+	h->next_chunk = o->off;
+	h->time_quantum = (uint32_t)q;
+	h->version = MFX_TRACE_VERSION;
+	if (tsc_hz)
+		h->tsc_hz = tsc_hz;
+	st->final_bytes = o->off;
+	return put_all(o->fd, (const uint8_t *)h, sizeof(*h), 0);
+}
+
 int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 {
 	struct finalize_stats dummy;
@@ -303,25 +329,7 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 		err = o.fd < 0 ? -errno : -ENOMEM;
 		goto out;
 	}
-	/* The header, and only the slots handed out; patched at the end. */
-	uint32_t nslots = h.nthreads < MFX_THREAD_SLOTS ? h.nthreads : MFX_THREAD_SLOTS;
-	uint64_t first = MFX_HEADER_SIZE + (uint64_t)nslots * MFX_SLOT_SIZE;
-	uint64_t q = h.time_quantum ? h.time_quantum : pack_quantum(&h, tsc_hz ? tsc_hz : h.tsc_hz);
-	if ((err = out_put(&o, m, first)) ||
-	    (err = put_chunks(&o, m, &h, st->raw_bytes, q, st)))
-		goto out;
-	const struct mfx_thread_slot *slots = (const void *)(m + MFX_HEADER_SIZE);
-	for (uint32_t i = 0; i < nslots; i++)
-		st->events += slots[i].events;
-	h.flags |= MFX_HF_FINAL;
-	h.first_chunk = first;
-	h.next_chunk = o.off;
-	h.time_quantum = (uint32_t)q;
-	h.version = MFX_TRACE_VERSION;
-	if (tsc_hz)
-		h.tsc_hz = tsc_hz;
-	st->final_bytes = o.off;
-	if ((err = put_all(o.fd, (const uint8_t *)&h, sizeof(h), 0)))
+	if ((err = write_final(&o, m, &h, tsc_hz, st)))
 		goto out;
 	if (close(o.fd)) {
 		o.fd = -1;
