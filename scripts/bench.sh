@@ -5,8 +5,12 @@
 #   uninstrumented  vs  mfx launch --no-stacks  vs  mfx launch (stacks; and
 #   with libunwind alone, MFX_FAST_UNWIND=0)  vs  mfx launch --sample 512k
 #   vs  heaptrack (Debian's), as wall-time ratios, and CPU time (user+sys of
-#   every process of the command: steadier on a shared machine); trace
-#   bytes per event;
+#   every process of the command: steadier on a shared machine); what the
+#   end of the window costs (the spool's last chunks encoded, the file
+#   compacted); trace bytes per event, with stacks and without, side by side
+#   with heaptrack's trace of the same run (its .zst size / the events in
+#   it), and where mfx's bytes go (scripts/trace-columns.py: the stored size
+#   of every column);
 #   the analyzer (mfx report) on the biggest trace: events/s and peak RSS;
 #   attach: time from command to recording, how long a thread is held;
 #   replay: calls/s, on the 2-thread trace and on a one-thread malloc/free trace.
@@ -22,11 +26,11 @@ rm -rf "$out"/run-*
 W=build/tests/bench_workload
 [ -x "$W" ] || make --no-print-directory all
 # secs CMD: wall microseconds; the CPU microseconds (user+sys, children
-# included) go to $out/cpu
+# included) go to $out/cpu, its stderr to $out/last.err
 secs() {
 	local s e
 	s=$(date +%s%N)
-	/usr/bin/time -f "%U %S" -o "$out/time" "$@" >/dev/null 2>&1
+	/usr/bin/time -f "%U %S" -o "$out/time" "$@" >/dev/null 2>"$out/last.err"
 	e=$(date +%s%N)
 	awk '{ printf "%d\n", ($1 + $2) * 1e6 }' "$out/time" >"$out/cpu"
 	echo $(( (e - s) / 1000 ))
@@ -48,19 +52,34 @@ events=$((N * T * 2 + T * 256))
 echo "workload: $T threads x $N malloc+free pairs ($events calls)"
 base=$(best "$W" "$N" "$T"); cbase=$(cpu)
 echo "uninstrumented:            $(ms "$base") ms, CPU $(ms "$cbase") ms"
-ns=$(best build/mfx launch -q --no-report --force -o "$out/run-ns" --no-stacks -- "$W" "$N" "$T"); cns=$(cpu)
-echo "mfx launch --no-stacks:    $(ms "$ns") ms  ($(ratio "$ns" "$base")x), CPU $(ratio "$cns" "$cbase")x"
-st=$(best build/mfx launch -q --no-report --force -o "$out/run-st" -- "$W" "$N" "$T"); cst=$(cpu)
-echo "mfx launch (stacks 64):    $(ms "$st") ms  ($(ratio "$st" "$base")x), CPU $(ratio "$cst" "$cbase")x"
+# The end of the window (MFX_DEBUG's line, not quiet): from the window's
+# end to a final trace.
+eow() { sed -n 's/.*end of window \(.*\)/\1/p' "$out/last.err" | tail -1; }
+ns=$(MFX_DEBUG=1 best build/mfx launch --no-report --force -o "$out/run-ns" --no-stacks -- "$W" "$N" "$T"); cns=$(cpu)
+eow_ns=$(eow)
+echo "mfx launch --no-stacks:    $(ms "$ns") ms  ($(ratio "$ns" "$base")x), CPU $(ratio "$cns" "$cbase")x; end of window $eow_ns"
+st=$(MFX_DEBUG=1 best build/mfx launch --no-report --force -o "$out/run-st" -- "$W" "$N" "$T"); cst=$(cpu)
+eow_st=$(eow)
+echo "mfx launch (stacks 64):    $(ms "$st") ms  ($(ratio "$st" "$base")x), CPU $(ratio "$cst" "$cbase")x; end of window $eow_st"
 lu=$(MFX_FAST_UNWIND=0 best build/mfx launch -q --no-report --force -o "$out/run-lu" -- "$W" "$N" "$T"); clu=$(cpu)
 echo "  same, libunwind alone:   $(ms "$lu") ms  ($(ratio "$lu" "$base")x), CPU $(ratio "$clu" "$cbase")x"
 sa=$(best build/mfx launch -q --no-report --force -o "$out/run-sa" --sample 512k -- "$W" "$N" "$T"); csa=$(cpu)
 echo "mfx launch --sample 512k:  $(ms "$sa") ms  ($(ratio "$sa" "$base")x), CPU $(ratio "$csa" "$cbase")x"
-bytes_ns=$(stat -c %s "$out/run-ns/trace.mfx"); bytes_st=$(stat -c %s "$out/run-st/trace.mfx")
-bpe_ns=$(awk -v b="$bytes_ns" -v e="$events" 'BEGIN { printf "%.2f", b / e }')
-bpe_st=$(awk -v b="$bytes_st" -v e="$events" 'BEGIN { printf "%.2f", b / e }')
+bpe() { awk -v b="$(stat -c %s "$1")" -v e="$2" 'BEGIN { printf "%.2f", b / e }'; }
+bpe_ns=$(bpe "$out/run-ns/trace.mfx" "$events")
+bpe_st=$(bpe "$out/run-st/trace.mfx" "$events")
 echo "trace size:                $bpe_ns bytes/event (no stacks), $bpe_st (stacks)"
-ht=- htr=- ht_bpe=-
+# where the bytes go, per column of the model codec (bytes/event)
+columns() {
+	scripts/trace-columns.py "$1" --json | jq -r '.model as $m | [$m.columns | to_entries[]
+		| select(.value > 0) | "\(.key) \(.value / $m.events * 1000 | round / 1000)"]
+		| join(", ")'
+}
+cols_ns=$(columns "$out/run-ns/trace.mfx")
+cols_st=$(columns "$out/run-st/trace.mfx")
+echo "  no stacks, by column:    $cols_ns"
+echo "  stacks, by column:       $cols_st"
+ht=- htr=- ht_bpe=- hev=- hbpe_ns=- hbpe_st=-
 if command -v heaptrack >/dev/null; then
 	hn=$((N / 10))	# heaptrack is ~1000x slower: a tenth of the work, scaled
 	hb=$(best "$W" "$hn" "$T")
@@ -69,8 +88,22 @@ if command -v heaptrack >/dev/null; then
 	ht=$(( t * 10 ))
 	htr=$(ratio "$t" "$hb")
 	hf=$(ls "$out"/heaptrack.bench* 2>/dev/null | head -1)
-	[ -n "$hf" ] && ht_bpe=$(awk -v b="$(stat -c %s "$hf")" -v e="$((hn * T * 2))" 'BEGIN { printf "%.2f", b / e }')
-	echo "heaptrack (N/10, scaled):  $(ms "$ht") ms  (${htr}x; $ht_bpe bytes/event)"
+	if [ -n "$hf" ]; then	# its events: the + (allocation) and - (free) lines
+		case $hf in
+		*.zst) hev=$(zstdcat "$hf" | grep -c '^[+-] ') ;;
+		*.gz) hev=$(zcat "$hf" | grep -c '^[+-] ') ;;
+		*) hev=$(grep -c '^[+-] ' "$hf") ;;
+		esac
+		ht_bpe=$(bpe "$hf" "$hev")
+	fi
+	# mfx on that same run size, for the bytes
+	build/mfx launch -q --no-report --force -o "$out/run-hns" --no-stacks -- "$W" "$hn" "$T" >/dev/null 2>&1
+	build/mfx launch -q --no-report --force -o "$out/run-hst" -- "$W" "$hn" "$T" >/dev/null 2>&1
+	hevents=$((hn * T * 2 + T * 256))
+	hbpe_ns=$(bpe "$out/run-hns/trace.mfx" "$hevents")
+	hbpe_st=$(bpe "$out/run-hst/trace.mfx" "$hevents")
+	echo "heaptrack (N/10, scaled):  $(ms "$ht") ms  (${htr}x)"
+	echo "trace size at N/10:        heaptrack $ht_bpe bytes/event ($(stat -c %s "$hf") bytes, $hev events); mfx $hbpe_ns (no stacks), $hbpe_st (stacks)"
 else
 	echo "heaptrack:                 not installed (apt-get install heaptrack)"
 fi
@@ -129,7 +162,11 @@ cat >"$out/results.md" <<EOR
 | mfx launch --sample 512k (stacks) | $(ms "$sa") ms ($(ratio "$sa" "$base")x; CPU $(ratio "$csa" "$cbase")x) |
 | heaptrack (same workload at N/10, time x10) | $( [ "$ht" = - ] && echo - || echo "$(ms "$ht") ms (${htr}x)") |
 | mfx vs heaptrack | $( [ "$ht" = - ] && echo - || ratio "$ht" "$st")x faster (stacks) |
-| trace bytes/event | $bpe_ns (no stacks), $bpe_st (stacks); heaptrack $ht_bpe |
+| end of the window (trace final) | $eow_ns (no stacks); $eow_st (stacks) |
+| trace bytes/event | $bpe_ns (no stacks), $bpe_st (stacks) |
+| trace bytes/event at N/10, one run each | mfx $hbpe_ns (no stacks), $hbpe_st (stacks); heaptrack $ht_bpe ($hev events) |
+| mfx's bytes/event by column, no stacks | $cols_ns |
+| mfx's bytes/event by column, stacks | $cols_st |
 | analyzer | $bev events in $rms ms ($evs M events/s), peak RSS $((rkb / 1024)) MiB |
 | attach | command to recording $(ms $((act / 1000))) ms; thread held $(ms $((held / 1000))) ms; $slots GOT slots |
 | replay (glibc, $T threads) | $rops calls in $(ms $((rw / 1000))) ms ($rate M calls/s) |

@@ -222,7 +222,11 @@ static inline void live_kill(struct model *m, uint32_t o)
  * entries per event: plain loops, kept from becoming memmove calls (whose
  * call costs more than moving a handful of words).
  */
+#if defined(__GNUC__) && !defined(__clang__)
 #define NO_MEMMOVE __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_MEMMOVE
+#endif
 
 /* glibc's chunk size for a request (its tcache bins), then coarser classes
  * for big blocks, which the free lists rarely give back anyway. */

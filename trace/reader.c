@@ -732,7 +732,7 @@ static int stream_next_chunk(struct trace *t, struct tstream *s)
 		if (err)
 			return err;
 		s->p = p;
-		s->end = p + len;
+		s->end = p ? p + len : p;	/* a MODEL chunk: no byte payload */
 		s->ts = s->base_ts = c->base_ts;
 		s->base_ns = c->base_ns;
 		s->timebase = (int)c->timebase;
