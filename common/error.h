@@ -17,6 +17,8 @@ enum mfx_error {
 	MFX_E_NOTRACE,		/* no trace.mfx in the run directory */
 	MFX_E_TRUNCATED,	/* trace ends in the middle of a record */
 	MFX_E_NOTEMPTY,		/* output directory not empty (use --force) */
+	MFX_E_UNSAFE,		/* a symlink where mfx writes its files */
+	MFX_E_FOREIGN,		/* the output directory belongs to another user */
 	/* targets */
 	MFX_E_STATIC = 300,	/* statically linked: no dynamic loader */
 	MFX_E_NOGLIBC,		/* no glibc in the target */
@@ -42,6 +44,7 @@ enum mfx_error {
 	/* replay */
 	MFX_E_BOUND = 400,	/* a --max-* bound cut the replay */
 	MFX_E_COMPILE,		/* cc failed on replay.c */
+	MFX_E_NOTALLOC,		/* --allocator: not a shared object exporting malloc */
 };
 
 /* Text for a positive code (errno or MFX_E_*). Never NULL. */

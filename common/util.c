@@ -17,9 +17,11 @@
 
 int mfx_quiet;
 static int progress_shown;
+volatile uint64_t mfx_ticks;
 
 static void vsay(const char *fmt, va_list ap)
 {
+	mfx_tick();
 	char buf[2048];
 	int n = snprintf(buf, sizeof(buf), "%smfx: ", progress_shown ? "\r\033[K" : "");
 	progress_shown = 0;
@@ -96,6 +98,9 @@ const char *mfx_strerror(int err)
 	case MFX_E_SETUID: return "set-user-ID program: the loader ignores LD_PRELOAD for it";
 	case MFX_E_BOUND: return "a replay bound was reached";
 	case MFX_E_COMPILE: return "compiling the replay failed";
+	case MFX_E_UNSAFE: return "refused: a symbolic link where mfx writes its files";
+	case MFX_E_FOREIGN: return "the directory belongs to another user (choose one of your own)";
+	case MFX_E_NOTALLOC: return "not an ELF shared object that exports malloc";
 	default: return err > 0 && err < MFX_E_BASE ? strerror(err) : "unknown error";
 	}
 }
@@ -279,9 +284,9 @@ int agent_path(char *buf, size_t n)
 
 int read_file(const char *path, char **out, size_t *outlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_read(path);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	size_t cap = 16384, len = 0;
 	char *buf = malloc(cap);
 	if (!buf) {
@@ -347,58 +352,6 @@ ssize_t read_small(const char *path, char *buf, size_t n)
 	return (ssize_t)len;
 }
 
-int write_file(const char *path, const void *buf, size_t len)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	const char *p = buf;
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = -errno;
-			close(fd);
-			unlink(tmp);
-			return e;
-		}
-		p += w;
-		len -= w;
-	}
-	if (close(fd) || rename(tmp, path)) {
-		int e = -errno;
-		unlink(tmp);
-		return e;
-	}
-	return 0;
-}
-
-FILE *fopen_replace(const char *path, char *tmp, size_t n)
-{
-	if (snprintf(tmp, n, "%s.tmp", path) >= (int)n) {
-		errno = ENAMETOOLONG;
-		return NULL;
-	}
-	return fopen(tmp, "we");
-}
-
-int fclose_replace(FILE *f, const char *tmp, const char *path, int err)
-{
-	if (ferror(f) && !err)
-		err = -EIO;
-	if (fclose(f) && !err)
-		err = -errno;
-	if (!err && rename(tmp, path))
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
 int progress_enabled(void)
 {
 	return !mfx_quiet && isatty(2);
@@ -406,6 +359,7 @@ int progress_enabled(void)
 
 void progress_show(const char *fmt, ...)
 {
+	mfx_tick();
 	if (!progress_enabled())
 		return;
 	char buf[512];

@@ -63,18 +63,51 @@ int read_file(const char *path, char **buf, size_t *len);
 /* Read at most n - 1 bytes of a small file (/proc/PID/status, comm, ...)
  * into buf, NUL-terminated, without allocating.  Its length, or -errno. */
 ssize_t read_small(const char *path, char *buf, size_t n);
-/* Write buf to path atomically (tmp + rename). 0 or -errno. */
+/* Write buf to path atomically: a fresh 0600 temporary file (O_EXCL,
+ * O_NOFOLLOW) renamed over path.  0 or -errno. */
 int write_file(const char *path, const void *buf, size_t len);
-/* The same for a stream: fopen_replace() opens "<path>.tmp" (tmp gets its
- * name, n >= strlen(path) + 5); fclose_replace() closes it and renames it
- * over path unless err (or a write or close error) says otherwise, in which
- * case the .tmp is removed.  Returns err, or the first error seen. */
+/* The same for a stream: fopen_replace() creates "<path>.tmpXXXXXX" (tmp
+ * gets its name, n >= strlen(path) + 11); fclose_replace() closes it and
+ * renames it over path unless err (or a write or close error) says
+ * otherwise, in which case the temporary file is removed.  Returns err, or
+ * the first error seen. */
 FILE *fopen_replace(const char *path, char *tmp, size_t n);
 int fclose_replace(FILE *f, const char *tmp, const char *path, int err);
 
 /* Is name (a file name, no folder) one of the traces mfx writes:
  * "trace.mfx", "trace-<pid>.mfx" or "trace-<pid>.<n>.mfx"? */
 int is_trace_name(const char *name);
+/*
+ * Files mfx creates (see util.c "files"): O_EXCL|O_NOFOLLOW, mode 0600 at
+ * most, relative to the run directory's fd once dir_bind() named it.
+ * dir_bind(): open `dir` (O_NOFOLLOW when nofollow: mfx made it) and
+ * resolve every later path directly under it through that fd; returns the
+ * fd or -errno (-MFX_E_UNSAFE: it is a symlink).  dir_bound_fd(): that fd
+ * if `dir` is the bound directory, else -1.
+ */
+int dir_bind(const char *dir, int nofollow);
+int dir_bound_fd(const char *dir);
+/* open(2) of path, never following a symlink in its last component;
+ * O_CREAT implies O_EXCL; mode is masked to 0600.  fd or -errno. */
+int file_open(const char *path, int flags, mode_t mode);
+int file_unlink(const char *path);
+/* open(path, O_RDONLY): through the bound fd (and never a symlink) when
+ * path is in the run directory, else as given.  fd or -errno. */
+int open_read(const char *path);
+/* opendir(3), through the bound fd when dir is the run directory. */
+#include <dirent.h>
+DIR *dir_open(const char *dir);
+/* Remove the temporary files being written (async-signal-safe): mfx is
+ * ending at once (a second Ctrl-C). */
+void mfx_tmp_cleanup(void);
+
+/* Progress, for the watchdog that ends an interrupted mfx which stopped
+ * moving (attach/stopping.c): long loops call mfx_tick() now and then. */
+extern volatile uint64_t mfx_ticks;
+static inline void mfx_tick(void)
+{
+	__atomic_fetch_add(&mfx_ticks, 1, __ATOMIC_RELAXED);
+}
 
 /* Progress line on stderr, only when stderr is a terminal and not quiet:
  * progress_show() redraws it in place, progress_clear() erases it. */

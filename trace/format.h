@@ -60,6 +60,16 @@
 #define MFX_HF_DROPPED    0x0040u	/* some events were dropped (see dropped_events) */
 #define MFX_HF_SAMPLED    0x0080u	/* --sample: only sampled calls (see sample_bytes) */
 
+/* mfx_file_header.degraded: what the agent had to give up, and why the
+ * trace holds less than a full recording (the reader reports each one;
+ * a MARK AGENT_NOTE record says the same in words when it could be written). */
+#define MFX_DG_NO_STACKS  0x0001u	/* no stacks: libunwind or the stack table missing */
+#define MFX_DG_NO_MODULES 0x0002u	/* the module table could not be mapped: no symbols */
+#define MFX_DG_NO_SPOOL   0x0004u	/* the spool could not be mapped: file chunks only */
+#define MFX_DG_STOPPED    0x0008u	/* recording stopped early (fail_errno says why) */
+#define MFX_DG_DROPPED    0x0010u	/* mfx could not keep up: events dropped, counted */
+#define MFX_DG_DRAINED    0x0020u	/* mfx went away: the agent wrote its chunks itself */
+
 /* mfx_file_header.state, written by the agent, read by mfx */
 enum mfx_state {
 	MFX_ST_INIT = 0, MFX_ST_RECORDING = 1, MFX_ST_STOPPING = 2, MFX_ST_STOPPED = 3,
@@ -107,7 +117,10 @@ struct mfx_file_header {
 	 * (format 2), 0 = not set (every time as recorded). */
 	uint32_t time_quantum;
 	uint32_t reserved0;
-	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 32];
+	uint32_t degraded;		/* (S) MFX_DG_*: what the agent had to give up */
+	uint32_t dropped_chunks;	/* (S) chunks dropped (back-pressure, write errors) */
+	char fail_what[64];		/* (A) with fail_errno: what failed, in words */
+	uint8_t reserved[MFX_HEADER_SIZE - 144 - 512 - 1024 - 32 - 72];
 };
 _Static_assert(sizeof(struct mfx_file_header) == MFX_HEADER_SIZE, "header page");
 
@@ -296,6 +309,9 @@ enum mfx_mark_kind {
 	 * status (main's return value or exit()'s argument), how (enum
 	 * mfx_exit_how). */
 	MFX_MARK_EXITING = 11,
+	/* AGENT_NOTE: the agent gave something up (MFX_DG_*): vals: the flag,
+	 * errno; text: what, in words ("no stacks: cannot map the stack table"). */
+	MFX_MARK_AGENT_NOTE = 12,
 };
 
 enum mfx_alloc_phase {

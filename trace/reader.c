@@ -3,6 +3,13 @@
  * chunks, loads the metadata, and streams events merged across threads by
  * time.  Every length and offset read from the file is checked before use:
  * a malformed trace ends in -MFX_E_CORRUPT, never in a crash.
+ *
+ * Memory and time are bounded by the file's size, whatever its bytes say
+ * (a 659 KB corrupted trace once made report allocate 13.6 GB): a stack
+ * id by how many STACK records the file can hold, a chunk's decoded size
+ * by the raw slot size, the decoded bytes of all chunks together by
+ * DECODE_RATIO times the file (plus a floor), and an event's stack id by
+ * the stacks actually defined (others read as 0, "no stack").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +31,15 @@
 struct chunk_ref {
 	uint64_t off;		/* of the header in the file */
 	uint32_t seq;
+	uint32_t used;
+	uint64_t base_ts;	/* with seq: the same chunk copied twice */
 };
+
+/* Decoded bytes allowed per byte of file (zstd and the column codec do not
+ * reach this on event data), plus a floor for small files. */
+#define DECODE_RATIO 256u
+#define DECODE_FLOOR (64ull << 20)
+#define MIN_STACK_RECORD 4u	/* ext byte, kind, len, id... : a STACK record is longer */
 
 /* One thread's event stream. */
 struct tstream {
@@ -83,6 +98,7 @@ struct trace {
 	/* clock pairs (unit, ns) for fitting the TSC rate */
 	uint64_t sync_lo_u, sync_lo_ns, sync_hi_u, sync_hi_ns;
 	int have_sync;
+	uint64_t decoded;	/* bytes all chunks decode to (checked at open) */
 	ZSTD_DCtx *zd;
 	uint8_t *colbuf;	/* decoded columns of the chunk being opened */
 	size_t colcap;
@@ -197,8 +213,9 @@ static int chunk_payload(struct trace *t, const struct mfx_chunk_header *c, uint
 		*len = used;
 		return 0;
 	}
+	/* A chunk decodes to at most the raw slot it was written into. */
 	if ((c->codec != MFX_CODEC_ZSTD && c->codec != MFX_CODEC_COLS) ||
-	    c->stored > c->span - sizeof(*c) || used > 64u << 20)
+	    c->stored > c->span - sizeof(*c) || used > t->hdr.chunk_size - sizeof(*c))
 		return -MFX_E_CORRUPT;
 	if (!used) {	/* empty: no buffer needed (and none to point into yet) */
 		*p = src;
@@ -231,8 +248,10 @@ static int chunk_payload(struct trace *t, const struct mfx_chunk_header *c, uint
 static int add_stack(struct trace *t, const uint8_t *p, const uint8_t *end)
 {
 	uint64_t id, n, f;
+	/* Ids are dense from 1: no more of them than STACK records fit. */
 	if (get_varint(&p, end, &id) || get_varint(&p, end, &n) || n == 0 || n > MFX_MAX_DEPTH ||
-	    id == 0 || id > (1u << 26) || get_varint(&p, end, &f))
+	    id == 0 || id > t->size / MIN_STACK_RECORD + 1 || id > (1u << 26) ||
+	    get_varint(&p, end, &f))
 		return -MFX_E_CORRUPT;
 	if (id >= t->nstacks) {
 		uint32_t nn = t->nstacks ? t->nstacks : 256;
@@ -441,7 +460,29 @@ static struct tstream *stream_for(struct trace *t, uint32_t tid)
 static int cmp_ref(const void *a, const void *b)
 {
 	const struct chunk_ref *x = a, *y = b;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	if (x->base_ts != y->base_ts)
+		return x->base_ts < y->base_ts ? -1 : 1;
+	return x->used > y->used ? -1 : x->used < y->used;	/* longest copy first */
+}
+
+/*
+ * The same chunk twice: a slot copied while its thread still filled it (a
+ * process that never saw the stop) and copied again later, by the agent
+ * once mfx was gone.  Same thread, seq and start time: keep the longest,
+ * which holds the other as a prefix.
+ */
+static void drop_copies(struct tstream *s)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < s->nchunks; i++) {
+		const struct chunk_ref *c = &s->chunks[i];
+		if (w && s->chunks[w - 1].seq == c->seq && s->chunks[w - 1].base_ts == c->base_ts)
+			continue;
+		s->chunks[w++] = *c;
+	}
+	s->nchunks = w;
 }
 
 static int walk_chunks(struct trace *t)
@@ -464,7 +505,9 @@ static int walk_chunks(struct trace *t)
 			if (!s)
 				return -ENOMEM;
 			GROW(s->chunks, s->nchunks, s->cap);
-			s->chunks[s->nchunks++] = (struct chunk_ref){ off, c->seq };
+			uint32_t used = __atomic_load_n(&c->used, __ATOMIC_ACQUIRE);
+			s->chunks[s->nchunks++] = (struct chunk_ref){ off, c->seq, used, c->base_ts };
+			t->decoded += used;
 			if (c->timebase == 0)
 				note_sync(t, c->base_ts, c->base_ns);
 		} else if (c->type == MFX_CT_META || c->type == MFX_CT_MFX) {
@@ -480,6 +523,8 @@ static int walk_chunks(struct trace *t)
 	}
 	if (final && off != t->limit && t->limit - off >= sizeof(struct mfx_chunk_header))
 		return -MFX_E_TRUNCATED;
+	if (t->decoded > DECODE_FLOOR + (uint64_t)DECODE_RATIO * t->size)
+		return -MFX_E_CORRUPT;	/* more than any real trace this size decodes to */
 	return 0;
 }
 
@@ -566,6 +611,7 @@ static int open_common(struct trace *t)
 	for (size_t i = 0; i < t->nth; i++) {
 		struct tstream *s = &t->th[i];
 		qsort(s->chunks, s->nchunks, sizeof(*s->chunks), cmp_ref);
+		drop_copies(s);
 		t->tids[i] = s->tid;
 	}
 	struct trace_info *in = &t->info;
@@ -593,6 +639,11 @@ static int open_common(struct trace *t)
 			in->window_end_ns = t->marks[i].ts_ns;
 	in->start_realtime_ns = t->hdr.start_realtime_ns;
 	in->dropped_events = t->hdr.dropped_events;
+	in->dropped_chunks = t->hdr.dropped_chunks;
+	in->degraded = t->hdr.degraded;
+	in->fail_errno = t->hdr.fail_errno;
+	t->hdr.fail_what[sizeof(t->hdr.fail_what) - 1] = 0;
+	in->fail_what = t->hdr.fail_what;
 	in->nthreads = (uint32_t)t->nth;
 	in->tids = t->tids;
 	in->nevents = count_events(t);
@@ -618,9 +669,9 @@ int trace_open_mem(const void *buf, size_t len, struct trace **out)
 
 int trace_open(const char *path, struct trace **out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_read(path);	/* in the run directory: through its fd */
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct stat st;
 	if (fstat(fd, &st)) {
 		int e = -errno;
@@ -892,7 +943,9 @@ static int stream_decode(struct trace *t, struct tstream *s)
 			if (!(flags & MFX_F_SAME_STACK)) {
 				if (get_varint(&p, end, &v) || v > UINT32_MAX)
 					return -MFX_E_CORRUPT;
-				s->stack = (uint32_t)v;
+				/* an id no STACK record defined (its META write
+				 * failed, or the file lies): "no stack" */
+				s->stack = v < t->nstacks && t->stacks[v] ? (uint32_t)v : 0;
 			}
 			ev->stack = s->stack;
 		}

@@ -80,7 +80,11 @@ struct trace_info {
 	uint64_t start_ns, end_ns;	/* first and last event or sample time */
 	uint64_t window_start_ns, window_end_ns; /* 0 = unknown */
 	uint64_t start_realtime_ns;
-	uint64_t dropped_events;
+	uint64_t dropped_events;	/* events the agent could not keep (counted) */
+	uint32_t dropped_chunks;	/* chunks lost whole (back-pressure, write errors) */
+	uint32_t degraded;		/* MFX_DG_*: what the agent had to give up */
+	int32_t fail_errno;		/* recording stopped early (0: it did not) */
+	const char *fail_what;		/* with fail_errno: what failed ("" if unknown) */
 	uint32_t nthreads;
 	const uint32_t *tids;		/* [nthreads], dense index order */
 	uint64_t nevents;		/* events in the file (known after open) */

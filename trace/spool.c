@@ -115,7 +115,7 @@ static struct dest *dest_for(struct spool *sp, uint64_t uid)
 	for (int i = 0; i < sp->ndst; i++)
 		if (sp->dst[i].uid == uid)
 			return &sp->dst[i];
-	DIR *d = opendir(sp->dir);
+	DIR *d = dir_open(sp->dir);	/* the bound run directory: through its fd */
 	if (!d)
 		return NULL;
 	struct dirent *e;
@@ -124,14 +124,15 @@ static struct dest *dest_for(struct spool *sp, uint64_t uid)
 		if (!is_trace_name(e->d_name))
 			continue;
 		char path[4200];
-		int fd = open(path_join(path, sizeof(path), sp->dir, e->d_name), O_RDWR | O_CLOEXEC);
+		int fd = file_open(path_join(path, sizeof(path), sp->dir, e->d_name),
+				   O_RDWR | O_NONBLOCK, 0);	/* never a symlink, never a FIFO */
 		if (fd < 0)
 			continue;
 		/* Look before mapping: a trace file the agent has just created is
 		 * still empty, and touching a mapping past its end is a SIGBUS. */
 		struct mfx_file_header peek;
 		struct stat st;
-		if (fstat(fd, &st) || st.st_size < (off_t)MFX_HEADER_SIZE ||
+		if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)MFX_HEADER_SIZE ||
 		    pread(fd, &peek, sizeof(peek), 0) != (ssize_t)sizeof(peek) ||
 		    peek.magic != MFX_TRACE_MAGIC || peek.trace_uid != uid) {
 			close(fd);
@@ -201,16 +202,46 @@ static int dest_append(struct dest *d, const uint8_t *c, size_t span)
 		d->rlen = len;
 		d->rused = 0;
 	}
-	ssize_t w = pwrite(d->fd, c, span, (off_t)(d->region + d->rused));
-	if (w != (ssize_t)span)
-		return w < 0 ? -errno : -EIO;
+	/* The payload first, the header (its magic) last: a write cut short
+	 * (a full disk) leaves zeros where the chunk would start, which a
+	 * reader skips, never a chunk whose tail is missing.  The header's 48
+	 * bytes land in a block the payload write already allocated. */
+	size_t h = sizeof(struct mfx_chunk_header);
+	off_t at = (off_t)(d->region + d->rused);
+	ssize_t w = span > h ? pwrite(d->fd, c + h, span - h, at + (off_t)h) : (ssize_t)(span - h);
+	if (w != (ssize_t)(span - h))
+		return w < 0 ? -errno : -ENOSPC;
+	if (pwrite(d->fd, c, h, at) != (ssize_t)h)
+		return -errno;
 	d->rused += span;
 	return 0;
+}
+
+/* A chunk that could not be written (ENOSPC, EIO): counted in the trace's
+ * header and in the stats; the session ends the window (a full disk is not
+ * a reason to go on filling it). */
+static void write_failed(struct spool *sp, struct dest *d, int err, uint32_t chunks)
+{
+	sp->st.write_errors += chunks;
+	if (!sp->st.write_errno)
+		sp->st.write_errno = -err;
+	__atomic_fetch_add(&d->hdr->dropped_chunks, chunks, __ATOMIC_RELAXED);
+	__atomic_fetch_or(&d->hdr->flags, MFX_HF_DROPPED, __ATOMIC_RELAXED);
+}
+
+/* FULL (or a dead owner's OWNED) -> DRAINING: ours to write.  The agent
+ * claims slots the same way once mfx is gone (preload/drain.c), and takes
+ * over DRAINING ones a killed mfx left: no slot is written by both. */
+static int claim(struct spool *sp, uint32_t i, uint32_t from)
+{
+	return __atomic_compare_exchange_n(&sp->h->slot[i].state, &from, MFX_SLOT_DRAINING, 0,
+					   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
 static void slot_free(struct spool *sp, uint32_t i)
 {
 	mfx_spool_chunk(sp->h, i)->magic = 0;
+	sp->h->slot[i].off = 0;
 	__atomic_store_n(&sp->h->slot[i].state, MFX_SLOT_FREE, __ATOMIC_RELEASE);
 }
 
@@ -232,8 +263,11 @@ static void group_write(struct spool *sp, struct packer *pk, const struct group 
 	if (!d) {
 		sp->st.orphans += g->n;
 	} else if (span) {
-		if (!dest_append(d, out, span))
+		int err = dest_append(d, out, span);
+		if (!err)
 			sp->st.chunks += g->n;
+		else
+			write_failed(sp, d, err, g->n);
 	} else {	/* each as it is, compressed if we can */
 		for (uint32_t i = 0; i < g->n; i++) {
 			if (lock)
@@ -245,8 +279,11 @@ static void group_write(struct spool *sp, struct packer *pk, const struct group 
 			}
 			if (lock)
 				pthread_mutex_lock(lock);
-			if (!dest_append(d, out, span))
+			int err = dest_append(d, out, span);
+			if (!err)
 				sp->st.chunks++;
+			else
+				write_failed(sp, d, err, 1);
 		}
 	}
 	if (lock)
@@ -360,9 +397,9 @@ static int drain_pass(struct spool *sp, int orphans)
 		if (sp->held[i])
 			continue;
 		if (st == MFX_SLOT_FULL) {
-			take = 1;
+			take = claim(sp, i, st);
 		} else if (st == MFX_SLOT_OWNED && orphans && owner_dead((pid_t)s->pid)) {
-			take = 1;	/* its process died holding it (crash, _exit, kill) */
+			take = claim(sp, i, st);	/* its process died holding it */
 		}
 		if (take)
 			tk[n++] = (struct take){ s->trace_uid, c->tid, c->seq, i, (uint32_t)free_it };
@@ -390,8 +427,10 @@ static void *drain_thread(void *arg)
 		int orphans = now - last_orphans >= ORPHAN_CHECK_NS;
 		if (orphans)
 			last_orphans = now;
-		if (drain_pass(sp, orphans))
+		if (drain_pass(sp, orphans)) {
+			mfx_tick();	/* progress, for the watchdog of an interrupted mfx */
 			continue;
+		}
 		struct timespec ts = { 0, WAIT_NS };
 		syscall(SYS_futex, &sp->h->full_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
 		__atomic_store_n(&sp->h->waiting, 0, __ATOMIC_SEQ_CST);
@@ -460,6 +499,8 @@ static void final_drain(struct spool *sp)
 		if (sp->held[i] || (st != MFX_SLOT_FULL && st != MFX_SLOT_OWNED))
 			continue;
 		int dead = st == MFX_SLOT_FULL || owner_dead((pid_t)s->pid);
+		if (dead && !claim(sp, i, st))
+			continue;	/* the agent took it (mfx was thought gone) */
 		if (c->magic != MFX_CHUNK_MAGIC || !c->used || c->type != MFX_CT_EVENTS) {
 			if (dead)
 				slot_free(sp, i);

@@ -28,6 +28,8 @@ struct spool_stats {
 	uint64_t fallbacks;	/* chunks agents took from the file: no free slot */
 	uint64_t orphans;	/* slots whose trace file was not found */
 	struct evc_stats model;	/* what the encoded chunks hold */
+	uint64_t write_errors;	/* chunks that could not be written (full disk) */
+	int write_errno;	/* the first such error */
 };
 void spool_stats(const struct spool *sp, struct spool_stats *st);
 

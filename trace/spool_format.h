@@ -13,7 +13,14 @@
  * dead owner.  When no slot is free the agent falls back to mapping chunks
  * of the trace file itself.
  *
- * Slot life:  FREE --agent CAS--> OWNED --agent--> FULL --mfx--> FREE
+ * Slot life:  FREE --agent CAS--> OWNED --agent--> FULL --drainer CAS--> DRAINING
+ *             --drainer--> FREE
+ *
+ * The drainer is mfx's drain thread, or the agent itself once mfx is gone
+ * (docs/design.md "When mfx dies").  A drainer claims a FULL slot with a
+ * CAS, takes a chunk offset in the trace file, stores it in `off` and only
+ * then writes: a slot left DRAINING by a drainer that was killed is written
+ * again at the same offset, so no chunk is lost or written twice.
  */
 #ifndef MFX_SPOOL_H
 #define MFX_SPOOL_H
@@ -22,17 +29,20 @@
 
 #include "trace/format.h"
 
-#define MFX_SPOOL_MAGIC     0x4c4f4f5053584d46ull	/* "FMXSPOOL" */
+#define MFX_SPOOL_MAGIC     0x324c4f5053584d46ull	/* "FMXSPOL2" (v1 had no DRAINING) */
 #define MFX_SPOOL_HEADER    16384u
 #define MFX_SPOOL_SLOT      MFX_CHUNK_SIZE
 #define MFX_SPOOL_SLOTS     512u			/* 32 MiB, touched lazily */
 
-enum mfx_slot_state { MFX_SLOT_FREE = 0, MFX_SLOT_OWNED = 1, MFX_SLOT_FULL = 2 };
+enum mfx_slot_state {
+	MFX_SLOT_FREE = 0, MFX_SLOT_OWNED = 1, MFX_SLOT_FULL = 2, MFX_SLOT_DRAINING = 3,
+};
 
 struct mfx_spool_slot {
 	volatile uint32_t state;	/* enum mfx_slot_state */
 	uint32_t pid;			/* owner process */
 	uint64_t trace_uid;		/* mfx_file_header.trace_uid of its trace */
+	volatile uint64_t off;		/* DRAINING: where it goes in the trace (0: not yet) */
 };
 
 struct mfx_spool_header {

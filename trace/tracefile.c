@@ -28,11 +28,11 @@ int tfile_open(const char *path, struct tfile *tf)
 {
 	memset(tf, 0, sizeof(*tf));
 	tf->fd = -1;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = file_open(path, O_RDWR | O_NONBLOCK, 0);	/* never a symlink, never a FIFO's wait */
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct stat st;
-	if (fstat(fd, &st) || st.st_size < (off_t)MFX_FIRST_CHUNK) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)MFX_FIRST_CHUNK) {
 		close(fd);
 		return -EAGAIN;
 	}
