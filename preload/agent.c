@@ -22,11 +22,35 @@ struct agent_real agent_real;
 
 /* Launch mode remembers where traces go, for fork and exec children. */
 static char run_dir[4096];
+/* The run directory as mfx created it (MFX_DIR_FD, inherited): files are
+ * made relative to it, so a directory swapped in under its name by a user
+ * who can write its parent gets nothing.  Used while it is still ours
+ * (agent_fd_is); a program that closed it falls back to the path. */
+static int run_dir_fd = -1;
+static uint64_t run_dir_ino;
+
+/* Create `name` in the run directory: O_EXCL|O_NOFOLLOW, 0600 (a trace or
+ * smaps shows the address layout /proc denies others). */
+static int run_create(const char *name, int flags)
+{
+	flags |= O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	if (agent_fd_is(run_dir_fd, run_dir_ino, S_IFDIR))
+		return openat(run_dir_fd, name, flags, 0600);
+	char path[4200];
+	size_t l = strnlen(run_dir, sizeof(run_dir));
+	if (l + 2 + strlen(name) > sizeof(path))
+		return (errno = ENAMETOOLONG, -1);
+	memcpy(path, run_dir, l);
+	path[l] = '/';
+	strcpy(path + l + 1, name);
+	return open(path, flags, 0600);
+}
 static pid_t root_pid;
 static int launch_mode;
 static volatile int end_lock;
 static int exiting;		/* the EXITING mark was written (agent_exiting) */
 static int exit_smaps_saved;
+static int armed;	/* agent_begin succeeded, agent_end not run yet */
 
 #define TSC_SHIFT 4	/* 16 TSC ticks (~6 ns at 2.5 GHz) per time unit:
 			   typical deltas between calls fit one varint byte */
@@ -183,28 +207,30 @@ int agent_parse_config(const char *s, struct agent_config *c)
  * already.  O_EXCL: never append to someone else's trace. */
 static int create_trace(const char *dir, int is_root, char *path, size_t n)
 {
-	char pid[24];
+	char pid[24], name[64];
 	u64_to_dec(pid, (uint64_t)getpid());
 	for (int i = is_root ? -1 : 0; i < 100; i++) {
-		size_t l = strnlen(dir, n - 64);
-		memcpy(path, dir, l);
-		path[l] = 0;
 		if (i < 0) {
-			strcat(path, "/trace.mfx");
+			strcpy(name, "trace.mfx");
 		} else {
-			strcat(path, "/trace-");
-			strcat(path, pid);
+			strcpy(name, "trace-");
+			strcat(name, pid);
 			if (i > 0) {
 				char num[24];
 				u64_to_dec(num, (uint64_t)i);
-				strcat(path, ".");
-				strcat(path, num);
+				strcat(name, ".");
+				strcat(name, num);
 			}
-			strcat(path, ".mfx");
+			strcat(name, ".mfx");
 		}
-		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0 || errno != EEXIST)
+		int fd = run_create(name, O_RDWR);
+		if (fd >= 0 || errno != EEXIST) {
+			size_t l = strnlen(dir, n - 64);	/* for the record only */
+			memcpy(path, dir, l);
+			path[l] = '/';
+			strcpy(path + l + 1, name);
 			return fd >= 0 ? fd : -errno;
+		}
 	}
 	return -EEXIST;
 }
@@ -252,12 +278,33 @@ static void atfork_child(void);
 
 /* ---- begin / end ----------------------------------------------------------------- */
 
+/* Stacks wanted: libunwind and the stack table, or why not (0 = fine). */
+static int stacks_setup(void)
+{
+	int err = stack_init();
+	return err ? err : stack_reset();
+}
+
+static void note_stacks_off(int err)
+{
+	agent_note(MFX_DG_NO_STACKS, -err, err == -ENOENT ?
+		   "no stacks: libunwind.so.8 could not be loaded in the process" :
+		   "no stacks: the stack table could not be mapped (address space or memory "
+		   "limit)");
+}
+
+/*
+ * Every mapping made here can fail (RLIMIT_AS, a full address space, a
+ * full disk): what is not essential degrades with a note in the trace --
+ * no spool (file chunks), no stacks -- and what is (the trace header)
+ * fails the start with -errno.
+ */
 int agent_begin(const struct agent_config *c)
 {
 	static int tsc_checked, atfork_done;
 	int busy = tls_busy, err = 0;
 	tls_busy = 1;
-	if (rec.active) {
+	if (rec.active || armed) {
 		err = -EBUSY;
 		goto out;
 	}
@@ -272,7 +319,8 @@ int agent_begin(const struct agent_config *c)
 		goto out;
 	int fd = c->trace_fd;
 	if (fd < 0) {
-		fd = c->trace_path[0] ? open(c->trace_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+		fd = c->trace_path[0] ? open(c->trace_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+					     0600) : -1;
 		if (fd < 0) {
 			err = -errno;
 			goto out;
@@ -283,28 +331,45 @@ int agent_begin(const struct agent_config *c)
 		close(fd);
 		goto out;
 	}
+	if ((err = rec_pool_init())) {
+		close(fd);
+		goto out;
+	}
 	err = rec_map_file(fd);
 	if (err) {
 		close(fd);
 		goto out;
 	}
 	rec_thread_key_init();
-	if (c->spool_fd >= 0)
-		rec_spool_attach(c->spool_fd);	/* without it: chunks from the file */
+	modules_init();
+	int spool_err = c->spool_fd >= 0 ? rec_spool_attach(c->spool_fd) : 0;
 	if (!atfork_done) {
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atfork_done = 1;
 	}
-	if (c->stack_depth)
-		stack_init();	/* without libunwind (or memory): events carry stack id 0 */
-	rec.stacks = c->stack_depth > 0;
-	rec.depth = c->stack_depth;
-	stack_reset();
+	struct agent_config eff = *c;
+	int stack_err = c->stack_depth ? stacks_setup() : 0;
+	if (stack_err)
+		eff.stack_depth = 0;	/* the header says: no stack ids */
+	rec.stacks = eff.stack_depth > 0;
+	rec.depth = eff.stack_depth;
 	modules_reset();
-	fill_header(rec.hdr, c);
+	fill_header(rec.hdr, &eff);
 	rec.file_ok = 1;
+	armed = 1;
+	if (stack_err)
+		note_stacks_off(stack_err);
+	if (spool_err)
+		agent_note(MFX_DG_NO_SPOOL, -spool_err, "the spool could not be mapped: chunks "
+			   "are mapped from the trace file instead (slower)");
 	modules_check();
 	agent_mark(MFX_MARK_WINDOW_START, NULL, 0, c->attach ? "attach" : "launch");
+	if (!rec.file_ok) {	/* not even the first records could be written */
+		err = -(rec.hdr->fail_errno ? rec.hdr->fail_errno : EIO);
+		tls_busy = busy;
+		agent_end("failed");
+		return err;
+	}
 	rec.hdr->window_start_ns = agent_now_ns();
 	__atomic_store_n(&rec.hdr->state, MFX_ST_RECORDING, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
@@ -316,13 +381,15 @@ out:
 	return err;
 }
 
+/* Ends a recording that agent_begin armed, also one agent_fail stopped
+ * (its chunks are still to be given back, its file to be closed). */
 int agent_end(const char *why)
 {
-	if (!rec.active || __atomic_exchange_n(&end_lock, 1, __ATOMIC_ACQUIRE))
+	if (!armed || __atomic_exchange_n(&end_lock, 1, __ATOMIC_ACQUIRE))
 		return 0;
 	int busy = tls_busy;
 	tls_busy = 1;
-	if (rec.active) {
+	if (armed) {
 		if (rec.file_ok) {
 			modules_check();	/* libraries loaded since the last look */
 			if (sample_mean && sample_lost)
@@ -330,23 +397,42 @@ int agent_end(const char *why)
 					   "--sample: too many live sampled blocks to follow");
 			agent_mark(MFX_MARK_WINDOW_END, NULL, 0, why);
 		}
-		__atomic_store_n(&rec.active, 0, __ATOMIC_SEQ_CST);
+		agent_disarm();
 		sample_begin(0);
 		rec_end_threads();
+		if (rec_mfx_orphan())	/* slots given back just now, and stragglers' */
+			rec_spool_drain_exit();
 		__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
 		rec.file_ok = 0;
 		struct mfx_file_header *h = rec.hdr;
 		if (h) {
 			h->end_tsc = agent_tsc();
-			h->end_ns = h->window_end_ns = agent_now_ns();
+			h->end_ns = agent_now_ns();
 			h->flags |= MFX_HF_ENDED;
 			__atomic_store_n(&h->state, MFX_ST_STOPPED, __ATOMIC_RELEASE);
 		}
 		rec_detach_header();
+		armed = 0;
 	}
 	tls_busy = busy;
 	__atomic_store_n(&end_lock, 0, __ATOMIC_RELEASE);
 	return 0;
+}
+
+/* The hooks stop recording now (the window's end, in the header); the
+ * rest of agent_end (waiting for threads in a record, giving chunks back)
+ * may take longer on a busy machine and is not part of the window. */
+void agent_window_started(void)
+{
+	if (rec.hdr && rec.active)
+		rec.hdr->window_start_ns = agent_now_ns();
+}
+
+void agent_disarm(void)
+{
+	if (!__atomic_exchange_n(&rec.active, 0, __ATOMIC_SEQ_CST) || !rec.hdr)
+		return;
+	rec.hdr->window_end_ns = agent_now_ns();
 }
 
 int agent_recording(void)
@@ -359,18 +445,36 @@ struct mfx_file_header *agent_header(void)
 	return rec.hdr;
 }
 
-/* Called with locks possibly held (a chunk's or rec_lock): only flags. */
+/* Called with locks possibly held (a chunk's or rec_lock): only flags and
+ * the header's words, no record.  mfx sees state STOPPED with fail_errno
+ * and ends the window; agent_end gives the chunks back. */
 void agent_fail(int err, const char *what)
 {
-	(void)what;
 	rec.file_ok = 0;
 	__atomic_store_n(&rec.active, 0, __ATOMIC_SEQ_CST);
-	if (rec.hdr) {
-		rec.hdr->fail_errno = err;
-		rec.hdr->flags |= MFX_HF_DROPPED;
-		__atomic_fetch_add(&rec.hdr->dropped_events, 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&rec.hdr->state, MFX_ST_STOPPED, __ATOMIC_RELEASE);
+	struct mfx_file_header *h = rec.hdr;
+	if (h) {
+		if (!h->fail_errno) {
+			size_t n = what ? strnlen(what, sizeof(h->fail_what) - 1) : 0;
+			memcpy(h->fail_what, what, n);
+			h->fail_what[n] = 0;
+			h->fail_errno = err ? err : EIO;
+		}
+		__atomic_fetch_or(&h->flags, MFX_HF_DROPPED, __ATOMIC_RELAXED);
+		__atomic_fetch_or(&h->degraded, MFX_DG_STOPPED, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->state, MFX_ST_STOPPED, __ATOMIC_RELEASE);
 	}
+}
+
+/* Not with rec_lock held (the MARK takes it). */
+void agent_note(uint32_t flag, int err, const char *what)
+{
+	if (!rec.hdr)
+		return;
+	__atomic_fetch_or(&rec.hdr->degraded, flag, __ATOMIC_RELAXED);
+	uint64_t v[2] = { flag, (uint64_t)(err < 0 ? -err : err) };
+	if (rec.file_ok)
+		agent_mark(MFX_MARK_AGENT_NOTE, v, 2, what);
 }
 
 /* ---- fork, exit, launch ------------------------------------------------------------- */
@@ -404,16 +508,22 @@ static void atfork_child(void)
 	fu_after_fork();
 	if (!launch_mode)
 		rec_spool_detach();	/* the parent's; unmapped here */
-	if (!rec.active)
+	if (!armed)
 		return;
+	int was_active = rec.active;
 	int busy = tls_busy;
 	tls_busy = 1;
 	uint64_t sampled = sample_mean;	/* the child samples as its parent did */
 	rec.active = 0;
 	rec.file_ok = 0;
 	sample_begin(0);
+	armed = 0;
 	__atomic_fetch_add(&rec.gen, 1, __ATOMIC_SEQ_CST);
 	rec_detach_header();
+	if (!was_active) {
+		tls_busy = busy;
+		return;
+	}
 	if (launch_mode) {
 		struct agent_config c;
 		agent_parse_config("", &c);
@@ -433,13 +543,12 @@ static void atfork_child(void)
 static void save_exit_smaps(void)
 {
 	static char buf[65536];
-	char path[4200], pid[24];
+	char name[64], pid[24];
 	u64_to_dec(pid, (uint64_t)getpid());
-	strcpy(path, run_dir);
-	strcat(path, "/.smaps-exit-");
-	strcat(path, pid);
+	strcpy(name, ".smaps-exit-");
+	strcat(name, pid);
 	int in = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-	int out = in < 0 ? -1 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int out = in < 0 ? -1 : run_create(name, O_WRONLY);
 	ssize_t r;
 	while (out >= 0 && (r = read(in, buf, sizeof(buf))) > 0)
 		if (write(out, buf, (size_t)r) != r)
@@ -505,26 +614,38 @@ __attribute__((destructor)) static void agent_exit(void)
 	if (launch_mode && !(h->flags & MFX_HF_ATTACH) && getpid() == root_pid && !exit_smaps_saved)
 		save_exit_smaps();
 	alloc_mark(MFX_AP_EXIT);
+	/* mfx was killed: nobody drains the spool; write our slots, the
+	 * chunks the other threads still fill too, into the trace now. */
+	if (launch_mode && rec_mfx_gone_check())
+		rec_spool_drain_exit();
 	tls_busy = busy;
 	h->end_tsc = agent_tsc();
 	h->end_ns = agent_now_ns();
 	h->flags |= MFX_HF_ENDED;
 }
 
-/* Launch mode: MFX_OUT (run directory), MFX_ROOT_PID, MFX_DEPTH. */
+/*
+ * attach: mfx dlopen()ed us from the memfd it filled (the library's name is
+ * /proc/self/fd/N), in a thread it holds: open the doorbell and start our
+ * thread, so the hold ends with this dlopen and mfx rings.  Nothing is
+ * recorded until mfx asks (START), whatever the environment says: a
+ * program that happens to have MFX_OUT set (a child of an earlier launch,
+ * a user's variable) is not a launch.
+ *
+ * launch (LD_PRELOAD): MFX_OUT (run directory), MFX_DIR_FD (it, open),
+ * MFX_ROOT_PID, MFX_DEPTH, MFX_SPOOL_FD, MFX_ALIVE_FD (the read end of a
+ * pipe only mfx writes: it says when mfx is gone).
+ */
 __attribute__((constructor)) static void agent_init(void)
 {
-	const char *out = getenv("MFX_OUT");
 	Dl_info self;
-	/* attach: mfx dlopen()ed us from the memfd it filled, in a thread it
-	 * holds.  Open the doorbell and start our thread now, so the hold ends
-	 * with this dlopen and mfx rings. */
-	if ((!out || !*out) && dladdr((void *)agent_init, &self) && self.dli_fname &&
+	if (dladdr((void *)agent_init, &self) && self.dli_fname &&
 	    !strncmp(self.dli_fname, "/proc/self/fd/", 14)) {
 		control_autostart();
 		exit_watch_attach();
 		return;
 	}
+	const char *out = getenv("MFX_OUT");
 	if (!out || !*out || strlen(out) >= sizeof(run_dir) - 64)
 		return;
 	int busy = tls_busy;
@@ -541,12 +662,20 @@ __attribute__((constructor)) static void agent_init(void)
 		c.spool_fd = (int)v;
 	if (parse_u64(getenv("MFX_SAMPLE"), &v) == 0)
 		c.sample_bytes = v;
+	if (parse_u64(getenv("MFX_ALIVE_FD"), &v) == 0 && v < 1u << 30)
+		rec_watch_mfx((int)v);
+	if (parse_u64(getenv("MFX_DIR_FD"), &v) == 0 && v < 1u << 30 &&
+	    (run_dir_ino = agent_fd_ino((int)v, S_IFDIR)))
+		run_dir_fd = (int)v;
 	char stop[4200];
 	strcpy(stop, run_dir);
 	strcat(stop, "/.stop");
 	struct stat st;
 	/* mfx ended the run (--for): later exec'ed programs are not traced. */
-	if (stat(stop, &st) == 0 || agent_resolve(0))
+	int stopped = agent_fd_is(run_dir_fd, run_dir_ino, S_IFDIR) ?
+			      fstatat(run_dir_fd, ".stop", &st, AT_SYMLINK_NOFOLLOW) == 0 :
+			      stat(stop, &st) == 0;
+	if (stopped || agent_resolve(0))
 		goto out;
 	c.child = getpid() != root_pid;
 	c.trace_fd = create_trace(run_dir, !c.child, c.trace_path, sizeof(c.trace_path));

@@ -72,6 +72,10 @@ int agent_begin(const struct agent_config *c);
  * mfx), writes the end time and state STOPPED into the header and closes the
  * trace file.  Safe to call twice, and from a hook. 0 or -errno. */
 int agent_end(const char *why);
+/* attach: the GOT slots now point at the hooks (window_start_ns). */
+void agent_window_started(void);
+/* Hooks stop recording now (window_end_ns); agent_end does the rest. */
+void agent_disarm(void);
 /* Non-zero while hooks record. */
 int agent_recording(void);
 /* The header of the current trace, or NULL (read-only use by control.c). */

@@ -26,13 +26,16 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,6 +87,14 @@ static ssize_t recv_msg(int sock, void *buf, size_t len, int *fds, int *nfds)
 			}
 		}
 	return r;
+}
+
+/* The other end of our session socket is closed (AF_UNIX sets POLLHUP
+ * once the peer has shut down or exited). */
+static int peer_gone(int sock)
+{
+	struct pollfd p = { sock, POLLRDHUP, 0 };
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
 static int wait_readable(int sock, int ms)
@@ -228,14 +239,47 @@ static void session_close(struct session *se)
 	se->recording = 0;
 }
 
+/*
+ * mfx (root) lowers this thread's nice for a START or STOP exchange on a
+ * busy machine (attach/stopping.c).  Once the exchange is over the thread
+ * takes the program's nice again -- its main thread's, field 19 of
+ * /proc/self/stat, as mfx gives it after the first attach -- by itself, so
+ * a killed mfx leaves nothing changed.  (Raising nice needs no right.)
+ */
+static void nice_restore(void)
+{
+	char buf[512];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');	/* comm may hold spaces: fields follow ')' */
+	for (int field = 2; p && field < 19; field++)
+		p = strchr(p + 1, ' ');
+	if (!p)
+		return;
+	int want = atoi(p + 1);
+	errno = 0;
+	int now = getpriority(PRIO_PROCESS, 0);
+	if (!errno && now < want)
+		setpriority(PRIO_PROCESS, 0, want);
+}
+
 static void stop_recording(struct session *se, const char *why)
 {
 	got_restore_all();
-	if (agent_recording())
+	int was = agent_recording();
+	agent_disarm();		/* the window ends here; the allocator's figures may wait for its locks */
+	if (was)
 		mark_window(MFX_AP_END);
 	agent_end(why);
 	rec_spool_detach();
+	agent_memfd_release();
 	se->recording = 0;
+	nice_restore();
 }
 
 static void start_recording(struct session *se, struct mfx_ctl *m, char *text, ssize_t r,
@@ -263,11 +307,17 @@ static void start_recording(struct session *se, struct mfx_ctl *m, char *text, s
 	if (!err) {
 		if (rec.stacks)
 			stack_fds_ok();	/* libunwind's fds closed by the program: no stacks */
+		/* The allocator's figures (glibc: mallinfo2, every arena's lock
+		 * in turn: seconds under a storm of allocating threads) are
+		 * read before the hooks go live, so the window does not hold
+		 * that wait. */
 		alloc_detect();
 		mark_window(MFX_AP_START);
 		got_patch_all(&slots, &modules);
+		agent_window_started();	/* the hooks are live from here */
 		se->recording = 1;
 	}
+	nice_restore();
 	send_msg(se->sock, MFX_CTL_STARTED, err, slots, modules, agent_now_ns(), 0);
 }
 
@@ -283,8 +333,13 @@ static int session_serve(struct session *se)
 	ssize_t r = still_ours(se->sock, se->ino) ?
 		recv_msg(se->sock, &in, sizeof(in) - 1, fds, &nfds) : 0;
 	if (r <= 0) {
-		if (se->recording)
-			stop_recording(se, "detached");	/* mfx is gone: stop on our own */
+		if (se->recording) {
+			/* mfx is gone (killed, or gave up on us): stop on our own,
+			 * and write what the spool holds ourselves (drain.c). */
+			rec_mfx_gone("mfx went away during the window: the agent wrote its "
+				     "last chunks itself");
+			stop_recording(se, "detached");
+		}
 		return 1;
 	}
 	se->deadline_ns = 0;
@@ -302,6 +357,11 @@ static int session_serve(struct session *se)
 			fds[0] = -1;
 			break;
 		case MFX_CTL_STOP:
+			/* mfx may have gone right after asking (a second Ctrl-C,
+			 * its watchdog): then nobody drains what we give back. */
+			if (se->recording && peer_gone(se->sock))
+				rec_mfx_gone("mfx went away at the end of the window: the agent "
+					     "wrote its last chunks itself");
 			if (se->recording)
 				stop_recording(se, "stop");
 			send_msg(se->sock, MFX_CTL_STOPPED, 0, 0, 0, agent_now_ns(), 0);

@@ -26,16 +26,31 @@ void spin_lock(volatile int *l);
 void spin_unlock(volatile int *l);
 uint64_t agent_tsc(void);
 void *agent_mmap_anon(size_t len);
-/* Replace [p, p+len) with fresh zeroed agent memory (never unmapped: a
- * straggler may still read it). */
-void agent_mmap_zero(void *p, size_t len);
+/* 1 if a new mapping of len bytes leaves the program its address-space
+ * headroom under RLIMIT_AS (record.c), else 0 (errno ENOMEM). */
+int agent_as_room(size_t len);
+/* Replace [p, p+len) (shared) with fresh zeroed agent memory (never
+ * unmapped: a straggler may still read it).  0; -1: the old mapping or
+ * zeros are still there; -2: a hole (see record.c). */
+int agent_mmap_zero(void *p, size_t len);
+/* Zero private agent memory in place (MADV_DONTNEED). 0 or < 0 as above. */
+int agent_mem_clear(void *p, size_t len);
+/* Close the memfd behind the agent's memory (mappings stay): dormant, the
+ * agent holds only its doorbell's fds (and libunwind its pipe). */
+void agent_memfd_release(void);
 void meta_append_locked(const uint8_t *r, size_t len);
 size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen);
 int rec_map_file(int fd);
+int rec_pool_init(void);
 int rec_thread_key_init(void);
 void rec_end_threads(void);
 int rec_spool_attach(int fd);
 void rec_spool_detach(void);
+void rec_spool_drain(void);
+void rec_spool_drain_exit(void);
+/* Blocks for [off, off+len) of the trace file (a full disk is -ENOSPC
+ * here, not a SIGBUS later). 0 or -errno. */
+int rec_file_reserve(uint64_t off, uint64_t len);
 void rec_publish_self(void);
 void rec_detach_header(void);
 void rec_after_fork_child(void);
@@ -46,7 +61,9 @@ struct mfx_thread;
  * called with (our frames above it are cut), and return its interned id,
  * 0 if none. */
 uint32_t stack_capture(const void *ra);
-void stack_reset(void);
+/* 0, or -ENOMEM: stacks stay off (the table could not be cleared). */
+int stack_reset(void);
+/* Load libunwind and map the table: 0, -ENOENT (no libunwind), -ENOMEM. */
 int stack_init(void);
 /* After a dlclose: libunwind's caches of unwind info are flushed. */
 void stack_modules_gone(void);
@@ -55,10 +72,20 @@ void stack_modules_gone(void);
 int stack_fds_ok(void);
 
 /* modules.c */
+void modules_init(void);	/* map the table (before the optional mappings) */
 void modules_reset(void);
 void modules_after_fork(void);	/* the lock may have been held by a thread gone */
 /* Cheap check of the loader's add/remove counters; records changes. */
 void modules_check(void);
+
+/* drain.c: when mfx is gone, the agent writes its chunks itself. */
+struct mfx_spool_header;
+void rec_watch_mfx(int fd);		/* launch: read end of mfx's liveness pipe */
+int rec_mfx_gone_check(void);		/* 1 once mfx is known gone (polls the pipe) */
+int rec_mfx_orphan(void);		/* 1 once mfx is known gone (no syscall) */
+void rec_mfx_gone(const char *why);	/* attach: the session closed while recording */
+int rec_drain_slot(struct mfx_spool_header *sp, uint32_t i, uint32_t from);
+void rec_drain_own(struct mfx_spool_header *sp, int owned);
 
 /* agent.c */
 /* Recording cannot go on (disk full, ...): end it, keep the reason. */
@@ -72,5 +99,8 @@ int agent_launched(void);
 
 /* exit.c: attach mode: register the on_exit handler (once). */
 void exit_watch_attach(void);
+/* The agent gave something up (MFX_DG_* flag): set it in the header and
+ * say so in a MARK AGENT_NOTE record (when one can still be written). */
+void agent_note(uint32_t flag, int err, const char *what);
 
 #endif

@@ -12,6 +12,7 @@
  * loaded and unloaded within one such millisecond is not in the map.
  */
 #include <elf.h>
+#include <errno.h>
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +40,17 @@ static uint64_t hash_str(const char *s)
 	while (*s)
 		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
 	return h;
+}
+
+/* The module table, mapped at the start of a recording before the
+ * optional spool and stack table: it is small, and without it no stack
+ * can be symbolized. */
+void modules_init(void)
+{
+	spin_lock(&mod_lock);
+	if (!mods)
+		mods = agent_mmap_anon(MAX_MODS * sizeof(*mods));
+	spin_unlock(&mod_lock);
 }
 
 void modules_reset(void)
@@ -167,8 +179,10 @@ void modules_check(void)
 	 * that our caller's caller holds (a malloc inside dlopen). */
 	if (__atomic_exchange_n(&mod_lock, 1, __ATOMIC_ACQUIRE))
 		return;
-	if (!mods)
-		mods = agent_mmap_anon(MAX_MODS * sizeof(*mods));
+	if (!mods && !(mods = agent_mmap_anon(MAX_MODS * sizeof(*mods))) && rec.hdr &&
+	    !(rec.hdr->degraded & MFX_DG_NO_MODULES))
+		agent_note(MFX_DG_NO_MODULES, ENOMEM, "no module map: its table could not be "
+			   "mapped (stacks cannot be symbolized)");
 	unsigned long long c[2] = { 0, 0 };
 	dl_iterate_phdr(count_cb, c);
 	if (mods && (c[0] != last_adds || c[1] != last_subs)) {

@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -34,13 +35,13 @@ static __thread int tls_dead __attribute__((tls_model("initial-exec")));
 volatile int rec_lock __attribute__((aligned(64)));
 
 #define POOL_MAX 65536u	/* thread states; more concurrent threads are not traced */
-#define END_WAIT_NS 200000000ull	/* agent_end: longest wait for one thread */
+#define END_WAIT_NS 500000000ull	/* agent_end: longest wait for threads in a record */
 static struct mfx_thread *pool;
 static uint32_t pool_used;
 static struct mfx_thread *pool_free;
 static pthread_key_t thread_key;
 static int thread_key_ok;
-static struct mfx_spool_header *spool;	/* NULL: chunks come from the file */
+static struct mfx_spool_header *volatile spool;	/* NULL: chunks come from the file */
 static int membarrier_ok;
 
 /* The META chunk: stack definitions, modules, marks. Guarded by rec_lock. */
@@ -113,9 +114,52 @@ static int memfd_get(void)
 	return agent_memfd;
 }
 
+/* Between recordings the agent keeps no fd of its memory: the mappings
+ * keep the memfd's pages alive, and the next mapping opens a new one. */
+void agent_memfd_release(void)
+{
+	if (agent_memfd >= 0 && agent_fd_is(agent_memfd, agent_memfd_ino, S_IFREG))
+		close(agent_memfd);
+	agent_memfd = -1;
+}
+
+/*
+ * Address space is the program's first.  Under RLIMIT_AS the agent's own
+ * tables (a 32 MiB spool, 88 MiB of stack table) could take the headroom
+ * the program needs, and its own mallocs would fail: a new mapping of the
+ * agent must leave at least AS_RESERVE (or an eighth of the limit) free.
+ * 1 if len bytes fit so, else 0 with errno ENOMEM (the caller degrades).
+ */
+#define AS_RESERVE (32ull << 20)
+
+int agent_as_room(size_t len)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return 1;
+	char buf[64];
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 1;	/* cannot tell: let mmap decide */
+	buf[n] = 0;
+	uint64_t pages = 0;
+	for (char *p = buf; *p >= '0' && *p <= '9'; p++)
+		pages = pages * 10 + (uint64_t)(*p - '0');
+	uint64_t reserve = rl.rlim_cur / 8 > AS_RESERVE ? rl.rlim_cur / 8 : AS_RESERVE;
+	if (pages * 4096 + len + reserve <= rl.rlim_cur)
+		return 1;
+	errno = ENOMEM;
+	return 0;
+}
+
 /* Fresh zeroed memory at `fixed` (replacing what is there), or anywhere. */
 static void *agent_map(void *fixed, size_t len)
 {
+	if (!fixed && !agent_as_room(len))
+		return NULL;
 	int fd = len <= AGENT_MEMFD_SIZE ? memfd_get() : -1;
 	int fl = MAP_PRIVATE | MAP_NORESERVE | (fixed ? MAP_FIXED : 0);
 	void *p = fd >= 0 ? mmap(fixed, len, PROT_READ | PROT_WRITE, fl, fd, 0) : MAP_FAILED;
@@ -129,15 +173,43 @@ void *agent_mmap_anon(size_t len)
 	return agent_map(NULL, len);
 }
 
-void agent_mmap_zero(void *p, size_t len)
+/*
+ * Replace [p, p+len) (a shared mapping: the trace header, the spool) with
+ * fresh zeroed agent memory.  MAP_FIXED may fail after the kernel already
+ * unmapped the old range (mmap_region unmaps before it sets up the new
+ * one), leaving a hole that a straggling hook would fault on: then the
+ * range is mapped again as plain anonymous memory if it is unmapped.
+ * 0, or -1 when the range still holds the old mapping or zeros; never a
+ * hole unless even an anonymous page could not be had (-2).
+ */
+int agent_mmap_zero(void *p, size_t len)
 {
-	agent_map(p, len);
+	if (agent_map(p, len))
+		return 0;
+	unsigned char v;
+	if (mincore(p, 1, &v) == 0 || errno != ENOMEM)
+		return -1;	/* the old mapping is still there */
+	void *q = mmap(p, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	return q == p ? -1 : -2;
+}
+
+/* Zero private agent memory in place: its pages go back to the memfd's
+ * (never written: zeros) or to anonymous zero pages.  Nothing is unmapped,
+ * nothing new is mapped, so it cannot fail for lack of address space. */
+int agent_mem_clear(void *p, size_t len)
+{
+	if (madvise(p, len, MADV_DONTNEED) == 0)
+		return 0;
+	return agent_mmap_zero(p, len);
 }
 
 /* ---- the spool ------------------------------------------------------------- */
 
 int rec_spool_attach(int fd)
 {
+	if (!agent_as_room(MFX_SPOOL_BYTES))
+		return -ENOMEM;
 	void *m = mmap(NULL, MFX_SPOOL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
 		return -errno;
@@ -169,9 +241,12 @@ void rec_spool_detach(void)
 	for (uint32_t i = 0; pool && i < pool_used; i++) {
 		struct mfx_thread *t = &pool[i];
 		spin_lock(&t->lock);
-		if (t->in_use && t->chunk && t->slot >= 0) {
+		/* in_rec: a thread past agent_end's wait may be inside
+		 * spool_take with the old pointer (it holds no chunk yet) */
+		if (t->in_use && ((t->chunk && t->slot >= 0) || t->in_rec)) {
 			stragglers++;
-			t->slot = -1;
+			if (t->chunk && t->slot >= 0)
+				t->slot = -1;
 		}
 		spin_unlock(&t->lock);
 	}
@@ -181,13 +256,20 @@ void rec_spool_detach(void)
 		munmap(m, MFX_SPOOL_BYTES);
 }
 
-/* A free slot, lowest index first: the few slots in use stay cache-warm. */
-static struct mfx_chunk_header *spool_take(struct mfx_thread *t)
+/* A free slot, lowest index first: the few slots in use stay cache-warm.
+ * *full is set when the spool exists but has no free slot. */
+static struct mfx_chunk_header *spool_take(int32_t *slot, int *full)
 {
-	if (!spool)
+	*full = 0;
+	/* Read once: agent_end may detach the spool while a thread that was
+	 * in a record past its wait gets here.  The old mapping then stays
+	 * valid (rec_spool_detach replaces it by zeros instead of unmapping it
+	 * when a thread is still in a record); NULL would not be. */
+	struct mfx_spool_header *sp = __atomic_load_n(&spool, __ATOMIC_ACQUIRE);
+	if (!sp)
 		return NULL;
 	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++) {
-		struct mfx_spool_slot *s = &spool->slot[i];
+		struct mfx_spool_slot *s = &sp->slot[i];
 		uint32_t free_st = MFX_SLOT_FREE;
 		if (s->state != MFX_SLOT_FREE ||
 		    !__atomic_compare_exchange_n(&s->state, &free_st, MFX_SLOT_OWNED, 0,
@@ -195,22 +277,45 @@ static struct mfx_chunk_header *spool_take(struct mfx_thread *t)
 			continue;
 		s->pid = rec.hdr->pid;
 		s->trace_uid = rec.hdr->trace_uid;
-		t->slot = (int32_t)i;
-		return mfx_spool_chunk(spool, i);
+		s->off = 0;
+		*slot = (int32_t)i;
+		return mfx_spool_chunk(sp, i);
 	}
-	__atomic_fetch_add(&spool->fallbacks, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sp->fallbacks, 1, __ATOMIC_RELAXED);
+	*full = 1;
 	return NULL;
 }
 
 /* Hand a slot to mfx.  mfx polls every few ms; waking it costs a syscall
  * and an IPI (~10 us on a VM), so only a spool that is filling up (a slot
- * taken far from the start) wakes it early. */
+ * taken far from the start) wakes it early.  Once mfx is gone the agent
+ * writes the slot into the trace file itself (drain.c). */
 static void spool_give(int32_t i)
 {
-	__atomic_store_n(&spool->slot[i].state, MFX_SLOT_FULL, __ATOMIC_RELEASE);
-	__atomic_fetch_add(&spool->full_seq, 1, __ATOMIC_SEQ_CST);
-	if (i >= (int32_t)(MFX_SPOOL_SLOTS / 8) && __atomic_load_n(&spool->waiting, __ATOMIC_SEQ_CST))
-		syscall(SYS_futex, &spool->full_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+	struct mfx_spool_header *sp = spool;
+	if (!sp)
+		return;	/* detached meanwhile: mfx copied the slot at its last pass */
+	__atomic_store_n(&sp->slot[i].state, MFX_SLOT_FULL, __ATOMIC_RELEASE);
+	if (rec_mfx_orphan()) {
+		rec_drain_slot(sp, (uint32_t)i, MFX_SLOT_FULL);
+		return;
+	}
+	__atomic_fetch_add(&sp->full_seq, 1, __ATOMIC_SEQ_CST);
+	if (i >= (int32_t)(MFX_SPOOL_SLOTS / 8) && __atomic_load_n(&sp->waiting, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &sp->full_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* mfx is gone (drain.c): the slots of this trace it did not copy. */
+void rec_spool_drain(void)
+{
+	rec_drain_own(spool, 0);
+}
+
+/* At the process's exit with mfx gone: every slot of this process, the
+ * chunks live threads are still filling included (copied up to `used`). */
+void rec_spool_drain_exit(void)
+{
+	rec_drain_own(spool, 1);
 }
 
 /* ---- file chunks ----------------------------------------------------------- */
@@ -226,7 +331,7 @@ static int trace_fd_ours(void)
 	return agent_fd_is(rec.fd, trace_ino, S_IFREG);
 }
 
-static int file_reserve(uint64_t off, uint64_t len)
+int rec_file_reserve(uint64_t off, uint64_t len)
 {
 	if (!trace_fd_ours())
 		return -EBADF;
@@ -246,16 +351,17 @@ static struct mfx_chunk_header *file_take(void)
 	if (!rec.hdr || !rec.file_ok)
 		return NULL;
 	uint64_t off = __atomic_fetch_add(&rec.hdr->next_chunk, MFX_CHUNK_SIZE, __ATOMIC_SEQ_CST);
-	int err = file_reserve(off, MFX_CHUNK_SIZE);
+	int err = rec_file_reserve(off, MFX_CHUNK_SIZE);
 	if (err) {
 		agent_fail(-err, err == -EBADF ? "the program closed the trace file" :
 			   "cannot grow the trace file");
 		return NULL;
 	}
-	struct mfx_chunk_header *c = mmap(NULL, MFX_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-					  rec.fd, (off_t)off);
+	struct mfx_chunk_header *c = agent_as_room(MFX_CHUNK_SIZE) ?
+		mmap(NULL, MFX_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rec.fd, (off_t)off) :
+		MAP_FAILED;
 	if (c == MAP_FAILED) {
-		agent_fail(errno, "cannot map the trace file");
+		agent_fail(errno, "cannot map a chunk of the trace file (address space limit)");
 		return NULL;
 	}
 	return c;
@@ -274,9 +380,20 @@ static void chunk_init(struct mfx_chunk_header *c, uint16_t type, uint32_t tid, 
 	c->span = MFX_CHUNK_SIZE;
 	c->timebase = (uint32_t)timebase;
 	if (timebase == 0) {
-		/* A clock pair taken together: the reader converts TSC to ns. */
-		c->base_ts = agent_tsc() >> rec.tsc_shift;
-		c->base_ns = agent_now_ns();
+		/* A clock pair taken together: the reader converts TSC to ns.  A
+		 * thread preempted between the two reads (a storm of threads on
+		 * few cores: hundreds of ms) would shift every event of the
+		 * chunk; the pair is taken again when the TSC moved too far. */
+		uint64_t t1 = 0, t2 = 0, ns = 0;
+		for (int i = 0; i < 4; i++) {
+			t1 = agent_tsc();
+			ns = agent_now_ns();
+			t2 = agent_tsc();
+			if (t2 - t1 < (1u << 16))	/* ~25 us at 2.5 GHz */
+				break;
+		}
+		c->base_ts = (t1 + (t2 - t1) / 2) >> rec.tsc_shift;
+		c->base_ns = ns;
 	} else {
 		c->base_ns = c->base_ts = agent_now_ns();
 	}
@@ -322,40 +439,87 @@ static void chunk_release_locked(struct mfx_thread *t)
 {
 	if (!t->chunk)
 		return;
-	if (t->gen == rec.gen)
+	if (t->gen == rec.gen) {
 		publish(t);
-	if (t->slot >= 0)
-		spool_give(t->slot);
-	else
+		if (t->slot >= 0)
+			spool_give(t->slot);
+	}
+	/* A spool slot of a recording that ended without us (we were in the
+	 * middle of a record past agent_end's wait) is forgotten: mfx copied
+	 * it at its last pass, and the slot may belong to a new spool now. */
+	if (t->slot < 0)
 		munmap(t->chunk, MFX_CHUNK_SIZE);
 	t->chunk = NULL;
 	t->slot = -1;
 }
 
-/* Take a fresh chunk for t (t->lock held).  0, or -1: nothing to record into. */
-static int chunk_open_locked(struct mfx_thread *t)
+/* Events the agent could not keep, counted in the header (the reader
+ * reports them); the first drop of a recording also leaves a note. */
+static void count_dropped(uint64_t events, uint32_t chunks)
 {
-	chunk_release_locked(t);
-	uint32_t gen = rec.gen;
-	if (t->gen != gen) {
-		t->gen = gen;
-		t->seq = 0;
-		t->tslot = slot_claim(t->tid);
-		t->events = t->alloc_bytes = t->alloc_calls = t->free_calls = 0;
-	}
-	struct mfx_chunk_header *c = spool_take(t);
-	if (!c)
-		c = file_take();
-	if (!c)
-		return -1;
+	struct mfx_file_header *h = rec.hdr;
+	__atomic_fetch_add(&h->dropped_events, events, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&h->dropped_chunks, chunks, __ATOMIC_RELAXED);
+	__atomic_fetch_or(&h->flags, MFX_HF_DROPPED, __ATOMIC_RELAXED);
+	if (!(__atomic_fetch_or(&h->degraded, MFX_DG_DROPPED, __ATOMIC_RELAXED) & MFX_DG_DROPPED))
+		agent_note(MFX_DG_DROPPED, 0, "mfx could not keep up: events were dropped (counted)");
+}
+
+static void chunk_start_locked(struct mfx_thread *t, struct mfx_chunk_header *c)
+{
 	chunk_init(c, MFX_CT_EVENTS, t->tid, t->seq++, rec.use_tsc ? 0 : 1);
 	t->chunk = c;
+	t->chunk_ev0 = t->events;
 	t->payload = (uint8_t *)(c + 1);
 	t->cur = t->payload;
 	t->end = (uint8_t *)c + MFX_CHUNK_SIZE - MFX_MAX_RECORD;
 	t->prev_ts = c->base_ts;
 	t->prev_ptr = 0;
 	t->prev_stack = 0;
+}
+
+/*
+ * Take a fresh chunk for t (t->lock held).  0, or -1: nothing to record into.
+ *
+ * Back-pressure: when every spool slot is taken, mfx is not keeping up
+ * (220 threads in tight malloc loops on 2 cores outrun its drain thread).
+ * Falling back to chunks of the trace file then grew it at disk speed (4 GB
+ * in 28 s) and the window could not end in time; instead the thread keeps
+ * its slot and starts it again, dropping the events it held -- counted, so
+ * the report says how many -- until mfx frees a slot.  Without a spool
+ * (none was given, or mfx is gone) chunks come from the file.
+ */
+static int chunk_open_locked(struct mfx_thread *t)
+{
+	uint32_t gen = rec.gen;
+	int full;
+	int32_t slot = -1;
+	struct mfx_chunk_header *c = spool_take(&slot, &full);
+	if (!c && full && !rec_mfx_gone_check()) {
+		if (t->chunk && t->slot >= 0 && t->gen == gen) {
+			uint64_t n = t->events - t->chunk_ev0;
+			t->events = t->chunk_ev0;	/* the progress counters say what was kept */
+			count_dropped(n, 1);
+			chunk_start_locked(t, t->chunk);
+			return 0;
+		}
+		chunk_release_locked(t);
+		count_dropped(1, 0);	/* the event in hand */
+		return -1;
+	}
+	chunk_release_locked(t);
+	if (t->gen != gen) {
+		t->gen = gen;
+		t->seq = 0;
+		t->tslot = slot_claim(t->tid);
+		t->events = t->alloc_bytes = t->alloc_calls = t->free_calls = 0;
+	}
+	if (!c)
+		c = file_take();
+	if (!c)
+		return -1;
+	t->slot = slot;
+	chunk_start_locked(t, c);
 	return 0;
 }
 
@@ -396,12 +560,22 @@ static void thread_exit(void *arg)
 	tls_busy = busy;
 }
 
+/* The thread table, mapped when a recording starts, before anything
+ * optional (spool, stacks) takes the address space a tight RLIMIT_AS
+ * leaves.  0 or -ENOMEM (nothing can be recorded without it). */
+int rec_pool_init(void)
+{
+	spin_lock(&rec_lock);
+	if (!pool)
+		pool = agent_mmap_anon(POOL_MAX * sizeof(*pool));
+	spin_unlock(&rec_lock);
+	return pool ? 0 : -ENOMEM;
+}
+
 static struct mfx_thread *pool_get(void)
 {
 	struct mfx_thread *t = NULL;
 	spin_lock(&rec_lock);
-	if (!pool)
-		pool = agent_mmap_anon(POOL_MAX * sizeof(*pool));
 	if (pool_free) {
 		t = pool_free;
 		pool_free = t->next_free;
@@ -423,8 +597,11 @@ struct mfx_thread *rec_enter_slow(struct mfx_thread *t)
 	if (!t) {
 		if (tls_dead || !rec.active)
 			return NULL;
-		if (!(t = pool_get()))
+		if (!(t = pool_get())) {
+			if (!pool)	/* not mapped: nothing can be recorded */
+				agent_fail(ENOMEM, "cannot map the agent's thread table");
 			return NULL;
+		}
 		t->tid = (uint32_t)syscall(SYS_gettid);
 		tls_self = t;
 		/* The destructor gives the chunk back at thread exit.  (Keys
@@ -533,8 +710,14 @@ int rec_map_file(int fd)
 	void *want = rec.hdr;
 	int fixed = want ? MAP_FIXED : 0;
 	void *h = mmap(want, MFX_FIRST_CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED | fixed, fd, 0);
-	if (h == MAP_FAILED)
-		return -errno;
+	if (h == MAP_FAILED) {
+		int err = -errno;
+		/* A failed MAP_FIXED may have unmapped the old copy: never leave
+		 * rec.hdr pointing at a hole. */
+		if (want && agent_mmap_zero(want, MFX_FIRST_CHUNK) < -1)
+			rec.hdr = NULL;
+		return err;
+	}
 	rec.hdr = h;
 	rec.slots = (struct mfx_thread_slot *)((uint8_t *)h + MFX_HEADER_SIZE);
 	rec.fd = fd;
@@ -585,11 +768,17 @@ void rec_end_threads(void)
 	spin_lock(&rec_lock);
 	uint32_t n = pool_used;
 	spin_unlock(&rec_lock);
+	/* One deadline for all: on 2 cores with 220 busy threads, a thread
+	 * preempted in the middle of a record may wait a whole scheduling
+	 * round (~0.7 s) to finish it, and waiting for each in turn took
+	 * tens of seconds.  A thread still busy at the deadline keeps its
+	 * chunk: mfx copies the slot at its last pass (up to the `used` it
+	 * published), or the agent does when mfx is gone. */
+	uint64_t t0 = agent_now_ns();
 	for (uint32_t i = 0; pool && i < n; i++) {
 		struct mfx_thread *t = &pool[i];
 		if (!t->in_use)
 			continue;
-		uint64_t t0 = agent_now_ns();
 		while (t != self && t->in_rec && agent_now_ns() - t0 < END_WAIT_NS)
 			sched_yield();
 		if (t != self && t->in_rec)
@@ -611,8 +800,11 @@ void rec_detach_header(void)
 	if (!rec.hdr)
 		return;
 	memcpy(copy, rec.hdr, sizeof(copy));
-	agent_mmap_zero(rec.hdr, MFX_FIRST_CHUNK);
-	memcpy(rec.hdr, copy, sizeof(copy));
+	int r = agent_mmap_zero(rec.hdr, MFX_FIRST_CHUNK);
+	if (r < -1)
+		rec.hdr = NULL;	/* a hole (see agent_mmap_zero): forget it */
+	else	/* replaced, or still the file's: either way the same bytes */
+		memcpy(rec.hdr, copy, sizeof(copy));
 	if (trace_fd_ours())
 		close(rec.fd);
 	rec.fd = -1;

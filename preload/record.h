@@ -50,6 +50,7 @@ struct mfx_thread {
 	 * slot lives in a page mfx reads: writing it per event would bounce
 	 * its cache line). */
 	uint64_t events, alloc_bytes, alloc_calls, free_calls;
+	uint64_t chunk_ev0;		/* `events` when the chunk began (back-pressure drops it whole) */
 } __attribute__((aligned(128)));	/* a cache-line pair of its own: no false sharing */
 
 /* Process-wide recording state (record.c). */

@@ -10,6 +10,7 @@
  */
 #define UNW_LOCAL_ONLY
 #include <dirent.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <libunwind.h>
 #include <stdlib.h>
@@ -118,44 +119,71 @@ static int load_libunwind(void)
 	return 0;
 }
 
+/*
+ * The table and its frame arena are mapped together or not at all: under
+ * RLIMIT_AS (or a full address space) the 24 MiB table could be had and
+ * the 64 MiB arena not, and a capture that checked only the table copied
+ * frames to address 0 (the target died of SIGSEGV on every attach).  One
+ * pointer, `ready`, published last, says both are there; every reader
+ * checks it.  0, or -ENOENT (no libunwind) / -ENOMEM (no memory): the
+ * caller records without stacks and notes why.
+ */
+static struct sent *volatile ready;
+
 int stack_init(void)
 {
-	if (tab)
+	if (ready)
 		return 0;
 	uint64_t before[16], after[16];
 	void *b[2];
-	fifo_fds(before);
-	/* libunwind initialises itself here (its pipe is opened) */
-	if (load_libunwind())
-		return -1;
-	p_backtrace(b, 2);
-	fifo_fds(after);
-	for (int fd = 3, k = 0; fd < 1024 && k < 2; fd++)
-		if ((after[fd / 64] & ~before[fd / 64]) & (1ull << (fd % 64)) &&
-		    (uw_ino[k] = agent_fd_ino(fd, S_IFIFO)))
-			uw_fd[k++] = fd;
-	fu_init();	/* without its table: every stack from libunwind */
-	fu_check_init();
-	tab = agent_mmap_anon(TAB_SIZE * sizeof(struct sent));
-	arena = agent_mmap_anon(ARENA_WORDS * sizeof(uint64_t));
-	return tab && arena ? 0 : -1;
+	if (!p_backtrace) {
+		fifo_fds(before);
+		/* libunwind initialises itself here (its pipe is opened) */
+		if (load_libunwind())
+			return -ENOENT;
+		p_backtrace(b, 2);
+		fifo_fds(after);
+		for (int fd = 3, k = 0; fd < 1024 && k < 2; fd++)
+			if ((after[fd / 64] & ~before[fd / 64]) & (1ull << (fd % 64)) &&
+			    (uw_ino[k] = agent_fd_ino(fd, S_IFIFO)))
+				uw_fd[k++] = fd;
+		fu_init();	/* without its table: every stack from libunwind */
+		fu_check_init();
+	}
+	int stale = tab && arena;	/* a reset failed: clear them again */
+	if (!tab)
+		tab = agent_mmap_anon(TAB_SIZE * sizeof(struct sent));
+	if (!arena)
+		arena = agent_mmap_anon(ARENA_WORDS * sizeof(uint64_t));
+	if (!tab || !arena)
+		return -ENOMEM;	/* kept for a later try; `ready` stays NULL */
+	if (stale && (agent_mem_clear(tab, TAB_SIZE * sizeof(struct sent)) ||
+		      agent_mem_clear(arena, ARENA_WORDS * sizeof(uint64_t))))
+		return -ENOMEM;
+	__atomic_store_n(&ready, tab, __ATOMIC_RELEASE);
+	return 0;
 }
 
 /* Forget every stack (a new trace file needs its own definitions).  The
- * memory is replaced in place, not unmapped: a straggling hook may still
- * be reading it. */
-void stack_reset(void)
+ * memory is zeroed in place, never unmapped: a straggling hook may still
+ * be reading it.  0, or -ENOMEM: stacks are off until a later stack_init. */
+int stack_reset(void)
 {
+	int err = 0;
 	spin_lock(&rec_lock);
-	if (tab)
-		agent_mmap_zero(tab, TAB_SIZE * sizeof(struct sent));
-	if (arena)
-		agent_mmap_zero(arena, ARENA_WORDS * sizeof(uint64_t));
+	/* tab and arena stay mapped whatever happens (a straggler may hold
+	 * them); only `ready` says whether they may be used. */
+	if (ready && (agent_mem_clear(tab, TAB_SIZE * sizeof(struct sent)) ||
+		      agent_mem_clear(arena, ARENA_WORDS * sizeof(uint64_t)))) {
+		ready = NULL;
+		err = -ENOMEM;
+	}
 	arena_used = 0;
 	nstacks = 0;
 	next_id = 1;
 	__atomic_fetch_add(&epoch, 1, __ATOMIC_RELEASE);
 	spin_unlock(&rec_lock);
+	return err;
 }
 
 /* The multiplies are off the dependency chain (rotate, add: two cycles a
@@ -196,6 +224,10 @@ static uint32_t insert(const uint64_t *f, unsigned n, uint64_t h)
 {
 	uint32_t id = 0;
 	spin_lock(&rec_lock);
+	if (!ready) {
+		spin_unlock(&rec_lock);
+		return 0;
+	}
 	uint64_t i = h & (TAB_SIZE - 1);
 	for (unsigned probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & (TAB_SIZE - 1)) {
 		struct sent *e = &tab[i];
@@ -306,7 +338,7 @@ __attribute__((noinline)) uint32_t stack_capture(const void *ra)
 {
 	void *buf[MFX_MAX_DEPTH + 8];
 	static __thread unsigned ncap;
-	if (unlikely(!tab))
+	if (unlikely(!ready))
 		return 0;
 	if (unlikely((++ncap & 255) == 0)) {
 		if (fu_loader_check())	/* a dlclose the hooks did not see */
