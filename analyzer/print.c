@@ -13,6 +13,7 @@
 
 #include "analyzer/debuginfo.h"
 #include "analyzer/model.h"
+#include "analyzer/recording.h"
 #include "analyzer/term.h"
 #include "common/util.h"
 
@@ -153,6 +154,12 @@ static void heap_line(const struct out *o, const struct model *m)
 	free(buf);
 }
 
+/* What the recording lacks (analyzer/recording.c), under the verdict. */
+static void note_line(const char *text, void *o)
+{
+	say(o, "note: %s", text);
+}
+
 static void header(const struct out *o, const struct model *m)
 {
 	const struct analysis *a = &m->a;
@@ -171,6 +178,7 @@ static void header(const struct out *o, const struct model *m)
 	    a->nthreads, a->nthreads == 1 ? "" : "s", end);
 	say(o, "%s", "");
 	say(o, "verdict: %s", m->verdict_line);
+	recording_notes(m, note_line, (void *)o);
 	heap_line(o, m);
 	char b4[32];
 	if (m->heap_rss && m->heap.measured && m->have_smaps && m->smaps_rss * 10 < m->rss_peak * 9)

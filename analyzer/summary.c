@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "analyzer/debuginfo.h"
 #include "analyzer/model.h"
+#include "analyzer/recording.h"
 #include "common/util.h"
 
 /* --sample: the error stated with an estimate is MODEL_SAMPLE_SIGMAS
@@ -400,6 +401,7 @@ int model_write_json(const struct model *m, const char *path)
 	json_histograms(&j, m);
 	json_modules(&j, m);
 	json_others(&j, m);
+	recording_json(&j, m);
 	json_end(&j);
 	return fclose_replace(f, tmp, path, 0);
 }

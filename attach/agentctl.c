@@ -33,7 +33,9 @@ int agent_send(int fd, uint16_t type, const char *text, const int *fds, int nfds
 	out.m.text_len = (uint32_t)tl;
 	if (tl)
 		memcpy(out.text, text, tl);
-	return mfx_ctl_send(fd, &out, sizeof(out.m) + tl, fds, nfds, 0);
+	/* Never blocks: a message is tiny, and an agent whose socket buffer
+	 * is full is not answering anyway. */
+	return mfx_ctl_send(fd, &out, sizeof(out.m) + tl, fds, nfds, MSG_DONTWAIT);
 }
 
 int agent_recv(int fd, uint16_t want, struct mfx_ctl *m, int timeout_ms)

@@ -14,6 +14,8 @@
 
 #define AGENT_REPLY_MS 10000	/* START/STOP answers */
 #define AGENT_RING_MS 1000	/* a dormant agent's WELCOME */
+#define AGENT_STOP_MS 4000	/* STOP at the end of a window: then mfx goes on without it
+				   (before the 5 s no-progress watchdog, attach/stopping.c) */
 
 /* One message: `text` (may be NULL) after the header, fds by SCM_RIGHTS. */
 int agent_send(int chan, uint16_t type, const char *text, const int *fds, int nfds);

@@ -33,6 +33,7 @@
 #include "attach/commands.h"
 #include "attach/rundir.h"
 #include "attach/trim.h"
+#include "attach/stopping.h"
 #include "common/procfs.h"
 #include "trace/spool.h"
 #include "common/util.h"
@@ -162,9 +163,9 @@ int cmd_attach(int argc, char **argv)
 	}
 	char tpath[PATH_MAX];
 	path_join(tpath, sizeof(tpath), dir, "trace.mfx");
-	int tfd = open(tpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int tfd = file_open(tpath, O_RDWR | O_CREAT, 0600);	/* in the bound run directory */
 	if (tfd < 0) {
-		mfx_err("cannot create '%s': %s", tpath, strerror(errno));
+		mfx_err("cannot create '%s': %s", tpath, mfx_strerror(-tfd));
 		run_dir_discard(dir, made);
 		free(dir);
 		return EXIT_FAIL;
@@ -214,6 +215,7 @@ int cmd_attach(int argc, char **argv)
 		snprintf(cfg, sizeof(cfg), "depth=%u", o.no_stacks ? 0 : o.stack_depth);
 	int fds[2] = { tfd, sp ? spool_fd(sp) : -1 };
 	struct mfx_ctl m;
+	stop_boost_agent(pid);	/* a busy program must not starve the GOT patching */
 	err = agent_send(res.chan, MFX_CTL_START, cfg, fds, sp ? 2 : 1);
 	close(tfd);
 	if (!err)
@@ -228,8 +230,10 @@ int cmd_attach(int argc, char **argv)
 		else if (st < 0 || st == 'Z' || st == 'X')	/* not "Broken pipe" */
 			mfx_err("cannot attach to %d (%s): it exited meanwhile", (int)pid, comm);
 		else
-			mfx_err("cannot attach to %d (%s): the agent did not start recording: %s",
-				(int)pid, comm, mfx_strerror(-err));
+			mfx_err("cannot attach to %d (%s): the agent did not start recording: %s%s",
+				(int)pid, comm, mfx_strerror(-err), err == -ENOMEM ?
+				" (the process's address-space limit, RLIMIT_AS, leaves it too little "
+				"room)" : "");
 		close(res.chan);
 		session_free(s);
 		run_dir_discard(dir, made);	/* a refusal leaves nothing behind */
@@ -262,14 +266,29 @@ int cmd_attach(int argc, char **argv)
 	if (why != SESSION_END_EXIT) {
 		if (o.trim_at_end)
 			trim_at_end(s, res.chan);
+		/* 5 s at most: after that mfx goes on without the answer, and the
+		 * agent stops by itself when the channel closes. */
+		stop_boost_agent(pid);
 		err = agent_send(res.chan, MFX_CTL_STOP, NULL, NULL, 0);
 		if (!err)
-			err = agent_recv(res.chan, MFX_CTL_STOPPED, &m, AGENT_REPLY_MS);
+			err = agent_recv(res.chan, MFX_CTL_STOPPED, &m, AGENT_STOP_MS);
 		if (err && err != -EPIPE)
 			mfx_err("the agent in pid %d did not confirm the stop (%s); it stops by itself "
 				"when mfx exits", (int)pid, mfx_strerror(-err));
 	}
+	/* Every chunk into the trace before the channel closes: an agent that
+	 * sees EOF while still recording writes its own chunks (mfx gone). */
+	/* Not cut short by a second Ctrl-C: the agent gave its chunks back to
+	 * this drain (a few ms; the signal is taken right after). */
+	sigset_t stop_sigs, old_mask;
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop_sigs, &old_mask);
+	session_drain(s);
 	close(res.chan);	/* the agent stops on EOF too */
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	err = session_finish(s, why);
 	session_free(s);
 	free(dir);

@@ -79,8 +79,15 @@ int session_sample_now(struct session *s, uint64_t *rss, uint64_t *heap_rss);
 /* Ask every agent of the run to stop recording (header flag) and wait up to
  * timeout_ns for them to say they stopped. */
 int session_stop_agents(struct session *s, uint64_t timeout_ns);
-/* Write `smaps`, compact the traces, run the report unless --no-report. */
+/* Stop the spool's drain thread and copy every chunk it holds into the
+ * traces (attach: before the agent's channel closes). */
+void session_drain(struct session *s);
+/* Write `smaps`, compact the traces, run the report unless --no-report.
+ * 0, or -errno when recording stopped early or its files could not be
+ * written (said in one line): the command then exits 1. */
 int session_finish(struct session *s, enum session_end why);
+/* After session_finish: 1 if the recording itself (not the report) failed. */
+int session_failed(const struct session *s);
 void session_free(struct session *s);
 
 #endif /* MFX_ATTACH_CAPTURE_H */

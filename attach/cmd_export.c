@@ -191,6 +191,7 @@ int cmd_export(int argc, char **argv)
 		mfx_err("'%s' is not a run directory", dir);
 		return EXIT_FAIL;
 	}
+	dir_bind(dir, 0);	/* its files are read and written through one fd */
 	if (pprof)
 		return export_pprof(dir, trace_name, out, at);
 	return export_trace(dir, trace_name, out, csv, w);

@@ -2,7 +2,11 @@
  * cmd_replay.c - `mfx replay`: the command line of Approach B (the replay
  * itself is analyzer/replay/).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
 #include <getopt.h>
+#include <libelf.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +16,39 @@
 #include "attach/cmdline.h"
 #include "attach/commands.h"
 #include "common/util.h"
+
+/* --allocator PATH: an ELF shared object (ET_DYN) whose dynamic symbol
+ * table defines malloc; anything else would replay under glibc and label
+ * glibc's figures with the file's name.  0 or -MFX_E_NOTALLOC / -errno. */
+static int check_allocator(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	elf_version(EV_CURRENT);
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	GElf_Ehdr eh;
+	int found = 0;
+	Elf_Scn *scn = NULL;
+	if (e && elf_kind(e) == ELF_K_ELF && gelf_getehdr(e, &eh) && eh.e_type == ET_DYN)
+		while (!found && (scn = elf_nextscn(e, scn))) {
+			GElf_Shdr sh;
+			Elf_Data *d;
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize ||
+			    !(d = elf_getdata(scn, NULL)))
+				continue;
+			for (size_t i = 0; !found && i < sh.sh_size / sh.sh_entsize; i++) {
+				GElf_Sym sym;
+				const char *n;
+				found = gelf_getsym(d, (int)i, &sym) && sym.st_shndx != SHN_UNDEF &&
+					(n = elf_strptr(e, sh.sh_link, sym.st_name)) && !strcmp(n, "malloc");
+			}
+		}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return found ? 0 : -MFX_E_NOTALLOC;
+}
 
 static void replay_help(void)
 {
@@ -113,8 +150,10 @@ int cmd_replay(int argc, char **argv)
 		snprintf(buf, sizeof(buf), "%s", o.allocators);
 		for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
 			if (strchr(tok, '/')) {	/* --allocator /path/to/libfoo.so */
-				if (access(tok, R_OK))
-					return mfx_usage("replay", "cannot read allocator library '%s'", tok);
+				int err = check_allocator(tok);
+				if (err)
+					return mfx_usage("replay", "--allocator '%s': %s", tok,
+							 mfx_strerror(-err));
 			} else if (strcmp(tok, "glibc") && strcmp(tok, "jemalloc") &&
 				   strcmp(tok, "tcmalloc") && strcmp(tok, "mimalloc")) {
 				return mfx_usage("replay", "unknown allocator '%s' (glibc, jemalloc, "
@@ -122,5 +161,6 @@ int cmd_replay(int argc, char **argv)
 			}
 		}
 	}
+	dir_bind(cl.ops[0], 0);	/* its files are read and written through one fd */
 	return replay_run(cl.ops[0], &o);
 }

@@ -90,6 +90,7 @@ int cmd_report(int argc, char **argv)
 		mfx_err("'%s' is not a run directory", dir);
 		return EXIT_FAIL;
 	}
+	dir_bind(dir, 0);	/* its files are read and written through one fd */
 	o.json = json;
 	char why[300];
 	if (report_check_wrappers(o.wrappers, o.nwrappers, why, sizeof(why)))

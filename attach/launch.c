@@ -162,9 +162,9 @@ static int program_error(const char *prog, const char *what, int err)
 
 /* The child: wait for the run directory's path, then exec. */
 static void child_exec(int go_fd, int err_fd, const char *path, char **argv, const char *agent,
-		       unsigned depth, int spool, uint64_t sample)
+		       unsigned depth, int spool, uint64_t sample, int alive)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX + 64];
 	size_t len = 0;
 	ssize_t r;
 	while (len < sizeof(dir) - 1 && (r = read(go_fd, dir + len, sizeof(dir) - 1 - len)) > 0)
@@ -173,6 +173,20 @@ static void child_exec(int go_fd, int err_fd, const char *path, char **argv, con
 	close(go_fd);
 	if (!len)
 		_exit(127);	/* mfx gave up before starting us */
+	/* "PATH\0DEV INO": the directory mfx created, opened here (inherited
+	 * by the program, MFX_DIR_FD) and checked to be that one, not one
+	 * swapped in under its name meanwhile. */
+	unsigned long long dev = 0, ino = 0;
+	size_t pl = strlen(dir);
+	struct stat st;
+	int dfd = pl < len ? open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) : -1;
+	if (dfd < 0 || sscanf(dir + pl + 1, "%llu %llu", &dev, &ino) != 2 || fstat(dfd, &st) ||
+	    (unsigned long long)st.st_dev != dev || (unsigned long long)st.st_ino != ino) {
+		int e = MFX_E_UNSAFE;
+		ssize_t w = write(err_fd, &e, sizeof(e));
+		(void)w;
+		_exit(127);
+	}
 	char pid[24], dep[24], *pre;
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	snprintf(dep, sizeof(dep), "%u", depth);
@@ -185,6 +199,9 @@ static void child_exec(int go_fd, int err_fd, const char *path, char **argv, con
 	}
 	setenv("LD_PRELOAD", pre, 1);
 	setenv("MFX_OUT", dir, 1);
+	char dfds[24];
+	snprintf(dfds, sizeof(dfds), "%d", dfd);
+	setenv("MFX_DIR_FD", dfds, 1);
 	setenv("MFX_ROOT_PID", pid, 1);
 	setenv("MFX_DEPTH", dep, 1);
 	if (sample) {
@@ -198,6 +215,13 @@ static void child_exec(int go_fd, int err_fd, const char *path, char **argv, con
 		char sfd[24];
 		snprintf(sfd, sizeof(sfd), "%d", spool);
 		setenv("MFX_SPOOL_FD", sfd, 1);
+	}
+	/* The read end of a pipe only mfx writes to: it reads EOF once mfx is
+	 * gone, and the agent then drains the spool itself (preload/drain.c). */
+	if (alive >= 0 && fcntl(alive, F_SETFD, 0) == 0) {
+		char afd[24];
+		snprintf(afd, sizeof(afd), "%d", alive);
+		setenv("MFX_ALIVE_FD", afd, 1);
 	}
 	execv(path, argv);
 	int e = errno;
@@ -248,8 +272,8 @@ int cmd_launch(int argc, char **argv)
 	 * for that (tests of the path a full spool takes). */
 	if (!env_flag("MFX_NO_SPOOL") && (err = spool_create(&sp)))
 		mfx_note("no shared-memory spool (%s); tracing will be slower", strerror(-err));
-	int go[2], ep[2];
-	if (pipe2(go, O_CLOEXEC) || pipe2(ep, O_CLOEXEC)) {
+	int go[2], ep[2], alive[2];
+	if (pipe2(go, O_CLOEXEC) || pipe2(ep, O_CLOEXEC) || pipe2(alive, O_CLOEXEC)) {
 		mfx_err("cannot create a pipe: %s", strerror(errno));
 		spool_free(sp);
 		return EXIT_FAIL;
@@ -264,11 +288,13 @@ int cmd_launch(int argc, char **argv)
 	if (child == 0) {
 		close(go[1]);
 		close(ep[0]);
+		close(alive[1]);
 		child_exec(go[0], ep[1], path, argv + idx, agent, o.no_stacks ? 0 : o.stack_depth,
-			   sp ? spool_fd(sp) : -1, o.sample_bytes);
+			   sp ? spool_fd(sp) : -1, o.sample_bytes, alive[0]);
 	}
 	close(go[0]);
 	close(ep[1]);
+	close(alive[0]);	/* alive[1] stays open (close-on-exec) until mfx exits */
 
 	char *dir = o.out ? strdup(o.out) : run_dir_default(prog, child);
 	char absdir[PATH_MAX];
@@ -293,7 +319,12 @@ int cmd_launch(int argc, char **argv)
 	session_set_child(s, child);
 	if (sp && (err = session_set_spool(s, sp)))
 		mfx_note("cannot drain the spool: %s", strerror(-err));
-	ssize_t w = write(go[1], absdir, strlen(absdir));
+	struct stat dst;
+	char msg[PATH_MAX + 64];
+	int ml = fstat(dir_bound_fd(dir), &dst) ? -1 :
+		 snprintf(msg, sizeof(msg), "%s%c%llu %llu", absdir, 0, (unsigned long long)dst.st_dev,
+			  (unsigned long long)dst.st_ino);
+	ssize_t w = ml > 0 && ml < (int)sizeof(msg) ? write(go[1], msg, (size_t)ml) : -1;
 	close(go[1]);
 	int e = 0;
 	if (w < 0 || read(ep[0], &e, sizeof(e)) == sizeof(e)) {
@@ -333,14 +364,22 @@ int cmd_launch(int argc, char **argv)
 		}
 	}
 	session_finish(s, why);
+	int ferr = session_failed(s);
 	int st = session_child_status(s);
 	session_free(s);
 	if (st < 0) {
-		/* --for ended the window: the program runs on; its status is ours. */
+		/* --for ended the window: the program runs on; its status is ours.
+		 * Ctrl-C is the program's now (like time(1)); a SIGTERM too. */
 		mfx_note("tracing stopped; pid %d runs on, waiting for it to exit", (int)child);
+		struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+		sigemptyset(&ign.sa_mask);
+		sigaction(SIGINT, &ign, &old);
 		while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 			;
+		sigaction(SIGINT, &old, NULL);
 	}
 	free(dir);
-	return exit_status(st);
+	/* The recording failed (a full disk, said in one line): 1, not the
+	 * program's status -- the run is not what was asked for. */
+	return ferr ? EXIT_FAIL : exit_status(st);
 }

@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,19 @@
 #include "attach/rundir.h"
 #include "common/util.h"
 
-static int mkdir_p(const char *dir)
+/* The parents of dir (like mkdir -p: 0755), not dir itself. */
+static int mkdir_parents(const char *dir)
 {
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
+	size_t l = strlen(tmp);
+	while (l > 1 && tmp[l - 1] == '/')
+		tmp[--l] = 0;
+	char *last = strrchr(tmp, '/');
+	if (!last || last == tmp)
+		return 0;
+	*last = 0;
 	for (char *p = tmp + 1; *p; p++) {
 		if (*p != '/')
 			continue;
@@ -69,7 +78,8 @@ static int named(const char *name, const char *stem, char sep, const char *ext)
  *   mftrace_log.csv, stacks.folded, profile.pb.gz      mfx export
  *   replay, replay.c, replay.ops, replay.json, rss_comparison.png,
  *   smaps_replay, smaps_replay.<n>                     mfx replay
- * and any of them + ".tmp", the file being written when mfx was stopped.
+ * and any of them + ".tmp" or ".tmpXXXXXX", the file being written when mfx
+ * was stopped.
  */
 static int is_mfx_file(const char *name)
 {
@@ -84,9 +94,13 @@ static int is_mfx_file(const char *name)
 	};
 	char base[NAME_MAX + 1];
 	size_t l = strlen(name);
-	if (l > 4 && l <= NAME_MAX && !strcmp(name + l - 4, ".tmp")) {
-		memcpy(base, name, l - 4);
-		base[l - 4] = 0;
+	const char *t = l > 4 ? strstr(name, ".tmp") : NULL;
+	while (t && strstr(t + 1, ".tmp"))
+		t = strstr(t + 1, ".tmp");
+	/* NAME.tmp, or NAME.tmpXXXXXX (util.c's fresh temporary names) */
+	if (t && l <= NAME_MAX && (strlen(t) == 4 || strlen(t) == 10)) {
+		memcpy(base, name, (size_t)(t - name));
+		base[t - name] = 0;
 		name = base;
 	}
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
@@ -99,39 +113,56 @@ static int is_mfx_file(const char *name)
 	return is_trace_name(name) || named(name, "smaps_replay", '.', "") || (pid && !*pid);
 }
 
+/*
+ * The run directory is made 0700 (a trace shows the target's address
+ * layout, which /proc denies other users), then opened once with
+ * O_NOFOLLOW and bound (dir_bind): every file mfx writes in it afterwards
+ * is created relative to that fd, so a user who can write its parent and
+ * swaps it for a directory of symlinks changes nothing.  An existing
+ * directory must be a real one (not a symlink) and ours.
+ */
 int run_dir_create(const char *dir, int force)
 {
-	int err = mkdir_p(dir);
+	int err = mkdir_parents(dir);
 	if (err)
 		return err;
-	DIR *d = opendir(dir);
-	if (!d)
+	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
+	int fd = dir_bind(dir, 1);
+	if (fd < 0)
+		return fd == -ENOTDIR ? -MFX_E_UNSAFE : fd;
+	struct stat st;
+	if (fstat(fd, &st))
+		return -errno;
+	if (st.st_uid != geteuid())
+		return -MFX_E_FOREIGN;
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		err = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		return err;
+	}
 	struct dirent *e;
-	int nonempty = 0, foreign = 0;
+	int nonempty = 0;
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		nonempty = 1;
 		if (!force)
 			break;
-		if (!is_mfx_file(e->d_name)) {
-			foreign = 1;
-			continue;
-		}
-		char p[PATH_MAX];
-		path_join(p, sizeof(p), dir, e->d_name);
-		if (unlink(p) && errno != EISDIR) {
-			int e2 = -errno;
-			closedir(d);
-			return e2;
+		/* --force removes mfx's own files only, never follows a link */
+		if (is_mfx_file(e->d_name) && unlinkat(fd, e->d_name, 0) && errno != EISDIR &&
+		    errno != ENOENT) {
+			err = -errno;
+			break;
 		}
 	}
 	closedir(d);
-	(void)foreign;	/* --force keeps files that are not mfx's */
-	if (nonempty && !force)
-		return -MFX_E_NOTEMPTY;
-	return 0;
+	if (err)
+		return err;
+	return nonempty && !force ? -MFX_E_NOTEMPTY : 0;
 }
 
 char *run_dir_default(const char *prog, pid_t pid)
@@ -180,7 +211,7 @@ void run_dir_discard(const char *dir, const char *top)
 	char path[PATH_MAX];
 	static const char *const ours[] = { "trace.mfx", "smaps", ".stop" };
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-		unlink(path_join(path, sizeof(path), dir, ours[i]));
+		file_unlink(path_join(path, sizeof(path), dir, ours[i]));
 	if (!*top)
 		return;	/* it was there before: only our files go */
 	snprintf(path, sizeof(path), "%s", dir);

@@ -7,9 +7,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Create run directory `dir` (and parents).  An existing empty directory is
- * fine; a non-empty one is refused with -MFX_E_NOTEMPTY unless `force`, in
- * which case mfx's own files in it are removed first. */
+/* Create run directory `dir` (mode 0700; parents 0755) and bind it
+ * (dir_bind: every later file in it is created through its fd).  An
+ * existing empty directory of ours is fine; a non-empty one is refused with
+ * -MFX_E_NOTEMPTY unless `force`, in which case mfx's own files in it are
+ * removed first; a symlink is -MFX_E_UNSAFE, another user's directory
+ * -MFX_E_FOREIGN. */
 int run_dir_create(const char *dir, int force);
 /* "results/<prog>-<pid>-<YYYYmmdd-HHMMSS>" (basename of prog); malloc'ed. */
 char *run_dir_default(const char *prog, pid_t pid);

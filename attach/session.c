@@ -8,7 +8,8 @@
  * ppoll(), so none is lost between a check and the wait.  In attach mode
  * Ctrl-C ends the window; in launch mode it reaches the program through the
  * terminal and mfx carries on until the program exits (like time(1)), and a
- * SIGTERM sent to mfx is passed on to the program.
+ * SIGTERM sent to mfx is passed on to the program (a second one ends mfx).
+ * Once the window is over, another signal ends mfx at once (stopping.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include "analyzer/report.h"
 #include "attach/capture.h"
 #include "attach/runend.h"
+#include "attach/stopping.h"
 #include "common/procfs.h"
 #include "trace/spool.h"
 #include "trace/tracefile.h"
@@ -59,7 +61,7 @@ struct session {
 	int hwm_reset;			/* attach: clear_refs reset the high-water mark */
 	struct traced tr[MAX_TRACES];
 	int ntr;
-	uint64_t t_start, t_window, t_sample, t_scan, t_progress;
+	uint64_t t_start, t_window, t_sample, t_scan, t_progress, t_end;
 	/* RSS peak and its smaps */
 	uint64_t rss_peak, heap_at_peak, t_peak_read;
 	uint64_t t_peak;		/* when the kept smaps was read; 0 = at exit */
@@ -77,11 +79,12 @@ struct session {
 	pid_t *named;
 	size_t nnamed;
 	struct spool *spool;
+	int rec_failed;			/* recording or its files failed (exit 1) */
 	sigset_t oldmask;
 	struct sigaction old_int, old_term, old_hup, old_chld;
 };
 
-static volatile sig_atomic_t got_int, got_term;
+static volatile sig_atomic_t got_int, got_term, nterm;
 
 /*
  * attach: the high-water mark is the process's whole life's; writing "5"
@@ -105,10 +108,12 @@ static void reset_hwm(struct session *s)
 
 static void on_signal(int sig)
 {
-	if (sig == SIGINT)
+	if (sig == SIGINT) {
 		got_int = 1;
-	else if (sig == SIGTERM || sig == SIGHUP)
+	} else if (sig == SIGTERM || sig == SIGHUP) {
 		got_term = sig;
+		nterm++;
+	}
 }
 
 int session_new(const struct capture_opts *o, const char *run_dir, pid_t pid,
@@ -125,7 +130,7 @@ int session_new(const struct capture_opts *o, const char *run_dir, pid_t pid,
 	s->t_start = s->t_window = now_ns();
 	s->tsc0 = tfile_tsc();
 	s->ns0 = now_ns();
-	got_int = got_term = 0;
+	got_int = got_term = nterm = 0;
 	sigset_t block;
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
@@ -208,7 +213,7 @@ static void new_image(struct session *s, struct traced *t)
  * children's after fork or exec). */
 static void scan_dir(struct session *s)
 {
-	DIR *d = opendir(s->dir);
+	DIR *d = dir_open(s->dir);
 	if (!d)
 		return;
 	struct dirent *e;
@@ -387,10 +392,41 @@ static void draw_progress(struct session *s, uint64_t now)
 		      m ? "" : "  (waiting for the agent)");
 }
 
+/* Why the window must end now, or 0. */
+static int window_over(struct session *s, uint64_t now)
+{
+	if (s->child_done)
+		return SESSION_END_EXIT;
+	if (s->mode == SESSION_ATTACH && process_gone(s->pid))
+		return SESSION_END_EXIT;
+	if (got_term && s->mode == SESSION_LAUNCH && s->child > 0) {
+		kill(s->child, got_term);	/* pass it on; end when it exits */
+		got_term = 0;
+		if (nterm == 1)	/* a second one ends mfx (the program runs on) */
+			stop_arm(s->dir, 0);
+	}
+	if ((got_int || got_term) && s->mode == SESSION_ATTACH)
+		return SESSION_END_INTERRUPT;
+	got_int = 0;
+	if (s->o.for_ns && now - s->t_window >= s->o.for_ns)
+		return SESSION_END_DURATION;
+	struct traced *m = main_trace(s);
+	if (m && m->tf.hdr->state == MFX_ST_STOPPED && m->tf.hdr->fail_errno)
+		return SESSION_END_STOPPED;
+	if (s->spool) {	/* the drain could not write: a full disk */
+		struct spool_stats st;
+		spool_stats(s->spool, &st);
+		if (st.write_errors)
+			return SESSION_END_STOPPED;
+	}
+	return 0;
+}
+
 int session_loop(struct session *s)
 {
 	for (;;) {
 		uint64_t now = now_ns();
+		mfx_tick();
 		if (s->child > 0 && !s->child_done) {
 			int st;
 			struct rusage ru;
@@ -404,22 +440,14 @@ int session_loop(struct session *s)
 			scan_dir(s);
 			s->t_scan = now;
 		}
-		if (s->child_done)
-			return SESSION_END_EXIT;
-		if (s->mode == SESSION_ATTACH && process_gone(s->pid))
-			return SESSION_END_EXIT;
-		if (got_term && s->mode == SESSION_LAUNCH && s->child > 0) {
-			kill(s->child, got_term);	/* pass it on; end when it exits */
-			got_term = 0;
+		int why = window_over(s, now);
+		if (why) {
+			s->t_end = now;	/* the window ends now, whatever follows */
+			/* From here on, another signal ends mfx at once; after an
+			 * interrupt, so does 5 s without progress. */
+			stop_arm(s->dir, why == SESSION_END_INTERRUPT);
+			return why;
 		}
-		if ((got_int || got_term) && s->mode == SESSION_ATTACH)
-			return SESSION_END_INTERRUPT;
-		got_int = 0;
-		if (s->o.for_ns && now - s->t_window >= s->o.for_ns)
-			return SESSION_END_DURATION;
-		struct traced *m = main_trace(s);
-		if (m && m->tf.hdr->state == MFX_ST_STOPPED && m->tf.hdr->fail_errno)
-			return SESSION_END_STOPPED;
 		if (now - s->t_sample >= s->o.smaps_interval_ns) {
 			sample_all(s);
 			s->t_sample = now;
@@ -435,6 +463,17 @@ int session_loop(struct session *s)
 		struct timespec ts = { 0, (long)wait };
 		ppoll(NULL, 0, &ts, &s->oldmask);
 	}
+}
+
+int session_failed(const struct session *s)
+{
+	return s->rec_failed;
+}
+
+void session_drain(struct session *s)
+{
+	if (s->spool)
+		spool_stop(s->spool);
 }
 
 int session_mark(struct session *s, uint32_t kind, const uint64_t *vals, uint32_t nvals,
@@ -453,8 +492,7 @@ int session_stop_agents(struct session *s, uint64_t timeout_ns)
 {
 	char path[PATH_MAX];
 	/* Programs exec'ed from now on see the marker and stay untraced. */
-	int fd = open(path_join(path, sizeof(path), s->dir, ".stop"), O_WRONLY | O_CREAT | O_CLOEXEC,
-		      0644);
+	int fd = file_open(path_join(path, sizeof(path), s->dir, ".stop"), O_WRONLY | O_CREAT, 0600);
 	if (fd >= 0)
 		close(fd);
 	scan_dir(s);
@@ -499,7 +537,7 @@ static void take_exit_smaps(struct session *s, pid_t pid)
 	struct smaps sm;
 	if (procfs_smaps_load(path, &sm))
 		return;
-	unlink(path);
+	file_unlink(path);
 	struct smaps_totals tot;
 	procfs_smaps_totals(&sm, &tot);
 	if (tot.rss > s->rss_peak || !s->peak_text) {
@@ -518,7 +556,7 @@ static void take_exit_smaps(struct session *s, pid_t pid)
  * process): not used, not left behind. */
 static void drop_exit_smaps(struct session *s)
 {
-	DIR *d = opendir(s->dir);
+	DIR *d = dir_open(s->dir);
 	struct dirent *e;
 	while (d && (e = readdir(d)))
 		if (!strncmp(e->d_name, ".smaps-exit-", 12))
@@ -527,8 +565,8 @@ static void drop_exit_smaps(struct session *s)
 		closedir(d);
 }
 
-/* The smaps at the RSS peak becomes RUN/smaps. */
-static void write_peak_smaps(struct session *s)
+/* The smaps at the RSS peak becomes RUN/smaps.  0 or -errno. */
+static int write_peak_smaps(struct session *s)
 {
 	char path[PATH_MAX];
 	struct traced *mt = main_trace(s);
@@ -540,15 +578,13 @@ static void write_peak_smaps(struct session *s)
 		struct traced *m = main_trace(s);
 		struct smaps sm;
 		if (!m || procfs_smaps_read(m->pid, &sm))
-			return;
+			return 0;
 		s->peak_text = sm.text;
 		s->peak_len = sm.len;
 		sm.text = NULL;
 		procfs_smaps_free(&sm);
 	}
 	int err = write_file(path, s->peak_text, s->peak_len);
-	if (err)
-		mfx_err("cannot write '%s': %s", path, mfx_strerror(-err));
 	/* The exact peak: the highest VmHWM read, and for the process mfx
 	 * launched its ru_maxrss (the kernel's high-water mark over its whole
 	 * life, read at its end: its exec'ed images included, but the last
@@ -558,6 +594,7 @@ static void write_peak_smaps(struct session *s)
 		hwm = s->child_maxrss;
 	uint64_t vals[4] = { s->rss_peak, s->heap_at_peak, s->t_peak, hwm };
 	session_mark(s, MFX_MARK_RSS_PEAK, vals, 4, "");
+	return err;
 }
 
 /* The report may be linked in or not (see analyzer/report.h). */
@@ -583,14 +620,17 @@ static void name_main_trace(struct session *s)
 		 m->tf.hdr ? m->tf.hdr->exe : "", first);
 }
 
-static void finalize_all(struct session *s, uint64_t tsc_hz)
+/* 0, or the first error (each is named on its own line only when it is
+ * not the disk: a full disk is said once, by the caller). */
+static int finalize_all(struct session *s, uint64_t tsc_hz)
 {
+	int first = 0;
 	name_main_trace(s);
 	for (int i = 0; i < s->ntr; i++)
 		tfile_close(&s->tr[i].tf);
-	DIR *d = opendir(s->dir);
+	DIR *d = dir_open(s->dir);
 	if (!d)
-		return;
+		return -errno;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (!is_trace_name(e->d_name))
@@ -599,8 +639,12 @@ static void finalize_all(struct session *s, uint64_t tsc_hz)
 		struct finalize_stats st;
 		path_join(path, sizeof(path), s->dir, e->d_name);
 		int err = tfile_finalize(path, tsc_hz, &st);
-		if (err) {
-			mfx_err("cannot finalise '%s': %s", path, mfx_strerror(-err));
+		if (err) {	/* the raw trace stays: readable as it is */
+			if (err != -ENOSPC && err != -EDQUOT)
+				mfx_err("cannot finalise '%s' (it stays readable as it is): %s", path,
+					mfx_strerror(-err));
+			if (!first)
+				first = err;
 			continue;
 		}
 		if (!strcmp(e->d_name, "trace.mfx")) {
@@ -609,6 +653,7 @@ static void finalize_all(struct session *s, uint64_t tsc_hz)
 		}
 	}
 	closedir(d);
+	return first;
 }
 
 /*
@@ -672,59 +717,52 @@ static void debug_columns(const struct evc_stats *st)
 		 (unsigned long long)st->refused, line);
 }
 
-int session_finish(struct session *s, enum session_end why)
+/* Events dropped in every trace of the run (back-pressure). */
+static void note_dropped(struct session *s)
 {
-	uint64_t t_end = now_ns();	/* the window ends now, whatever follows */
-	progress_clear();
-	scan_dir(s);
-	struct traced *m = main_trace(s);
-	if (why != SESSION_END_EXIT && s->mode == SESSION_LAUNCH)
-		session_stop_agents(s, STOP_WAIT_NS);
-	uint64_t t_drain = now_ns();
-	if (s->spool) {
-		struct spool_stats ss;
-		spool_stop(s->spool);	/* every chunk into its trace file */
+	uint64_t ev = 0, ch = 0;
+	for (int i = 0; i < s->ntr; i++) {
+		struct mfx_file_header *h = s->tr[i].tf.hdr;
+		ev += h->dropped_events;
+		ch += h->dropped_chunks;
+	}
+	if (!ev)	/* chunks lost to write errors alone are said by recording_failed */
+		return;
+	char a[32];
+	mfx_note("%s events dropped (%llu chunks): mfx could not keep up with the program; "
+		 "the report counts what was kept", fmt_count(ev, a, sizeof(a)),
+		 (unsigned long long)ch);
+}
+
+/* Why recording stopped early, one line (0 if it did not). */
+static int recording_failed(struct session *s, struct traced *m)
+{
+	struct spool_stats ss = { 0 };
+	if (s->spool)
 		spool_stats(s->spool, &ss);
-		if (ss.fallbacks)
-			mfx_note("%llu chunks bypassed the spool (it was full): mfx could not "
-				 "drain it fast enough", (unsigned long long)ss.fallbacks);
-		if (env_flag("MFX_DEBUG"))
-			debug_columns(&ss.model);
+	if (ss.write_errors) {
+		mfx_err("cannot write the trace in '%s': %s; recording stopped, what was recorded "
+			"is kept", s->dir, mfx_strerror(ss.write_errno));
+		if (m && !m->tf.hdr->fail_errno) {	/* the reader says so too */
+			snprintf(m->tf.hdr->fail_what, sizeof(m->tf.hdr->fail_what),
+				 "mfx could not write the trace");
+			m->tf.hdr->fail_errno = ss.write_errno;
+			__atomic_fetch_or(&m->tf.hdr->degraded, MFX_DG_STOPPED, __ATOMIC_RELAXED);
+		}
+		return -ss.write_errno;
 	}
-	t_drain = now_ns() - t_drain;
-	if (m && !process_gone(m->pid))
-		sample_all(s);
-	if (m)	/* the agent notes its own end too, if it sees the stop in time */
-		tfile_mark(&m->tf, t_end, MFX_MARK_WINDOW_END, NULL, 0, end_reason(why));
-	if (s->child_done) {
-		uint64_t st = (uint64_t)s->child_status;
-		session_mark(s, MFX_MARK_EXIT, &st, 1, "");
-	} else if (why == SESSION_END_EXIT && s->mode == SESSION_ATTACH) {
-		attach_exit(s);
+	if (m && m->tf.hdr->fail_errno) {
+		const char *what = m->tf.hdr->fail_what;
+		mfx_err("recording stopped early: %s%s%s; what was recorded is kept in '%s'", what,
+			*what ? ": " : "", mfx_strerror(m->tf.hdr->fail_errno), s->dir);
+		return -m->tf.hdr->fail_errno;
 	}
-	write_peak_smaps(s);
-	if (m)
-		run_record_wrappers(&m->tf, s->o.wrappers, s->o.nwrappers);
-	if (m && m->tf.hdr->fail_errno)
-		mfx_err("recording stopped early: %s", mfx_strerror(m->tf.hdr->fail_errno));
-	uint64_t tsc_hz = 0, dns = now_ns() - s->ns0, dtsc = tfile_tsc() - s->tsc0;
-	if (dns > 20000000ull)
-		tsc_hz = (uint64_t)((double)dtsc * 1e9 / (double)dns);
-	if (!m)
-		mfx_err("no trace was written in '%s': the agent did not start in pid %d", s->dir,
-			(int)s->pid);
-	uint64_t t_fin = now_ns();
-	finalize_all(s, tsc_hz);
-	if (s->attach_exited)
-		say_attach_exit(s);
-	if (env_flag("MFX_DEBUG")) {
-		char a[32], b[32], c[32], d[32];
-		uint64_t t = now_ns();
-		mfx_note("debug: window %s, end of window %s (spool drained %s, finalised %s)",
-			 fmt_duration(t_end - s->t_start, a, sizeof(a)),
-			 fmt_duration(t - t_end, b, sizeof(b)), fmt_duration(t_drain, c, sizeof(c)),
-			 fmt_duration(t - t_fin, d, sizeof(d)));
-	}
+	return 0;
+}
+
+/* The report, unless --no-report; "trace: N events". */
+static int finish_report(struct session *s, struct traced *m)
+{
 	int err = 0;
 	if (m && !s->o.no_report) {
 		if (report_run) {
@@ -753,10 +791,81 @@ int session_finish(struct session *s, enum session_end why)
 	return err;
 }
 
+/*
+ * The end: stop the agents, drain the spool, last sample and marks, smaps,
+ * finalise, report.  A full disk is said in one line and stops the steps
+ * that would write more; the raw trace stays readable.  Returns 0, or
+ * -errno when the recording, its files or the report failed (exit 1).
+ */
+int session_finish(struct session *s, enum session_end why)
+{
+	uint64_t t_end = s->t_end ? s->t_end : now_ns();	/* when session_loop saw it end */
+	progress_clear();
+	scan_dir(s);
+	struct traced *m = main_trace(s);
+	if (why != SESSION_END_EXIT && s->mode == SESSION_LAUNCH)
+		session_stop_agents(s, STOP_WAIT_NS);
+	uint64_t t_drain = now_ns();
+	session_drain(s);	/* every chunk into its trace file */
+	t_drain = now_ns() - t_drain;
+	if (s->spool && env_flag("MFX_DEBUG")) {
+		struct spool_stats ss;
+		spool_stats(s->spool, &ss);
+		debug_columns(&ss.model);
+	}
+	if (m && !process_gone(m->pid))
+		sample_all(s);
+	if (m)	/* the agent notes its own end too, if it sees the stop in time */
+		tfile_mark(&m->tf, t_end, MFX_MARK_WINDOW_END, NULL, 0, end_reason(why));
+	if (s->child_done) {
+		uint64_t st = (uint64_t)s->child_status;
+		session_mark(s, MFX_MARK_EXIT, &st, 1, "");
+	} else if (why == SESSION_END_EXIT && s->mode == SESSION_ATTACH) {
+		attach_exit(s);
+	}
+	note_dropped(s);
+	int err = recording_failed(s, m);
+	int werr = write_peak_smaps(s);
+	if (m)
+		run_record_wrappers(&m->tf, s->o.wrappers, s->o.nwrappers);
+	uint64_t tsc_hz = 0, dns = now_ns() - s->ns0, dtsc = tfile_tsc() - s->tsc0;
+	if (dns > 20000000ull)
+		tsc_hz = (uint64_t)((double)dtsc * 1e9 / (double)dns);
+	if (!m)
+		mfx_err("no trace was written in '%s': the agent did not start in pid %d", s->dir,
+			(int)s->pid);
+	uint64_t t_fin = now_ns();
+	int ferr = finalize_all(s, tsc_hz);
+	if (s->attach_exited)
+		say_attach_exit(s);
+	if (env_flag("MFX_DEBUG")) {
+		char a[32], b[32], c[32], d[32];
+		uint64_t t = now_ns();
+		mfx_note("debug: window %s, end of window %s (spool drained %s, finalised %s)",
+			 fmt_duration(t_end - s->t_start, a, sizeof(a)),
+			 fmt_duration(t - t_end, b, sizeof(b)), fmt_duration(t_drain, c, sizeof(c)),
+			 fmt_duration(t - t_fin, d, sizeof(d)));
+	}
+	if (!werr)
+		werr = ferr;
+	int full = werr == -ENOSPC || werr == -EDQUOT || err == -ENOSPC || err == -EDQUOT;
+	if (werr && !err)	/* not said yet */
+		mfx_err("cannot write in '%s': %s; the trace is kept as recorded (run 'mfx report %s' "
+			"once there is room)", s->dir, mfx_strerror(-werr), s->dir);
+	if (!err)
+		err = werr;
+	s->rec_failed = err != 0;
+	if (full)	/* no report: it would not fit either */
+		return err;
+	int rerr = finish_report(s, m);
+	return err ? err : rerr;
+}
+
 void session_free(struct session *s)
 {
 	if (!s)
 		return;
+	stop_disarm();
 	for (int i = 0; i < s->ntr; i++)
 		if (s->tr[i].tf.hdr)
 			tfile_close(&s->tr[i].tf);

@@ -225,6 +225,19 @@ static void tmp_track_path(const char *tmp)
 		close(d);
 }
 
+int file_replace_open(const char *path, char *tmp, size_t n)
+{
+	int fd = tmp_create(path, tmp, n);
+	if (fd >= 0)
+		tmp_track_path(tmp);
+	return fd;
+}
+
+int file_replace_commit(const char *tmp, const char *path, int err)
+{
+	return tmp_commit(tmp, path, err);
+}
+
 int write_file(const char *path, const void *buf, size_t len)
 {
 	char tmp[PATH_MAX + 16];

@@ -73,6 +73,11 @@ int write_file(const char *path, const void *buf, size_t len);
  * the first error seen. */
 FILE *fopen_replace(const char *path, char *tmp, size_t n);
 int fclose_replace(FILE *f, const char *tmp, const char *path, int err);
+/* The same as an fd: file_replace_open() returns it (or -errno);
+ * file_replace_commit() renames tmp over path unless err (the fd closed
+ * first), removing tmp otherwise.  Returns err or the rename's error. */
+int file_replace_open(const char *path, char *tmp, size_t n);
+int file_replace_commit(const char *tmp, const char *path, int err);
 
 /* Is name (a file name, no folder) one of the traces mfx writes:
  * "trace.mfx", "trace-<pid>.mfx" or "trace-<pid>.<n>.mfx"? */

@@ -233,6 +233,7 @@ static int walk(struct out *o, struct work *w, const uint8_t *m, uint64_t limit,
 		if (err)
 			return err;
 		st->chunks++;
+		mfx_tick();	/* progress, for the watchdog of an interrupted mfx */
 		off += c->span;
 	}
 	return 0;
@@ -290,7 +291,7 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 {
 	struct finalize_stats dummy;
 	struct out o = { .fd = -1, .src = -1 };
-	char tmp[PATH_MAX + 8];
+	char tmp[PATH_MAX + 16];
 	const uint8_t *m = MAP_FAILED;
 	struct stat sb;
 	size_t size = 0;
@@ -299,9 +300,9 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 		st = &dummy;
 	memset(st, 0, sizeof(*st));
 	tmp[0] = 0;
-	if ((o.src = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
-	if (fstat(o.src, &sb) || sb.st_size < (off_t)MFX_FIRST_CHUNK) {
+	if ((o.src = open_read(path)) < 0)	/* the run directory's fd, never a symlink */
+		return o.src;
+	if (fstat(o.src, &sb) || !S_ISREG(sb.st_mode) || sb.st_size < (off_t)MFX_FIRST_CHUNK) {
 		err = -MFX_E_TRUNCATED;
 		goto out;
 	}
@@ -322,28 +323,22 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 		st->final_bytes = size;
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, sb.st_mode & 0777);
+	/* a fresh 0600 file (O_EXCL, O_NOFOLLOW) renamed over the raw trace
+	 * only when all went well (util.h) */
+	o.fd = file_replace_open(path, tmp, sizeof(tmp));
 	o.buf = malloc(OUT_BUF);
 	if (o.fd < 0 || !o.buf) {
-		err = o.fd < 0 ? -errno : -ENOMEM;
+		err = o.fd < 0 ? o.fd : -ENOMEM;
+		if (o.fd < 0)
+			tmp[0] = 0;
 		goto out;
 	}
-	if ((err = write_final(&o, m, &h, tsc_hz, st)))
-		goto out;
-	if (close(o.fd)) {
-		o.fd = -1;
-		err = -errno;
-		goto out;
-	}
-	o.fd = -1;
-	if (rename(tmp, path))
-		err = -errno;
+	err = write_final(&o, m, &h, tsc_hz, st);
 out:
-	if (o.fd >= 0)
-		close(o.fd);
-	if (err && tmp[0])
-		unlink(tmp);
+	if (o.fd >= 0 && close(o.fd) && !err)
+		err = -errno;
+	if (tmp[0])
+		err = file_replace_commit(tmp, path, err);
 	if (m != MAP_FAILED)
 		munmap((void *)m, size);
 	close(o.src);

@@ -9,6 +9,7 @@
  * from a per-call delta array, and prints the replayer's JSON line.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,7 +276,8 @@ int replay__write_c(const char *path, const char *ops_path, const char *trace_pa
 	g.size = calloc(g.h->nblocks + 1, sizeof(*g.size));
 	g.first = calloc(2 * (size_t)g.h->nthreads + 2, sizeof(*g.first));
 	g.last = g.first ? g.first + g.h->nthreads + 1 : NULL;
-	g.f = g.size && g.first ? fopen(path, "we") : NULL;
+	char tmp[PATH_MAX + 16];	/* 0600, O_EXCL, renamed over (util.h) */
+	g.f = g.size && g.first ? fopen_replace(path, tmp, sizeof(tmp)) : NULL;
 	if (!g.f) {
 		err = g.size && g.first ? -errno : -ENOMEM;
 		goto out;
@@ -289,8 +291,7 @@ int replay__write_c(const char *path, const char *ops_path, const char *trace_pa
 	fputs(c_main, g.f);
 	if (!err && ferror(g.f))
 		err = -EIO;
-	if (fclose(g.f) && !err)
-		err = -errno;
+	err = fclose_replace(g.f, tmp, path, err);
 	*written = g.ncalls;
 out:
 	free(g.size);

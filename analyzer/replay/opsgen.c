@@ -6,6 +6,7 @@
  * dropped (attach: their sizes are unknown) and counted.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +171,8 @@ static int gen_event(struct opsgen *g, struct trace_event *ev)
 
 static int gen_write(const struct opsgen *g, const struct trace_info *ti, const char *out)
 {
-	FILE *f = fopen(out, "we");
+	char tmp[PATH_MAX + 16];	/* 0600, O_EXCL, renamed over (util.h) */
+	FILE *f = fopen_replace(out, tmp, sizeof(tmp));
 	if (!f)
 		return -errno;
 	int err = 0;
@@ -183,9 +185,7 @@ static int gen_write(const struct opsgen *g, const struct trace_info *ti, const 
 	for (uint32_t i = 0; i < g->nt; i++)
 		if (g->st[i].n && fwrite(g->st[i].ops, sizeof(struct op), g->st[i].n, f) != g->st[i].n)
 			err = -EIO;
-	if (fclose(f) && !err)
-		err = -errno;
-	return err;
+	return fclose_replace(f, tmp, out, err);
 }
 
 int replay__write_ops(const char *trace_path, const char *out, struct gen_stats *gs)
