@@ -5,6 +5,7 @@
 #   make demo            install missing packages, build, trace the demo program
 #   make check           install missing packages, build, run every test
 #   make bench           overhead against the bare program and heaptrack
+#   make soak            the fault matrix many times; its table into docs/reliability.md
 #   make fuzz            libFuzzer on every parser of input, FUZZ_SECONDS each
 #                        (default 60; FUZZ=json runs one); make check runs
 #                        each for 12 s
@@ -106,7 +107,7 @@ PROGS += $(B)/libmfx.so $(B)/mfx-replay
 endif
 
 all: $(PROGS) $(TARGETS) $(UNITS)
-.PHONY: all demo check bench fuzz fuzz-build install clean deps asan
+.PHONY: all demo check bench soak fuzz fuzz-build install clean deps asan
 
 $(B)/mfx: $(MFX_OBJS)
 	$(call say,LINK,$@)
@@ -250,6 +251,10 @@ check: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/bench.sh
+
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/soak.sh
 
 FUZZ_SECONDS ?= 60
 fuzz: deps
