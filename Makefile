@@ -214,12 +214,12 @@ FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -I. -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_TARGETS := trace json csv smaps replay_ops
-FUZZ_SRC_trace      := trace/reader.c trace/evdecode.c common/util.c
+FUZZ_SRC_trace      := trace/reader.c trace/evdecode.c common/util.c common/files.c
 FUZZ_SRC_json       := common/json.c
 FUZZ_SRC_csv        := analyzer/export.c analyzer/analyze.c analyzer/symbolize.c trace/reader.c \
 	trace/evdecode.c \
-	common/util.c common/hmap.c
-FUZZ_SRC_smaps      := common/procfs.c common/util.c
+	common/util.c common/files.c common/hmap.c
+FUZZ_SRC_smaps      := common/procfs.c common/util.c common/files.c
 FUZZ_SRC_replay_ops :=
 FUZZ_HDRS := $(wildcard include/mfx/*.h trace/*.h common/*.h analyzer/*.h analyzer/replay/*.h)
 LIBS_FUZZ  = $(shell $(PKG) --libs libdw libelf libzstd) -lpthread -ldl -lm
