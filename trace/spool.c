@@ -405,9 +405,13 @@ static int drain_pass(struct spool *sp, int orphans)
 			tk[n++] = (struct take){ s->trace_uid, c->tid, c->seq, i, (uint32_t)free_it };
 	}
 	qsort(tk, (size_t)n, sizeof(tk[0]), cmp_take);
-	/* Asked to stop: the rest goes to the final drain, on every core. */
-	for (int k = 0; k < n && !sp->stop; k++)
+	/* Asked to stop: the rest goes to the final drain, on every core; it
+	 * takes FULL slots only, so the ones claimed here go back to FULL. */
+	int k = 0;
+	for (; k < n && !sp->stop; k++)
 		hold(sp, tk[k].slot, (int)tk[k].free_it);
+	for (; k < n; k++)
+		__atomic_store_n(&sp->h->slot[tk[k].slot].state, MFX_SLOT_FULL, __ATOMIC_RELEASE);
 	if (!sp->stop)
 		flush_old(sp);
 	return n;

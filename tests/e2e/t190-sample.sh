@@ -25,6 +25,15 @@ truth=$(grep '^live ' "$MFX_OUT")
 [[ $truth =~ total=([0-9]+)\ leak=([0-9]+)\ churn=([0-9]+) ]] || fail "no truth line: $truth"
 t_leak=${BASH_REMATCH[2]} t_churn=${BASH_REMATCH[3]}
 e=$TMP/exact/summary.json
+# every call the target counted is in the trace (no chunk lost; the target's
+# stdio adds a malloc or two of its own)
+calls=$(grep '^calls ' "$MFX_OUT")
+[[ $calls =~ malloc=([0-9]+)\ realloc=([0-9]+)\ calloc=([0-9]+) ]] || fail "no calls line: $calls"
+expect_eq "$(jget "$e" .counts.realloc)" "${BASH_REMATCH[2]}" "exact: reallocs as the target counted"
+expect_eq "$(jget "$e" .counts.calloc)" "${BASH_REMATCH[3]}" "exact: callocs as the target counted"
+m=$(jget "$e" .counts.malloc)
+expect_ge "$m" "${BASH_REMATCH[1]}" "exact: mallocs, at least the target's"
+expect_le "$m" $((BASH_REMATCH[1] + 8)) "exact: mallocs, the target's and stdio's"
 t_live=$(jget "$e" .live_bytes_end)	# the target's blocks and stdio's buffer
 expect_eq "$(jget "$e" '.top_sites[0].function')" leak_site "exact: the leak site first"
 expect_eq "$(jget "$e" '.top_sites[0].frames[0].function')" leak_site \

@@ -60,27 +60,31 @@ int main(int argc, char **argv)
 	uint64_t leak = 0, churn = 0, grow = 0, big = 0;
 	void *g = NULL;
 	size_t gn = 0;
+	long mallocs = 0, reallocs = 0, callocs = 0;
 	for (long i = 0; i < rounds; i++) {
 		size_t n = 16 + rnd() % 4000;
 		unsigned k = (unsigned)(i % RING);
 		free(ring[k]);
 		churn -= ring_n[k];
 		ring[k] = churn_site(n);
+		mallocs++;
 		ring_n[k] = n;
 		churn += n;
 		if (i % 10 == 0)
-			leak += n, leak_site(n);
+			leak += n, leak_site(n), mallocs++;
 		if (i % 1000 == 0) {
 			gn += 10000 + rnd() % 50000;
 			g = grow_site(g, gn);
+			reallocs++;
 		}
 		if (i % 20000 == 0)
-			big += 1u << 20, big_site(1u << 20);
+			big += 1u << 20, big_site(1u << 20), callocs++;
 	}
 	grow = gn;
 	printf("live total=%llu leak=%llu churn=%llu grow=%llu big=%llu\n",
 	       (unsigned long long)(leak + churn + grow + big), (unsigned long long)leak,
 	       (unsigned long long)churn, (unsigned long long)grow, (unsigned long long)big);
+	printf("calls malloc=%ld realloc=%ld calloc=%ld\n", mallocs, reallocs, callocs);
 	fflush(stdout);
 	return 0;
 }
