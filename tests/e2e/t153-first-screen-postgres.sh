@@ -35,7 +35,7 @@ for i in $(seq 200); do	# a busy machine may take seconds
 	[ -n "$backend" ] && break
 	sleep 0.1
 done
-[ -n "$backend" ] || fail "no pgbench backend found"
+[ -n "$backend" ] || fail "no pgbench backend found (pgbench $(kill -0 "$bench" 2>/dev/null && echo running || echo ended): $(tail -3 "$SPAWN_ERR"); children of $postmaster: $(ps -o pid=,args= --ppid "$postmaster" | tr '\n' ';'))"
 run_mfx attach --for 2s -o "$TMP/run" "$backend"
 expect_eq "$MFX_RC" 0 "mfx exit: $(cat "$MFX_ERR")"
 head -15 "$MFX_OUT" >"$TMP/first"

@@ -10,7 +10,9 @@ run_mfx launch -q --no-report -o "$TMP/run" -- "$TARGETS/thread_per_request" 300
 expect_eq "$MFX_RC" 0 "launch"
 alive=$(awk '/^threads_alive_max/ {print $2}' "$MFX_OUT")
 hwm=$(awk '/^rss_anon_hwm/ {print $2}' "$MFX_OUT")
-expect_eq "$alive" 4 "the program's own most request threads at once"
+# (4 at most; how many ran at once is the scheduler's choice)
+expect_ge "$alive" 1 "the program's own most request threads at once"
+expect_le "$alive" 4 "the program's own most request threads at once"
 run_mfx report -q --no-charts "$TMP/run"
 run_mfx replay -q --allocator glibc --c-max-calls 200000 "$TMP/run"
 expect_eq "$MFX_RC" 0 "replay: $(cat "$MFX_ERR")"
