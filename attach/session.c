@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "analyzer/report.h"
+#include "attach/deadline.h"
 #include "attach/capture.h"
 #include "attach/runend.h"
 #include "attach/stopping.h"
@@ -62,6 +63,8 @@ struct session {
 	struct traced tr[MAX_TRACES];
 	int ntr;
 	uint64_t t_start, t_window, t_sample, t_scan, t_progress, t_end;
+	struct deadline *deadline;	/* --for: raises the main trace's stop word on time */
+	struct tfile *deadline_tf;
 	/* RSS peak and its smaps */
 	uint64_t rss_peak, heap_at_peak, t_peak_read;
 	uint64_t t_peak;		/* when the kept smaps was read; 0 = at exit */
@@ -422,6 +425,20 @@ static int window_over(struct session *s, uint64_t now)
 	return 0;
 }
 
+/* --for: the deadline thread watches the main trace (a new one after an
+ * exec of the launched program). */
+static void keep_deadline(struct session *s)
+{
+	struct traced *m = main_trace(s);
+	if (!s->o.for_ns || !m || !m->tf.hdr || &m->tf == s->deadline_tf)
+		return;
+	deadline_end(s->deadline);
+	s->deadline = NULL;
+	s->deadline_tf = &m->tf;
+	if (deadline_start(&s->deadline, &m->tf, s->t_window + s->o.for_ns))
+		s->deadline = NULL;	/* the loop alone keeps the time, as before */
+}
+
 int session_loop(struct session *s)
 {
 	for (;;) {
@@ -440,8 +457,11 @@ int session_loop(struct session *s)
 			scan_dir(s);
 			s->t_scan = now;
 		}
+		keep_deadline(s);
 		int why = window_over(s, now);
 		if (why) {
+			deadline_end(s->deadline);	/* before any trace is closed */
+			s->deadline = NULL;
 			s->t_end = now;	/* the window ends now, whatever follows */
 			/* From here on, another signal ends mfx at once; after an
 			 * interrupt, so does 5 s without progress. */
@@ -866,6 +886,7 @@ void session_free(struct session *s)
 	if (!s)
 		return;
 	stop_disarm();
+	deadline_end(s->deadline);
 	for (int i = 0; i < s->ntr; i++)
 		if (s->tr[i].tf.hdr)
 			tfile_close(&s->tr[i].tf);

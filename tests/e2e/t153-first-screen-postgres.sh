@@ -30,9 +30,15 @@ bench=$SPAWNED
 # the backend serving pgbench: a child of our postmaster (other tests may
 # run servers of their own)
 postmaster=$(head -1 "$TMP/pg/data/postmaster.pid")
+# pgbench may open a short connection of its own before its client's: take
+# a backend that is still there a second later
 for i in $(seq 200); do	# a busy machine may take seconds
 	backend=$(pgrep -P "$postmaster" -f "postgres: postgres postgres" | head -1)
-	[ -n "$backend" ] && break
+	if [ -n "$backend" ]; then
+		sleep 1
+		kill -0 "$backend" 2>/dev/null && break
+		backend=
+	fi
 	sleep 0.1
 done
 [ -n "$backend" ] || fail "no pgbench backend found (pgbench $(kill -0 "$bench" 2>/dev/null && echo running || echo ended): $(tail -3 "$SPAWN_ERR"); children of $postmaster: $(ps -o pid=,args= --ppid "$postmaster" | tr '\n' ';'))"
