@@ -14,6 +14,8 @@
 #   ft_start_cmd PROG ARGS...  one started through a wrapper that execs it
 #   ft_cmd ID CMD              a command to it
 #   ft_unharmed ID             0 when unharmed; else $FT_WHY says why
+#   ft_end ID                  end it (a row ends each target once checked:
+#                              a soak of 200 tries must not keep 200 alive)
 #   answered RC ERRFILE        0 when mfx answered as documented
 #   row NAME TRIES U A         prints the matrix line, fails unless U=A=T
 
@@ -42,6 +44,13 @@ ft_start_cmd() {
 }
 
 ft_cmd() { echo "$2" >&"${FT_FD[$1]}"; }
+
+ft_end() {
+	local pid=${FT_PID[$1]} fd=${FT_FD[$1]}
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	exec {fd}>&-
+}
 
 # the tid of worker NAME of target ID
 ft_tid() { awk -v n="$2" '$1 == "tid" && $2 == n { print $3 }' "${FT_OUT[$1]}"; }

@@ -10,31 +10,42 @@
 . "$(dirname "$0")/../lib.sh"
 . "$MFX_ROOT/tests/fault.sh"
 TRIES=${SOAK_TRIES:-6}
-ids=()
-for ((i = 0; ${#ids[@]} < TRIES && i < 10 * TRIES; i++)); do
+BATCH=6	# targets alive at once: each is checked, then ended
+tried=0 unharmed=0 answered=0 batch=()
+check_batch() {
+	local id ok
+	for id in "${batch[@]}"; do
+		ok=1
+		ft_unharmed "$id" || { ok=0; note "after the kill, target ${FT_PID[$id]}: $FT_WHY"; }
+		run_mfx attach -q --no-report --for 100ms -o "$TMP/a$id" "${FT_PID[$id]}"
+		if [ "$MFX_RC" = 0 ] && answered "$MFX_RC" "$MFX_ERR"; then
+			answered=$((answered + 1))
+		else
+			note "the next attach to ${FT_PID[$id]}: exit $MFX_RC: $(cat "$MFX_ERR")"
+		fi
+		ft_unharmed "$id" || { ok=0; note "after the next attach, target ${FT_PID[$id]}: $FT_WHY"; }
+		unharmed=$((unharmed + ok))
+		ft_end "$id"
+	done
+	batch=()
+}
+for ((i = 0; tried < TRIES && i < 10 * TRIES; i++)); do
 	ft_start
 	"$MFX" attach -q --no-report --for 1s -o "$TMP/k$i" "${FT_PID[$FT]}" >"$TMP/k$i.out" 2>"$TMP/k$i.err" &
 	m=$!
 	moment=$("$TARGETS/kill_at" "${FT_PID[$FT]}" "$m" 6000 "$RANDOM$i")
 	wait "$m" 2>/dev/null
-	[ "$moment" = "no moment" ] && continue	# the attach was over first: again
-	echo "$moment" >>"$TMP/kills"
-	ids+=("$FT")
-done
-[ "${#ids[@]}" -gt 0 ] || fail "no try met the moment"	# (a loaded machine: fewer)
-note "$(sort "$TMP/kills" | uniq -c | sort -rn | head -3 | tr '\n' ';') ..."
-unharmed=0 answered=0
-for id in "${ids[@]}"; do
-	ok=1
-	ft_unharmed "$id" || { ok=0; note "after the kill, target ${FT_PID[$id]}: $FT_WHY"; }
-	run_mfx attach -q --no-report --for 100ms -o "$TMP/a$id" "${FT_PID[$id]}"
-	if [ "$MFX_RC" = 0 ] && answered "$MFX_RC" "$MFX_ERR"; then
-		answered=$((answered + 1))
-	else
-		note "the next attach to ${FT_PID[$id]}: exit $MFX_RC: $(cat "$MFX_ERR")"
+	if [ "$moment" = "no moment" ]; then	# the attach was over first: again
+		ft_end "$FT"
+		continue
 	fi
-	ft_unharmed "$id" || { ok=0; note "after the next attach, target ${FT_PID[$id]}: $FT_WHY"; }
-	unharmed=$((unharmed + ok))
+	echo "$moment" >>"$TMP/kills"
+	batch+=("$FT")
+	tried=$((tried + 1))
+	[ "${#batch[@]}" -ge $BATCH ] && check_batch
 done
-row kill-hold "${#ids[@]}" "$unharmed" "$answered"
+check_batch
+[ "$tried" -gt 0 ] || fail "no try met the moment"	# (a loaded machine: fewer)
+note "$(sort "$TMP/kills" | uniq -c | sort -rn | head -3 | tr '\n' ';') ..."
+row kill-hold "$tried" "$unharmed" "$answered"
 pass

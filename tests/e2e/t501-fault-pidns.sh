@@ -35,6 +35,8 @@ for ((i = 0; i < TRIES; i++)); do
 	FT_PID[$ns]=$host
 	ft_unharmed "$ns" || { ok=0; note "try $i: the target $host: $FT_WHY"; }
 	unharmed=$((unharmed + ok))
+	ft_end "$decoy"
+	ft_end "$ns"
 done
 row pidns "$tries" "$unharmed" "$answered"
 pass

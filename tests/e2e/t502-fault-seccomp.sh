@@ -38,6 +38,7 @@ for ((r = 0; r < TRIES; r++)); do
 		fi
 		note "$act $nr: $(head -c 200 "$MFX_ERR")"
 		if ft_unharmed "$FT"; then unharmed=$((unharmed + 1)); else note "$act $nr: $FT_WHY"; fi
+		ft_end "$FT"
 	done <<<"$cases"
 done
 # not root: a filtered process of its own is refused, it cannot read the filter

@@ -21,12 +21,13 @@ for ((i = 0; done < TRIES && i < 10 * TRIES; i++)); do
 	moment=$("$TARGETS/kill_at" "$pid" "$m" 3000 "$RANDOM$i" stopcont)
 	wait "$m"
 	rc=$?
-	[ "$moment" = "no moment" ] && continue	# mfx was done before: try again
+	[ "$moment" = "no moment" ] && { ft_end "$FT"; continue; }	# mfx was done before: try again
 	echo "$moment" >>"$TMP/moments"
 	done=$((done + 1))
 	if answered "$rc" "$TMP/m$i.err"; then answered=$((answered + 1)); else note "try $i: exit $rc: $(cat "$TMP/m$i.err")"; fi
 	[ "$rc" = 0 ] || note "try $i: $(cat "$TMP/m$i.err")"
 	if ft_unharmed "$FT"; then unharmed=$((unharmed + 1)); else note "try $i: $FT_WHY"; fi
+	ft_end "$FT"
 done
 note "$(sort "$TMP/moments" | head -3 | tr '\n' ';')"
 row stopcont "$done" "$unharmed" "$answered"

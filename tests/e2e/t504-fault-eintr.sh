@@ -26,7 +26,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 		[ "$MFX_RC" = 0 ] && answered "$MFX_RC" "$MFX_ERR" || { ok=0; note "$c: ptrace-path attach: $(cat "$MFX_ERR")"; }
 		answered=$((answered + ok))
 		if ft_unharmed "$FT"; then unharmed=$((unharmed + 1)); else note "$c: $FT_WHY"; fi
-		ft_cmd "$FT" quit
+		ft_end "$FT"
 	done
 done
 row eintr "$tries" "$unharmed" "$answered"

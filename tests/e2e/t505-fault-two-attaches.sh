@@ -34,6 +34,7 @@ for ((i = 0; i < TRIES; i++)); do
 	[ $ok = 1 ] && answered=$((answered + 1)) || note "try $i: exits $ra $rb: $(cat "$TMP/a$i.err" "$TMP/b$i.err")"
 	note "try $i: exits $ra $rb $(cat "$TMP/a$i.err" "$TMP/b$i.err" | tr '\n' ' ')"
 	if ft_unharmed "$FT"; then unharmed=$((unharmed + 1)); else note "try $i: $FT_WHY"; fi
+	ft_end "$FT"
 done
 row two-attaches "$TRIES" "$unharmed" "$answered"
 pass

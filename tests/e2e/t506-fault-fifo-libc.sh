@@ -40,6 +40,7 @@ for ((i = 0; i < TRIES; i++)); do
 		[ "$rc" = 0 ] && answered 0 "$TMP/t.err" || { ok=0; note "$over: trim: exit $rc: $(cat "$TMP/t.err")"; }
 		answered=$((answered + ok))
 		if ft_unharmed "$FT"; then unharmed=$((unharmed + 1)); else note "$over: $FT_WHY"; fi
+		ft_end "$FT"
 	done
 done
 row fifo-libc "$tries" "$unharmed" "$answered"
