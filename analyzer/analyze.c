@@ -1,9 +1,9 @@
 /*
  * analyze.c - one streaming pass over the events (see analyze.h).
  *
- * Live blocks are kept in common/hmap.h's open-addressing table keyed by
- * pointer (deletion by backward shift: no tombstones, so long traces with
- * heavy churn do not degrade it).
+ * Live blocks are kept in analyzer/livetab.h's compact open-addressing
+ * table keyed by pointer (one cache line per probe; deletion by backward
+ * shift: no tombstones, so long traces with heavy churn do not degrade it).
  */
 #include <errno.h>
 #include <math.h>
@@ -11,39 +11,9 @@
 #include <string.h>
 
 #include "analyzer/analyze.h"
-#include "common/hmap.h"
+#include "analyzer/livetab.h"
 #include "common/util.h"
 #include "common/error.h"
-
-struct lent {
-	uint64_t ptr;		/* 0 = empty */
-	uint64_t size;
-	uint64_t ts;
-	uint32_t stack;
-	uint32_t thread;
-};
-
-/* The live blocks: common/hmap.h keyed by pointer (NULL is no block). */
-static inline struct lent *ltab_find(struct hmap *t, uint64_t ptr)
-{
-	return ptr ? hmap_get(t, ptr) : NULL;
-}
-
-static inline int ltab_insert(struct hmap *t, const struct lent *v)
-{
-	if (!v->ptr)
-		return 0;
-	struct lent *e = hmap_put(t, v->ptr, NULL);
-	if (!e)
-		return -ENOMEM;
-	*e = *v;
-	return 0;
-}
-
-static inline void ltab_remove(struct hmap *t, struct lent *e)
-{
-	hmap_del(t, e->ptr, NULL);
-}
 
 unsigned an_size_class(uint64_t size)
 {
@@ -78,9 +48,10 @@ static unsigned life_class(uint64_t ns)
 
 struct pass {
 	struct analysis *a;
-	struct hmap live;
+	struct ltab live;
 	uint32_t peak_epoch;
 	unsigned site_shift;		/* per-site bucket width, 2^shift ns */
+	unsigned tl_shift;		/* a->tl_width = 2^tl_shift ns */
 	uint32_t sites_cap, groups_cap;
 	int snap_done;
 	int exiting;			/* past the EXITING mark: series frozen */
@@ -89,7 +60,7 @@ struct pass {
 
 /* Entry id of a table of figures (capacity *cap, in use *n), grown and
  * zeroed as needed; NULL without memory. */
-static struct site_stat *stat_at(struct site_stat **v, uint32_t *cap, uint32_t *n, uint32_t id)
+static struct site_stat *stat_grow(struct site_stat **v, uint32_t *cap, uint32_t *n, uint32_t id)
 {
 	if (id >= *cap) {
 		uint32_t nc = *cap ? *cap : 1024;
@@ -104,6 +75,16 @@ static struct site_stat *stat_at(struct site_stat **v, uint32_t *cap, uint32_t *
 		*v = t;
 		*cap = nc;
 	}
+	if (id >= *n)
+		*n = id + 1;
+	return &(*v)[id];
+}
+
+static inline struct site_stat *stat_at(struct site_stat **v, uint32_t *cap, uint32_t *n,
+					uint32_t id)
+{
+	if (__builtin_expect(id >= *cap, 0))
+		return stat_grow(v, cap, n, id);
 	if (id >= *n)
 		*n = id + 1;
 	return &(*v)[id];
@@ -124,9 +105,27 @@ static struct site_stat *group(struct pass *p, uint32_t id)
 	return stat_at(&p->a->groups, &p->groups_cap, &p->a->ngroups, gid);
 }
 
-static void halve_series(struct site_stat *v, uint32_t n)
+/*
+ * series[b] is the live bytes at the end of bucket b.  A change writes only
+ * its own bucket (and fills the ones skipped since the site's last change,
+ * series_b); the buckets after series_b hold live_bytes, written out by
+ * series_fill() before the series are halved, when the exit begins (the
+ * series stop there) and at the end.
+ */
+static void series_fill(struct site_stat *v, uint32_t n)
 {
 	for (uint32_t s = 0; s < n; s++) {
+		for (unsigned b = v[s].series_b + 1; b < AN_SITE_BUCKETS; b++)
+			v[s].series[b] = v[s].live_bytes;
+		v[s].series_b = AN_SITE_BUCKETS - 1;
+	}
+}
+
+static void halve_series(struct site_stat *v, uint32_t n)
+{
+	series_fill(v, n);
+	for (uint32_t s = 0; s < n; s++) {
+		v[s].series_b = AN_SITE_BUCKETS / 2 - 1;
 		for (unsigned b = 0; b < AN_SITE_BUCKETS / 2; b++)
 			v[s].series[b] = v[s].series[2 * b + 1];
 		for (unsigned b = AN_SITE_BUCKETS / 2; b < AN_SITE_BUCKETS; b++)
@@ -166,10 +165,13 @@ static void stat_change(struct pass *p, struct site_stat *s, int64_t delta, int 
 		s->peak_live = s->live_bytes;
 	if (p->exiting)
 		return;		/* the series shows the program's life, not its teardown */
-	/* the bucket holds the value at its end: every later bucket too, until
-	 * the next change */
-	for (unsigned i = b; i < AN_SITE_BUCKETS; i++)
-		s->series[i] = s->live_bytes;
+	/* the bucket holds the value at its end; the ones skipped since the
+	 * last change, the value before this one */
+	if (b > s->series_b)
+		for (unsigned i = s->series_b + 1; i < b; i++)
+			s->series[i] = s->live_bytes - delta;
+	s->series_b = b;
+	s->series[b] = s->live_bytes;
 }
 
 /* Stack id's live bytes (and its group's) change by delta, its live blocks
@@ -205,9 +207,11 @@ static struct tl_point *tl_at(struct pass *p, uint64_t ts, int64_t live, uint64_
 {
 	struct analysis *a = p->a;
 	uint64_t off = ts > a->tl_t0 ? ts - a->tl_t0 : 0;
-	while (off / a->tl_width >= AN_TL_BUCKETS)
+	while ((off >> p->tl_shift) >= AN_TL_BUCKETS) {
 		tl_merge(a);
-	uint32_t b = (uint32_t)(off / a->tl_width);
+		p->tl_shift++;
+	}
+	uint32_t b = (uint32_t)(off >> p->tl_shift);
 	/* empty buckets in between carry the values on */
 	for (uint32_t i = a->ntl; i <= b; i++) {
 		a->tl[i].ts_ns = a->tl_t0 + (uint64_t)(i + 1) * a->tl_width;
@@ -227,15 +231,15 @@ static int cmp_block(const void *x, const void *y)
 }
 
 /* The live blocks now, sorted by address. */
-static int snapshot(struct hmap *t, struct live_block **out, uint64_t *n)
+static int snapshot(const struct ltab *t, struct live_block **out, uint64_t *n)
 {
 	struct live_block *v = malloc((t->n + 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	uint64_t k = 0, key;
-	struct lent *e;
-	for (size_t i = 0; (i = hmap_next(t, i, &key, (void **)&e));)
-		v[k++] = (struct live_block){ e->ptr, e->size };
+	uint64_t k = 0;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->v[i].ptr)
+			v[k++] = (struct live_block){ t->v[i].ptr, t->v[i].size };
 	qsort(v, k, sizeof(*v), cmp_block);
 	*out = v;
 	*n = k;
@@ -275,10 +279,9 @@ static inline double est_calls(const struct analysis *a, uint64_t n)
 static void sampled_end(struct pass *p)
 {
 	struct analysis *a = p->a;
-	uint64_t key;
-	const struct lent *e;
-	for (size_t i = 0; (i = hmap_next(&p->live, i, &key, (void **)&e));) {
-		if (e->stack >= a->nsites)
+	for (size_t i = 0; i < p->live.cap; i++) {
+		const struct lent *e = &p->live.v[i];
+		if (!e->ptr || e->stack >= a->nsites)
 			continue;
 		double q = sample_p(a, e->size), b = (double)e->size / q;
 		double v = b * b * (1 - q);
@@ -290,6 +293,15 @@ static void sampled_end(struct pass *p)
 			g->live_var += v;
 		}
 		a->live_var_end += v;
+	}
+}
+
+/* Not sampled: every recorded call stands for one. */
+static void exact_weights(struct site_stat *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		v[i].w_allocs = (double)v[i].allocs;
+		v[i].w_frees = (double)v[i].frees;
 	}
 }
 
@@ -321,32 +333,36 @@ static void sampled_counts(struct analysis *a)
 static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, uint64_t size)
 {
 	struct analysis *a = p->a;
-	struct lent *old = ltab_find(&p->live, ptr);
-	if (old) {
+	int added = 1;
+	struct lent *e = ptr ? lt_put(&p->live, ptr, &added) : NULL;
+	if (ptr && !e)
+		return -ENOMEM;
+	if (!added) {
 		/* Still live in our books: its free raced with this allocation
 		 * across threads (or was not seen).  End the old block here. */
 		a->reused_live++;
-		int64_t ob = (int64_t)est_bytes(a, old->size);
-		site_change(p, old->stack, -ob, -1, ev->ts_ns);
-		a->threads[old->thread].live_bytes -= ob;
+		int64_t ob = (int64_t)est_bytes(a, e->size);
+		site_change(p, e->stack, -ob, -1, ev->ts_ns);
+		a->threads[e->thread].live_bytes -= ob;
 		a->live_bytes_end -= ob;
-		ltab_remove(&p->live, old);
 	}
-	struct lent e = { ptr, size, ev->ts_ns, ev->stack, ev->thread };
-	if (ltab_insert(&p->live, &e))
-		return -ENOMEM;
+	if (e)	/* one probe: the entry is the old block's, or new */
+		*e = (struct lent){ ptr, size, ev->ts_ns, ev->stack, ev->thread };
 	struct site_stat *s = site(p, ev->stack), *g = group(p, ev->stack);
 	if (!s || (p->g && !g))
 		return -ENOMEM;
 	uint64_t b = est_bytes(a, size);
-	double w = est_calls(a, size);
 	s->allocs++;
-	s->w_allocs += w;
 	s->alloc_bytes += b;
 	if (g) {
 		g->allocs++;
-		g->w_allocs += w;
 		g->alloc_bytes += b;
+	}
+	if (a->sample_mean) {	/* else w_allocs = allocs, at the end */
+		double w = est_calls(a, size);
+		s->w_allocs += w;
+		if (g)
+			g->w_allocs += w;
 	}
 	site_change(p, ev->stack, (int64_t)b, 1, ev->ts_ns);
 	a->threads[ev->thread].live_bytes += (int64_t)b;
@@ -363,21 +379,23 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, int lifetime)
 {
 	struct analysis *a = p->a;
-	struct lent *e = ltab_find(&p->live, ptr);
-	if (!e) {
+	struct lent copy, *e = &copy;
+	if (!ptr || !lt_del(&p->live, ptr, &copy)) {	/* one probe */
 		a->unknown_frees++;
 		return;
 	}
 	int64_t b = (int64_t)est_bytes(a, e->size);
 	double w = est_calls(a, e->size);
 	struct site_stat *s = site(p, e->stack), *g = group(p, e->stack);
-	if (s) {
+	if (s)
 		s->frees++;
-		s->w_frees += w;
-	}
-	if (g) {
+	if (g)
 		g->frees++;
-		g->w_frees += w;
+	if (a->sample_mean) {	/* else w_frees = frees, at the end */
+		if (s)
+			s->w_frees += w;
+		if (g)
+			g->w_frees += w;
 	}
 	site_change(p, e->stack, -b, -1, ev->ts_ns);
 	if (lifetime)
@@ -386,7 +404,6 @@ static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 	a->live_bytes_end -= b;
 	if (lifetime)	/* a free call, not a realloc's */
 		a->w_counts[TC_FREE] += w;
-	ltab_remove(&p->live, e);
 }
 
 /* The program began to exit: what every site holds now is what it held
@@ -394,6 +411,8 @@ static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 static void exit_began(struct pass *p)
 {
 	struct analysis *a = p->a;
+	series_fill(a->sites, a->nsites);
+	series_fill(a->groups, a->ngroups);
 	p->exiting = 1;
 	a->live_at_exit = a->live_bytes_end;
 	for (uint32_t i = 0; i < a->nsites; i++)
@@ -402,11 +421,22 @@ static void exit_began(struct pass *p)
 		a->groups[i].live_at_exit = a->groups[i].live_bytes;
 }
 
+/* trace_kind_class() as a table (kinds by number: trace/format.h) */
+static const uint8_t kind_class[MFX_K_NKINDS] = {
+	TC_MEMALIGN, TC_MALLOC, TC_CALLOC, TC_REALLOC, TC_REALLOC, TC_FREE, TC_MEMALIGN,
+	TC_MEMALIGN, TC_MEMALIGN, TC_MEMALIGN, TC_MEMALIGN, TC_MEMALIGN, TC_MEMALIGN,
+	TC_MEMALIGN, TC_MEMALIGN, TC_MEMALIGN,
+};
+_Static_assert(MFX_K_MALLOC == 1 && MFX_K_CALLOC == 2 && MFX_K_REALLOC == 3 &&
+	       MFX_K_REALLOCARRAY == 4 && MFX_K_FREE == 5 && MFX_K_NKINDS == 16,
+	       "kind_class follows trace/format.h");
+
 static int event(struct pass *p, const struct trace_event *ev)
 {
 	struct analysis *a = p->a;
 	struct thread_stat *th = &a->threads[ev->thread];
-	enum trace_class cls = trace_kind_class(ev->kind);
+	enum trace_class cls = ev->kind < MFX_K_NKINDS ? (enum trace_class)kind_class[ev->kind]
+						 : TC_MEMALIGN;
 	if (a->have_exit && !p->exiting && ev->ts_ns > a->exit_ts)
 		exit_began(p);
 	a->counts[cls]++;
@@ -524,7 +554,6 @@ int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g,
 	memset(a, 0, sizeof(*a));
 	const struct trace_info *in = trace_info(t);
 	struct pass p = { .a = a, .g = g };
-	hmap_init(&p.live, sizeof(struct lent), 1 << 16);
 	a->sample_mean = in->sample_bytes;
 	a->nthreads = in->nthreads;
 	a->threads = calloc(in->nthreads + 1, sizeof(*a->threads));
@@ -535,9 +564,10 @@ int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g,
 	find_exit(t, a);
 	find_rss_peak(t, a);
 	a->tl_t0 = a->site_t0 = in->start_ns;
-	a->tl_width = 1ull << 17;	/* 131 us; doubles as the window grows */
+	p.tl_shift = 17;
+	a->tl_width = 1ull << p.tl_shift;	/* 131 us; doubles as the window grows */
 	p.site_shift = 20;		/* ~1 ms */
-	if (!site(&p, 0))
+	if (!site(&p, 0) || lt_init(&p.live, 12))
 		return -ENOMEM;
 	struct trace_event ev;
 	int err = 0, r;
@@ -562,6 +592,10 @@ int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g,
 		err = r;
 	if (a->have_exit && !p.exiting)
 		exit_began(&p);
+	if (!p.exiting) {
+		series_fill(a->sites, a->nsites);
+		series_fill(a->groups, a->ngroups);
+	}
 	if (!p.snap_done && !err) {
 		a->live_at_rss_peak = a->live_bytes_end;
 		err = snapshot(&p.live, &a->peak_blocks, &a->npeak_blocks);
@@ -572,11 +606,15 @@ int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g,
 	a->life_live_end = p.live.n;
 	if (a->sample_mean && !err)
 		sampled_end(&p);
-	if (a->sample_mean)	/* the counts too become estimates */
+	if (a->sample_mean) {	/* the counts too become estimates */
 		sampled_counts(a);
+	} else {
+		exact_weights(a->sites, a->nsites);
+		exact_weights(a->groups, a->ngroups);
+	}
 	peak_shares(&p, a->sites, a->nsites);
 	peak_shares(&p, a->groups, a->ngroups);
-	hmap_free(&p.live);
+	lt_free(&p.live);
 	return err;
 }
 

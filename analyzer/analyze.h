@@ -38,8 +38,9 @@ struct site_stat {
 	/* sampled traces: the counts above as estimates (sums of 1/p), and
 	 * the variance of the live-bytes estimate at the end */
 	double w_allocs, w_frees, w_live_blocks, live_var;
-	/* bookkeeping for live_at_peak (see analyze.c) */
+	/* bookkeeping for live_at_peak and series (see analyze.c) */
 	uint32_t epoch;
+	uint32_t series_b;		/* series[] after it: live_bytes (filled at the end) */
 	int64_t saved;
 	uint64_t saved_blocks;
 };

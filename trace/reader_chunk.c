@@ -205,8 +205,10 @@ static int model_open(const struct trace *t, struct rctx *x, struct tstream *s,
 		return -ENOMEM;
 	if (!s->dec && !(s->dec = evc_dec_new()))
 		return -ENOMEM;
-	return evc_dec_open(s->dec, x->zd, (const uint8_t *)(c + 1), c->stored, used, c->base_ts,
-			    !!(t->hdr.flags & MFX_HF_STACKS));
+	int err = evc_dec_open(s->dec, x->zd, (const uint8_t *)(c + 1), c->stored, used,
+			       c->base_ts, !!(t->hdr.flags & MFX_HF_STACKS));
+	s->floored = !err && evc_dec_quantum(s->dec) % t->quantum == 0;
+	return err;
 }
 
 /* Open the stream's next chunk; 0 ok, 1 no more chunks, < 0 error. */
@@ -244,7 +246,8 @@ static int stream_next_chunk(const struct trace *t, struct rctx *x, struct tstre
  * same precision).  A floored time may lie a little before the chunk's base. */
 static inline uint64_t to_ns(const struct trace *t, const struct tstream *s, uint64_t ts)
 {
-	ts -= ts % t->quantum;
+	if (!(s->model && s->floored))	/* a division: only where needed */
+		ts -= ts % t->quantum;
 	if (s->timebase)
 		return ts;
 	if (ts >= s->base_ts)

@@ -35,8 +35,8 @@ struct rctx {
 };
 
 /* Events decoded ahead, per stream: RD_NBATCH batches of RD_BATCH. */
-#define RD_BATCH 2048u
-#define RD_NBATCH 3u
+#define RD_BATCH 1024u
+#define RD_NBATCH 4u	/* a power of two */
 
 struct rbatch {
 	struct trace_event *ev;	/* [RD_BATCH] */
@@ -58,6 +58,7 @@ struct tstream {
 	size_t bufcap;
 	struct evc_dec *dec;	/* the current chunk is MFX_CODEC_MODEL: its decoder */
 	int model;
+	int floored;		/* the MODEL chunk's times are on the trace's grid */
 	uint64_t last_ns;	/* the previous event's time: times never go back */
 	uint64_t ts, ptr;
 	uint32_t stack;

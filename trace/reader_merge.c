@@ -125,6 +125,8 @@ static int advance(struct trace *t, struct tstream *s)
 {
 	const struct rbatch *b = &s->b[s->cons % RD_NBATCH];
 	if (++s->pos < b->n) {
+		/* written by another core: ask for the lines before they are read */
+		__builtin_prefetch(s->head + 8);
 		s->head++;
 		return 1;
 	}
