@@ -244,6 +244,21 @@ static inline uint64_t gives_back(const struct trace_event *e)
 	return 0;
 }
 
+/* Whether stream s allocates block p before `until`: at its head, or
+ * behind events of its own in that quantum (as far as its batch holds). */
+static int allocates_soon(const struct tstream *s, uint64_t p, uint64_t until)
+{
+	const struct rbatch *b = &s->b[s->cons % RD_NBATCH];
+	const struct trace_event *e = s->head, *end = b->ev + b->n;
+	for (int k = 0; k < 16 && e < end && e->ts_ns < until; k++, e++) {
+		if (e->kind != MFX_K_FREE && !e->failed && e->ptr == p)
+			return 1;
+		if (gives_back(e) == p)
+			return 0;	/* it frees p itself first */
+	}
+	return 0;
+}
+
 /*
  * Which head to take next: the earliest (heap[0]), unless it gives back a
  * block that another thread's head, within one quantum of it, allocates.
@@ -255,8 +270,11 @@ static inline uint64_t gives_back(const struct trace_event *e)
  * once reused by another, does not happen with per-thread caches: glibc's
  * tcache, jemalloc's and tcmalloc's thread caches.)  The heads within a
  * quantum of heap[0] are the top of the heap: a bounded walk finds them.
- * Only heads are looked at: an allocation behind another event of its
- * thread in the same quantum is not (see docs/trace-format.md).
+ * The allocation may also come behind other events of its thread in that
+ * quantum (free(x), then malloc() -> p, within 0.1 us): then that thread's
+ * head is taken first, and its next, until the allocation is.  Every
+ * event so taken is in the same quantum: the order within a quantum is
+ * the only thing changed.
  */
 static size_t tie_pick(const struct trace *t)
 {
@@ -274,7 +292,7 @@ static size_t tie_pick(const struct trace *t)
 		const struct trace_event *e = t->th[t->heap[i]].head;
 		if (e->ts_ns >= until)
 			continue;
-		if (e->kind != MFX_K_FREE && !e->failed && e->ptr == p)
+		if (allocates_soon(&t->th[t->heap[i]], p, until))
 			return i;
 		if (n + 2 <= sizeof(todo) / sizeof(todo[0])) {
 			todo[n++] = 2 * i + 1;

@@ -391,6 +391,49 @@ static void test_handover(const char *path, int tsc)
 	trace_close(t);
 }
 
+/*
+ * The same hand-over behind another event of the allocating thread in the
+ * quantum: thread 9 frees 0x900 at 1010 ns and gets 0x500 at 1020, thread 7
+ * frees 0x500 at 1050 (all in [1000, 1100)): 9's two events come first.
+ */
+static void test_handover_behind(const char *path)
+{
+	uint8_t *f = new_file(0, 2);
+	struct mfx_file_header *h = (void *)f;
+	h->time_quantum = 100;
+	struct mfx_chunk_header *a = new_chunk(f, 0, MFX_CT_EVENTS, 7, 0, 1000);
+	uint8_t *p = (uint8_t *)(a + 1), *b = p;
+	*p++ = MFX_K_FREE | MFX_F_SHR4;
+	p = put_varint(p, 50);
+	p = put_varint(p, zigzag(0x50));
+	a->used = (uint32_t)(p - b);
+	struct mfx_chunk_header *c = new_chunk(f, 1, MFX_CT_EVENTS, 9, 0, 1000);
+	p = b = (uint8_t *)(c + 1);
+	*p++ = MFX_K_FREE | MFX_F_SHR4;
+	p = put_varint(p, 10);
+	p = put_varint(p, zigzag(0x90));
+	*p++ = MFX_K_MALLOC | MFX_F_SHR4;
+	p = put_varint(p, 10);
+	p = put_varint(p, 64);
+	p = put_varint(p, zigzag(0x50 - 0x90));
+	c->used = (uint32_t)(p - b);
+	save(path, f, FSIZE);
+	free(f);
+	struct trace *t;
+	struct trace_event ev[3];
+	CHECK(trace_open(path, &t) == 0, "hand-over trace opens");
+	CHECK(trace_next(t, &ev[0]) == 1 && trace_next(t, &ev[1]) == 1 &&
+		      trace_next(t, &ev[2]) == 1, "three events");
+	CHECK(ev[0].tid == 9 && ev[0].ptr == 0x900 && ev[1].tid == 9 && ev[1].ptr == 0x500 &&
+		      ev[1].kind == MFX_K_MALLOC && ev[2].tid == 7 && ev[2].ptr == 0x500,
+	      "thread 9's free and allocation of 0x500 before thread 7 frees it (got %u %#llx, "
+	      "%u %#llx, %u %#llx)", ev[0].tid, (unsigned long long)ev[0].ptr, ev[1].tid,
+	      (unsigned long long)ev[1].ptr, ev[2].tid, (unsigned long long)ev[2].ptr);
+	CHECK(ev[0].ts_ns == 1000 && ev[1].ts_ns == 1000 && ev[2].ts_ns == 1000,
+	      "all three at 1000 ns (the quantum)");
+	trace_close(t);
+}
+
 static void test_version(const char *path)
 {
 	uint8_t *f = new_file(0, 0);
@@ -473,6 +516,7 @@ int main(void)
 	test_damage(path);
 	test_handover(path, 0);
 	test_handover(path, 1);
+	test_handover_behind(path);
 	test_version(path);
 	unlink(path);
 	printf("%d checks, %d failures\n", checks, failures);
