@@ -107,17 +107,53 @@ if command -v heaptrack >/dev/null; then
 else
 	echo "heaptrack:                 not installed (apt-get install heaptrack)"
 fi
-# the analyzer on a large trace
-big=5000000	# 20M events
+# The analyzer: `mfx report --no-charts` (one pass: summary.json and the
+# summary) on a large trace, best of 3: events/s (the events it counted) and
+# peak RSS; the whole report (charts and report.html: a second pass) once;
+# mfx and heaptrack_print on the same run size (the N/10 runs above); and
+# the peak RSS on a trace ten times larger (memory grows with live blocks
+# and sites, not with the trace).  BENCH_BIG: pairs per thread (5000000:
+# 20M events).  scripts/bench-billion.sh does the same on a billion events.
+analyse() {	# DIR [OPTS]: wall ms, peak RSS KiB, events
+	local d=$1 s e; shift
+	s=$(date +%s%N)
+	/usr/bin/time -f "%M" -o "$out/report.rss" build/mfx report -q "$@" "$d" >/dev/null 2>&1
+	e=$(date +%s%N)
+	echo "$(( (e - s) / 1000000 )) $(cat "$out/report.rss" 2>/dev/null || echo 0)" \
+		"$(jq .events "$d/summary.json" 2>/dev/null || echo 0)"
+}
+mevs() { awk -v e="$1" -v m="$2" 'BEGIN { printf "%.1f", m > 0 ? e / (m / 1000) / 1e6 : 0 }'; }
+big=${BENCH_BIG:-5000000}
 build/mfx launch -q --no-report --force -o "$out/run-big" -- "$W" "$big" "$T" >/dev/null 2>&1
-bev=$((big * T * 2))
-rs=$(date +%s%N)
-/usr/bin/time -f "%M" -o "$out/report.rss" build/mfx report -q "$out/run-big" >/dev/null 2>&1
-re=$(date +%s%N)
-rms=$(( (re - rs) / 1000000 ))
-rkb=$(cat "$out/report.rss" 2>/dev/null || echo 0)
-evs=$(awk -v e="$bev" -v m="$rms" 'BEGIN { printf "%.1f", e / (m / 1000) / 1e6 }')
-echo "analyzer: $bev events in $rms ms ($evs M events/s), peak RSS $((rkb / 1024)) MiB"
+rms=0
+for i in 1 2 3; do
+	read -r m k bev < <(analyse "$out/run-big" --no-charts)
+	[ "$rms" -eq 0 ] || [ "$m" -lt "$rms" ] && rms=$m rkb=$k
+done
+evs=$(mevs "$bev" "$rms")
+read -r fms fkb _ < <(analyse "$out/run-big")
+echo "analyzer: $bev events in $rms ms ($evs M events/s), peak RSS $((rkb / 1024)) MiB;" \
+	"with charts $fms ms ($(mevs "$bev" "$fms") M/s), $((fkb / 1024)) MiB"
+hp=- hpe=- hme=- hmevs=- hpevs=-
+if [ -n "${hf:-}" ] && [ -f "$hf" ] && command -v heaptrack_print >/dev/null; then
+	hpt=$(best heaptrack_print "$hf")
+	hp=$(( hpt / 1000 )); hpe=$hev
+	hpevs=$(mevs "$hev" "$hp")
+	hms=0
+	for i in 1 2 3; do
+		read -r m _ hme < <(analyse "$out/run-hst" --no-charts)
+		[ "$hms" -eq 0 ] || [ "$m" -lt "$hms" ] && hms=$m
+	done
+	hmevs=$(mevs "$hme" "$hms")
+	echo "  same run size (N/10):    mfx report $hme events in $hms ms ($hmevs M/s);" \
+		"heaptrack_print $hev events in $hp ms ($hpevs M/s)"
+fi
+big10=$((big * 10))
+build/mfx launch -q --no-report --force -o "$out/run-big10" -- "$W" "$big10" "$T" >/dev/null 2>&1
+read -r tms tkb tev < <(analyse "$out/run-big10" --no-charts)
+rm -rf "$out/run-big10"
+echo "  ten times larger:        $tev events in $tms ms ($(mevs "$tev" "$tms") M events/s)," \
+	"peak RSS $((tkb / 1024)) MiB"
 # attach
 mkfifo "$out/in" 2>/dev/null
 exec 9<>"$out/in"
@@ -167,7 +203,10 @@ cat >"$out/results.md" <<EOR
 | trace bytes/event at N/10, one run each | mfx $hbpe_ns (no stacks), $hbpe_st (stacks); heaptrack $ht_bpe ($hev events) |
 | mfx's bytes/event by column, no stacks | $cols_ns |
 | mfx's bytes/event by column, stacks | $cols_st |
-| analyzer | $bev events in $rms ms ($evs M events/s), peak RSS $((rkb / 1024)) MiB |
+| analyzer (report --no-charts, best of 3) | $bev events in $rms ms ($evs M events/s), peak RSS $((rkb / 1024)) MiB |
+| analyzer, whole report (charts, html) | $fms ms ($(mevs "$bev" "$fms") M events/s), peak RSS $((fkb / 1024)) MiB |
+| analyzer vs heaptrack_print, same run size (N/10) | mfx $hmevs M events/s ($hme events); heaptrack_print $hpevs M events/s ($hpe events) |
+| analyzer on a trace ten times larger | $tev events in $tms ms ($(mevs "$tev" "$tms") M events/s), peak RSS $((tkb / 1024)) MiB |
 | attach | command to recording $(ms $((act / 1000))) ms; thread held $(ms $((held / 1000))) ms; $slots GOT slots |
 | replay (glibc, $T threads) | $rops calls in $(ms $((rw / 1000))) ms ($rate M calls/s) |
 | replay (glibc, one thread) | $r1ops calls at $r1rate M calls/s (best of 3) |
