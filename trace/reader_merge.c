@@ -11,7 +11,8 @@
  * stream.  One stream is decoded by one thread at a time (its `busy` flag):
  * its events come out exactly as one thread would decode them, so the
  * merged order does not depend on the workers.  MFX_READER_THREADS=N sets
- * the workers (0: decode in the caller only).
+ * the workers (0: decode in the caller only); a small trace (under 1 MiB of
+ * events decoded) gets none unless it is set.
  *
  * Memory: RD_NBATCH batches of RD_BATCH events per stream, whatever the
  * trace's length.
@@ -143,9 +144,14 @@ static int advance(struct trace *t, struct tstream *s)
 	return b->end > 0 ? 0 : b->end;
 }
 
-static int workers_wanted(void)
+/* Below this many decoded bytes a thread costs more than it saves. */
+#define RD_SMALL (1u << 20)
+
+static int workers_wanted(const struct trace *t)
 {
 	const char *e = getenv("MFX_READER_THREADS");
+	if (!(e && *e) && t->decoded < RD_SMALL)
+		return 0;
 	long n = e && *e ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN) - 1;
 	return n < 0 ? 0 : n > RD_MAX_WORKERS ? RD_MAX_WORKERS : (int)n;
 }
@@ -155,7 +161,7 @@ static int start_workers(struct trace *t)
 {
 	t->stop = 0;
 	if (!t->wk) {
-		int want = t->nth ? workers_wanted() : 0;
+		int want = t->nth ? workers_wanted(t) : 0;
 		if (want && !(t->wk = calloc((size_t)want, sizeof(*t->wk))))
 			return -ENOMEM;
 		t->nwk = want;
