@@ -36,6 +36,11 @@ static void fill_batch(const struct trace *t, struct rctx *x, struct tstream *s)
 	struct rbatch *b = &s->b[s->prod % RD_NBATCH];
 	b->n = 0;
 	b->end = 0;
+	/* allocated when first needed: a thread of a few events holds one */
+	if (!b->ev && !(b->ev = malloc(RD_BATCH * sizeof(*b->ev)))) {
+		b->end = -ENOMEM;
+		return;
+	}
 	while (b->n < RD_BATCH) {
 		int r = rd_stream_decode(t, x, s, &b->ev[b->n]);
 		if (r <= 0) {
@@ -321,9 +326,6 @@ static int start_streams(struct trace *t)
 		s->index = (uint32_t)i;
 		s->prod = s->cons = 0;
 		s->busy = s->fin = 0;
-		for (unsigned k = 0; k < RD_NBATCH; k++)
-			if (!s->b[k].ev && !(s->b[k].ev = malloc(RD_BATCH * sizeof(struct trace_event))))
-				return -ENOMEM;
 	}
 	int err = start_workers(t);
 	if (err)
