@@ -216,8 +216,8 @@ FUZZ_FLAGS   := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -I. -fno-omit-frame-po
 FUZZ_TARGETS := trace json csv smaps replay_ops
 FUZZ_SRC_trace      := $(wildcard trace/reader*.c) trace/evdecode.c common/util.c common/files.c
 FUZZ_SRC_json       := common/json.c
-FUZZ_SRC_csv        := analyzer/export.c analyzer/analyze.c analyzer/symbolize.c $(wildcard trace/reader*.c) \
-	trace/evdecode.c \
+FUZZ_SRC_csv        := analyzer/export.c analyzer/analyze.c analyzer/analyze_marks.c \
+	analyzer/symbolize.c $(wildcard trace/reader*.c) trace/evdecode.c \
 	common/util.c common/files.c common/hmap.c
 FUZZ_SRC_smaps      := common/procfs.c common/util.c common/files.c
 FUZZ_SRC_replay_ops :=
