@@ -1,6 +1,6 @@
 #!/bin/bash
 # fuzz.sh - libFuzzer (clang, ASan+UBSan) on every parser of input mfx has:
-#   trace       the trace reader (trace/reader.c)
+#   trace       the trace reader (trace/reader*.c)
 #   csv         mfx export --csv on fuzzed traces (analyzer/export.c)
 #   json        the JSON writer's escaping, decoded by a strict decoder
 #   smaps       the smaps parser and its totals (common/procfs.c)
