@@ -122,7 +122,7 @@ analyse() {	# DIR [OPTS]: wall ms, peak RSS KiB, events
 	echo "$(( (e - s) / 1000000 )) $(cat "$out/report.rss" 2>/dev/null || echo 0)" \
 		"$(jq .events "$d/summary.json" 2>/dev/null || echo 0)"
 }
-mevs() { awk -v e="$1" -v m="$2" 'BEGIN { printf "%.1f", m > 0 ? e / (m / 1000) / 1e6 : 0 }'; }
+mevs() { awk -v e="$1" -v m="$2" 'BEGIN { printf "%.1f", (m > 0 ? e / (m / 1000) / 1e6 : 0) }'; }
 big=${BENCH_BIG:-5000000}
 build/mfx launch -q --no-report --force -o "$out/run-big" -- "$W" "$big" "$T" >/dev/null 2>&1
 rms=0
