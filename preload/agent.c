@@ -1,7 +1,7 @@
 /*
- * agent.c - the agent's life: configuration (environment in launch mode, a
- * string from mfx in attach mode), finding the real allocator, starting and
- * ending a recording, fork children, process exit.
+ * agent.c - the agent's life: starting and ending a recording, fork
+ * children, process exit, launch mode's run directory and constructor.
+ * The configuration, the real functions and the header are config.c's.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -52,163 +52,13 @@ static int exiting;		/* the EXITING mark was written (agent_exiting) */
 static int exit_smaps_saved;
 static int armed;	/* agent_begin succeeded, agent_end not run yet */
 
-#define TSC_SHIFT 4	/* 16 TSC ticks (~6 ns at 2.5 GHz) per time unit:
-			   typical deltas between calls fit one varint byte */
-
-/* ---- small helpers that must not allocate ---------------------------------- */
-
-static size_t u64_to_dec(char *out, uint64_t v)
-{
-	char tmp[24];
-	size_t n = 0, i = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		out[i++] = tmp[--n];
-	out[i] = 0;
-	return i;
-}
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-	uint64_t r = 0;
-	if (!s || !*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		r = r * 10 + (uint64_t)(*s - '0');
-	}
-	*v = r;
-	return 0;
-}
-
-/* Read a small file into buf (NUL-terminated); returns bytes or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t len = 0;
-	while (len + 1 < n) {
-		ssize_t r = read(fd, buf + len, n - 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	buf[len] = 0;
-	return (ssize_t)len;
-}
-
-/* An invariant TSC (same rate on every core, in every C-state) lets the
- * hooks read time with rdtscp (~10 ns) instead of clock_gettime (~28 ns on
- * this kind of VM). */
-static int tsc_usable(void)
-{
-	const char *force = getenv("MFX_CLOCK");
-	if (force && !strcmp(force, "ns"))
-		return 0;
-	static char buf[16384];
-	if (read_small("/proc/cpuinfo", buf, sizeof(buf)) <= 0)
-		return 0;
-	char *flags = strstr(buf, "\nflags");
-	if (!flags)
-		return 0;
-	char *eol = strchr(flags + 1, '\n');
-	if (eol)
-		*eol = 0;
-	return strstr(flags, " constant_tsc") && strstr(flags, " nonstop_tsc");
-}
-
-/* ---- the real functions ----------------------------------------------------- */
-
-int agent_resolve(int attach)
-{
-	int busy = tls_busy;
-	tls_busy = 1;	/* dlsym may allocate: serve it from the bootstrap arena */
-	struct agent_real r;
-#define RESOLVE(f) (*(void **)&r.f = attach ? got_find_defined(#f) : dlsym(RTLD_NEXT, #f))
-	RESOLVE(free);
-	RESOLVE(malloc);
-	RESOLVE(calloc);
-	RESOLVE(realloc);
-	RESOLVE(reallocarray);
-	RESOLVE(posix_memalign);
-	RESOLVE(aligned_alloc);
-	RESOLVE(memalign);
-	RESOLVE(valloc);
-	RESOLVE(pvalloc);
-	RESOLVE(malloc_trim);
-	RESOLVE(malloc_info);
-	RESOLVE(dlclose);
-#undef RESOLVE
-	tls_busy = busy;
-	if (!r.malloc || !r.free || !r.calloc || !r.realloc)
-		return -ENOENT;
-	/* Publish free first: a block from the real malloc must never reach a
-	 * free that does not know the real allocator. */
-	agent_real.free = r.free;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	agent_real = r;
-	return 0;
-}
-
-/* ---- configuration ------------------------------------------------------------ */
-
-int agent_parse_config(const char *s, struct agent_config *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->trace_fd = -1;
-	c->spool_fd = -1;
-	c->stack_depth = 64;
-	while (s && *s) {
-		const char *eq = strchr(s, '='), *end = strchr(s, ',');
-		if (!end)
-			end = s + strlen(s);
-		if (!eq || eq > end)
-			return -EINVAL;
-		char val[4096];
-		size_t kl = (size_t)(eq - s), vl = (size_t)(end - eq - 1);
-		if (vl >= sizeof(val))
-			return -EINVAL;
-		memcpy(val, eq + 1, vl);
-		val[vl] = 0;
-		uint64_t v = 0;
-		if (kl == 5 && !memcmp(s, "trace", 5)) {
-			memcpy(c->trace_path, val, vl + 1);
-		} else if (kl == 2 && !memcmp(s, "fd", 2) && !parse_u64(val, &v) && v < 1u << 30) {
-			c->trace_fd = (int)v;
-		} else if (kl == 5 && !memcmp(s, "spool", 5) && !parse_u64(val, &v) && v < 1u << 30) {
-			c->spool_fd = (int)v;
-		} else if (kl == 5 && !memcmp(s, "depth", 5) && !parse_u64(val, &v)) {
-			c->stack_depth = v > MFX_MAX_DEPTH ? MFX_MAX_DEPTH : (unsigned)v;
-		} else if (kl == 6 && !memcmp(s, "stacks", 6) && !parse_u64(val, &v)) {
-			if (!v)
-				c->stack_depth = 0;
-		} else if (kl == 6 && !memcmp(s, "attach", 6) && !parse_u64(val, &v)) {
-			c->attach = v != 0;
-		} else if (kl == 6 && !memcmp(s, "sample", 6) && !parse_u64(val, &v)) {
-			c->sample_bytes = v;
-		} else {
-			return -EINVAL;
-		}
-		s = *end ? end + 1 : end;
-	}
-	return 0;
-}
-
 /* Launch mode: "trace.mfx" for the process mfx started, else
  * "trace-<pid>.mfx", then "trace-<pid>.<n>.mfx" when the same pid exec'ed
  * already.  O_EXCL: never append to someone else's trace. */
 static int create_trace(const char *dir, int is_root, char *path, size_t n)
 {
 	char pid[24], name[64];
-	u64_to_dec(pid, (uint64_t)getpid());
+	agent_u64_to_dec(pid, (uint64_t)getpid());
 	for (int i = is_root ? -1 : 0; i < 100; i++) {
 		if (i < 0) {
 			strcpy(name, "trace.mfx");
@@ -217,7 +67,7 @@ static int create_trace(const char *dir, int is_root, char *path, size_t n)
 			strcat(name, pid);
 			if (i > 0) {
 				char num[24];
-				u64_to_dec(num, (uint64_t)i);
+				agent_u64_to_dec(num, (uint64_t)i);
 				strcat(name, ".");
 				strcat(name, num);
 			}
@@ -233,42 +83,6 @@ static int create_trace(const char *dir, int is_root, char *path, size_t n)
 		}
 	}
 	return -EEXIST;
-}
-
-static void fill_header(struct mfx_file_header *h, const struct agent_config *c)
-{
-	memset(h, 0, MFX_FIRST_CHUNK);
-	h->version = MFX_TRACE_VERSION;
-	h->header_size = MFX_HEADER_SIZE;
-	h->chunk_size = MFX_CHUNK_SIZE;
-	h->flags = (c->stack_depth ? MFX_HF_STACKS : 0) | (rec.use_tsc ? MFX_HF_TSC : 0) |
-		   (c->attach ? MFX_HF_ATTACH : 0) | (c->child ? MFX_HF_CHILD : 0) |
-		   (c->sample_bytes ? MFX_HF_SAMPLED : 0);
-	h->sample_bytes = c->sample_bytes;
-	h->pid = (uint32_t)getpid();
-	h->ppid = (uint32_t)getppid();
-	h->stack_depth = c->stack_depth;
-	h->tsc_shift = rec.use_tsc ? TSC_SHIFT : 0;
-	h->tsc_known = (uint32_t)rec.use_tsc;
-	h->first_chunk = MFX_FIRST_CHUNK;
-	h->next_chunk = MFX_FIRST_CHUNK;
-	struct timespec rt;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
-	h->start_tsc = agent_tsc();
-	h->start_ns = agent_now_ns();
-	ssize_t n = readlink("/proc/self/exe", h->exe, sizeof(h->exe) - 1);
-	h->exe[n > 0 ? n : 0] = 0;
-	n = read_small("/proc/self/cmdline", h->cmdline, sizeof(h->cmdline));
-	for (ssize_t i = 0; i + 1 < n; i++)
-		if (!h->cmdline[i])
-			h->cmdline[i] = ' ';
-	h->next_stack_id = 1;
-	/* Names this trace in spool slots: any value unlikely to repeat. */
-	h->trace_uid = (agent_tsc() * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)getpid() << 32) ^
-		       (uint64_t)(uintptr_t)&h;
-	h->state = MFX_ST_INIT;
-	__atomic_store_n(&h->magic, MFX_TRACE_MAGIC, __ATOMIC_RELEASE);
 }
 
 static void atfork_prepare(void);
@@ -293,6 +107,28 @@ static void note_stacks_off(int err)
 		   "limit)");
 }
 
+/* The trace file (c's fd, or its path), its header's blocks reserved and
+ * mapped, and the thread table: 0 or -errno (the fd is closed). */
+static int open_trace(const struct agent_config *c)
+{
+	int fd = c->trace_fd, err = 0;
+	if (fd < 0) {
+		fd = c->trace_path[0] ? open(c->trace_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+					     0600) : -1;
+		if (fd < 0)
+			return -errno;
+	}
+	if (fallocate(fd, 0, 0, MFX_FIRST_CHUNK) && ftruncate(fd, MFX_FIRST_CHUNK))
+		err = -errno;
+	if (!err)
+		err = rec_pool_init();
+	if (!err)
+		err = rec_map_file(fd);
+	if (err)
+		close(fd);
+	return err;
+}
+
 /*
  * Every mapping made here can fail (RLIMIT_AS, a full address space, a
  * full disk): what is not essential degrades with a note in the trace --
@@ -309,37 +145,16 @@ int agent_begin(const struct agent_config *c)
 		goto out;
 	}
 	if (!tsc_checked) {
-		rec.use_tsc = tsc_usable();
-		rec.tsc_shift = rec.use_tsc ? TSC_SHIFT : 0;
+		rec.use_tsc = agent_tsc_usable();
+		rec.tsc_shift = rec.use_tsc ? AGENT_TSC_SHIFT : 0;
 		tsc_checked = 1;
 	}
 	/* --sample without its tables cannot work: refuse before the file */
 	err = sample_begin(c->sample_bytes);
 	if (err)
 		goto out;
-	int fd = c->trace_fd;
-	if (fd < 0) {
-		fd = c->trace_path[0] ? open(c->trace_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-					     0600) : -1;
-		if (fd < 0) {
-			err = -errno;
-			goto out;
-		}
-	}
-	if (fallocate(fd, 0, 0, MFX_FIRST_CHUNK) && ftruncate(fd, MFX_FIRST_CHUNK)) {
-		err = -errno;
-		close(fd);
+	if ((err = open_trace(c)))
 		goto out;
-	}
-	if ((err = rec_pool_init())) {
-		close(fd);
-		goto out;
-	}
-	err = rec_map_file(fd);
-	if (err) {
-		close(fd);
-		goto out;
-	}
 	rec_thread_key_init();
 	modules_init();
 	int spool_err = c->spool_fd >= 0 ? rec_spool_attach(c->spool_fd) : 0;
@@ -354,7 +169,7 @@ int agent_begin(const struct agent_config *c)
 	rec.stacks = eff.stack_depth > 0;
 	rec.depth = eff.stack_depth;
 	modules_reset();
-	fill_header(rec.hdr, &eff);
+	agent_fill_header(rec.hdr, &eff);
 	rec.file_ok = 1;
 	armed = 1;
 	if (stack_err)
@@ -544,7 +359,7 @@ static void save_exit_smaps(void)
 {
 	static char buf[65536];
 	char name[64], pid[24];
-	u64_to_dec(pid, (uint64_t)getpid());
+	agent_u64_to_dec(pid, (uint64_t)getpid());
 	strcpy(name, ".smaps-exit-");
 	strcat(name, pid);
 	int in = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
@@ -564,20 +379,6 @@ int agent_launched(void)
 	return launch_mode;
 }
 
-/* VmHWM of /proc/self/status in bytes, 0 if unknown. */
-static uint64_t vm_hwm(void)
-{
-	char buf[4096];
-	if (read_small("/proc/self/status", buf, sizeof(buf)) <= 0)
-		return 0;
-	const char *p = strstr(buf, "\nVmHWM:");
-	uint64_t kb = 0;
-	for (p = p ? p + 7 : ""; *p == ' ' || *p == '\t'; p++)
-		;
-	for (; *p >= '0' && *p <= '9'; p++)
-		kb = kb * 10 + (uint64_t)(*p - '0');
-	return kb * 1024;
-}
 
 void agent_exiting(int status, unsigned how)
 {
@@ -585,7 +386,7 @@ void agent_exiting(int status, unsigned how)
 		return;
 	int busy = tls_busy;
 	tls_busy = 1;
-	uint64_t vals[3] = { (uint64_t)(int64_t)status, how, vm_hwm() };
+	uint64_t vals[3] = { (uint64_t)(int64_t)status, how, agent_vm_hwm() };
 	agent_mark(MFX_MARK_EXITING, vals, 3, "");
 	/* The heap as the program leaves it, before the teardown frees it:
 	 * the smaps that fragmentation is measured on. */
@@ -653,18 +454,18 @@ __attribute__((constructor)) static void agent_init(void)
 	launch_mode = 1;
 	strcpy(run_dir, out);
 	uint64_t v;
-	root_pid = parse_u64(getenv("MFX_ROOT_PID"), &v) == 0 ? (pid_t)v : -1;
+	root_pid = agent_parse_u64(getenv("MFX_ROOT_PID"), &v) == 0 ? (pid_t)v : -1;
 	struct agent_config c;
 	agent_parse_config("", &c);
-	if (parse_u64(getenv("MFX_DEPTH"), &v) == 0)
+	if (agent_parse_u64(getenv("MFX_DEPTH"), &v) == 0)
 		c.stack_depth = v > MFX_MAX_DEPTH ? MFX_MAX_DEPTH : (unsigned)v;
-	if (parse_u64(getenv("MFX_SPOOL_FD"), &v) == 0 && v < 1u << 30)
+	if (agent_parse_u64(getenv("MFX_SPOOL_FD"), &v) == 0 && v < 1u << 30)
 		c.spool_fd = (int)v;
-	if (parse_u64(getenv("MFX_SAMPLE"), &v) == 0)
+	if (agent_parse_u64(getenv("MFX_SAMPLE"), &v) == 0)
 		c.sample_bytes = v;
-	if (parse_u64(getenv("MFX_ALIVE_FD"), &v) == 0 && v < 1u << 30)
+	if (agent_parse_u64(getenv("MFX_ALIVE_FD"), &v) == 0 && v < 1u << 30)
 		rec_watch_mfx((int)v);
-	if (parse_u64(getenv("MFX_DIR_FD"), &v) == 0 && v < 1u << 30 &&
+	if (agent_parse_u64(getenv("MFX_DIR_FD"), &v) == 0 && v < 1u << 30 &&
 	    (run_dir_ino = agent_fd_ino((int)v, S_IFDIR)))
 		run_dir_fd = (int)v;
 	char stop[4200];

@@ -1,7 +1,7 @@
 /*
- * internal.h - helpers shared by the agent's own files (record.c, stack.c,
- * modules.c, agent.c, hooks.c); see agent.h for the interface the attach
- * side (control.c, got.c) uses.
+ * internal.h - helpers shared by the agent's own files (record.c, chunks.c,
+ * agentmem.c, stack.c, modules.c, agent.c, hooks.c, ...); see agent.h for
+ * the interface the attach side (control.c, got.c) uses.
  */
 #ifndef MFX_PRELOAD_INTERNAL_H
 #define MFX_PRELOAD_INTERNAL_H
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* record.c */
+/* agentmem.c */
 /* The program may close any fd of ours (daemons close them all) and get the
  * number again for a file or socket of its own.  So an fd of the agent is
  * known by its inode and checked before each use: never read, written,
@@ -38,21 +38,37 @@ int agent_mem_clear(void *p, size_t len);
 /* Close the memfd behind the agent's memory (mappings stay): dormant, the
  * agent holds only its doorbell's fds (and libunwind its pipe). */
 void agent_memfd_release(void);
+
+/* chunks.c */
+struct mfx_chunk_header;
 void meta_append_locked(const uint8_t *r, size_t len);
+void rec_meta_release_locked(void);	/* unmap the META chunk (rec_lock held, or fork) */
 size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen);
 int rec_map_file(int fd);
-int rec_pool_init(void);
-int rec_thread_key_init(void);
-void rec_end_threads(void);
+void rec_detach_header(void);
 int rec_spool_attach(int fd);
 void rec_spool_detach(void);
 void rec_spool_drain(void);
 void rec_spool_drain_exit(void);
+/* A free spool slot's chunk (*slot its index), or NULL: no spool, or
+ * (*full set) none free. */
+struct mfx_chunk_header *rec_spool_take(int32_t *slot, int *full);
+void rec_spool_give(int32_t slot);	/* full: mfx's to copy */
+/* The next chunk of the trace file, mapped; NULL (recording failed). */
+struct mfx_chunk_header *rec_file_take(void);
 /* Blocks for [off, off+len) of the trace file (a full disk is -ENOSPC
  * here, not a SIGBUS later). 0 or -errno. */
 int rec_file_reserve(uint64_t off, uint64_t len);
+/* A fresh chunk's header; timebase 0: TSC (a clock pair), 1: ns. */
+void rec_chunk_init(struct mfx_chunk_header *c, uint16_t type, uint32_t tid, uint32_t seq,
+		    int timebase);
+
+/* record.c */
+int rec_pool_init(void);
+int rec_thread_key_init(void);
+void rec_end_threads(void);
+int rec_forget_spool_slots(void);	/* see rec_spool_detach */
 void rec_publish_self(void);
-void rec_detach_header(void);
 void rec_after_fork_child(void);
 
 /* stack.c */
@@ -87,6 +103,20 @@ void rec_mfx_gone(const char *why);	/* attach: the session closed while recordin
 int rec_drain_slot(struct mfx_spool_header *sp, uint32_t i, uint32_t from);
 void rec_drain_own(struct mfx_spool_header *sp, int owned);
 
+/* config.c: helpers that must not allocate, and what is read before a
+ * recording starts (agent_parse_config, agent_resolve: agent.h). */
+#define AGENT_TSC_SHIFT 4	/* 16 TSC ticks (~6 ns at 2.5 GHz) per time unit:
+				   typical deltas between calls fit one varint byte */
+struct agent_config;
+struct mfx_file_header;
+size_t agent_u64_to_dec(char *out, uint64_t v);		/* NUL-terminated; its length */
+int agent_parse_u64(const char *s, uint64_t *v);	/* 0 or -EINVAL (also NULL, "") */
+/* Read a small file into buf (NUL-terminated); returns bytes or -errno. */
+long agent_read_small(const char *path, char *buf, size_t n);
+int agent_tsc_usable(void);	/* 1: the hooks may time with the TSC */
+void agent_fill_header(struct mfx_file_header *h, const struct agent_config *c);
+uint64_t agent_vm_hwm(void);	/* VmHWM in bytes, 0 if unknown */
+
 /* agent.c */
 /* Recording cannot go on (disk full, ...): end it, keep the reason. */
 void agent_fail(int err, const char *what);
@@ -96,6 +126,11 @@ void agent_fail(int err, const char *what);
 void agent_exiting(int status, unsigned how);
 /* 1 in launch mode (LD_PRELOAD by mfx launch). */
 int agent_launched(void);
+
+/* claim.c: attach mode, at load: 0 when this copy is the agent, 1 when
+ * another copy is (this one stays inert: mfx_agent_inert). */
+int claim_agent(void);
+extern int mfx_agent_inert;
 
 /* exit.c: attach mode: register the on_exit handler (once). */
 void exit_watch_attach(void);

@@ -1,7 +1,8 @@
 /*
  * record.c - the slow paths behind record.h: per-thread state (registration,
- * chunk switches, thread exit), chunks from the spool or the trace file, the
- * process-wide META chunk, and taking everything back when a recording ends.
+ * chunk switches, thread exit, fork) and taking every thread's chunk back
+ * when a recording ends.  Where chunks come from (spool, trace file) and the
+ * META chunk are chunks.c's; locks, clocks and memory agentmem.c's.
  *
  * Locking: `rec_lock` (a spinlock) guards the thread pool, the META chunk and
  * the stack table's inserts; each thread's `lock` guards its chunk against
@@ -9,20 +10,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
-#include <linux/memfd.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "trace/spool_format.h"
 #include "preload/internal.h"
 #include "preload/record.h"
 
@@ -41,364 +36,7 @@ static uint32_t pool_used;
 static struct mfx_thread *pool_free;
 static pthread_key_t thread_key;
 static int thread_key_ok;
-static struct mfx_spool_header *volatile spool;	/* NULL: chunks come from the file */
 static int membarrier_ok;
-
-/* The META chunk: stack definitions, modules, marks. Guarded by rec_lock. */
-static struct {
-	struct mfx_chunk_header *chunk;
-	uint8_t *cur, *limit;
-	uint32_t seq;
-} meta;
-
-void spin_lock(volatile int *l)
-{
-	for (unsigned n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
-		if (n < 64)
-			__builtin_ia32_pause();
-		else
-			sched_yield();
-	}
-}
-
-void spin_unlock(volatile int *l)
-{
-	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
-}
-
-uint64_t agent_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t agent_tsc(void)
-{
-	return __rdtsc();
-}
-
-/*
- * The agent's own memory (thread pool, stack table, module list) is a
- * private mapping of a memfd named "mfx-agent": zero pages until written,
- * copied on fork like anonymous memory, but shown in smaps under that name
- * so mfx never counts it as the target's heap.  (Naming anonymous memory with
- * PR_SET_VMA_ANON_NAME needs CONFIG_ANON_VMA_NAME, which many kernels lack.)
- */
-#define AGENT_MEMFD_SIZE (256ull << 20)	/* sparse: the largest table we map */
-static int agent_memfd = -1;
-static uint64_t agent_memfd_ino;
-
-uint64_t agent_fd_ino(int fd, unsigned type)
-{
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) || (type && (st.st_mode & S_IFMT) != type))
-		return 0;
-	return (uint64_t)st.st_ino;
-}
-
-/* Our memfd, or a new one if the program closed ours (agent_fd_is). */
-static int memfd_get(void)
-{
-	if (agent_memfd >= 0 && !agent_fd_is(agent_memfd, agent_memfd_ino, S_IFREG))
-		agent_memfd = -1;
-	if (agent_memfd < 0) {
-		int fd = (int)syscall(SYS_memfd_create, "mfx-agent", MFD_CLOEXEC);
-		if (fd >= 0 && ftruncate(fd, (off_t)AGENT_MEMFD_SIZE)) {
-			close(fd);
-			fd = -1;
-		}
-		agent_memfd = fd;
-		agent_memfd_ino = agent_fd_ino(fd, S_IFREG);
-	}
-	return agent_memfd;
-}
-
-/* Between recordings the agent keeps no fd of its memory: the mappings
- * keep the memfd's pages alive, and the next mapping opens a new one. */
-void agent_memfd_release(void)
-{
-	if (agent_memfd >= 0 && agent_fd_is(agent_memfd, agent_memfd_ino, S_IFREG))
-		close(agent_memfd);
-	agent_memfd = -1;
-}
-
-/*
- * Address space is the program's first.  Under RLIMIT_AS the agent's own
- * tables (a 32 MiB spool, 88 MiB of stack table) could take the headroom
- * the program needs, and its own mallocs would fail: a new mapping of the
- * agent must leave at least AS_RESERVE (or an eighth of the limit) free.
- * 1 if len bytes fit so, else 0 with errno ENOMEM (the caller degrades).
- */
-#define AS_RESERVE (32ull << 20)
-
-int agent_as_room(size_t len)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY)
-		return 1;
-	char buf[64];
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return 1;	/* cannot tell: let mmap decide */
-	buf[n] = 0;
-	uint64_t pages = 0;
-	for (char *p = buf; *p >= '0' && *p <= '9'; p++)
-		pages = pages * 10 + (uint64_t)(*p - '0');
-	uint64_t reserve = rl.rlim_cur / 8 > AS_RESERVE ? rl.rlim_cur / 8 : AS_RESERVE;
-	if (pages * 4096 + len + reserve <= rl.rlim_cur)
-		return 1;
-	errno = ENOMEM;
-	return 0;
-}
-
-/* Fresh zeroed memory at `fixed` (replacing what is there), or anywhere. */
-static void *agent_map(void *fixed, size_t len)
-{
-	if (!fixed && !agent_as_room(len))
-		return NULL;
-	int fd = len <= AGENT_MEMFD_SIZE ? memfd_get() : -1;
-	int fl = MAP_PRIVATE | MAP_NORESERVE | (fixed ? MAP_FIXED : 0);
-	void *p = fd >= 0 ? mmap(fixed, len, PROT_READ | PROT_WRITE, fl, fd, 0) : MAP_FAILED;
-	if (p == MAP_FAILED)
-		p = mmap(fixed, len, PROT_READ | PROT_WRITE, fl | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-void *agent_mmap_anon(size_t len)
-{
-	return agent_map(NULL, len);
-}
-
-/*
- * Replace [p, p+len) (a shared mapping: the trace header, the spool) with
- * fresh zeroed agent memory.  MAP_FIXED may fail after the kernel already
- * unmapped the old range (mmap_region unmaps before it sets up the new
- * one), leaving a hole that a straggling hook would fault on: then the
- * range is mapped again as plain anonymous memory if it is unmapped.
- * 0, or -1 when the range still holds the old mapping or zeros; never a
- * hole unless even an anonymous page could not be had (-2).
- */
-int agent_mmap_zero(void *p, size_t len)
-{
-	if (agent_map(p, len))
-		return 0;
-	unsigned char v;
-	if (mincore(p, 1, &v) == 0 || errno != ENOMEM)
-		return -1;	/* the old mapping is still there */
-	void *q = mmap(p, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-	return q == p ? -1 : -2;
-}
-
-/* Zero private agent memory in place: its pages go back to the memfd's
- * (never written: zeros) or to anonymous zero pages.  Nothing is unmapped,
- * nothing new is mapped, so it cannot fail for lack of address space. */
-int agent_mem_clear(void *p, size_t len)
-{
-	if (madvise(p, len, MADV_DONTNEED) == 0)
-		return 0;
-	return agent_mmap_zero(p, len);
-}
-
-/* ---- the spool ------------------------------------------------------------- */
-
-int rec_spool_attach(int fd)
-{
-	if (!agent_as_room(MFX_SPOOL_BYTES))
-		return -ENOMEM;
-	void *m = mmap(NULL, MFX_SPOOL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		return -errno;
-	struct mfx_spool_header *h = m;
-	if (h->magic != MFX_SPOOL_MAGIC || h->nslots != MFX_SPOOL_SLOTS ||
-	    h->slot_size != MFX_SPOOL_SLOT) {
-		munmap(m, MFX_SPOOL_BYTES);
-		return -EINVAL;
-	}
-	spool = h;
-	return 0;
-}
-
-/* Attach mode, after agent_end() (and in a fork child): forget mfx's spool
- * and unmap it, so no window leaves its 32 MiB in the address space.  Only
- * if a straggler still holds a slot (a thread agent_end gave up waiting
- * for) is the mapping replaced by untouched agent memory instead, where its
- * last stores land harmlessly; its slot is forgotten, so the chunk is
- * unmapped (not handed to a later spool) when the thread next needs one.
- * Either way the memfd behind it is freed once mfx closes it. */
-void rec_spool_detach(void)
-{
-	if (!spool)
-		return;
-	void *m = spool;
-	spool = NULL;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	int stragglers = 0;
-	for (uint32_t i = 0; pool && i < pool_used; i++) {
-		struct mfx_thread *t = &pool[i];
-		spin_lock(&t->lock);
-		/* in_rec: a thread past agent_end's wait may be inside
-		 * spool_take with the old pointer (it holds no chunk yet) */
-		if (t->in_use && ((t->chunk && t->slot >= 0) || t->in_rec)) {
-			stragglers++;
-			if (t->chunk && t->slot >= 0)
-				t->slot = -1;
-		}
-		spin_unlock(&t->lock);
-	}
-	if (stragglers)
-		agent_mmap_zero(m, MFX_SPOOL_BYTES);
-	else
-		munmap(m, MFX_SPOOL_BYTES);
-}
-
-/* A free slot, lowest index first: the few slots in use stay cache-warm.
- * *full is set when the spool exists but has no free slot. */
-static struct mfx_chunk_header *spool_take(int32_t *slot, int *full)
-{
-	*full = 0;
-	/* Read once: agent_end may detach the spool while a thread that was
-	 * in a record past its wait gets here.  The old mapping then stays
-	 * valid (rec_spool_detach replaces it by zeros instead of unmapping it
-	 * when a thread is still in a record); NULL would not be. */
-	struct mfx_spool_header *sp = __atomic_load_n(&spool, __ATOMIC_ACQUIRE);
-	if (!sp)
-		return NULL;
-	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++) {
-		struct mfx_spool_slot *s = &sp->slot[i];
-		uint32_t free_st = MFX_SLOT_FREE;
-		if (s->state != MFX_SLOT_FREE ||
-		    !__atomic_compare_exchange_n(&s->state, &free_st, MFX_SLOT_OWNED, 0,
-						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-			continue;
-		s->pid = rec.hdr->pid;
-		s->trace_uid = rec.hdr->trace_uid;
-		s->off = 0;
-		*slot = (int32_t)i;
-		return mfx_spool_chunk(sp, i);
-	}
-	__atomic_fetch_add(&sp->fallbacks, 1, __ATOMIC_RELAXED);
-	*full = 1;
-	return NULL;
-}
-
-/* Hand a slot to mfx.  mfx polls every few ms; waking it costs a syscall
- * and an IPI (~10 us on a VM), so only a spool that is filling up (a slot
- * taken far from the start) wakes it early.  Once mfx is gone the agent
- * writes the slot into the trace file itself (drain.c). */
-static void spool_give(int32_t i)
-{
-	struct mfx_spool_header *sp = spool;
-	if (!sp)
-		return;	/* detached meanwhile: mfx copied the slot at its last pass */
-	__atomic_store_n(&sp->slot[i].state, MFX_SLOT_FULL, __ATOMIC_RELEASE);
-	if (rec_mfx_orphan()) {
-		rec_drain_slot(sp, (uint32_t)i, MFX_SLOT_FULL);
-		return;
-	}
-	__atomic_fetch_add(&sp->full_seq, 1, __ATOMIC_SEQ_CST);
-	if (i >= (int32_t)(MFX_SPOOL_SLOTS / 8) && __atomic_load_n(&sp->waiting, __ATOMIC_SEQ_CST))
-		syscall(SYS_futex, &sp->full_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
-/* mfx is gone (drain.c): the slots of this trace it did not copy. */
-void rec_spool_drain(void)
-{
-	rec_drain_own(spool, 0);
-}
-
-/* At the process's exit with mfx gone: every slot of this process, the
- * chunks live threads are still filling included (copied up to `used`). */
-void rec_spool_drain_exit(void)
-{
-	rec_drain_own(spool, 1);
-}
-
-/* ---- file chunks ----------------------------------------------------------- */
-
-/* Make sure the file has blocks for [off, off+len): fallocate reports a full
- * disk as ENOSPC here, instead of a SIGBUS in the target later. */
-/* The trace file's inode: it is grown, mapped and closed only while rec.fd
- * is still that file (agent_fd_is). */
-static uint64_t trace_ino;
-
-static int trace_fd_ours(void)
-{
-	return agent_fd_is(rec.fd, trace_ino, S_IFREG);
-}
-
-int rec_file_reserve(uint64_t off, uint64_t len)
-{
-	if (!trace_fd_ours())
-		return -EBADF;
-	if (fallocate(rec.fd, 0, (off_t)off, (off_t)len) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP && errno != ENOSYS)
-		return -errno;
-	/* No fallocate (some network file systems): extend by writing the last
-	 * byte; never shrinks a file mfx extended concurrently. */
-	char z = 0;
-	return pwrite(rec.fd, &z, 1, (off_t)(off + len - 1)) == 1 ? 0 : -errno;
-}
-
-/* Take the next raw slot of the trace file and map it. */
-static struct mfx_chunk_header *file_take(void)
-{
-	if (!rec.hdr || !rec.file_ok)
-		return NULL;
-	uint64_t off = __atomic_fetch_add(&rec.hdr->next_chunk, MFX_CHUNK_SIZE, __ATOMIC_SEQ_CST);
-	int err = rec_file_reserve(off, MFX_CHUNK_SIZE);
-	if (err) {
-		agent_fail(-err, err == -EBADF ? "the program closed the trace file" :
-			   "cannot grow the trace file");
-		return NULL;
-	}
-	struct mfx_chunk_header *c = agent_as_room(MFX_CHUNK_SIZE) ?
-		mmap(NULL, MFX_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rec.fd, (off_t)off) :
-		MAP_FAILED;
-	if (c == MAP_FAILED) {
-		agent_fail(errno, "cannot map a chunk of the trace file (address space limit)");
-		return NULL;
-	}
-	return c;
-}
-
-static void chunk_init(struct mfx_chunk_header *c, uint16_t type, uint32_t tid, uint32_t seq,
-		       int timebase)
-{
-	c->magic = 0;
-	c->type = type;
-	c->codec = MFX_CODEC_RAW;
-	c->tid = tid;
-	c->seq = seq;
-	c->used = 0;
-	c->stored = 0;
-	c->span = MFX_CHUNK_SIZE;
-	c->timebase = (uint32_t)timebase;
-	if (timebase == 0) {
-		/* A clock pair taken together: the reader converts TSC to ns.  A
-		 * thread preempted between the two reads (a storm of threads on
-		 * few cores: hundreds of ms) would shift every event of the
-		 * chunk; the pair is taken again when the TSC moved too far. */
-		uint64_t t1 = 0, t2 = 0, ns = 0;
-		for (int i = 0; i < 4; i++) {
-			t1 = agent_tsc();
-			ns = agent_now_ns();
-			t2 = agent_tsc();
-			if (t2 - t1 < (1u << 16))	/* ~25 us at 2.5 GHz */
-				break;
-		}
-		c->base_ts = (t1 + (t2 - t1) / 2) >> rec.tsc_shift;
-		c->base_ns = ns;
-	} else {
-		c->base_ns = c->base_ts = agent_now_ns();
-	}
-	__atomic_store_n(&c->magic, MFX_CHUNK_MAGIC, __ATOMIC_RELEASE);
-}
 
 /* ---- per-thread chunks ------------------------------------------------------ */
 
@@ -442,7 +80,7 @@ static void chunk_release_locked(struct mfx_thread *t)
 	if (t->gen == rec.gen) {
 		publish(t);
 		if (t->slot >= 0)
-			spool_give(t->slot);
+			rec_spool_give(t->slot);
 	}
 	/* A spool slot of a recording that ended without us (we were in the
 	 * middle of a record past agent_end's wait) is forgotten: mfx copied
@@ -467,7 +105,7 @@ static void count_dropped(uint64_t events, uint32_t chunks)
 
 static void chunk_start_locked(struct mfx_thread *t, struct mfx_chunk_header *c)
 {
-	chunk_init(c, MFX_CT_EVENTS, t->tid, t->seq++, rec.use_tsc ? 0 : 1);
+	rec_chunk_init(c, MFX_CT_EVENTS, t->tid, t->seq++, rec.use_tsc ? 0 : 1);
 	t->chunk = c;
 	t->chunk_ev0 = t->events;
 	t->payload = (uint8_t *)(c + 1);
@@ -494,7 +132,7 @@ static int chunk_open_locked(struct mfx_thread *t)
 	uint32_t gen = rec.gen;
 	int full;
 	int32_t slot = -1;
-	struct mfx_chunk_header *c = spool_take(&slot, &full);
+	struct mfx_chunk_header *c = rec_spool_take(&slot, &full);
 	if (!c && full && !rec_mfx_gone_check()) {
 		if (t->chunk && t->slot >= 0 && t->gen == gen) {
 			uint64_t n = t->events - t->chunk_ev0;
@@ -515,7 +153,7 @@ static int chunk_open_locked(struct mfx_thread *t)
 		t->events = t->alloc_bytes = t->alloc_calls = t->free_calls = 0;
 	}
 	if (!c)
-		c = file_take();
+		c = rec_file_take();
 	if (!c)
 		return -1;
 	t->slot = slot;
@@ -632,99 +270,6 @@ none:
 	return NULL;
 }
 
-/* ---- META chunk ---------------------------------------------------------- */
-
-/* Append one encoded record to the META chunk (rec_lock held).  META chunks
- * are mapped from the file directly: they are few. */
-void meta_append_locked(const uint8_t *r, size_t len)
-{
-	if (!rec.hdr || len > MFX_CHUNK_SIZE - sizeof(struct mfx_chunk_header))
-		return;
-	if (!meta.chunk || meta.cur + len > meta.limit) {
-		if (meta.chunk)
-			munmap(meta.chunk, MFX_CHUNK_SIZE);
-		meta.chunk = file_take();
-		if (!meta.chunk)
-			return;
-		chunk_init(meta.chunk, MFX_CT_META, 0, meta.seq++, 1);
-		meta.cur = (uint8_t *)(meta.chunk + 1);
-		meta.limit = (uint8_t *)meta.chunk + MFX_CHUNK_SIZE;
-	}
-	memcpy(meta.cur, r, len);
-	meta.cur += len;
-	__atomic_store_n(&meta.chunk->used, (uint32_t)(meta.cur - (uint8_t *)(meta.chunk + 1)),
-			 __ATOMIC_RELEASE);
-}
-
-static void meta_release_locked(void)
-{
-	if (meta.chunk)
-		munmap(meta.chunk, MFX_CHUNK_SIZE);
-	meta.chunk = NULL;
-	meta.cur = meta.limit = NULL;
-	meta.seq = 0;
-}
-
-/* Encode an EXT record around body[0..blen) into out; returns its length. */
-size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen)
-{
-	uint8_t *p = out;
-	*p++ = MFX_K_EXT;
-	*p++ = (uint8_t)kind;
-	p = put_varint(p, blen);
-	memmove(p, body, blen);
-	return (size_t)(p - out) + blen;
-}
-
-void agent_mark(uint32_t kind, const uint64_t *vals, uint32_t nvals, const char *text)
-{
-	uint8_t body[1024], out[1040];
-	size_t tl = text ? strlen(text) : 0;
-	if (tl > 512)
-		tl = 512;
-	if (nvals > 16)
-		nvals = 16;
-	uint8_t *p = body;
-	p = put_varint(p, agent_now_ns());
-	p = put_varint(p, kind);
-	p = put_varint(p, nvals);
-	for (uint32_t i = 0; i < nvals; i++)
-		p = put_varint(p, vals[i]);
-	p = put_varint(p, tl);
-	if (tl)	/* text may be NULL: never memcpy(p, NULL, 0) */
-		memcpy(p, text, tl);
-	p += tl;
-	size_t n = ext_wrap(out, MFX_EXT_MARK, body, (size_t)(p - body));
-	spin_lock(&rec_lock);
-	meta_append_locked(out, n);
-	spin_unlock(&rec_lock);
-}
-
-/* ---- begin / end support -------------------------------------------------- */
-
-int rec_map_file(int fd)
-{
-	/* The header and slot table stay at the same addresses across
-	 * recordings (attach re-arms): a thread that read rec.hdr just before
-	 * an end still dereferences mapped memory. */
-	void *want = rec.hdr;
-	int fixed = want ? MAP_FIXED : 0;
-	void *h = mmap(want, MFX_FIRST_CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED | fixed, fd, 0);
-	if (h == MAP_FAILED) {
-		int err = -errno;
-		/* A failed MAP_FIXED may have unmapped the old copy: never leave
-		 * rec.hdr pointing at a hole. */
-		if (want && agent_mmap_zero(want, MFX_FIRST_CHUNK) < -1)
-			rec.hdr = NULL;
-		return err;
-	}
-	rec.hdr = h;
-	rec.slots = (struct mfx_thread_slot *)((uint8_t *)h + MFX_HEADER_SIZE);
-	rec.fd = fd;
-	trace_ino = agent_fd_ino(fd, S_IFREG);
-	return 0;
-}
-
 int rec_thread_key_init(void)
 {
 	if (!thread_key_ok && pthread_key_create(&thread_key, thread_exit) == 0)
@@ -752,6 +297,27 @@ static void barrier_all_threads(void)
 		mprotect(page, 4096, PROT_READ | PROT_WRITE);
 	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* The spool is being detached (chunks.c): each thread that still holds a
+ * slot of it forgets the slot (its chunk is unmapped, not handed to a later
+ * spool, when it next needs one).  Returns how many threads hold a slot or
+ * are inside a record (a thread past agent_end's wait may be in
+ * rec_spool_take with the old pointer, holding no chunk yet). */
+int rec_forget_spool_slots(void)
+{
+	int stragglers = 0;
+	for (uint32_t i = 0; pool && i < pool_used; i++) {
+		struct mfx_thread *t = &pool[i];
+		spin_lock(&t->lock);
+		if (t->in_use && ((t->chunk && t->slot >= 0) || t->in_rec)) {
+			stragglers++;
+			if (t->chunk && t->slot >= 0)
+				t->slot = -1;
+		}
+		spin_unlock(&t->lock);
+	}
+	return stragglers;
 }
 
 /*
@@ -788,26 +354,8 @@ void rec_end_threads(void)
 		spin_unlock(&t->lock);
 	}
 	spin_lock(&rec_lock);
-	meta_release_locked();
+	rec_meta_release_locked();
 	spin_unlock(&rec_lock);
-}
-
-/* The header page and slot table: copy, then replace the file mapping with
- * anonymous memory holding the copy, and close the file. */
-void rec_detach_header(void)
-{
-	static uint8_t copy[MFX_FIRST_CHUNK];
-	if (!rec.hdr)
-		return;
-	memcpy(copy, rec.hdr, sizeof(copy));
-	int r = agent_mmap_zero(rec.hdr, MFX_FIRST_CHUNK);
-	if (r < -1)
-		rec.hdr = NULL;	/* a hole (see agent_mmap_zero): forget it */
-	else	/* replaced, or still the file's: either way the same bytes */
-		memcpy(rec.hdr, copy, sizeof(copy));
-	if (trace_fd_ours())
-		close(rec.fd);
-	rec.fd = -1;
 }
 
 /* fork child: only the forking thread exists.  The parent's chunks (file
@@ -838,9 +386,5 @@ void rec_after_fork_child(void)
 		}
 	if (self)
 		self->tid = (uint32_t)syscall(SYS_gettid);
-	if (meta.chunk)
-		munmap(meta.chunk, MFX_CHUNK_SIZE);
-	meta.chunk = NULL;
-	meta.cur = meta.limit = NULL;
-	meta.seq = 0;
+	rec_meta_release_locked();	/* the parent's: forget it */
 }

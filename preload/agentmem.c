@@ -1,0 +1,170 @@
+/*
+ * agentmem.c - the agent's own base: spinlocks, clocks, and its memory (a
+ * private mapping of a memfd, or anonymous memory), all without malloc.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload/internal.h"
+#include "preload/record.h"
+
+void spin_lock(volatile int *l)
+{
+	for (unsigned n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
+		if (n < 64)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
+	}
+}
+
+void spin_unlock(volatile int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+uint64_t agent_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t agent_tsc(void)
+{
+	return __rdtsc();
+}
+
+/*
+ * The agent's own memory (thread pool, stack table, module list) is a
+ * private mapping of a memfd named "mfx-agent": zero pages until written,
+ * copied on fork like anonymous memory, but shown in smaps under that name
+ * so mfx never counts it as the target's heap.  (Naming anonymous memory with
+ * PR_SET_VMA_ANON_NAME needs CONFIG_ANON_VMA_NAME, which many kernels lack.)
+ */
+#define AGENT_MEMFD_SIZE (256ull << 20)	/* sparse: the largest table we map */
+static int agent_memfd = -1;
+static uint64_t agent_memfd_ino;
+
+uint64_t agent_fd_ino(int fd, unsigned type)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || (type && (st.st_mode & S_IFMT) != type))
+		return 0;
+	return (uint64_t)st.st_ino;
+}
+
+/* Our memfd, or a new one if the program closed ours (agent_fd_is). */
+static int memfd_get(void)
+{
+	if (agent_memfd >= 0 && !agent_fd_is(agent_memfd, agent_memfd_ino, S_IFREG))
+		agent_memfd = -1;
+	if (agent_memfd < 0) {
+		int fd = (int)syscall(SYS_memfd_create, "mfx-agent", MFD_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, (off_t)AGENT_MEMFD_SIZE)) {
+			close(fd);
+			fd = -1;
+		}
+		agent_memfd = fd;
+		agent_memfd_ino = agent_fd_ino(fd, S_IFREG);
+	}
+	return agent_memfd;
+}
+
+/* Between recordings the agent keeps no fd of its memory: the mappings
+ * keep the memfd's pages alive, and the next mapping opens a new one. */
+void agent_memfd_release(void)
+{
+	if (agent_memfd >= 0 && agent_fd_is(agent_memfd, agent_memfd_ino, S_IFREG))
+		close(agent_memfd);
+	agent_memfd = -1;
+}
+
+/*
+ * Address space is the program's first.  Under RLIMIT_AS the agent's own
+ * tables (a 32 MiB spool, 88 MiB of stack table) could take the headroom
+ * the program needs, and its own mallocs would fail: a new mapping of the
+ * agent must leave at least AS_RESERVE (or an eighth of the limit) free.
+ * 1 if len bytes fit so, else 0 with errno ENOMEM (the caller degrades).
+ */
+#define AS_RESERVE (32ull << 20)
+
+int agent_as_room(size_t len)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return 1;
+	char buf[64];
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 1;	/* cannot tell: let mmap decide */
+	buf[n] = 0;
+	uint64_t pages = 0;
+	for (char *p = buf; *p >= '0' && *p <= '9'; p++)
+		pages = pages * 10 + (uint64_t)(*p - '0');
+	uint64_t reserve = rl.rlim_cur / 8 > AS_RESERVE ? rl.rlim_cur / 8 : AS_RESERVE;
+	if (pages * 4096 + len + reserve <= rl.rlim_cur)
+		return 1;
+	errno = ENOMEM;
+	return 0;
+}
+
+/* Fresh zeroed memory at `fixed` (replacing what is there), or anywhere. */
+static void *agent_map(void *fixed, size_t len)
+{
+	if (!fixed && !agent_as_room(len))
+		return NULL;
+	int fd = len <= AGENT_MEMFD_SIZE ? memfd_get() : -1;
+	int fl = MAP_PRIVATE | MAP_NORESERVE | (fixed ? MAP_FIXED : 0);
+	void *p = fd >= 0 ? mmap(fixed, len, PROT_READ | PROT_WRITE, fl, fd, 0) : MAP_FAILED;
+	if (p == MAP_FAILED)
+		p = mmap(fixed, len, PROT_READ | PROT_WRITE, fl | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void *agent_mmap_anon(size_t len)
+{
+	return agent_map(NULL, len);
+}
+
+/*
+ * Replace [p, p+len) (a shared mapping: the trace header, the spool) with
+ * fresh zeroed agent memory.  MAP_FIXED may fail after the kernel already
+ * unmapped the old range (mmap_region unmaps before it sets up the new
+ * one), leaving a hole that a straggling hook would fault on: then the
+ * range is mapped again as plain anonymous memory if it is unmapped.
+ * 0, or -1 when the range still holds the old mapping or zeros; never a
+ * hole unless even an anonymous page could not be had (-2).
+ */
+int agent_mmap_zero(void *p, size_t len)
+{
+	if (agent_map(p, len))
+		return 0;
+	unsigned char v;
+	if (mincore(p, 1, &v) == 0 || errno != ENOMEM)
+		return -1;	/* the old mapping is still there */
+	void *q = mmap(p, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	return q == p ? -1 : -2;
+}
+
+/* Zero private agent memory in place: its pages go back to the memfd's
+ * (never written: zeros) or to anonymous zero pages.  Nothing is unmapped,
+ * nothing new is mapped, so it cannot fail for lack of address space. */
+int agent_mem_clear(void *p, size_t len)
+{
+	if (madvise(p, len, MADV_DONTNEED) == 0)
+		return 0;
+	return agent_mmap_zero(p, len);
+}
