@@ -30,6 +30,8 @@
 #define HOLD_TOTAL (MFX_SPOOL_SLOTS / 16)	/* slots held back at most */
 #define HOLD_NS 200000000ull	/* none held back longer */
 #define CALIBRATE_NS 20000000ull	/* TSC rate measured over at least this */
+#define SPILL_FREE (MFX_SPOOL_SLOTS / 4)	/* fewer free slots: the drain is behind */
+#define SPILL_MAX (256ull << 20)	/* raw bytes spilled at most, per spool */
 
 struct dest {
 	uint64_t uid;
@@ -70,6 +72,8 @@ struct spool {
 	struct packer *pk;
 	uint64_t tsc0, ns0;		/* for the TSC rate */
 	struct spool_stats st;
+	uint64_t spilled_bytes;		/* see spill() */
+	int spill_all;			/* MFX_SPILL=1 (tests): every slot spilled */
 	/* the final drain: every slot left, in groups packed on every core */
 	struct group fin[MFX_SPOOL_SLOTS + HOLD_TOTAL];
 	pthread_mutex_t lock;		/* the trace files and counters, then */
@@ -357,6 +361,51 @@ static void hold(struct spool *sp, uint32_t i, int free_it)
 		group_flush_at(sp, k);
 }
 
+/*
+ * The drain is behind (fewer than SPILL_FREE slots free): slot i goes into
+ * its trace as it is -- its raw records, one write, no encoding -- and the
+ * finaliser encodes it on every core once the program has ended.  Encoding
+ * costs ~50 ns an event on one core; a program allocating on every core
+ * makes events faster than that, and a full spool makes the agent drop
+ * events (chunk_open_locked in preload/record.c).  Spilling keeps every
+ * event; SPILL_MAX bounds the pass it adds after the window (~1 s of
+ * encoding on two cores), beyond which the drain encodes as before.  The
+ * chunk's span is cut to its records (8-aligned, as readers expect).
+ */
+static void spill(struct spool *sp, uint32_t i, int free_it)
+{
+	struct mfx_spool_slot *s = &sp->h->slot[i];
+	struct mfx_chunk_header *c = mfx_spool_chunk(sp->h, i);
+	uint32_t used = c->used;
+	struct dest *d;
+	if (c->magic == MFX_CHUNK_MAGIC && used && used <= MFX_SPOOL_SLOT - sizeof(*c) &&
+	    c->type == MFX_CT_EVENTS && c->codec == MFX_CODEC_RAW) {
+		if (!(d = dest_for(sp, s->trace_uid))) {
+			sp->st.orphans++;
+		} else {
+			c->span = (uint32_t)((sizeof(*c) + used + 7) & ~(size_t)7);
+			int err = dest_append(d, (const uint8_t *)c, c->span);
+			if (!err) {
+				sp->st.chunks++;
+				sp->st.spilled++;
+				sp->spilled_bytes += c->span;
+			} else {
+				write_failed(sp, d, err, 1);
+			}
+		}
+	}
+	if (free_it)
+		slot_free(sp, i);
+}
+
+static uint32_t free_slots(const struct spool *sp)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++)
+		n += __atomic_load_n(&sp->h->slot[i].state, __ATOMIC_RELAXED) == MFX_SLOT_FREE;
+	return n;
+}
+
 /* Flush the groups held too long. */
 static void flush_old(struct spool *sp)
 {
@@ -389,11 +438,13 @@ static int drain_pass(struct spool *sp, int orphans)
 {
 	struct take *tk = sp->tk;
 	int n = 0;
+	uint32_t nfree = 0;
 	for (uint32_t i = 0; i < MFX_SPOOL_SLOTS; i++) {
 		struct mfx_spool_slot *s = &sp->h->slot[i];
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		const struct mfx_chunk_header *c = mfx_spool_chunk(sp->h, i);
 		int take = 0, free_it = 1;
+		nfree += st == MFX_SLOT_FREE;
 		if (sp->held[i])
 			continue;
 		if (st == MFX_SLOT_FULL) {
@@ -407,9 +458,15 @@ static int drain_pass(struct spool *sp, int orphans)
 	qsort(tk, (size_t)n, sizeof(tk[0]), cmp_take);
 	/* Asked to stop: the rest goes to the final drain, on every core; it
 	 * takes FULL slots only, so the ones claimed here go back to FULL. */
-	int k = 0;
-	for (; k < n && !sp->stop; k++)
-		hold(sp, tk[k].slot, (int)tk[k].free_it);
+	int k = 0, behind = nfree < SPILL_FREE || sp->spill_all;
+	for (; k < n && !sp->stop; k++) {
+		if (k && !(k & 3))	/* encoding a slot takes ~1 ms: look again */
+			behind = free_slots(sp) < SPILL_FREE || sp->spill_all;
+		if (behind && sp->spilled_bytes < SPILL_MAX)
+			spill(sp, tk[k].slot, (int)tk[k].free_it);
+		else
+			hold(sp, tk[k].slot, (int)tk[k].free_it);
+	}
 	for (; k < n; k++)
 		__atomic_store_n(&sp->h->slot[tk[k].slot].state, MFX_SLOT_FULL, __ATOMIC_RELEASE);
 	if (!sp->stop)
@@ -445,6 +502,8 @@ static void *drain_thread(void *arg)
 int spool_start(struct spool *sp, const char *run_dir)
 {
 	snprintf(sp->dir, sizeof(sp->dir), "%s", run_dir);
+	const char *e = getenv("MFX_SPILL");
+	sp->spill_all = e && !strcmp(e, "1");
 	sp->tsc0 = tfile_tsc();
 	sp->ns0 = now_ns();
 	int err = sp->pk ? 0 : pack_new(&sp->pk);

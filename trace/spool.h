@@ -27,6 +27,7 @@ struct spool_stats {
 	uint64_t chunks;	/* slots written into trace files */
 	uint64_t fallbacks;	/* chunks agents took from the file: no free slot */
 	uint64_t orphans;	/* slots whose trace file was not found */
+	uint64_t spilled;	/* slots written raw, the drain behind (the finaliser encodes them) */
 	struct evc_stats model;	/* what the encoded chunks hold */
 	uint64_t write_errors;	/* chunks that could not be written (full disk) */
 	int write_errno;	/* the first such error */

@@ -5,7 +5,8 @@
 # loses nothing the CSV shows.  Three workers, every call of the malloc
 # family, failed calls, blocks handed between threads; with stacks, without,
 # with the agent writing straight into the file (no spool: those chunks are
-# encoded by the finaliser instead of the drain thread), and with times read
+# encoded by the finaliser instead of the drain thread), with every spool
+# slot spilled raw as when the drain falls behind, and with times read
 # from clock_gettime instead of the TSC.
 . "$(dirname "$0")/../lib.sh"
 
@@ -97,5 +98,7 @@ check() {	# name, mfx options...
 check stacks
 check nostacks --no-stacks
 MFX_NO_SPOOL=1 check nospool
+# the drain behind (trace/spool.c: spill): raw slots, encoded when final
+MFX_SPILL=1 check spill
 MFX_CLOCK=ns check nstime
 pass
