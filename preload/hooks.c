@@ -287,7 +287,7 @@ static __attribute__((noinline)) void *alloc_drawn(unsigned kind, size_t a, size
  */
 void *hook_malloc(size_t n)
 {
-	if (sample_mean) {
+	if (likely(sample_mean)) {	/* laid out first: its every call counts */
 		if (likely(sample_skip(n)))
 			return agent_real.malloc(n);
 		return alloc_drawn(MFX_K_MALLOC, 0, n, CALLER());
@@ -297,8 +297,15 @@ void *hook_malloc(size_t n)
 	return alloc_call(MFX_K_MALLOC, 0, n, CALLER());
 }
 
+/* Sampled, nearly every free goes straight through (the filter says "not
+ * sampled"): the fewest tests first.  sample_mean is set only once the
+ * real functions are known; free(NULL) is the real free's no-op too. */
 void hook_free(void *p)
 {
+	if (likely(sample_mean) && likely(!sample_maybe(p)) && likely(!is_boot(p))) {
+		agent_real.free(p);
+		return;
+	}
 	if (unlikely(!p || is_boot(p)))
 		return;
 	if ((sample_mean && likely(!sample_maybe(p))) || !RECORDING()) {
