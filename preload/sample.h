@@ -53,15 +53,19 @@ static inline uint8_t *sample_filter_of(const void *p)
  * crossed zero is sampled (0 only for a thread's first draw). */
 int sample_draw(uint64_t n);
 
-/* Count an allocation of n bytes down: 1 when it is certainly not sampled,
- * 0 when sample_draw(n) must decide. */
+/* Count an allocation of n bytes down: 1 when it is certainly not sampled
+ * (its bytes end before the next sample point), 0 when sample_draw(n) must
+ * decide -- it always runs then, and sets the countdown anew.  The
+ * countdown is >= 1 once drawn (0 before: the thread's first call draws),
+ * so one unsigned compare covers every n, however large. */
 static inline int sample_skip(uint64_t n)
 {
-	if (n > (1ull << 62))
-		n = 1ull << 62;
-	int64_t left = tls_sample.left - (int64_t)n;
-	tls_sample.left = left;
-	return likely(left > 0) && likely(tls_sample.gen == sample_gen);
+	uint64_t left = (uint64_t)tls_sample.left;
+	if (likely(n < left) && likely(tls_sample.gen == sample_gen)) {
+		tls_sample.left = (int64_t)(left - n);
+		return 1;
+	}
+	return 0;
 }
 
 /* Count an allocation of n bytes: 1 when it is sampled. */
