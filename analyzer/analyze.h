@@ -1,8 +1,9 @@
 /*
  * analyze.h - the numbers behind the report, from one streaming pass over a
- * trace's events in time order: counts by the SPEC.md rules, live bytes and
- * their peak, per-site and per-thread figures, histograms, a timeline, and
- * the live blocks at the RSS peak (for fragmentation and page occupancy).
+ * trace's events in time order: counts by the counting rules of docs/spec.md,
+ * live bytes and their peak, per-site and per-thread figures, histograms, a
+ * timeline, and the live blocks at the RSS peak (for fragmentation and page
+ * occupancy).
  * Memory: the live-block table (32 bytes per live block) plus O(sites +
  * threads + buckets).  docs/metrics.md defines every figure.
  */
@@ -72,7 +73,7 @@ struct live_block {
 };
 
 struct analysis {
-	/* totals, by the SPEC.md counting rules */
+	/* totals, by the counting rules of docs/spec.md */
 	uint64_t counts[TC_NCLASSES];
 	uint64_t api_counts[MFX_K_NKINDS];
 	uint64_t nevents;

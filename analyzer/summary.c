@@ -1,5 +1,5 @@
 /*
- * summary.c - the model as summary.json: every key SPEC.md requires, and
+ * summary.c - the model as summary.json: every key docs/spec.md requires, and
  * more (docs/metrics.md lists them).  The terminal summary is text.c's.
  */
 #include <errno.h>
@@ -128,7 +128,8 @@ static void json_sites(struct json *j, const struct model *m, const char *key,
 	json_end(j);
 }
 
-/* The SPEC.md keys, in its order. */
+/* The keys docs/spec.md requires, in its order (but top_sites_by_peak,
+ * which the caller writes next). */
 static void json_spec(struct json *j, const struct model *m)
 {
 	const struct analysis *a = &m->a;
@@ -373,7 +374,7 @@ int model_write_json(const struct model *m, const char *path)
 	json_init(&j, f);
 	json_obj(&j, NULL);
 	json_spec(&j, m);
-	/* beyond SPEC.md */
+	/* the last key docs/spec.md requires; what follows is beyond it */
 	json_sites(&j, m, "top_sites_by_peak", m->by_peak, m->n_peak);
 	if (a->sample_mean)
 		json_sampled(&j, a);

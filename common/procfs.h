@@ -3,9 +3,10 @@
  * cheap periodic sample, smaps parsed per mapping with each mapping
  * classified (heap, stack, file, ...), and the totals the report uses.
  *
- * Heap RSS (SPEC.md "fragmentation_ratio"): the resident bytes of the
- * mappings the allocator uses: `[heap]` plus anonymous private writable
- * mappings that are not a thread stack and not mfx's own.  A thread stack is
+ * Heap RSS (docs/spec.md, summary.json "fragmentation_ratio"), as smaps
+ * shows it: the resident bytes of the mappings the allocator uses: `[heap]`
+ * plus anonymous private writable mappings that are not a thread stack and
+ * not mfx's own.  A thread stack is
  * `[stack]`, or an anonymous mapping directly above a PROT_NONE guard page
  * that holds a thread's stack pointer (/proc/PID/task/TID/syscall, when
  * readable).  docs/metrics.md has the details.

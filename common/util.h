@@ -14,7 +14,8 @@
 
 #define MFX_VERSION "0.1.0"
 
-/* Exit statuses of every command but launch (SPEC.md). */
+/* Exit statuses of every command but launch (docs/spec.md, "Output streams
+ * and exit status"). */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* "mfx: <message>\n" on stderr in one write(2).  Clears a progress line first. */

@@ -2,10 +2,11 @@
  * cgen.c - RUN/replay.c: the captured window as a plain, readable C program
  * (Approach B's second replayer), generated from RUN/replay.ops.  Per
  * thread, functions of C_CHUNK plain calls (M, C, R, F, A; X* for calls that
- * failed; R0 for a realloc(p, 0) that freed; Z for implied frees; W/P for blocks that cross threads; G at each epoch of the
- * recorded order), and a main that starts the threads in the order of
- * their first call (joining those whose last call came before: no more at
- * once than in the original), computes the live peak in recorded order
+ * failed; R0 for a realloc(p, 0) that freed; Z for implied frees; W/P for
+ * blocks that cross threads; G at each epoch of the recorded order), and a
+ * main that starts the threads in the order of their first call (joining
+ * those whose last call came before: no more at once than in the
+ * original), computes the live peak in recorded order
  * from a per-call delta array, and prints the replayer's JSON line.
  */
 #include <errno.h>

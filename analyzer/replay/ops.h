@@ -1,8 +1,9 @@
 /*
  * ops.h - replay.ops, the calls of a captured window as `mfx replay` writes
- * them (analyzer/replay/replay.c) and the replayer reads them (replayer.c here, which
- * mfx writes into the run directory with this file spliced in, so RUN/replay.c
- * stays self-contained).  Little-endian, native layout:
+ * them (opsgen.c) and reads them back: the native replayer (replayer.c,
+ * built alone into mfx-replay, which checks them with opsread.h first) and
+ * cgen.c, which turns them into the plain C program RUN/replay.c.
+ * Little-endian, native layout:
  *
  *   struct ops_header; struct ops_thread[nthreads]; then each thread's
  *   struct op[nops], in recorded order, thread after thread.
@@ -15,9 +16,10 @@
  * Blocks are named by dense ids from 1 (0 = none / NULL); an op with id 0
  * is a call that failed in the original, but for a realloc to 0 bytes that
  * returned NULL (id 0, size 0, old set): it freed the old block (glibc's
- * realloc(p, 0); the analysis takes it so too), and so does the replay.  seq is the call's place in the
- * recorded order of the whole window (all threads), dense from 0, so the
- * ops with seq < N are a prefix that respects every happens-before.
+ * realloc(p, 0); the analysis takes it so too), and so does the replay.
+ * seq is the call's place in the recorded order of the whole window (all
+ * threads), dense from 0, so the ops with seq < N are a prefix that
+ * respects every happens-before.
  * OPF_WAIT: the block freed or reallocated here was allocated by another
  * thread (wait until that allocation is replayed); OPF_PUBLISH: another
  * thread will free or realloc the block made here (say when it exists).

@@ -20,12 +20,13 @@
  * would be waited for forever).  Blocks: made once, freed or reallocated
  * (ended) at most once, after they were made (by seq), not used after they
  * ended (a failed realloc uses without ending, but for one to 0 bytes,
- * which freed; an implied free ends like a free); an op that uses a block another thread made waits for it
- * (OPF_WAIT) and that block is published (OPF_PUBLISH), else the thread
- * would wait forever; an op that does not wait uses a block of its own
- * thread.  A file that passes replays without reading outside the file or
- * the block table, without a double free and without a wait that never
- * ends: the lowest seq not yet replayed can always run.
+ * which freed; an implied free ends like a free); an op that uses a block
+ * another thread made waits for it (OPF_WAIT) and that block is published
+ * (OPF_PUBLISH), else the thread would wait forever; an op that does not
+ * wait uses a block of its own thread.  A file that passes replays without
+ * reading outside the file or the block table, without a double free and
+ * without a wait that never ends: the lowest seq not yet replayed can
+ * always run.
  */
 #ifndef MFX_REPLAY_OPSREAD_H
 #define MFX_REPLAY_OPSREAD_H

@@ -17,7 +17,7 @@ done
 expect_eq "$(jget "$s" .threads)" 1 "threads"
 expect_eq "$(jget "$s" .mode)" launch "mode"
 expect_eq "$(jget "$s" .pid | grep -c '^[0-9]\+$')" 1 "pid is a number"
-# every key SPEC.md requires
+# every key docs/spec.md requires (summary.json)
 for k in pid command mode duration_ns counts total_bytes_allocated peak_live_bytes \
 	live_bytes_end threads rss_peak_bytes heap_rss_bytes fragmentation_ratio top_sites; do
 	jq -e "has(\"$k\")" "$s" >/dev/null || fail "summary.json lacks $k"
