@@ -40,6 +40,83 @@ void capture_defaults(struct capture_opts *o)
 enum { OPT_FORCE = 256, OPT_FOR, OPT_NOSTACKS, OPT_DEPTH, OPT_SMAPS, OPT_TRIM, OPT_NOREPORT,
        OPT_HELP, OPT_SAMPLE, OPT_WRAPPER };
 
+/* A flag of the shared options: 1 when c is one, else 0. */
+static int set_flag(int c, struct capture_opts *o)
+{
+	switch (c) {
+	case OPT_FORCE: o->force = 1; return 1;
+	case OPT_NOSTACKS: o->no_stacks = 1; return 1;
+	case OPT_TRIM: o->trim_at_end = 1; return 1;
+	case OPT_NOREPORT: o->no_report = 1; return 1;
+	case 'q':
+		o->quiet = 1;
+		mfx_quiet = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* --wrapper REGEX: at most as many as o->wrappers holds, each one compiled
+ * once here so that a bad one is said before the capture.  0, or -1 after
+ * printing a usage error. */
+static int add_wrapper(const char *cmd, char *arg, struct capture_opts *o)
+{
+	char why[300];
+	if (o->nwrappers == (int)(sizeof(o->wrappers) / sizeof(o->wrappers[0]))) {
+		mfx_usage(cmd, "at most %d --wrapper options", o->nwrappers);
+		return -1;
+	}
+	if (report_check_wrappers((const char *const *)&arg, 1, why, sizeof(why))) {
+		mfx_usage(cmd, "invalid --wrapper %s", why);
+		return -1;
+	}
+	o->wrappers[o->nwrappers++] = arg;
+	return 0;
+}
+
+/* An option of the shared ones that takes a value: 1 when set, 0 when c is
+ * none of them, -1 after printing a usage error. */
+static int set_value(const char *cmd, int c, char *arg, struct capture_opts *o)
+{
+	uint64_t v;
+	switch (c) {
+	case 'o':
+		o->out = arg;
+		return 1;
+	case OPT_FOR:
+		if (parse_duration(arg, &o->for_ns) || o->for_ns == 0) {
+			mfx_usage(cmd, "invalid --for duration '%s' (e.g. 500ms, 30s, 2m)",
+				  arg);
+			return -1;
+		}
+		return 1;
+	case OPT_DEPTH:
+		if (parse_uint(arg, 256, &v) || v == 0) {
+			mfx_usage(cmd, "invalid --stack-depth '%s' (1 to 256)", arg);
+			return -1;
+		}
+		o->stack_depth = (unsigned)v;
+		return 1;
+	case OPT_SMAPS:
+		if (parse_duration(arg, &o->smaps_interval_ns) || o->smaps_interval_ns < 10000000ull) {
+			mfx_usage(cmd, "invalid --smaps-interval '%s' (at least 10ms)", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_SAMPLE:
+		if (parse_size(arg, &o->sample_bytes) || o->sample_bytes < 1024 ||
+		    o->sample_bytes > (1ull << 40)) {
+			mfx_usage(cmd, "invalid --sample '%s' (bytes between samples, "
+				  "1k to 1T, e.g. 512k)", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_WRAPPER:
+		return add_wrapper(cmd, arg, o) ? -1 : 1;
+	}
+	return 0;
+}
+
 int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o,
 		  void (*help)(void), struct cmdline *cl)
 {
@@ -58,82 +135,26 @@ int capture_parse(const char *cmd, int argc, char **argv, struct capture_opts *o
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t v;
-	int c;
+	int c, r;
 	optind = 1;
 	opterr = 0;
 	/* launch ('+', no cl): stop at the first operand, so `mfx launch ./app
 	 * -o x` passes -o to the app.  attach: options anywhere (cmdline.h). */
 	while ((c = cl ? cmdline_next(cl, argc, argv, ":o:qh", longopts) :
 			 getopt_long(argc, argv, "+:o:qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			o->out = optarg;
-			break;
-		case OPT_FORCE:
-			o->force = 1;
-			break;
-		case OPT_FOR:
-			if (parse_duration(optarg, &o->for_ns) || o->for_ns == 0) {
-				mfx_usage(cmd, "invalid --for duration '%s' (e.g. 500ms, 30s, 2m)", optarg);
-				return -1;
-			}
-			break;
-		case OPT_NOSTACKS:
-			o->no_stacks = 1;
-			break;
-		case OPT_DEPTH:
-			if (parse_uint(optarg, 256, &v) || v == 0) {
-				mfx_usage(cmd, "invalid --stack-depth '%s' (1 to 256)", optarg);
-				return -1;
-			}
-			o->stack_depth = (unsigned)v;
-			break;
-		case OPT_SMAPS:
-			if (parse_duration(optarg, &o->smaps_interval_ns) ||
-			    o->smaps_interval_ns < 10000000ull) {
-				mfx_usage(cmd, "invalid --smaps-interval '%s' (at least 10ms)", optarg);
-				return -1;
-			}
-			break;
-		case OPT_TRIM:
-			o->trim_at_end = 1;
-			break;
-		case OPT_SAMPLE:
-			if (parse_size(optarg, &o->sample_bytes) || o->sample_bytes < 1024 ||
-			    o->sample_bytes > (1ull << 40)) {
-				mfx_usage(cmd, "invalid --sample '%s' (bytes between samples, "
-					  "1k to 1T, e.g. 512k)", optarg);
-				return -1;
-			}
-			break;
-		case OPT_NOREPORT:
-			o->no_report = 1;
-			break;
-		case OPT_WRAPPER: {
-			char why[300];
-			if (o->nwrappers == (int)(sizeof(o->wrappers) / sizeof(o->wrappers[0]))) {
-				mfx_usage(cmd, "at most %d --wrapper options", o->nwrappers);
-				return -1;
-			}
-			if (report_check_wrappers((const char *const *)&optarg, 1, why, sizeof(why))) {
-				mfx_usage(cmd, "invalid --wrapper %s", why);
-				return -1;
-			}
-			o->wrappers[o->nwrappers++] = optarg;
-			break;
-		}
-		case 'q':
-			o->quiet = 1;
-			mfx_quiet = 1;
-			break;
-		case 'h':
+		if (c == 'h') {
 			help();
 			return -2;
-		case ':':
+		}
+		if (c == ':') {
 			mfx_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
 			return -1;
-		default:
+		}
+		if (set_flag(c, o))
+			continue;
+		if ((r = set_value(cmd, c, optarg, o)) < 0)
+			return -1;
+		if (r == 0) {
 			mfx_usage(cmd, "unknown option '%s'", argv[optind - 1]);
 			return -1;
 		}
