@@ -213,7 +213,17 @@ static void print_json(pid_t pid, const char *comm, const struct smaps_totals *t
 	json_end(&j);
 }
 
-int cmd_snapshot(int argc, char **argv)
+/* The command line of `mfx snapshot`, every option's default in one place. */
+struct snapshot_opts {
+	const char *out;	/* -o, --out FILE; NULL = smaps-<pid>-<date> */
+	int json;		/* --json */
+	uint64_t topn;		/* --top N: allocator mappings listed (8) */
+	pid_t pid;		/* the operand */
+	char deffile[96];	/* the default FILE, once named */
+};
+
+/* -1 to go on, else the exit status (after --help or a usage error). */
+static int snapshot_parse(int argc, char **argv, struct snapshot_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "out", required_argument, NULL, 'o' },
@@ -222,18 +232,17 @@ int cmd_snapshot(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *out = NULL;
-	int json = 0, c;
-	uint64_t topn = 8, v;
+	int c;
+	uint64_t v;
 	struct cmdline cl = { 0 };
 	while ((c = cmdline_next(&cl, argc, argv, ":o:h", longopts)) != -1) {
 		switch (c) {
-		case 'o': out = optarg; break;
-		case 'j': json = 1; break;
+		case 'o': o->out = optarg; break;
+		case 'j': o->json = 1; break;
 		case 't':
 			if (parse_uint(optarg, 1000, &v))
 				return mfx_usage("snapshot", "invalid --top '%s'", optarg);
-			topn = v;
+			o->topn = v;
 			break;
 		case 'h': snapshot_help(); return EXIT_OK;
 		case ':': return mfx_usage("snapshot", "option '%s' needs a value", argv[optind - 1]);
@@ -245,9 +254,13 @@ int cmd_snapshot(int argc, char **argv)
 				 cl.ops[1]);
 	if (parse_uint(cl.ops[0], 0x7fffffff, &v) || v == 0)
 		return mfx_usage("snapshot", "'%s' is not a process id", cl.ops[0]);
-	pid_t pid = (pid_t)v;
+	o->pid = (pid_t)v;
+	return -1;
+}
 
-	char comm[64] = "?";
+/* The process's name and its smaps: EXIT_OK, or EXIT_FAIL said in one line. */
+static int read_target(pid_t pid, char *comm, size_t n, struct smaps *s)
+{
 	int st = procfs_state(pid);
 	if (st == -ESRCH) {
 		mfx_err("no process %d", (int)pid);
@@ -257,60 +270,97 @@ int cmd_snapshot(int argc, char **argv)
 		mfx_err("process %d is a zombie: it has no memory left to look at", (int)pid);
 		return EXIT_FAIL;
 	}
-	procfs_comm(pid, comm, sizeof(comm));
-	struct smaps s;
-	int err = procfs_smaps_read(pid, &s);
+	procfs_comm(pid, comm, n);
+	int err = procfs_smaps_read(pid, s);
 	if (err) {
 		mfx_err("cannot read /proc/%d/smaps: %s%s", (int)pid, mfx_strerror(-err),
 			err == -EACCES || err == -EPERM ? " (run as root or as the process's user)" : "");
 		return EXIT_FAIL;
 	}
-	char deffile[96];
-	if (!out) {
-		char stamp[32];
-		time_t now = time(NULL);
-		struct tm tm;
-		localtime_r(&now, &tm);
-		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-		snprintf(deffile, sizeof(deffile), "smaps-%d-%s", (int)pid, stamp);
-		out = deffile;
+	return EXIT_OK;
+}
+
+/* Without -o: smaps-<pid>-<date> in the current directory. */
+static void default_out(struct snapshot_opts *o)
+{
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	if (o->out)
+		return;
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	snprintf(o->deffile, sizeof(o->deffile), "smaps-%d-%s", (int)o->pid, stamp);
+	o->out = o->deffile;
+}
+
+/* The allocator's mappings, largest resident first, at most topn of them
+ * (*ntop); NULL (and *ntop 0) when out of memory. */
+static struct smaps_map **top_mappings(struct smaps *s, uint64_t topn, size_t *ntop)
+{
+	struct smaps_map **top = calloc(s->n + 1, sizeof(*top));
+	*ntop = 0;
+	if (!top)
+		return NULL;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->maps[i].allocator)
+			top[(*ntop)++] = &s->maps[i];
+	qsort(top, *ntop, sizeof(*top), cmp_rss);
+	if (*ntop > topn)
+		*ntop = (size_t)topn;
+	return top;
+}
+
+/* The allocator's own statistics text (from the agent) beside the smaps
+ * copy, as FILE<suffix>; file gets its name, or "" when there is none. */
+static void save_alloc_text(const char *out, const struct alloc_info *ai, char *file, size_t n)
+{
+	int err;
+	file[0] = 0;
+	if (!ai->text || !*ai->text_suffix)
+		return;
+	snprintf(file, n, "%s%s", out, ai->text_suffix);
+	if ((err = write_file(file, ai->text, strlen(ai->text)))) {
+		mfx_note("cannot write '%s': %s", file, mfx_strerror(-err));
+		file[0] = 0;
 	}
-	if ((err = write_file(out, s.text, s.len))) {
-		mfx_err("cannot write '%s': %s", out, mfx_strerror(-err));
-		procfs_smaps_free(&s);
-		return EXIT_FAIL;
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	struct snapshot_opts o = { .topn = 8 };
+	int rc = snapshot_parse(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	char comm[64] = "?", xmlfile[4200];
+	struct smaps s;
+	if ((rc = read_target(o.pid, comm, sizeof(comm), &s)))
+		return rc;
+	struct smaps_map **top = NULL;
+	default_out(&o);
+	int err = write_file(o.out, s.text, s.len);
+	if (err) {
+		mfx_err("cannot write '%s': %s", o.out, mfx_strerror(-err));
+		rc = EXIT_FAIL;
+		goto out;
 	}
 	struct smaps_totals t;
 	procfs_smaps_totals(&s, &t);
-	struct smaps_map **top = calloc(s.n + 1, sizeof(*top));
-	size_t ntop = 0;
-	for (size_t i = 0; top && i < s.n; i++)
-		if (s.maps[i].allocator)
-			top[ntop++] = &s.maps[i];
-	if (top)
-		qsort(top, ntop, sizeof(*top), cmp_rss);
-	if (ntop > topn)
-		ntop = (size_t)topn;
+	size_t ntop, nthreads = 0;
+	top = top_mappings(&s, o.topn, &ntop);
 	pid_t *tids;
-	size_t nthreads = 0;
-	if (procfs_tids(pid, &tids, &nthreads) == 0)
+	if (procfs_tids(o.pid, &tids, &nthreads) == 0)
 		free(tids);
 	struct alloc_info ai;
-	alloc_info_get(pid, &ai);
-	char xmlfile[4200] = "";
-	if (ai.text && *ai.text_suffix) {
-		snprintf(xmlfile, sizeof(xmlfile), "%s%s", out, ai.text_suffix);
-		if ((err = write_file(xmlfile, ai.text, strlen(ai.text)))) {
-			mfx_note("cannot write '%s': %s", xmlfile, mfx_strerror(-err));
-			xmlfile[0] = 0;
-		}
-	}
-	if (json)
-		print_json(pid, comm, &t, top, ntop, nthreads, &ai, out, xmlfile);
+	alloc_info_get(o.pid, &ai);
+	save_alloc_text(o.out, &ai, xmlfile, sizeof(xmlfile));
+	if (o.json)
+		print_json(o.pid, comm, &t, top, ntop, nthreads, &ai, o.out, xmlfile);
 	else
-		print_text(pid, comm, &s, &t, top, ntop, nthreads, &ai, out, xmlfile);
+		print_text(o.pid, comm, &s, &t, top, ntop, nthreads, &ai, o.out, xmlfile);
 	alloc_info_free(&ai);
+out:
 	free(top);
 	procfs_smaps_free(&s);
-	return EXIT_OK;
+	return rc;
 }
