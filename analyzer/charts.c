@@ -114,93 +114,131 @@ static int heatmap(const struct model *m, const char *path)
 	return err;
 }
 
-static int impact(const struct model *m, const char *path)
+/* The lines of the impact chart, in MiB against seconds since t0: the
+ * analysis's timeline (live, cumulative allocated), the RSS samples, and
+ * heap RSS where it was measured (its own x array). */
+struct impact_lines {
+	uint64_t t0;
+	size_t n, ns, nh;		/* timeline points, samples, heap samples */
+	double *x, *live, *cum;		/* n each */
+	double *sx, *rss, *hx, *heap;	/* ns + 1 each */
+	double xmax, ymax, cmax;
+};
+
+static void impact_lines_free(struct impact_lines *l)
+{
+	free(l->x);
+	free(l->live);
+	free(l->cum);
+	free(l->sx);
+	free(l->rss);
+	free(l->hx);
+	free(l->heap);
+}
+
+/* The timeline starts at zero before the first bucket; each bucket's
+ * highest value keeps the peaks visible at any zoom. */
+static void impact_timeline(const struct analysis *a, struct impact_lines *l)
+{
+	l->x[0] = (double)(a->tl_t0 > l->t0 ? a->tl_t0 - l->t0 : 0) / 1e9;
+	for (uint32_t i = 0; i < a->ntl; i++) {
+		l->x[i + 1] = (double)(a->tl[i].ts_ns - l->t0) / 1e9;
+		l->live[i + 1] = (double)(a->tl[i].live_max > 0 ? a->tl[i].live_max : 0) / MB;
+		l->cum[i + 1] = (double)a->tl[i].cum_alloc_bytes / MB;
+		if (l->x[i + 1] > l->xmax)
+			l->xmax = l->x[i + 1];
+		if (l->live[i + 1] > l->ymax)
+			l->ymax = l->live[i + 1];
+		if (l->cum[i + 1] > l->cmax)
+			l->cmax = l->cum[i + 1];
+	}
+}
+
+/* RSS without mfx's own mappings; heap RSS only where measured. */
+static void impact_samples(const struct trace_sample *s, struct impact_lines *l)
+{
+	for (size_t i = 0; i < l->ns; i++) {
+		l->sx[i] = (double)(s[i].ts_ns > l->t0 ? s[i].ts_ns - l->t0 : 0) / 1e9;
+		uint64_t own = s[i].v[MFX_SF_MFX_RSS] < s[i].v[MFX_SF_RSS] ? s[i].v[MFX_SF_MFX_RSS] : 0;
+		l->rss[i] = (double)(s[i].v[MFX_SF_RSS] - own) / MB;
+		if (l->sx[i] > l->xmax)
+			l->xmax = l->sx[i];
+		if (l->rss[i] > l->ymax)
+			l->ymax = l->rss[i];
+	}
+	for (size_t i = 0; i < l->ns; i++)
+		if (s[i].v[MFX_SF_HEAP_RSS]) {
+			l->hx[l->nh] = l->sx[i];
+			l->heap[l->nh++] = (double)s[i].v[MFX_SF_HEAP_RSS] / MB;
+			if (l->heap[l->nh - 1] > l->ymax)
+				l->ymax = l->heap[l->nh - 1];	/* older traces: heap and RSS from two reads */
+		}
+}
+
+/* The lines of the chart, from the analysis and the trace's samples. */
+static int impact_fill(const struct model *m, struct impact_lines *l)
 {
 	const struct analysis *a = &m->a;
 	const struct trace_sample *s;
-	size_t ns = trace_samples(m->t, &s);
-	uint64_t t0 = m->info->window_start_ns ? m->info->window_start_ns : a->first_ts;
-	if (a->ntl && a->tl_t0 < t0)
-		t0 = a->tl_t0;
-	if (ns && s[0].ts_ns < t0)
-		t0 = s[0].ts_ns;
-	size_t n = a->ntl + 1;
-	double *x = calloc(n, sizeof(double)), *live = calloc(n, sizeof(double));
-	double *cum = calloc(n, sizeof(double)), *sx = calloc(ns + 1, sizeof(double));
-	double *rss = calloc(ns + 1, sizeof(double)), *heap = calloc(ns + 1, sizeof(double));
+	memset(l, 0, sizeof(*l));
+	l->ns = trace_samples(m->t, &s);
+	l->t0 = m->info->window_start_ns ? m->info->window_start_ns : a->first_ts;
+	if (a->ntl && a->tl_t0 < l->t0)
+		l->t0 = a->tl_t0;
+	if (l->ns && s[0].ts_ns < l->t0)
+		l->t0 = s[0].ts_ns;
+	l->n = a->ntl + 1;
+	l->x = calloc(l->n, sizeof(double));
+	l->live = calloc(l->n, sizeof(double));
+	l->cum = calloc(l->n, sizeof(double));
+	l->sx = calloc(l->ns + 1, sizeof(double));
+	l->rss = calloc(l->ns + 1, sizeof(double));
+	l->hx = calloc(l->ns + 1, sizeof(double));
+	l->heap = calloc(l->ns + 1, sizeof(double));
+	if (!l->x || !l->live || !l->cum || !l->sx || !l->rss || !l->hx || !l->heap)
+		return -ENOMEM;
+	impact_timeline(a, l);
+	impact_samples(s, l);
+	return 0;
+}
+
+static int impact(const struct model *m, const char *path)
+{
+	const struct analysis *a = &m->a;
+	struct impact_lines l;
 	struct chart *c = chart_new(W, H, "Memory over time");
-	int err = -ENOMEM;
-	if (!x || !live || !cum || !sx || !rss || !heap || !c)
+	int err = impact_fill(m, &l);
+	if (!err && !c)
+		err = -ENOMEM;
+	if (err)
 		goto out;
-	double xmax = 0, ymax = 0, cmax = 0;
-	/* the timeline starts at zero before the first bucket */
-	x[0] = (double)(a->tl_t0 > t0 ? a->tl_t0 - t0 : 0) / 1e9;
-	for (uint32_t i = 0; i < a->ntl; i++) {
-		x[i + 1] = (double)(a->tl[i].ts_ns - t0) / 1e9;
-		/* the highest value in the bucket: peaks stay visible at any zoom */
-		live[i + 1] = (double)(a->tl[i].live_max > 0 ? a->tl[i].live_max : 0) / MB;
-		cum[i + 1] = (double)a->tl[i].cum_alloc_bytes / MB;
-		if (x[i + 1] > xmax)
-			xmax = x[i + 1];
-		if (live[i + 1] > ymax)
-			ymax = live[i + 1];
-		if (cum[i + 1] > cmax)
-			cmax = cum[i + 1];
-	}
-	size_t nh = 0;
-	for (size_t i = 0; i < ns; i++) {
-		sx[i] = (double)(s[i].ts_ns > t0 ? s[i].ts_ns - t0 : 0) / 1e9;
-		uint64_t own = s[i].v[MFX_SF_MFX_RSS] < s[i].v[MFX_SF_RSS] ? s[i].v[MFX_SF_MFX_RSS] : 0;
-		rss[i] = (double)(s[i].v[MFX_SF_RSS] - own) / MB;
-		if (sx[i] > xmax)
-			xmax = sx[i];
-		if (rss[i] > ymax)
-			ymax = rss[i];
-	}
-	/* heap RSS only where measured: its own x array */
-	double *hx = calloc(ns + 1, sizeof(double));
-	if (!hx)
-		goto out;
-	for (size_t i = 0; i < ns; i++)
-		if (s[i].v[MFX_SF_HEAP_RSS]) {
-			hx[nh] = sx[i];
-			heap[nh++] = (double)s[i].v[MFX_SF_HEAP_RSS] / MB;
-			if (heap[nh - 1] > ymax)
-				ymax = heap[nh - 1];	/* older traces: heap and RSS from two reads */
-		}
 	char sub[200], b1[32], b2[32];
 	snprintf(sub, sizeof(sub), "pid %u: peak live %s, RSS peak %s; cumulative allocated on the right axis",
 		 m->info->pid, fmt_bytes((uint64_t)(a->peak_live_bytes > 0 ? a->peak_live_bytes : 0), b1, sizeof(b1)),
 		 fmt_bytes(m->rss_peak, b2, sizeof(b2)));
 	chart_subtitle(c, sub);
-	chart_axis2(c, 0, cmax > 0 ? cmax * 1.08 : 1, "cumulative allocated (MiB)");
-	chart_axes(c, 0, xmax > 0 ? xmax : 1, 0, ymax > 0 ? ymax * 1.08 : 1, "time since start (s)",
-		   "resident / live (MiB)");
-	if (ns)
-		chart_line(c, sx, rss, ns, CHART_RED, "RSS", 0);
-	if (nh)
-		chart_line(c, hx, heap, nh, CHART_ORANGE, "heap RSS (allocator mappings)", 0);
-	chart_line(c, x, live, a->ntl + 1, CHART_BLUE, "live (allocated, not freed)", 0);
-	chart_line2(c, x, cum, a->ntl + 1, CHART_GREY, "cumulative allocated (right axis)", 1);
-	if (a->peak_live_ts > t0)
-		chart_vline(c, (double)(a->peak_live_ts - t0) / 1e9, CHART_BLUE, "live peak");
+	chart_axis2(c, 0, l.cmax > 0 ? l.cmax * 1.08 : 1, "cumulative allocated (MiB)");
+	chart_axes(c, 0, l.xmax > 0 ? l.xmax : 1, 0, l.ymax > 0 ? l.ymax * 1.08 : 1,
+		   "time since start (s)", "resident / live (MiB)");
+	if (l.ns)
+		chart_line(c, l.sx, l.rss, l.ns, CHART_RED, "RSS", 0);
+	if (l.nh)
+		chart_line(c, l.hx, l.heap, l.nh, CHART_ORANGE, "heap RSS (allocator mappings)", 0);
+	chart_line(c, l.x, l.live, l.n, CHART_BLUE, "live (allocated, not freed)", 0);
+	chart_line2(c, l.x, l.cum, l.n, CHART_GREY, "cumulative allocated (right axis)", 1);
+	if (a->peak_live_ts > l.t0)
+		chart_vline(c, (double)(a->peak_live_ts - l.t0) / 1e9, CHART_BLUE, "live peak");
 	const struct trace_mark *mk;
 	size_t nm = trace_marks(m->t, &mk);
 	for (size_t i = 0; i < nm; i++)
-		if (mk[i].kind == MFX_MARK_TRIM && mk[i].ts_ns > t0)
-			chart_vline(c, (double)(mk[i].ts_ns - t0) / 1e9, CHART_GREEN, "malloc_trim");
-	if (!a->ntl && !ns)
+		if (mk[i].kind == MFX_MARK_TRIM && mk[i].ts_ns > l.t0)
+			chart_vline(c, (double)(mk[i].ts_ns - l.t0) / 1e9, CHART_GREEN, "malloc_trim");
+	if (!a->ntl && !l.ns)
 		chart_note(c, "no data recorded");
 	chart_legend(c);
 	err = chart_save(c, path);
-	free(hx);
 out:
-	free(x);
-	free(live);
-	free(cum);
-	free(sx);
-	free(rss);
-	free(heap);
+	impact_lines_free(&l);
 	chart_free(c);
 	return err;
 }
