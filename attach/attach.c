@@ -122,12 +122,30 @@ static int get_agent(pid_t pid, const char *agent, struct inject_agent_result *r
 	return err;
 }
 
-int cmd_attach(int argc, char **argv)
-{
+/* One `mfx attach`: its options, then what each phase made, undone by the
+ * one cleanup path at the end of cmd_attach(). */
+struct attach_run {
 	struct capture_opts o;
-	capture_defaults(&o);
+	pid_t pid;
+	uint64_t t_begin;
+	char agent[PATH_MAX], comm[64];
+	char *dir;			/* the run directory */
+	char made[PATH_MAX];		/* the part of it this run created */
+	int discard;			/* a refusal: remove what this run created */
+	int tfd;			/* trace.mfx, until the agent has its copy */
+	struct spool *sp;		/* the shared-memory spool, if any; the session
+					 * owns it once there is one */
+	struct session *s;
+	struct inject_agent_result res;	/* res.chan: the agent's control channel */
+	const char *how;		/* "doorbell", "reused" or "loaded" */
+	struct mfx_ctl started;		/* the agent's STARTED reply */
+};
+
+/* The command line: -1 to go on, else the exit status. */
+static int attach_parse(int argc, char **argv, struct attach_run *r)
+{
 	struct cmdline cl = { 0 };
-	int idx = capture_parse("attach", argc, argv, &o, attach_help, &cl);
+	int idx = capture_parse("attach", argc, argv, &r->o, attach_help, &cl);
 	if (idx == -2)
 		return EXIT_OK;
 	if (idx < 0)
@@ -139,142 +157,150 @@ int cmd_attach(int argc, char **argv)
 	uint64_t v;
 	if (parse_uint(cl.ops[0], INT_MAX, &v) || v == 0)
 		return mfx_usage("attach", "'%s' is not a process id", cl.ops[0]);
-	pid_t pid = (pid_t)v;
-	uint64_t t_begin = now_ns();
+	r->pid = (pid_t)v;
+	return -1;
+}
 
+/* Refusals first, before touching the process (inject_check); then the
+ * run directory, its trace file and the spool on our side.  -1 to go on,
+ * else the exit status (said in one line). */
+static int attach_prepare(struct attach_run *r)
+{
 	struct inject_err why0;
-	int err = inject_check(pid, NULL, &why0);
+	int err = inject_check(r->pid, NULL, &why0);
 	if (err)
-		return attach_refusal("attach to", pid, err, &why0);
-	char agent[PATH_MAX], comm[64];
-	if ((err = agent_path(agent, sizeof(agent)))) {
+		return attach_refusal("attach to", r->pid, err, &why0);
+	if ((err = agent_path(r->agent, sizeof(r->agent)))) {
 		mfx_err("%s", mfx_strerror(-err));
 		return EXIT_FAIL;
 	}
-	comm_of(pid, comm, sizeof(comm));
-	char *dir = o.out ? strdup(o.out) : run_dir_default(comm, pid), made[PATH_MAX] = "";
-	if (dir)
-		run_dir_missing_part(dir, made, sizeof(made));
-	if (!dir || (err = run_dir_create(dir, o.force))) {
-		mfx_err("cannot use '%s' as run directory: %s", dir ? dir : "?",
+	comm_of(r->pid, r->comm, sizeof(r->comm));
+	r->dir = r->o.out ? strdup(r->o.out) : run_dir_default(r->comm, r->pid);
+	if (r->dir)
+		run_dir_missing_part(r->dir, r->made, sizeof(r->made));
+	if (!r->dir || (err = run_dir_create(r->dir, r->o.force))) {
+		mfx_err("cannot use '%s' as run directory: %s", r->dir ? r->dir : "?",
 			mfx_strerror(err ? -err : ENOMEM));
-		free(dir);
 		return err == -MFX_E_NOTEMPTY ? EXIT_USAGE : EXIT_FAIL;
 	}
+	r->discard = 1;
 	char tpath[PATH_MAX];
-	path_join(tpath, sizeof(tpath), dir, "trace.mfx");
-	int tfd = file_open(tpath, O_RDWR | O_CREAT, 0600);	/* in the bound run directory */
-	if (tfd < 0) {
-		mfx_err("cannot create '%s': %s", tpath, mfx_strerror(-tfd));
-		run_dir_discard(dir, made);
-		free(dir);
+	path_join(tpath, sizeof(tpath), r->dir, "trace.mfx");
+	r->tfd = file_open(tpath, O_RDWR | O_CREAT, 0600);	/* in the bound run directory */
+	if (r->tfd < 0) {
+		mfx_err("cannot create '%s': %s", tpath, mfx_strerror(-r->tfd));
 		return EXIT_FAIL;
 	}
-	struct spool *sp = NULL;
-	if ((err = spool_create(&sp)))
+	if ((err = spool_create(&r->sp)))
 		mfx_note("no shared-memory spool (%s); tracing will be slower", strerror(-err));
+	return -1;
+}
 
-	/* The session blocks SIGINT/SIGTERM: a Ctrl-C now cannot leave a
-	 * thread of the process in the middle of a remote call. */
-	struct session *s;
-	if ((err = session_new(&o, dir, pid, SESSION_ATTACH, &s))) {
+/* The session (which blocks SIGINT/SIGTERM: a Ctrl-C now cannot leave a
+ * thread of the process in the middle of a remote call), then the agent:
+ * one left by an earlier attach answers its doorbell and no thread is
+ * stopped at all; otherwise hold one and load it.  -1 or the exit status. */
+static int attach_agent(struct attach_run *r)
+{
+	int err = session_new(&r->o, r->dir, r->pid, SESSION_ATTACH, &r->s);
+	if (err) {
+		r->s = NULL;
 		mfx_err("%s", mfx_strerror(-err));
-		close(tfd);
-		spool_free(sp);
-		run_dir_discard(dir, made);
-		free(dir);
 		return EXIT_FAIL;
 	}
-	if (sp && (err = session_set_spool(s, sp))) {
+	if (r->sp && (err = session_set_spool(r->s, r->sp))) {
 		mfx_note("cannot drain the spool: %s", strerror(-err));
-		sp = NULL;
+		r->sp = NULL;	/* the session frees it; the agent goes without */
 	}
-
-	/* An agent left by an earlier attach answers its doorbell: no thread
-	 * is stopped at all.  Otherwise hold one and load it. */
-	struct inject_agent_result res;
 	struct inject_err ierr = { 0 };
-	const char *how = "doorbell";
-	err = get_agent(pid, agent, &res, &ierr, &how);
-	if (err) {
-		int rc = res.msg[0] ? (mfx_err("cannot attach to %d (%s): %s", (int)pid, comm, res.msg),
-				       EXIT_FAIL) :
-				      attach_refusal("attach to", pid, err, &ierr);
-		close(tfd);
-		session_free(s);
-		run_dir_discard(dir, made);
-		free(dir);
-		return rc;
-	}
-
-	char cfg[96];
-	if (o.sample_bytes)
-		snprintf(cfg, sizeof(cfg), "depth=%u,sample=%llu", o.no_stacks ? 0 : o.stack_depth,
-			 (unsigned long long)o.sample_bytes);
-	else
-		snprintf(cfg, sizeof(cfg), "depth=%u", o.no_stacks ? 0 : o.stack_depth);
-	int fds[2] = { tfd, sp ? spool_fd(sp) : -1 };
-	struct mfx_ctl m;
-	stop_boost_agent(pid);	/* a busy program must not starve the GOT patching */
-	err = agent_send(res.chan, MFX_CTL_START, cfg, fds, sp ? 2 : 1);
-	close(tfd);
+	err = get_agent(r->pid, r->agent, &r->res, &ierr, &r->how);
 	if (!err)
-		err = agent_recv(res.chan, MFX_CTL_STARTED, &m, AGENT_REPLY_MS);
-	if (!err && m.status)
-		err = m.status;
-	if (err) {
-		int st = procfs_state(pid);
-		if (err == -EBUSY)
-			mfx_err("cannot attach to %d (%s): another mfx is recording it; wait for it to "
-				"end", (int)pid, comm);
-		else if (st < 0 || st == 'Z' || st == 'X')	/* not "Broken pipe" */
-			mfx_err("cannot attach to %d (%s): it exited meanwhile", (int)pid, comm);
-		else
-			mfx_err("cannot attach to %d (%s): the agent did not start recording: %s%s",
-				(int)pid, comm, mfx_strerror(-err), err == -ENOMEM ?
-				" (the process's address-space limit, RLIMIT_AS, leaves it too little "
-				"room)" : "");
-		close(res.chan);
-		session_free(s);
-		run_dir_discard(dir, made);	/* a refusal leaves nothing behind */
-		free(dir);
-		return EXIT_FAIL;
-	}
+		return -1;
+	if (!r->res.msg[0])
+		return attach_refusal("attach to", r->pid, err, &ierr);
+	mfx_err("cannot attach to %d (%s): %s", (int)r->pid, r->comm, r->res.msg);
+	return EXIT_FAIL;
+}
+
+/* START with the trace and spool fds: the agent patches the GOT and
+ * records.  -1 or the exit status (one line saying why). */
+static int attach_start(struct attach_run *r)
+{
+	char cfg[96];
+	const struct capture_opts *o = &r->o;
+	if (o->sample_bytes)
+		snprintf(cfg, sizeof(cfg), "depth=%u,sample=%llu", o->no_stacks ? 0 : o->stack_depth,
+			 (unsigned long long)o->sample_bytes);
+	else
+		snprintf(cfg, sizeof(cfg), "depth=%u", o->no_stacks ? 0 : o->stack_depth);
+	int fds[2] = { r->tfd, r->sp ? spool_fd(r->sp) : -1 };
+	stop_boost_agent(r->pid);	/* a busy program must not starve the GOT patching */
+	int err = agent_send(r->res.chan, MFX_CTL_START, cfg, fds, r->sp ? 2 : 1);
+	close(r->tfd);
+	r->tfd = -1;
+	if (!err)
+		err = agent_recv(r->res.chan, MFX_CTL_STARTED, &r->started, AGENT_REPLY_MS);
+	if (!err && r->started.status)
+		err = r->started.status;
+	if (!err)
+		return -1;
+	int st = procfs_state(r->pid);
+	if (err == -EBUSY)
+		mfx_err("cannot attach to %d (%s): another mfx is recording it; wait for it to "
+			"end", (int)r->pid, r->comm);
+	else if (st < 0 || st == 'Z' || st == 'X')	/* not "Broken pipe" */
+		mfx_err("cannot attach to %d (%s): it exited meanwhile", (int)r->pid, r->comm);
+	else
+		mfx_err("cannot attach to %d (%s): the agent did not start recording: %s%s",
+			(int)r->pid, r->comm, mfx_strerror(-err), err == -ENOMEM ?
+			" (the process's address-space limit, RLIMIT_AS, leaves it too little "
+			"room)" : "");
+	return EXIT_FAIL;
+}
+
+/* The ATTACH mark and the "attached to" line. */
+static void attach_announce(struct attach_run *r)
+{
 	uint64_t t_active = now_ns();
-	session_window_started(s, t_active);
-	uint64_t vals[6] = { t_active - t_begin, res.hold.held_ns, m.slots, m.modules,
-			     res.hold.attempts, res.boot_ns };
-	session_mark(s, MFX_MARK_ATTACH, vals, 6, how);
-	char held[48], win[32];
-	if (o.for_ns)
-		snprintf(win, sizeof(win), "for %s", fmt_duration(o.for_ns, held, sizeof(held)));
+	session_window_started(r->s, t_active);
+	uint64_t vals[6] = { t_active - r->t_begin, r->res.hold.held_ns, r->started.slots,
+			     r->started.modules, r->res.hold.attempts, r->res.boot_ns };
+	session_mark(r->s, MFX_MARK_ATTACH, vals, 6, r->how);
+	char held[48], win[32], d[32];
+	if (r->o.for_ns)
+		snprintf(win, sizeof(win), "for %s", fmt_duration(r->o.for_ns, held, sizeof(held)));
 	else
 		snprintf(win, sizeof(win), "until Ctrl-C");
-	char d[32];
-	if (!strcmp(how, "doorbell"))
+	if (!strcmp(r->how, "doorbell"))
 		snprintf(held, sizeof(held), "no thread held (agent already there)");
 	else
 		snprintf(held, sizeof(held), "one thread held %s",
-			 fmt_duration(res.hold.held_ns, d, sizeof(d)));
+			 fmt_duration(r->res.hold.held_ns, d, sizeof(d)));
 	struct alloc_remote ar;	/* named from outside: the agent records its own view */
-	alloc_remote_detect(pid, &ar);
+	alloc_remote_detect(r->pid, &ar);
 	mfx_note("attached to pid %d (%s, %s malloc): %u GOT slots in %u modules, %s; "
-		 "recording %s into %s", (int)pid, comm, mfx_allocator_names[ar.kind], m.slots,
-		 m.modules, held, win, dir);
+		 "recording %s into %s", (int)r->pid, r->comm, mfx_allocator_names[ar.kind],
+		 r->started.slots, r->started.modules, held, win, r->dir);
+}
 
-	int why = session_loop(s);
+/* The window, --trim-at-end, STOP (the agent restores the GOT and goes
+ * dormant), the last chunks, finalise and report.  The exit status. */
+static int attach_window(struct attach_run *r)
+{
+	struct mfx_ctl m;
+	int why = session_loop(r->s);
 	if (why != SESSION_END_EXIT) {
-		if (o.trim_at_end)
-			trim_at_end(s, res.chan);
+		if (r->o.trim_at_end)
+			trim_at_end(r->s, r->res.chan);
 		/* 5 s at most: after that mfx goes on without the answer, and the
 		 * agent stops by itself when the channel closes. */
-		stop_boost_agent(pid);
-		err = agent_send(res.chan, MFX_CTL_STOP, NULL, NULL, 0);
+		stop_boost_agent(r->pid);
+		int err = agent_send(r->res.chan, MFX_CTL_STOP, NULL, NULL, 0);
 		if (!err)
-			err = agent_recv(res.chan, MFX_CTL_STOPPED, &m, AGENT_STOP_MS);
+			err = agent_recv(r->res.chan, MFX_CTL_STOPPED, &m, AGENT_STOP_MS);
 		if (err && err != -EPIPE)
 			mfx_err("the agent in pid %d did not confirm the stop (%s); it stops by itself "
-				"when mfx exits", (int)pid, mfx_strerror(-err));
+				"when mfx exits", (int)r->pid, mfx_strerror(-err));
 	}
 	/* Every chunk into the trace before the channel closes: an agent that
 	 * sees EOF while still recording writes its own chunks (mfx gone). */
@@ -286,11 +312,38 @@ int cmd_attach(int argc, char **argv)
 	sigaddset(&stop_sigs, SIGTERM);
 	sigaddset(&stop_sigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stop_sigs, &old_mask);
-	session_drain(s);
-	close(res.chan);	/* the agent stops on EOF too */
+	session_drain(r->s);
+	close(r->res.chan);	/* the agent stops on EOF too */
+	r->res.chan = -1;
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
-	err = session_finish(s, why);
-	session_free(s);
-	free(dir);
-	return err ? EXIT_FAIL : EXIT_OK;
+	return session_finish(r->s, why) ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	struct attach_run r = { .tfd = -1, .res = { .chan = -1 } };
+	capture_defaults(&r.o);
+	int rc = attach_parse(argc, argv, &r);
+	if (rc >= 0)
+		return rc;
+	r.t_begin = now_ns();
+	if ((rc = attach_prepare(&r)) >= 0 || (rc = attach_agent(&r)) >= 0 ||
+	    (rc = attach_start(&r)) >= 0)
+		goto out;	/* a refusal leaves nothing behind */
+	r.discard = 0;
+	attach_announce(&r);
+	rc = attach_window(&r);
+out:
+	if (r.tfd >= 0)
+		close(r.tfd);
+	if (r.res.chan >= 0)
+		close(r.res.chan);
+	if (r.s)
+		session_free(r.s);
+	else
+		spool_free(r.sp);
+	if (r.discard)
+		run_dir_discard(r.dir, r.made);
+	free(r.dir);
+	return rc;
 }
