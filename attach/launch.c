@@ -239,147 +239,216 @@ static int exit_status(int st)
 	return EXIT_FAIL;
 }
 
-int cmd_launch(int argc, char **argv)
-{
+/* One `mfx launch`: its options, then what each phase made, undone by the
+ * one cleanup path at the end of cmd_launch(). */
+struct launch_run {
 	struct capture_opts o;
-	capture_defaults(&o);
-	int idx = capture_parse("launch", argc, argv, &o, launch_help, NULL);
-	if (idx == -2)
-		return EXIT_OK;
-	if (idx < 0)
-		return EXIT_USAGE;
-	if (idx >= argc)
-		return mfx_usage("launch", "no program given");
-
-	const char *prog = argv[idx];
+	int idx;			/* argv[idx]: the program, then its arguments */
+	const char *prog;
 	char path[PATH_MAX], what[PATH_MAX], agent[PATH_MAX];
-	int err = resolve_program(prog, path, sizeof(path));
+	struct spool *sp;		/* until the session owns it */
+	int go[2], ep[2], alive[2];	/* see child_exec(); -1 once closed */
+	pid_t child;
+	int kill_child, reap;		/* on the way out: SIGKILL it, wait for it */
+	char *dir, absdir[PATH_MAX];
+	struct session *s;
+};
+
+/* The command line: -1 to go on, else the exit status. */
+static int launch_parse(int argc, char **argv, struct launch_run *r)
+{
+	r->idx = capture_parse("launch", argc, argv, &r->o, launch_help, NULL);
+	if (r->idx == -2)
+		return EXIT_OK;
+	if (r->idx < 0)
+		return EXIT_USAGE;
+	if (r->idx >= argc)
+		return mfx_usage("launch", "no program given");
+	r->prog = argv[r->idx];
+	return -1;
+}
+
+/* What can be checked before the fork: the program (can the agent be
+ * preloaded into it?), the agent, -o's directory; then the spool.  -1 to go
+ * on, else the exit status (said in one line). */
+static int launch_prepare(struct launch_run *r)
+{
+	int err = resolve_program(r->prog, r->path, sizeof(r->path));
 	if (!err)
-		err = check_program(path, what, sizeof(what));
+		err = check_program(r->path, r->what, sizeof(r->what));
 	if (err)
-		return program_error(prog, what, err);
-	if ((err = agent_path(agent, sizeof(agent)))) {
+		return program_error(r->prog, r->what, err);
+	if ((err = agent_path(r->agent, sizeof(r->agent)))) {
 		mfx_err("%s", mfx_strerror(-err));
 		return EXIT_FAIL;
 	}
-	if (o.out && (err = run_dir_create(o.out, o.force))) {
-		mfx_err("cannot use '%s' as run directory: %s", o.out, mfx_strerror(-err));
+	if (r->o.out && (err = run_dir_create(r->o.out, r->o.force))) {
+		mfx_err("cannot use '%s' as run directory: %s", r->o.out, mfx_strerror(-err));
 		return err == -MFX_E_NOTEMPTY ? EXIT_USAGE : EXIT_FAIL;
 	}
-
-	struct spool *sp = NULL;
 	/* Without it the agent maps file chunks: slower.  MFX_NO_SPOOL=1 asks
 	 * for that (tests of the path a full spool takes). */
-	if (!env_flag("MFX_NO_SPOOL") && (err = spool_create(&sp)))
+	if (!env_flag("MFX_NO_SPOOL") && (err = spool_create(&r->sp)))
 		mfx_note("no shared-memory spool (%s); tracing will be slower", strerror(-err));
-	int go[2], ep[2], alive[2];
-	if (pipe2(go, O_CLOEXEC) || pipe2(ep, O_CLOEXEC) || pipe2(alive, O_CLOEXEC)) {
+	return -1;
+}
+
+/* The child, waiting on `go` for its run directory (named after its pid).
+ * -1 to go on, else the exit status. */
+static int launch_fork(struct launch_run *r, char **argv)
+{
+	if (pipe2(r->go, O_CLOEXEC) || pipe2(r->ep, O_CLOEXEC) || pipe2(r->alive, O_CLOEXEC)) {
 		mfx_err("cannot create a pipe: %s", strerror(errno));
-		spool_free(sp);
 		return EXIT_FAIL;
 	}
 	fflush(NULL);
-	pid_t child = fork();
-	if (child < 0) {
+	r->child = fork();
+	if (r->child < 0) {
 		mfx_err("cannot fork: %s", strerror(errno));
-		spool_free(sp);
 		return EXIT_FAIL;
 	}
-	if (child == 0) {
-		close(go[1]);
-		close(ep[0]);
-		close(alive[1]);
-		child_exec(go[0], ep[1], path, argv + idx, agent, o.no_stacks ? 0 : o.stack_depth,
-			   sp ? spool_fd(sp) : -1, o.sample_bytes, alive[0]);
+	if (r->child == 0) {
+		close(r->go[1]);
+		close(r->ep[0]);
+		close(r->alive[1]);
+		child_exec(r->go[0], r->ep[1], r->path, argv + r->idx, r->agent,
+			   r->o.no_stacks ? 0 : r->o.stack_depth, r->sp ? spool_fd(r->sp) : -1,
+			   r->o.sample_bytes, r->alive[0]);
 	}
-	close(go[0]);
-	close(ep[1]);
-	close(alive[0]);	/* alive[1] stays open (close-on-exec) until mfx exits */
+	close(r->go[0]);
+	close(r->ep[1]);
+	close(r->alive[0]);	/* alive[1] stays open (close-on-exec) until mfx exits */
+	r->go[0] = r->ep[1] = r->alive[0] = -1;
+	return -1;
+}
 
-	char *dir = o.out ? strdup(o.out) : run_dir_default(prog, child);
-	char absdir[PATH_MAX];
-	if (!dir || (!o.out && (err = run_dir_create(dir, o.force))) || !realpath(dir, absdir)) {
-		mfx_err("cannot create run directory '%s': %s", dir ? dir : "?",
+/* The run directory (the child is waiting for it) and the session.  -1 to
+ * go on, else the exit status; on failure the child is not left behind. */
+static int launch_session(struct launch_run *r)
+{
+	int err = 0;
+	r->dir = r->o.out ? strdup(r->o.out) : run_dir_default(r->prog, r->child);
+	if (!r->dir || (!r->o.out && (err = run_dir_create(r->dir, r->o.force))) ||
+	    !realpath(r->dir, r->absdir)) {
+		mfx_err("cannot create run directory '%s': %s", r->dir ? r->dir : "?",
 			err ? mfx_strerror(-err) : strerror(errno));
-		close(go[1]);	/* the child sees EOF and exits */
-		waitpid(child, NULL, 0);
-		spool_free(sp);
-		free(dir);
+		r->reap = 1;	/* closing go, the child sees EOF and exits */
 		return EXIT_FAIL;
 	}
-	struct session *s;
-	if ((err = session_new(&o, dir, child, SESSION_LAUNCH, &s))) {
+	if ((err = session_new(&r->o, r->dir, r->child, SESSION_LAUNCH, &r->s))) {
+		r->s = NULL;
 		mfx_err("%s", mfx_strerror(-err));
-		kill(child, SIGKILL);
-		waitpid(child, NULL, 0);
-		spool_free(sp);
-		free(dir);
+		r->kill_child = r->reap = 1;
 		return EXIT_FAIL;
 	}
-	session_set_child(s, child);
-	if (sp && (err = session_set_spool(s, sp)))
+	session_set_child(r->s, r->child);
+	if (r->sp && (err = session_set_spool(r->s, r->sp)))
 		mfx_note("cannot drain the spool: %s", strerror(-err));
+	r->sp = NULL;	/* the session's now */
+	return -1;
+}
+
+/* Tell the child its run directory: "PATH\0DEV INO" (child_exec checks
+ * it), then read whether its exec failed.  -1 to go on, else the exit
+ * status. */
+static int launch_go(struct launch_run *r)
+{
 	struct stat dst;
 	char msg[PATH_MAX + 64];
-	int ml = fstat(dir_bound_fd(dir), &dst) ? -1 :
-		 snprintf(msg, sizeof(msg), "%s%c%llu %llu", absdir, 0, (unsigned long long)dst.st_dev,
-			  (unsigned long long)dst.st_ino);
-	ssize_t w = ml > 0 && ml < (int)sizeof(msg) ? write(go[1], msg, (size_t)ml) : -1;
-	close(go[1]);
+	int ml = fstat(dir_bound_fd(r->dir), &dst) ? -1 :
+		 snprintf(msg, sizeof(msg), "%s%c%llu %llu", r->absdir, 0,
+			  (unsigned long long)dst.st_dev, (unsigned long long)dst.st_ino);
+	ssize_t w = ml > 0 && ml < (int)sizeof(msg) ? write(r->go[1], msg, (size_t)ml) : -1;
+	close(r->go[1]);
+	r->go[1] = -1;
 	int e = 0;
-	if (w < 0 || read(ep[0], &e, sizeof(e)) == sizeof(e)) {
-		close(ep[0]);
-		waitpid(child, NULL, 0);
-		session_free(s);
-		free(dir);
-		return program_error(prog, prog, -(e ? e : EPIPE));
+	if (w < 0 || read(r->ep[0], &e, sizeof(e)) == sizeof(e)) {
+		r->reap = 1;
+		return program_error(r->prog, r->prog, -(e ? e : EPIPE));
 	}
-	close(ep[0]);
-	mfx_note("tracing pid %d (%s) into %s", (int)child, prog, dir);
+	close(r->ep[0]);
+	r->ep[0] = -1;
+	mfx_note("tracing pid %d (%s) into %s", (int)r->child, r->prog, r->dir);
+	return -1;
+}
 
-	int why = session_loop(s);
-	if (o.trim_at_end) {
-		if (session_child_status(s) >= 0) {
-			mfx_note("--trim-at-end: pid %d exited before the end of the window; nothing to trim",
-				 (int)child);
-		} else {
-			struct trim_result tr;
-			int terr = trim_process(child, &tr, NULL);
-			if (terr) {
-				mfx_err("--trim-at-end: %s in pid %d failed: %s",
-					tr.call[0] ? tr.call : "the release", (int)child,
-					mfx_strerror(-terr));
-			} else {
-				uint64_t vals[7] = { tr.rss_before, tr.rss_after, tr.heap_before,
-						     tr.heap_after, tr.pause_ns, tr.trim_ns, tr.released };
-				char text[96];
-				snprintf(text, sizeof(text), "ptrace %s", tr.call);
-				session_mark(s, MFX_MARK_TRIM, vals, 7, text);
-				char a[32], b[32], c[32];
-				mfx_note("%s (%s): RSS %s -> %s, one thread held %s", tr.call, tr.allocator,
-					 fmt_bytes(tr.rss_before, a, sizeof(a)),
-					 fmt_bytes(tr.rss_after, b, sizeof(b)),
-					 fmt_duration(tr.pause_ns, c, sizeof(c)));
-			}
-		}
+/* --trim-at-end: the allocator's release in the child, through ptrace
+ * (trim.c), with the RSS before and after in a TRIM mark. */
+static void launch_trim(struct launch_run *r)
+{
+	if (session_child_status(r->s) >= 0) {
+		mfx_note("--trim-at-end: pid %d exited before the end of the window; nothing to trim",
+			 (int)r->child);
+		return;
 	}
-	session_finish(s, why);
-	int ferr = session_failed(s);
-	int st = session_child_status(s);
-	session_free(s);
+	struct trim_result tr;
+	int terr = trim_process(r->child, &tr, NULL);
+	if (terr) {
+		mfx_err("--trim-at-end: %s in pid %d failed: %s", tr.call[0] ? tr.call : "the release",
+			(int)r->child, mfx_strerror(-terr));
+		return;
+	}
+	uint64_t vals[7] = { tr.rss_before, tr.rss_after, tr.heap_before, tr.heap_after,
+			     tr.pause_ns, tr.trim_ns, tr.released };
+	char text[96];
+	snprintf(text, sizeof(text), "ptrace %s", tr.call);
+	session_mark(r->s, MFX_MARK_TRIM, vals, 7, text);
+	char a[32], b[32], c[32];
+	mfx_note("%s (%s): RSS %s -> %s, one thread held %s", tr.call, tr.allocator,
+		 fmt_bytes(tr.rss_before, a, sizeof(a)), fmt_bytes(tr.rss_after, b, sizeof(b)),
+		 fmt_duration(tr.pause_ns, c, sizeof(c)));
+}
+
+/* The window, finalise and report, then the program's end.  The exit
+ * status: the program's, or 1 when the recording failed. */
+static int launch_window(struct launch_run *r)
+{
+	int why = session_loop(r->s);
+	if (r->o.trim_at_end)
+		launch_trim(r);
+	session_finish(r->s, why);
+	int ferr = session_failed(r->s);
+	int st = session_child_status(r->s);
+	session_free(r->s);	/* its signal handlers gone before the wait below */
+	r->s = NULL;
 	if (st < 0) {
 		/* --for ended the window: the program runs on; its status is ours.
 		 * Ctrl-C is the program's now (like time(1)); a SIGTERM too. */
-		mfx_note("tracing stopped; pid %d runs on, waiting for it to exit", (int)child);
+		mfx_note("tracing stopped; pid %d runs on, waiting for it to exit", (int)r->child);
 		struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 		sigemptyset(&ign.sa_mask);
 		sigaction(SIGINT, &ign, &old);
-		while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		while (waitpid(r->child, &st, 0) < 0 && errno == EINTR)
 			;
 		sigaction(SIGINT, &old, NULL);
 	}
-	free(dir);
 	/* The recording failed (a full disk, said in one line): 1, not the
 	 * program's status -- the run is not what was asked for. */
 	return ferr ? EXIT_FAIL : exit_status(st);
+}
+
+int cmd_launch(int argc, char **argv)
+{
+	struct launch_run r = { .go = { -1, -1 }, .ep = { -1, -1 }, .alive = { -1, -1 } };
+	capture_defaults(&r.o);
+	int rc = launch_parse(argc, argv, &r);
+	if (rc >= 0)
+		return rc;
+	if ((rc = launch_prepare(&r)) >= 0 || (rc = launch_fork(&r, argv)) >= 0 ||
+	    (rc = launch_session(&r)) >= 0 || (rc = launch_go(&r)) >= 0)
+		goto out;
+	rc = launch_window(&r);
+out:
+	if (r.kill_child)
+		kill(r.child, SIGKILL);
+	if (r.go[1] >= 0)
+		close(r.go[1]);
+	if (r.ep[0] >= 0)
+		close(r.ep[0]);
+	if (r.reap)
+		waitpid(r.child, NULL, 0);
+	session_free(r.s);
+	spool_free(r.sp);
+	free(r.dir);
+	return rc;
 }
