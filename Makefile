@@ -68,7 +68,7 @@ FONTS    := $(FONT_DIR)/DejaVuSans.ttf $(FONT_DIR)/DejaVuSans-Bold.ttf
 FONT_SRC := build/gen/analyzer/font_data.c
 
 # --- the mfx command: attach/ on top of inject/ analyzer/ trace/ common/ -----
-MFX_SRCS := $(filter-out analyzer/replay/replayer.c,$(wildcard attach/*.c inject/*.c \
+MFX_SRCS := $(filter-out analyzer/replay/replayer%.c,$(wildcard attach/*.c inject/*.c \
 	analyzer/*.c analyzer/replay/*.c trace/*.c common/*.c))
 MFX_OBJS := $(MFX_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/analyzer/font_data.o
 LIB_OBJS := $(filter-out $(B)/obj/attach/main.o,$(MFX_OBJS))
@@ -129,10 +129,12 @@ build/ubsan/obj/preload/%.o: preload/%.c
 	$(Q)mkdir -p $(@D) && $(CC) $(AGENT_CFL) $(UBSAN_FLAGS) -DMFX_UBSAN $(CPPFLAGS) $(CFLAGS) \
 		-c -o $@ $<
 
-build/mfx-replay: analyzer/replay/replayer.c analyzer/replay/ops.h analyzer/replay/opsread.h
-	$(call say,CC,$<)
+REPLAYER_SRCS := analyzer/replay/replayer.c analyzer/replay/replayer_run.c
+build/mfx-replay: $(REPLAYER_SRCS) analyzer/replay/replayer.h analyzer/replay/ops.h \
+		analyzer/replay/opsread.h
+	$(call say,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(CPPFLAGS) $(CFLAGS) \
-		-pthread $(HARDEN_LD) $(LDFLAGS) -o $@ $<
+		-pthread $(HARDEN_LD) $(LDFLAGS) -o $@ $(REPLAYER_SRCS)
 
 build/san/libmfx.so build/san/mfx-replay: build/san/%: build/%
 	$(Q)mkdir -p $(@D) && cp -f $< $@

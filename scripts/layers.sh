@@ -9,7 +9,7 @@
 #                                       agent-safe headers (no mfx object)
 #   trace/     the trace format         trace/ common/
 #   common/    the base                 common/
-#   analyzer/replay/replayer.c, ops.h, opsread.h   their own only (built alone)
+#   analyzer/replay/replayer*.[ch], ops.h, opsread.h   their own only (built alone)
 #
 # Includes are read from the sources; links from build/obj (run after make).
 #   scripts/layers.sh [OBJDIR]   (default build/obj)
@@ -23,7 +23,7 @@ agent_safe_trace="trace/format.h trace/varint.h trace/spool_format.h trace/colum
 
 layer_of() {	# path -> layer name
 	case $1 in
-	analyzer/replay/replayer.c | analyzer/replay/ops.h | analyzer/replay/opsread.h) echo replayer ;;
+	analyzer/replay/replayer*.[ch] | analyzer/replay/ops.h | analyzer/replay/opsread.h) echo replayer ;;
 	attach/*) echo attach ;; inject/*) echo inject ;; analyzer/*) echo analyzer ;;
 	preload/*) echo preload ;; trace/*) echo trace ;; common/*) echo common ;;
 	include/mfx/*) echo mfx ;; *) echo other ;;

@@ -31,12 +31,12 @@
  *
  * Prints one JSON object on stdout; with --hold it then waits for stdin to
  * close, so mfx can take its last RSS and smaps readings before it exits.
+ *
+ * The threads, their waits and the spawner are replayer_run.c's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,44 +46,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "opsread.h"
+#include "replayer.h"
 
-struct block {
-	void *p;
-	uint64_t size;		/* requested size, as in the trace */
-};
-
-static struct block *blk;
-static volatile uint8_t *ready;
-static int64_t max_live = INT64_MAX;	/* --max-live-bytes */
-static volatile int cut;		/* a bound stopped the replay */
-static uint64_t progress;		/* calls replayed, added per thread and epoch */
-static uint32_t alive, alive_max;	/* replay threads running, and the most at once */
-
-#define PUBLISH_EVERY 256
-
-struct worker {
-	const struct op *ops;
-	uint64_t n, done;
-	uint64_t counts[6], failed_here;
-	int64_t live;			/* this thread's share, published below */
-	volatile int64_t pub_live;
-	uint32_t first, last;		/* seq of its first and last call */
-	uint64_t epoch, unflushed;	/* its current epoch; calls not yet in progress */
-	int is_main;			/* runs on our main thread */
-	int finished;			/* its calls are done (atomic) */
-	pthread_t th;
-} __attribute__((aligned(64)));
-
-static struct worker *workers;
-static uint32_t nworkers;
-
-/* The spawner (our main thread): threads by first call; started ones in a
- * min-heap by last call, to be joined before a later thread starts. */
-static struct {
-	uint32_t *order, norder, next;
-	uint32_t *heap, nheap;
-} sp;
+struct block *blk;
+volatile uint8_t *ready;
+struct worker *workers;
+uint32_t nworkers;
+struct spawner spawner;
+int64_t max_live = INT64_MAX;
+volatile int cut;
 
 /* Its own clock and RssAnon reader, not common/'s: the replayer is built
  * alone (no mfx object linked) so that it runs under any allocator. */
@@ -92,317 +63,6 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void touch(void *p, uint64_t n)
-{
-	volatile char *c = p;
-	if (!p || !n)
-		return;
-	c[0] = 1;
-	for (uint64_t i = 4096; i < n; i += 4096)
-		c[i] = 1;
-	c[n - 1] = 1;
-}
-
-/* ---- the spawner --------------------------------------------------------------- */
-
-static void heap_push(uint32_t w)
-{
-	uint32_t i = sp.nheap++;
-	sp.heap[i] = w;
-	while (i && workers[sp.heap[(i - 1) / 2]].last > workers[sp.heap[i]].last) {
-		uint32_t p = (i - 1) / 2, t = sp.heap[p];
-		sp.heap[p] = sp.heap[i];
-		sp.heap[i] = t;
-		i = p;
-	}
-}
-
-static void heap_pop(void)
-{
-	sp.heap[0] = sp.heap[--sp.nheap];
-	for (uint32_t i = 0;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < sp.nheap && workers[sp.heap[l]].last < workers[sp.heap[m]].last)
-			m = l;
-		if (r < sp.nheap && workers[sp.heap[r]].last < workers[sp.heap[m]].last)
-			m = r;
-		if (m == i)
-			break;
-		uint32_t t = sp.heap[m];
-		sp.heap[m] = sp.heap[i];
-		sp.heap[i] = t;
-		i = m;
-	}
-}
-
-static void *run_thread(void *arg);
-
-/* Start every thread that is due and allowed: its first call's epoch has
- * begun, and every started thread whose last call came before its first
- * has ended (joined).  Returns how many threads it started or joined. */
-static int pump(void)
-{
-	int did = 0;
-	while (sp.next < sp.norder) {
-		struct worker *j = &workers[sp.order[sp.next]];
-		while (sp.nheap && workers[sp.heap[0]].last < j->first) {
-			struct worker *k = &workers[sp.heap[0]];
-			if (!__atomic_load_n(&k->finished, __ATOMIC_ACQUIRE))
-				return did;
-			if (!k->is_main)
-				pthread_join(k->th, NULL);
-			heap_pop();
-			did++;
-		}
-		uint64_t due = (uint64_t)(j->first / OPS_EPOCH) * OPS_EPOCH;
-		if (!cut && __atomic_load_n(&progress, __ATOMIC_ACQUIRE) < due)
-			return did;
-		/* our own thread's calls run on main, from the start: nothing to start */
-		if (!j->is_main && pthread_create(&j->th, NULL, run_thread, j)) {
-			cut = 1;	/* out of threads: stop rather than hang */
-			return did;
-		}
-		heap_push((uint32_t)(j - workers));
-		sp.next++;
-		did++;
-	}
-	return did;
-}
-
-static void backoff(unsigned spins)
-{
-	if (spins < 64)
-		return;
-	if (spins < 256) {
-		sched_yield();
-		return;
-	}
-	struct timespec ts = { 0, 20000 };
-	nanosleep(&ts, NULL);
-}
-
-/* 0 once block id exists, -1 if a bound stopped the replay meanwhile. */
-static int wait_ready(struct worker *w, uint32_t id)
-{
-	for (unsigned spins = 0; !__atomic_load_n(&ready[id], __ATOMIC_ACQUIRE); spins++) {
-		if (cut)
-			return -1;
-		if (w->is_main && pump())
-			spins = 0;
-		backoff(spins);
-	}
-	return 0;
-}
-
-/* Enter epoch e: hand in the calls made so far, then wait until every call
- * of the epochs before e was replayed.  0, or -1 if a bound stopped it. */
-static int gate(struct worker *w, uint64_t e)
-{
-	if (w->unflushed)
-		__atomic_add_fetch(&progress, w->unflushed, __ATOMIC_RELEASE);
-	w->unflushed = 0;
-	w->epoch = e;
-	for (unsigned spins = 0; __atomic_load_n(&progress, __ATOMIC_ACQUIRE) < e * OPS_EPOCH; spins++) {
-		if (cut)
-			return -1;
-		if (w->is_main && pump())
-			spins = 0;
-		backoff(spins);
-	}
-	return 0;
-}
-
-/* Live bytes of every thread, as last published. */
-static int64_t live_all(void)
-{
-	int64_t s = 0;
-	for (uint32_t i = 0; i < nworkers; i++)
-		s += __atomic_load_n(&workers[i].pub_live, __ATOMIC_RELAXED);
-	return s;
-}
-
-/* Would op i pass --max-live-bytes?  0, or -1 when the replay must stop. */
-static int bound(struct worker *w, uint64_t i, const struct op *o, int64_t *others)
-{
-	if ((i & (PUBLISH_EVERY - 1)) == 0) {
-		__atomic_store_n(&w->pub_live, w->live, __ATOMIC_RELAXED);
-		*others = live_all() - w->live;
-	}
-	if (o->kind != OP_FREE && *others + w->live + (int64_t)o->size > max_live)
-		cut = 1;	/* stop every thread here */
-	return cut ? -1 : 0;
-}
-
-/* The realloc of op o: 0, 1 when it needs no more bookkeeping, -1 to stop. */
-static int do_realloc(struct worker *w, const struct op *o, void **p)
-{
-	void *old = NULL;
-	if (o->old) {
-		if ((o->flags & OPF_WAIT) && wait_ready(w, o->old))
-			return -1;
-		old = blk[o->old].p;
-	}
-	if (!o->id && !o->size && o->old) {	/* realloc(p, 0) freed p in the original */
-		free(realloc(old, 0));	/* glibc frees; others may return a block */
-		w->live -= (int64_t)blk[o->old].size;
-		w->counts[OP_REALLOC]++;
-		return 1;
-	}
-	*p = realloc(old, o->size);
-	if (!o->id) {	/* failed in the original: the old block stays */
-		if (*p && o->old)
-			blk[o->old].p = *p;	/* it worked here: the block moved */
-		else if (*p)
-			free(*p);
-		w->counts[OP_REALLOC]++;
-		return 1;
-	}
-	if (o->old)
-		w->live -= (int64_t)blk[o->old].size;
-	return 0;
-}
-
-/* Replay one call.  0, or -1 when the replay must stop. */
-static int do_op(struct worker *w, const struct op *o)
-{
-	void *p = NULL;
-	int r;
-	switch (o->kind) {
-	case OP_MALLOC:
-		p = malloc(o->size);
-		break;
-	case OP_CALLOC:
-		p = calloc(1, o->size);
-		break;
-	case OP_MEMALIGN:
-		if (posix_memalign(&p, (size_t)1 << o->align_log2, o->size))
-			p = NULL;
-		break;
-	case OP_REALLOC:
-		if ((r = do_realloc(w, o, &p)))
-			return r < 0 ? -1 : 0;
-		break;
-	case OP_FREE:
-		if ((o->flags & OPF_WAIT) && wait_ready(w, o->id))
-			return -1;
-		free(blk[o->id].p);
-		w->live -= (int64_t)o->size;
-		w->counts[OP_FREE] += !(o->flags & OPF_IMPLIED);
-		return 0;
-	}
-	w->counts[o->kind]++;
-	if (!o->id) {	/* the call failed in the original */
-		free(p);
-		return 0;
-	}
-	if (!p && o->size)
-		w->failed_here++;
-	touch(p, o->size);
-	blk[o->id].p = p;
-	blk[o->id].size = o->size;
-	w->live += (int64_t)o->size;
-	if (o->flags & OPF_PUBLISH)
-		__atomic_store_n(&ready[o->id], 1, __ATOMIC_RELEASE);
-	return 0;
-}
-
-/* One more replay thread alive (a started thread; our main thread from its
- * first call on: the original's was alive all along, but its calls say only
- * from when). */
-static void enter_alive(void)
-{
-	uint32_t now = __atomic_add_fetch(&alive, 1, __ATOMIC_RELAXED);
-	uint32_t was = __atomic_load_n(&alive_max, __ATOMIC_RELAXED);
-	while (now > was && !__atomic_compare_exchange_n(&alive_max, &was, now, 0, __ATOMIC_RELAXED,
-							 __ATOMIC_RELAXED))
-		;
-}
-
-static void *run_thread(void *arg)
-{
-	struct worker *w = arg;
-	const int bounded = max_live != INT64_MAX;
-	int64_t others = 0;	/* the other threads' live bytes, refreshed now and then */
-	if (!w->is_main)
-		enter_alive();
-	uint64_t i;
-	w->epoch = UINT64_MAX;
-	for (i = 0; i < w->n; i++) {
-		const struct op *o = &w->ops[i];
-		if (o->seq / OPS_EPOCH != w->epoch && gate(w, o->seq / OPS_EPOCH))
-			break;
-		if (i == 0 && w->is_main)
-			enter_alive();
-		if ((bounded && bound(w, i, o, &others)) || do_op(w, o))
-			break;
-		w->unflushed++;
-	}
-	w->done = i;
-	__atomic_store_n(&w->pub_live, w->live, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&progress, w->unflushed, __ATOMIC_RELEASE);
-	if (i || !w->is_main)
-		__atomic_sub_fetch(&alive, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-static int by_first(const void *x, const void *y)
-{
-	const struct worker *a = &workers[*(const uint32_t *)x], *b = &workers[*(const uint32_t *)y];
-	return a->first < b->first ? -1 : a->first > b->first;
-}
-
-static int cmp_u32(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-	return a < b ? -1 : a > b;
-}
-
-/* The most threads whose [first, last] calls overlap: the original's
- * concurrency as far as its calls show it. */
-static uint32_t overlap_max(void)
-{
-	uint32_t best = 0, live = 0, *ends = calloc(sp.norder + 1, sizeof(*ends)), nends = 0;
-	if (!ends)
-		return 0;
-	for (uint32_t i = 0; i < sp.norder; i++)	/* order is by first */
-		ends[nends++] = workers[sp.order[i]].last;
-	qsort(ends, nends, sizeof(*ends), cmp_u32);
-	uint32_t e = 0;
-	for (uint32_t i = 0; i < sp.norder; i++) {
-		while (e < nends && ends[e] < workers[sp.order[i]].first) {
-			e++;
-			live--;
-		}
-		if (++live > best)
-			best = live;
-	}
-	free(ends);
-	return best;
-}
-
-/* Run every thread: ours first (on main), the others as the spawner allows. */
-static void run_all(void)
-{
-	struct worker *mine = NULL;
-	for (uint32_t i = 0; i < sp.norder; i++)
-		if (workers[sp.order[i]].is_main)
-			mine = &workers[sp.order[i]];
-	if (mine)
-		run_thread(mine);
-	for (unsigned spins = 0; sp.next < sp.norder; spins++) {
-		if (pump())
-			spins = 0;
-		backoff(spins);
-	}
-	while (sp.nheap) {
-		struct worker *k = &workers[sp.heap[0]];
-		if (!k->is_main)
-			pthread_join(k->th, NULL);
-		heap_pop();
-	}
 }
 
 /* Live bytes in the recorded order over the calls replayed: a merge of the
@@ -545,8 +205,8 @@ static int load(const struct args *a, uint64_t *total, uint64_t *nops_file)
 	blk = (struct block *)tab;
 	ready = tab + (h->nblocks + 1) * sizeof(struct block);
 	workers = (struct worker *)wm;
-	sp.order = (uint32_t *)(wm + (nworkers + 1) * sizeof(*workers));
-	sp.heap = sp.order + nworkers + 1;
+	spawner.order = (uint32_t *)(wm + (nworkers + 1) * sizeof(*workers));
+	spawner.heap = spawner.order + nworkers + 1;
 	const struct ops_thread *th = (const void *)(h + 1);
 	const struct op *ops = (const void *)(th + h->nthreads);
 	*nops_file = h->nops;
@@ -577,9 +237,9 @@ static int load(const struct args *a, uint64_t *total, uint64_t *nops_file)
 		w->first = w->ops[0].seq;
 		w->last = w->ops[w->n - 1].seq;
 		w->is_main = h->pid && th[i].tid == h->pid;
-		sp.order[sp.norder++] = i;
+		spawner.order[spawner.norder++] = i;
 	}
-	qsort(sp.order, sp.norder, sizeof(*sp.order), by_first);
+	rp_sort_order();
 	return 0;
 }
 
@@ -617,9 +277,9 @@ int main(int argc, char **argv)
 	uint64_t total = 0, nops_file = 0;
 	if (r || (r = load(&a, &total, &nops_file)))
 		return r;
-	uint32_t overlap = overlap_max();
+	uint32_t overlap = rp_overlap_max();
 	uint64_t t0 = now_ns();
-	run_all();
+	rp_run_all();
 	report(now_ns() - t0, total, nops_file, overlap);
 	if (a.hold) {	/* mfx reads our memory from outside, then closes stdin */
 		char c;

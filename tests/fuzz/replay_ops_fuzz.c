@@ -104,7 +104,7 @@ static const struct op *sim_op(const struct sim *s, const struct sim_thread *w)
 	return &s->of->ops[w->start + w->pos];
 }
 
-/* replayer.c's pump(): start what is due and allowed. */
+/* replayer_run.c's pump(): start what is due and allowed. */
 static int sim_pump(struct sim *s)
 {
 	int did = 0;
@@ -135,7 +135,7 @@ static int sim_pump(struct sim *s)
 	return did;
 }
 
-/* replayer.c's run_thread(), one call at a time: 1 if it did something. */
+/* replayer_run.c's run_thread(), one call at a time: 1 if it did something. */
 static int sim_step(struct sim *s, struct sim_thread *w)
 {
 	if (!w->started || w->finished)
