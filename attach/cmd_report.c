@@ -95,12 +95,6 @@ int cmd_report(int argc, char **argv)
 	char why[300];
 	if (report_check_wrappers(o.wrappers, o.nwrappers, why, sizeof(why)))
 		return mfx_usage("report", "invalid --wrapper %s", why);
-	int err = report_run(dir, &o);
-	if (err) {
-		char path[PATH_MAX];
-		path_join(path, sizeof(path), dir, o.trace ? o.trace : "trace.mfx");
-		mfx_err("cannot analyse '%s': %s", path, mfx_strerror(-err));
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	/* report_run says its errors itself, in one line */
+	return report_run(dir, &o) ? EXIT_FAIL : EXIT_OK;
 }

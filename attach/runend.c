@@ -2,11 +2,14 @@
  * runend.c - what the capture session reads at the end of a run (see
  * runend.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "attach/runend.h"
 #include "common/util.h"
@@ -113,4 +116,33 @@ void run_record_wrappers(struct tfile *tf, const char *const *w, int n)
 	}
 	if (len)
 		tfile_info(tf, "wrappers", buf);
+}
+
+/*
+ * The agent could not start for want of room: it needs blocks for its
+ * first chunk (MFX_FIRST_CHUNK, fallocate'd: preload/agent.c) and finds
+ * ENOSPC.  It leaves an empty trace file, which would read as corrupt:
+ * those are removed.  -ENOSPC when the file system of dir has less than
+ * the first chunk free, else 0 (the agent failed for another reason).
+ */
+int run_no_room_to_start(const char *dir)
+{
+	struct statvfs v;
+	int fd = dir_bound_fd(dir);
+	if ((fd >= 0 ? fstatvfs(fd, &v) : statvfs(dir, &v)) ||
+	    (uint64_t)v.f_bavail * v.f_frsize >= MFX_FIRST_CHUNK)
+		return 0;
+	DIR *d = dir_open(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		if (is_trace_name(e->d_name) &&
+		    !stat(path_join(path, sizeof(path), dir, e->d_name), &st) &&
+		    S_ISREG(st.st_mode) && st.st_size == 0)
+			file_unlink(path);
+	}
+	if (d)
+		closedir(d);
+	return -ENOSPC;
 }

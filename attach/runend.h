@@ -28,5 +28,8 @@ int run_trace_exit_status(const char *path, int *st);
 int run_rename_main(const char *dir, const char *main_name, pid_t pid, char *first, size_t n);
 /* --wrapper expressions into the main trace (INFO "wrappers", one a line). */
 void run_record_wrappers(struct tfile *tf, const char *const *w, int n);
+/* -ENOSPC (empty trace files removed) when dir's file system has too
+ * little room for the agent to start recording, else 0. */
+int run_no_room_to_start(const char *dir);
 
 #endif

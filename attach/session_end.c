@@ -310,10 +310,8 @@ static int finish_report(struct session *s, struct traced *m)
 						  .out = s->mode == SESSION_LAUNCH ? stderr : stdout,
 						  .wrappers = s->o.wrappers,
 						  .nwrappers = s->o.nwrappers, .events = &events };
-			err = report_run(s->dir, &ro);
+			err = report_run(s->dir, &ro);	/* says its error in one line */
 			say_trace(s, err ? 0 : events);
-			if (err)
-				mfx_err("report failed: %s", mfx_strerror(-err));
 		} else {
 			mfx_note("this mfx has no analyzer built in; the trace is in '%s'", s->dir);
 		}
@@ -362,6 +360,12 @@ int session_finish(struct session *s, enum session_end why)
 	}
 	note_dropped(s);
 	int err = recording_failed(s, m);
+	if (!m && (err = run_no_room_to_start(s->dir))) {	/* a full disk from the start */
+		mfx_err("cannot write the trace in '%s': %s (the agent needs %u KiB to start "
+			"recording)", s->dir, mfx_strerror(-err), MFX_FIRST_CHUNK / 1024);
+		s->rec_failed = 1;
+		return err;
+	}
 	int werr = write_peak_smaps(s);
 	if (m)
 		run_record_wrappers(&m->tf, s->o.wrappers, s->o.nwrappers);
@@ -395,6 +399,7 @@ int session_finish(struct session *s, enum session_end why)
 	if (full)	/* no report: it would not fit either */
 		return err;
 	int rerr = finish_report(s, m);
+	s->rec_failed = err || rerr;	/* launch: 1, not a success, when the report failed */
 	return err ? err : rerr;
 }
 

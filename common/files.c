@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -260,6 +263,45 @@ int write_file(const char *path, const void *buf, size_t len)
 	return tmp_commit(tmp, path, err);
 }
 
+/*
+ * The stream of fopen_replace writes through these cookie functions so that
+ * the reason a write failed (ENOSPC, EDQUOT, EIO) is kept: stdio itself
+ * only sets ferror(), and errno is long overwritten when fclose_replace
+ * looks (a full disk used to read "Input/output error").  fclose() returns
+ * what the close function returns, with its errno (glibc _IO_cookie_close).
+ */
+struct wcookie {
+	int fd;
+	int err;	/* the first write error (errno), 0 if none */
+};
+
+static ssize_t wc_write(void *c, const char *buf, size_t len)
+{
+	struct wcookie *w = c;
+	size_t done = 0;
+	while (done < len && !w->err) {
+		ssize_t r = write(w->fd, buf + done, len - done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			w->err = r < 0 ? errno : ENOSPC;	/* 0 bytes: no room */
+		else
+			done += (size_t)r;
+	}
+	return w->err ? -1 : (ssize_t)done;
+}
+
+static int wc_close(void *c)
+{
+	struct wcookie *w = c;
+	int err = w->err;
+	if (close(w->fd) && !err)
+		err = errno;
+	free(w);
+	errno = err;
+	return err ? -1 : 0;
+}
+
 FILE *fopen_replace(const char *path, char *tmp, size_t n)
 {
 	int fd = tmp_create(path, tmp, n);
@@ -268,21 +310,68 @@ FILE *fopen_replace(const char *path, char *tmp, size_t n)
 		return NULL;
 	}
 	tmp_track_path(tmp);
-	FILE *f = fdopen(fd, "w");
+	struct wcookie *w = malloc(sizeof(*w));
+	FILE *f = w ? fopencookie(w, "w", (cookie_io_functions_t){ .write = wc_write,
+								     .close = wc_close })
+		    : NULL;
 	if (!f) {
-		int e = errno;
+		int e = errno ? errno : ENOMEM;
+		free(w);
 		close(fd);
 		tmp_commit(tmp, path, -e);
 		errno = e;
+		return NULL;
 	}
+	*w = (struct wcookie){ fd, 0 };
 	return f;
 }
 
 int fclose_replace(FILE *f, const char *tmp, const char *path, int err)
 {
-	if (ferror(f) && !err)
-		err = -EIO;
-	if (fclose(f) && !err)
-		err = -errno;
+	int bad = ferror(f);
+	int e = fclose(f) ? (errno ? errno : EIO) : 0;
+	if (!err && (e || bad))
+		err = -(e ? e : EIO);
 	return tmp_commit(tmp, path, err);
+}
+
+/*
+ * A tmpfs file's holes are not free to read through a mapping: a read
+ * fault in a hole allocates a page (shmem_fault), and on a full tmpfs that
+ * is a SIGBUS, not an error (a raw trace has holes: the unused tails of its
+ * regions, a chunk a full disk cut short).  read(2) of a hole allocates
+ * nothing, and neither does an anonymous mapping: so on tmpfs each hole
+ * (SEEK_HOLE/SEEK_DATA) is covered by anonymous zero pages, and reads as
+ * the zeros it holds.  Other file systems read holes from the page cache.
+ * A file with more holes than MAP_HOLES keeps the rest mapped from the file.
+ */
+#define MAP_HOLES 8192
+
+void *map_file_read(int fd, size_t size, int flags)
+{
+	void *m = mmap(NULL, size, PROT_READ, flags, fd, 0);
+	struct statfs fs;
+	if (m == MAP_FAILED || fstatfs(fd, &fs) || fs.f_type != TMPFS_MAGIC)
+		return m;
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE), end = (size + pg - 1) / pg * pg;
+	off_t off = 0;
+	for (int n = 0; n < MAP_HOLES && (uint64_t)off < size; n++) {
+		off_t h = lseek(fd, off, SEEK_HOLE), d;
+		if (h < 0 || (uint64_t)h >= size)
+			break;
+		d = lseek(fd, h, SEEK_DATA);	/* ENXIO: a hole up to the end */
+		uint64_t a = ((uint64_t)h + pg - 1) / pg * pg;
+		uint64_t b = d < 0 || (uint64_t)d >= size ? end : (uint64_t)d / pg * pg;
+		if (b > a && mmap((char *)m + a, b - a, PROT_READ,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+			int e = errno;
+			munmap(m, size);
+			errno = e;
+			return MAP_FAILED;
+		}
+		if (d < 0)
+			break;
+		off = d;
+	}
+	return m;
 }

@@ -100,6 +100,10 @@ int file_unlink(const char *path);
 /* open(path, O_RDONLY): through the bound fd (and never a symlink) when
  * path is in the run directory, else as given.  fd or -errno. */
 int open_read(const char *path);
+/* mmap(NULL, size, PROT_READ, flags, fd, 0), but the holes of a tmpfs file
+ * read as zeros without faulting in the file system (a full tmpfs would
+ * be a SIGBUS).  MAP_FAILED with errno on failure. */
+void *map_file_read(int fd, size_t size, int flags);
 /* opendir(3), through the bound fd when dir is the run directory. */
 #include <dirent.h>
 DIR *dir_open(const char *dir);

@@ -118,7 +118,11 @@ static int open_trace(const struct agent_config *c)
 		if (fd < 0)
 			return -errno;
 	}
-	if (fallocate(fd, 0, 0, MFX_FIRST_CHUNK) && ftruncate(fd, MFX_FIRST_CHUNK))
+	/* Blocks for the first chunk now: a full disk is ENOSPC here.  Only a
+	 * file system without fallocate gets the sparse ftruncate (a sparse
+	 * page of a full tmpfs is a SIGBUS in the program when first touched). */
+	if (fallocate(fd, 0, 0, MFX_FIRST_CHUNK) &&
+	    ((errno != EOPNOTSUPP && errno != ENOSYS) || ftruncate(fd, MFX_FIRST_CHUNK)))
 		err = -errno;
 	if (!err)
 		err = rec_pool_init();

@@ -307,7 +307,7 @@ int tfile_finalize(const char *path, uint64_t tsc_hz, struct finalize_stats *st)
 		goto out;
 	}
 	size = (size_t)sb.st_size;
-	if ((m = mmap(NULL, size, PROT_READ, MAP_SHARED, o.src, 0)) == MAP_FAILED) {
+	if ((m = map_file_read(o.src, size, MAP_SHARED)) == MAP_FAILED) {	/* holes: util.h */
 		err = -errno;
 		goto out;
 	}

@@ -212,9 +212,21 @@ static int dest_append(struct dest *d, const uint8_t *c, size_t span)
 	 * bytes land in a block the payload write already allocated. */
 	size_t h = sizeof(struct mfx_chunk_header);
 	off_t at = (off_t)(d->region + d->rused);
+	/* Blocks first: a full disk fails here with nothing written.  A write
+	 * cut short would leave payload bytes where a later, smaller chunk at
+	 * the same place ends and the reader looks for the next header (the
+	 * trace read as corrupt); without fallocate such bytes are punched out
+	 * (holes read as zeros). */
+	if (fallocate(d->fd, FALLOC_FL_KEEP_SIZE, at, (off_t)span) && errno != EOPNOTSUPP &&
+	    errno != ENOSYS)
+		return -errno;
 	ssize_t w = span > h ? pwrite(d->fd, c + h, span - h, at + (off_t)h) : (ssize_t)(span - h);
-	if (w != (ssize_t)(span - h))
-		return w < 0 ? -errno : -ENOSPC;
+	if (w != (ssize_t)(span - h)) {
+		int err = w < 0 ? -errno : -ENOSPC;
+		if (w > 0)
+			fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at + (off_t)h, w);
+		return err;
+	}
 	if (pwrite(d->fd, c, h, at) != (ssize_t)h)
 		return -errno;
 	d->rused += span;
