@@ -188,6 +188,22 @@ static uint64_t dest_quantum(struct spool *sp, struct dest *d)
 	return d->quantum = q;
 }
 
+/* Zeros over [off, off+len) of fd: a hole punched, else zeros written
+ * over the blocks just written (they need no new ones). */
+static void unwrite(int fd, off_t off, size_t len)
+{
+	static const uint8_t zeros[4096];
+	if (!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len))
+		return;
+	for (size_t o = 0; o < len;) {
+		ssize_t z = pwrite(fd, zeros, len - o < sizeof(zeros) ? len - o : sizeof(zeros),
+				   off + (off_t)o);
+		if (z <= 0)
+			return;
+		o += (size_t)z;
+	}
+}
+
 /*
  * Append one stored chunk to the trace file.  Packed chunks go into a
  * region of MFX_PACK_REGION bytes taken from the file's bump counter, the
@@ -212,19 +228,16 @@ static int dest_append(struct dest *d, const uint8_t *c, size_t span)
 	 * bytes land in a block the payload write already allocated. */
 	size_t h = sizeof(struct mfx_chunk_header);
 	off_t at = (off_t)(d->region + d->rused);
-	/* Blocks first: a full disk fails here with nothing written.  A write
-	 * cut short would leave payload bytes where a later, smaller chunk at
-	 * the same place ends and the reader looks for the next header (the
-	 * trace read as corrupt); without fallocate such bytes are punched out
-	 * (holes read as zeros). */
-	if (fallocate(d->fd, FALLOC_FL_KEEP_SIZE, at, (off_t)span) && errno != EOPNOTSUPP &&
-	    errno != ENOSYS)
-		return -errno;
+	/* A payload write cut short is punched out again (holes read as
+	 * zeros): its bytes would stand where a later, smaller chunk at the
+	 * same place ends and the reader looks for the next header (the trace
+	 * read as corrupt after a full disk).  No extra system call while the
+	 * disk has room. */
 	ssize_t w = span > h ? pwrite(d->fd, c + h, span - h, at + (off_t)h) : (ssize_t)(span - h);
 	if (w != (ssize_t)(span - h)) {
 		int err = w < 0 ? -errno : -ENOSPC;
 		if (w > 0)
-			fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at + (off_t)h, w);
+			unwrite(d->fd, at + (off_t)h, (size_t)w);
 		return err;
 	}
 	if (pwrite(d->fd, c, h, at) != (ssize_t)h)
