@@ -417,6 +417,8 @@ int session_loop(struct session *s)
 			/* From here on, another signal ends mfx at once; after an
 			 * interrupt, so does 5 s without progress. */
 			stop_arm(s->dir, why == SESSION_END_INTERRUPT);
+			if (s->spool && session__main_trace(s))	/* until the final drain */
+				stop_undrained(session__main_trace(s)->tf.hdr);
 			return why;
 		}
 		if (now - s->t_sample >= s->o.smaps_interval_ns) {
@@ -440,6 +442,7 @@ void session_drain(struct session *s)
 {
 	if (s->spool)
 		spool_stop(s->spool);
+	stop_undrained(NULL);
 }
 
 int session_mark(struct session *s, uint32_t kind, const uint64_t *vals, uint32_t nvals,

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "attach/stopping.h"
+#include "trace/format.h"
 #include "common/util.h"
 
 #define STALL_NS 5000000000ull	/* no progress for this long: give up */
@@ -42,8 +43,28 @@ static pthread_t watchdog;
 static int have_watchdog;
 static struct sigaction old_int, old_term, old_hup;
 
+/* The main trace's header while the spool may hold chunks mfx has not
+ * written yet (the window is over, the final drain not done): the agent
+ * gives its chunks back to mfx at STOP, and drains them itself only when
+ * it sees mfx gone before that.  Leaving at once then may lose the last
+ * chunks, and the trace says so: plain stores into the mapped header. */
+static struct mfx_file_header *volatile undrained;
+
+void stop_undrained(struct mfx_file_header *h)
+{
+	undrained = h;
+}
+
 static void leave(const char *line, size_t len, int status)
 {
+	static const char why[] = "mfx ended at once: the last chunks may be missing";
+	struct mfx_file_header *h = undrained;
+	if (h && !h->fail_errno) {
+		memcpy(h->fail_what, why, sizeof(why) < sizeof(h->fail_what) ? sizeof(why) :
+					  sizeof(h->fail_what) - 1);
+		h->fail_errno = EINTR;
+		__atomic_fetch_or(&h->degraded, MFX_DG_STOPPED, __ATOMIC_RELAXED);
+	}
 	mfx_tmp_cleanup();
 	ssize_t w = write(2, line, len);
 	(void)w;

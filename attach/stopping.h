@@ -11,6 +11,11 @@
  * was ended by a signal), so does 5 s without mfx_tick() (exit 1).
  * The caller's mask is changed: those signals are unblocked. */
 void stop_arm(const char *dir, int watch_progress);
+/* While h (a trace header mfx maps) may miss chunks still in the spool,
+ * leaving at once marks it stopped early ("the last chunks may be
+ * missing"); NULL once the final drain is done. */
+struct mfx_file_header;
+void stop_undrained(struct mfx_file_header *h);
 /* Back to the handlers before stop_arm (the signals stay unblocked). */
 void stop_disarm(void);
 
