@@ -52,7 +52,7 @@ check() {	# name, mfx options...
 		NR == FNR {	# the log: start,end,event,ptr,size,tid,api,old_ptr
 			if ($3 == "free") w[$4] = 1
 			if ($3 != "free" && $4 != "0x0") { na[$4]++; ae[$4, na[$4]] = $2; at[$4, na[$4]] = $6 }
-			if ($3 == "free") { k = $6 SUBSEP $4; nf[k]++; fs[k, nf[k]] = $1 }
+			if ($3 == "free") { nf[$4]++; fs[$4, nf[$4]] = $1; ft[$4, nf[$4]] = $6 }
 			if ($3 == "realloc" && $8 != "0x0" && $4 != "0x0") {
 				k = $6 SUBSEP $4 SUBSEP $8; nr[k]++; rs[k, nr[k]] = $1; re[k, nr[k]] = $2
 			}
@@ -63,7 +63,7 @@ check() {	# name, mfx options...
 				p = $2 == "free" ? $3 : $7
 				if ((p in w) && !(p in live)) {
 					if ($2 == "realloc" && reused_inside($5, $3, p)) moved++
-					else if ($2 == "free" && reused_at_once($5, p)) tied++
+					else if (reused_at_once($5, p)) tied++
 					else bad++
 				}
 				delete live[p]
@@ -78,14 +78,18 @@ check() {	# name, mfx options...
 						return 1
 			return 0
 		}
-		# another thread got p back within 1 us of this free (two events
-		# in one quantum, in the order the reader guesses: trace-format.md)
-		function reused_at_once(tid, p,   k, i, j) {
-			k = tid SUBSEP p
-			for (i = 1; i <= nf[k]; i++)
-				for (j = 1; j <= na[p]; j++)
-					if (at[p, j] != tid && ae[p, j] >= fs[k, i] && ae[p, j] - fs[k, i] <= 1000)
+		# the freeing thread got p back within 1 us of another thread's
+		# free of it (two events in one quantum, in the order the reader
+		# guesses: trace-format.md), so that free came out after this
+		# allocation
+		function reused_at_once(tid, p,   i, j) {
+			for (j = 1; j <= na[p]; j++) {
+				if (at[p, j] != tid)
+					continue
+				for (i = 1; i <= nf[p]; i++)
+					if (ft[p, i] != tid && ae[p, j] >= fs[p, i] && ae[p, j] - fs[p, i] <= 1000)
 						return 1
+			}
 			return 0
 		}
 		END { print bad + 0, moved + 0, tied + 0 }' "$log" "$csv")
