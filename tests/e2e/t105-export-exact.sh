@@ -78,8 +78,8 @@ check() {	# name, mfx options...
 						return 1
 			return 0
 		}
-		# the freeing thread got p back within 1 us of another thread's
-		# free of it (two events in one quantum, in the order the reader
+		# the freeing thread got p back within 1 us of a free of it by another
+		# thread (two events in one quantum, in the order the reader
 		# guesses: trace-format.md), so that free came out after this
 		# allocation
 		function reused_at_once(tid, p,   i, j) {
