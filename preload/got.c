@@ -18,6 +18,7 @@
  * patched before dlopen returns (and a periodic rescan catches the rest).
  */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <elf.h>
 #include <link.h>
 #include <string.h>
@@ -68,11 +69,47 @@ void got_fork_parent(void)
 	spin_unlock(&got_lock);
 }
 
+static int write_slot(uint64_t *slot, uint64_t val, int relro);
+
+/*
+ * In the child of fork(): the slots put back from the patch list alone.
+ * dl_iterate_phdr() is out: it takes the loader's write lock, which the
+ * fork copied in whatever state another thread of the parent had it (a
+ * dlopen, the agent's module scan, libunwind: held for ever in the child;
+ * glibc resets dl_load_lock in a fork child, not dl_load_write_lock).  The
+ * child hung there and its parent's waitpid() with it (t500, 1 try in 200).
+ * Without the loader's list a slot may belong to a module the parent
+ * dlclose()d, its page gone: each slot is read through a pipe (write()
+ * says EFAULT, where a load would kill the child) and written back only if
+ * it still holds our hook.  pipe2/write/read, not process_vm_readv: a
+ * service's seccomp filter (systemd's @system-service) allows the first.
+ */
+static void restore_from_list(void)
+{
+	int fd[2];
+	if (pipe2(fd, O_CLOEXEC | O_NONBLOCK))
+		fd[0] = fd[1] = -1;	/* no pipe: the hooks stay, passing through */
+	for (size_t i = 0; fd[0] >= 0 && i < npatch; i++) {
+		struct patch *p = &patches[i];
+		uint64_t now = 0;
+		if (p->slot && write(fd[1], p->slot, sizeof(now)) == (ssize_t)sizeof(now) &&
+		    read(fd[0], &now, sizeof(now)) == (ssize_t)sizeof(now) && now == p->hook)
+			write_slot(p->slot, p->orig, p->relro);
+		p->slot = NULL;
+	}
+	if (fd[0] >= 0) {
+		close(fd[0]);
+		close(fd[1]);
+	}
+	npatch = 0;
+	ndone = 0;
+}
+
 void got_fork_child(int restore)
 {
 	got_lock = 0;
 	if (restore)
-		got_restore_all();
+		restore_from_list();
 }
 
 static void *hook_dlopen(const char *file, int flags);
