@@ -17,7 +17,16 @@ run_mfx report -q --no-charts "$TMP/run"
 run_mfx replay -q --allocator glibc --c-max-calls 200000 "$TMP/run"
 expect_eq "$MFX_RC" 0 "replay: $(cat "$MFX_ERR")"
 r=$TMP/run/replay.json
-expect_eq "$(jq '.runs[0].threads' "$r")" 3001 "threads replayed (the requests and main)"
+# every thread is replayed, unless mfx said it dropped events (a loaded
+# machine: 3,000 threads' slots faster than the drain ran): then the
+# threads the trace holds
+if [ "$(jq .recording.complete "$TMP/run/summary.json")" = true ]; then
+	expect_eq "$(jq '.runs[0].threads' "$r")" 3001 "threads replayed (the requests and main)"
+else
+	note "recording incomplete: $(jq -c .recording "$TMP/run/summary.json")"
+	expect_eq "$(jq '.runs[0].threads' "$r")" "$(jq '.threads | length' "$TMP/run/summary.json")" \
+		"threads replayed (those in the trace)"
+fi
 # the program's main thread allocates too (its RSS readings): it is the +1
 expect_le "$(jq '.runs[0].threads_alive_max' "$r")" $((alive + 1)) "replay threads alive at once"
 expect_le "$(jq '.runs[0].threads_alive_max' "$r")" "$(jq '.runs[0].threads_overlap_max' "$r")" \
