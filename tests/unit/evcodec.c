@@ -19,19 +19,8 @@
 
 #include "trace/evcodec.h"
 #include "trace/varint.h"
+#include "tests/unit/check.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                  \
-	do {                                                              \
-		checks++;                                                 \
-		if (!(cond)) {                                            \
-			failures++;                                       \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);       \
-			printf(__VA_ARGS__);                              \
-			printf("\n");                                     \
-		}                                                         \
-	} while (0)
 
 static uint64_t seed = 88172645463325252ull;
 
@@ -466,6 +455,5 @@ int main(void)
 	test_size();
 	test_refusals();
 	test_damage();
-	printf("%d checks, %d failures\n", checks, failures);
-	return failures != 0;
+	return check_done("evcodec");
 }

@@ -11,19 +11,8 @@
 #include <string.h>
 
 #include "analyzer/sites.h"
+#include "tests/unit/check.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                  \
-	do {                                                              \
-		checks++;                                                 \
-		if (!(cond)) {                                            \
-			failures++;                                       \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);       \
-			printf(__VA_ARGS__);                              \
-			printf("\n");                                     \
-		}                                                         \
-	} while (0)
 
 static const char APP[] = "/usr/bin/app", LIBC[] = "/lib/x86_64-linux-gnu/libc.so.6",
 		  CXX[] = "/lib/x86_64-linux-gnu/libstdc++.so.6", PG[] = "/usr/lib/postgresql/15/bin/postgres";
@@ -206,6 +195,5 @@ int main(void)
 {
 	test_pick();
 	test_fold();
-	printf("%d checks, %d failures\n", checks, failures);
-	return failures != 0;
+	return check_done("sites");
 }

@@ -22,19 +22,8 @@
 #include "common/error.h"
 #include "trace/pack.h"
 #include "trace/varint.h"
+#include "tests/unit/check.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                  \
-	do {                                                              \
-		checks++;                                                 \
-		if (!(cond)) {                                            \
-			failures++;                                       \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);       \
-			printf(__VA_ARGS__);                              \
-			printf("\n");                                     \
-		}                                                         \
-	} while (0)
 
 static void test_varint(void)
 {
@@ -519,6 +508,5 @@ int main(void)
 	test_handover_behind(path);
 	test_version(path);
 	unlink(path);
-	printf("%d checks, %d failures\n", checks, failures);
-	return failures != 0;
+	return check_done("trace_codec");
 }

@@ -8,19 +8,8 @@
 
 #include "analyzer/term.h"
 #include "analyzer/verdict.h"
+#include "tests/unit/check.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                  \
-	do {                                                              \
-		checks++;                                                 \
-		if (!(cond)) {                                            \
-			failures++;                                       \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);       \
-			printf(__VA_ARGS__);                              \
-			printf("\n");                                     \
-		}                                                         \
-	} while (0)
 
 #define MiB (1ull << 20)
 
@@ -152,6 +141,5 @@ int main(void)
 	test_rules();
 	test_names();
 	test_cut();
-	printf("%d checks, %d failures\n", checks, failures);
-	return failures != 0;
+	return check_done("verdict");
 }
