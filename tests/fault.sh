@@ -14,6 +14,7 @@
 #   ft_start_cmd PROG ARGS...  one started through a wrapper that execs it
 #   ft_cmd ID CMD              a command to it
 #   ft_unharmed ID             0 when unharmed; else $FT_WHY says why
+#   ft_moment MOMENT           count a kill_at try, check targets in batches
 #   ft_end ID                  end it (a row ends each target once checked:
 #                              a soak of 200 tries must not keep 200 alive)
 #   answered RC ERRFILE        0 when mfx answered as documented
@@ -44,6 +45,21 @@ ft_start_cmd() {
 }
 
 ft_cmd() { echo "$2" >&"${FT_FD[$1]}"; }
+
+# ft_moment MOMENT: after a kill_at try on target $FT.  A try that met no
+# moment ends its target; one that did is counted (tried) and joins the
+# batch, which the row's check_batch checks and ends once BATCH wait.
+ft_moment() {
+	if [ "$1" = "no moment" ]; then
+		ft_end "$FT"
+		return 0
+	fi
+	echo "$1" >>"$TMP/kills"
+	batch+=("$FT")
+	tried=$((tried + 1))
+	if [ "${#batch[@]}" -ge "${BATCH:-6}" ]; then check_batch; fi
+	return 0
+}
 
 ft_end() {
 	local pid=${FT_PID[$1]} fd=${FT_FD[$1]}

@@ -35,14 +35,7 @@ for ((i = 0; tried < TRIES && i < 10 * TRIES; i++)); do
 	m=$!
 	moment=$("$TARGETS/kill_at" "${FT_PID[$FT]}" "$m" 6000 "$RANDOM$i")
 	wait "$m" 2>/dev/null
-	if [ "$moment" = "no moment" ]; then	# the attach was over first: again
-		ft_end "$FT"
-		continue
-	fi
-	echo "$moment" >>"$TMP/kills"
-	batch+=("$FT")
-	tried=$((tried + 1))
-	[ "${#batch[@]}" -ge $BATCH ] && check_batch
+	ft_moment "$moment"	# (no moment: the attach was over first; again)
 done
 check_batch
 [ "$tried" -gt 0 ] || fail "no try met the moment"	# (a loaded machine: fewer)
