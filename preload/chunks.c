@@ -192,15 +192,22 @@ void rec_chunk_init(struct mfx_chunk_header *c, uint16_t type, uint32_t tid, uin
 	if (timebase == 0) {
 		/* A clock pair taken together: the reader converts TSC to ns.  A
 		 * thread preempted between the two reads (a storm of threads on
-		 * few cores: hundreds of ms) would shift every event of the
-		 * chunk; the pair is taken again when the TSC moved too far. */
-		uint64_t t1 = 0, t2 = 0, ns = 0;
-		for (int i = 0; i < 4; i++) {
-			t1 = agent_tsc();
-			ns = agent_now_ns();
-			t2 = agent_tsc();
-			if (t2 - t1 < (1u << 16))	/* ~25 us at 2.5 GHz */
-				break;
+		 * few cores: hundreds of ms; a vCPU's steal time: microseconds)
+		 * shifts every event of the chunk by up to half the gap -- and a
+		 * thread of few calls writes one chunk for its whole life, so
+		 * its calls were all 3 us late against the other threads' (t105:
+		 * blocks handed over read as freed before allocated).  The
+		 * closest of up to 8 pairs is kept; one within 2^11 ticks (under
+		 * a microsecond) ends the search. */
+		uint64_t t1 = 0, t2 = 0, ns = 0, gap = UINT64_MAX;
+		for (int i = 0; i < 8 && gap >= (1u << 11); i++) {
+			uint64_t a = agent_tsc(), n = agent_now_ns(), b = agent_tsc();
+			if (b - a < gap) {
+				gap = b - a;
+				t1 = a;
+				t2 = b;
+				ns = n;
+			}
 		}
 		c->base_ts = (t1 + (t2 - t1) / 2) >> rec.tsc_shift;
 		c->base_ns = ns;
