@@ -50,6 +50,7 @@ static unsigned life_class(uint64_t ns)
 struct pass {
 	struct analysis *a;
 	struct ltab live;
+	struct ltab late;		/* give-backs owed to blocks ended early (do_alloc) */
 	uint32_t peak_epoch;
 	unsigned site_shift;		/* per-site bucket width, 2^shift ns */
 	unsigned tl_shift;		/* a->tl_width = 2^tl_shift ns */
@@ -331,6 +332,51 @@ static void sampled_counts(struct analysis *a)
 
 /* ---- events -------------------------------------------------------------------- */
 
+/*
+ * A give-back that comes after its address was allocated again.  A call is
+ * one event, timed when it returns: a realloc that moves a block (or a
+ * free) gives the old block back inside the call, and another thread may
+ * get that address from the allocator before the call returns -- the
+ * program's own clock shows the two calls overlapping (t105, realloc of a
+ * large block preempted for a millisecond).  In the merged order the
+ * allocation comes first and finds the address live: do_alloc ends the old
+ * block there and owes it one give-back.  The give-back that then comes
+ * from a thread other than the one holding the new block is that one, not
+ * the new block's free (a thread has one call in flight, so the late call
+ * is never the new block's owner's).  A debt not claimed within
+ * LATE_MAX_NS of trace time (a free lost with dropped events) lapses.
+ */
+#define LATE_MAX_NS 1000000000ull
+
+static int owe_give_back(struct pass *p, uint64_t ptr, uint64_t ts)
+{
+	int added;
+	struct lent *l = lt_put(&p->late, ptr, &added);
+	if (!l)
+		return -1;
+	l->size++;	/* give-backs owed */
+	l->ts = ts;
+	return 0;
+}
+
+/* 1: ev's give-back of ptr pays a debt (do_free does nothing more). */
+static int late_give_back(struct pass *p, const struct trace_event *ev, uint64_t ptr)
+{
+	struct lent *l = &p->late.v[lt_slot(&p->late, ptr)], gone;
+	if (!l->ptr)
+		return 0;
+	if (ev->ts_ns > l->ts + LATE_MAX_NS) {
+		lt_del(&p->late, ptr, &gone);
+		return 0;
+	}
+	const struct lent *cur = &p->live.v[lt_slot(&p->live, ptr)];
+	if (cur->ptr && cur->thread == ev->thread)
+		return 0;	/* the new block's owner frees it */
+	if (!--l->size)
+		lt_del(&p->late, ptr, &gone);
+	return 1;
+}
+
 static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, uint64_t size)
 {
 	struct analysis *a = p->a;
@@ -340,12 +386,15 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 		return -ENOMEM;
 	if (!added) {
 		/* Still live in our books: its free raced with this allocation
-		 * across threads (or was not seen).  End the old block here. */
+		 * across threads (or was not seen).  End the old block here;
+		 * its give-back, when it comes, is owed (late_give_back). */
 		a->reused_live++;
 		int64_t ob = (int64_t)est_bytes(a, e->size);
 		site_change(p, e->stack, -ob, -1, ev->ts_ns);
 		a->threads[e->thread].live_bytes -= ob;
 		a->live_bytes_end -= ob;
+		if (owe_give_back(p, ptr, ev->ts_ns))
+			return -ENOMEM;
 	}
 	if (e)	/* one probe: the entry is the old block's, or new */
 		*e = (struct lent){ ptr, size, ev->ts_ns, ev->stack, ev->thread };
@@ -381,6 +430,10 @@ static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 {
 	struct analysis *a = p->a;
 	struct lent copy, *e = &copy;
+	if (ptr && p->late.n && late_give_back(p, ev, ptr)) {
+		a->late_frees++;
+		return;
+	}
 	if (!ptr || !lt_del(&p->live, ptr, &copy)) {	/* one probe */
 		a->unknown_frees++;
 		return;
@@ -530,6 +583,10 @@ int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g,
 	p.site_shift = 20;		/* ~1 ms */
 	if (!site(&p, 0) || lt_init(&p.live, 12))
 		return -ENOMEM;
+	if (lt_init(&p.late, 4)) {
+		lt_free(&p.live);
+		return -ENOMEM;
+	}
 	struct trace_event ev;
 	int err = 0, r;
 	uint64_t next_progress = 4000000;
@@ -576,6 +633,7 @@ int analyze_trace_grouped(struct trace *t, int quiet, const struct an_groups *g,
 	peak_shares(&p, a->sites, a->nsites);
 	peak_shares(&p, a->groups, a->ngroups);
 	lt_free(&p.live);
+	lt_free(&p.late);
 	return err;
 }
 

@@ -87,6 +87,7 @@ struct analysis {
 	/* blocks from before the window: their frees are counted, not subtracted */
 	uint64_t unknown_frees;
 	uint64_t reused_live;		/* allocations at an address still live */
+	uint64_t late_frees;		/* give-backs that came after such an allocation */
 	/* threads, in trace order (same index as trace_event.thread) */
 	struct thread_stat *threads;
 	uint32_t nthreads;

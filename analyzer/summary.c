@@ -393,6 +393,7 @@ int model_write_json(const struct model *m, const char *path)
 	json_uint(&j, "failed_calls", a->failed_calls);
 	json_uint(&j, "frees_of_unknown_blocks", a->unknown_frees);
 	json_uint(&j, "allocations_over_live_blocks", a->reused_live);
+	json_uint(&j, "late_give_backs", a->late_frees);
 	json_uint(&j, "live_blocks_end", a->live_blocks_end);
 	json_memory(&j, m);
 	json_attach_trim(&j, m);
