@@ -103,6 +103,18 @@ expect_one_error_line() {
 	echo "ok: one error line: $(cat "$1")"
 }
 need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
+# redis_start: a redis-server of this test's own (socket $sock in $TMP, no
+# persistence, no TCP port); rs = its pid.  Skips without redis.
+redis_start() {
+	need redis-server
+	need redis-benchmark
+	need redis-cli
+	sock=$TMP/redis.sock
+	spawn redis-server --port 0 --unixsocket "$sock" --save "" --appendonly no --dir "$TMP"
+	rs=$SPAWNED
+	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+	[ -S "$sock" ] || fail "redis did not start: $(cat "$SPAWN_ERR" "$SPAWN_OUT")"
+}
 
 # ---- attach tests: a target that obeys commands on a fifo ----------------------
 # target_start [CMD...] : start CMD (default attach_target) with stdin on a

@@ -7,14 +7,7 @@
 # than the list's growth as redis itself counts it (LLEN, 256 bytes an
 # element, before and after the window).
 . "$(dirname "$0")/../lib.sh"
-need redis-server
-need redis-benchmark
-need redis-cli
-sock=$TMP/redis.sock
-spawn redis-server --port 0 --unixsocket "$sock" --save "" --appendonly no --dir "$TMP"
-rs=$SPAWNED
-for i in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-[ -S "$sock" ] || fail "redis did not start: $(cat "$SPAWN_ERR" "$SPAWN_OUT")"
+redis_start
 spawn redis-benchmark -s "$sock" -n 3000000 -c 4 -t lpush -d 256 -q
 sleep 0.3
 before=$(redis-cli -s "$sock" llen mylist)

@@ -3,13 +3,7 @@
 # before glibc does) under redis-benchmark: its allocations are recorded and
 # attributed to redis code, every request succeeds, redis runs on.
 . "$(dirname "$0")/../lib.sh"
-need redis-server
-need redis-benchmark
-sock=$TMP/redis.sock
-spawn redis-server --port 0 --unixsocket "$sock" --save "" --appendonly no --dir "$TMP"
-rs=$SPAWNED
-for i in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-[ -S "$sock" ] || fail "redis did not start: $(cat "$SPAWN_ERR" "$SPAWN_OUT")"
+redis_start
 spawn redis-benchmark -s "$sock" -n 200000 -c 4 -t set,get,lpush -d 256 -q
 bench=$SPAWNED bench_out=$SPAWN_OUT
 sleep 0.3

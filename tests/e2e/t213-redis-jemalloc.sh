@@ -6,14 +6,7 @@
 # says came back is what INFO memory says afterwards; the benchmark sees no
 # error and redis answers throughout.
 . "$(dirname "$0")/../lib.sh"
-need redis-server
-need redis-benchmark
-need redis-cli
-sock=$TMP/redis.sock
-spawn redis-server --port 0 --unixsocket "$sock" --save "" --appendonly no --dir "$TMP"
-rs=$SPAWNED
-for i in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-[ -S "$sock" ] || fail "redis did not start: $(cat "$SPAWN_ERR" "$SPAWN_OUT")"
+redis_start
 rcli() { redis-cli -s "$sock" "$@"; }
 info() { rcli info memory | tr -d '\r' | awk -F: -v k="$1" '$1 == k {print $2}'; }
 within() {	# got want pct what
