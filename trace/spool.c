@@ -2,7 +2,6 @@
  * spool.c - creating and draining the shared-memory spool (see spool.h and
  * trace/spool_format.h for the slot protocol).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -17,68 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "trace/spool.h"
+#include "trace/spool_int.h"
 #include "common/util.h"
 #include "trace/pack.h"
 #include "trace/spool_format.h"
 #include "trace/tracefile.h"
-
-#define WAIT_NS 5000000L		/* longest sleep between drains */
-#define ORPHAN_CHECK_NS 200000000ull	/* look for slots of dead processes */
-#define MAX_TRACES 256
-#define HOLD_SLOTS 4		/* a thread's slots encoded together (~256 KiB) */
-#define HOLD_TOTAL (MFX_SPOOL_SLOTS / 16)	/* slots held back at most */
-#define HOLD_NS 200000000ull	/* none held back longer */
-#define CALIBRATE_NS 20000000ull	/* TSC rate measured over at least this */
-#define SPILL_FREE (MFX_SPOOL_SLOTS / 4)	/* fewer free slots: the drain is behind */
-#define SPILL_MAX (256ull << 20)	/* raw bytes spilled at most, per spool */
-
-struct dest {
-	uint64_t uid;
-	int fd;
-	struct mfx_file_header *hdr;
-	uint64_t region, rlen, rused;	/* where packed chunks go now */
-	uint64_t quantum;
-	int stacks;
-};
-
-/* One thread's FULL slots, held back to be encoded as one chunk. */
-struct group {
-	uint64_t uid;
-	uint32_t tid, next_seq, n;
-	uint32_t slot[HOLD_SLOTS];
-	uint8_t dead[HOLD_SLOTS];	/* the slot may be freed once written */
-	uint64_t since;
-	struct dest *d;			/* final drain: its trace file ... */
-	uint64_t q;			/* ... and time quantum, found before */
-};
-
-struct spool {
-	int fd;
-	struct mfx_spool_header *h;
-	char dir[4096];
-	pthread_t thr;
-	int running;
-	volatile int stop;
-	struct dest dst[MAX_TRACES];
-	int ndst;
-	struct group grp[HOLD_TOTAL];
-	int ngrp, nheld;
-	uint8_t held[MFX_SPOOL_SLOTS];
-	struct take {		/* one drain pass's slots, sorted */
-		uint64_t uid;
-		uint32_t tid, seq, slot, free_it;
-	} tk[MFX_SPOOL_SLOTS];
-	struct packer *pk;
-	uint64_t tsc0, ns0;		/* for the TSC rate */
-	struct spool_stats st;
-	uint64_t spilled_bytes;		/* see spill() */
-	int spill_all;			/* MFX_SPILL=1 (tests): every slot spilled */
-	/* the final drain: every slot left, in groups packed on every core */
-	struct group fin[MFX_SPOOL_SLOTS + HOLD_TOTAL];
-	pthread_mutex_t lock;		/* the trace files and counters, then */
-	struct evc_stats fin_model;
-};
 
 int spool_create(struct spool **out)
 {
@@ -111,151 +53,6 @@ int spool_create(struct spool **out)
 int spool_fd(const struct spool *sp)
 {
 	return sp->fd;
-}
-
-/* The trace file a slot belongs to, opened on first sight by its uid. */
-static struct dest *dest_for(struct spool *sp, uint64_t uid)
-{
-	for (int i = 0; i < sp->ndst; i++)
-		if (sp->dst[i].uid == uid)
-			return &sp->dst[i];
-	DIR *d = dir_open(sp->dir);	/* the bound run directory: through its fd */
-	if (!d)
-		return NULL;
-	struct dirent *e;
-	struct dest *found = NULL;
-	while (!found && (e = readdir(d)) && sp->ndst < MAX_TRACES) {
-		if (!is_trace_name(e->d_name))
-			continue;
-		char path[4200];
-		int fd = file_open(path_join(path, sizeof(path), sp->dir, e->d_name),
-				   O_RDWR | O_NONBLOCK, 0);	/* never a symlink, never a FIFO */
-		if (fd < 0)
-			continue;
-		/* Look before mapping: a trace file the agent has just created is
-		 * still empty, and touching a mapping past its end is a SIGBUS. */
-		struct mfx_file_header peek;
-		struct stat st;
-		if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)MFX_HEADER_SIZE ||
-		    pread(fd, &peek, sizeof(peek), 0) != (ssize_t)sizeof(peek) ||
-		    peek.magic != MFX_TRACE_MAGIC || peek.trace_uid != uid) {
-			close(fd);
-			continue;
-		}
-		struct mfx_file_header *h = mmap(NULL, MFX_HEADER_SIZE, PROT_READ | PROT_WRITE,
-						 MAP_SHARED, fd, 0);
-		if (h == MAP_FAILED || h->magic != MFX_TRACE_MAGIC || h->trace_uid != uid) {
-			if (h != MAP_FAILED)
-				munmap(h, MFX_HEADER_SIZE);
-			close(fd);
-			continue;
-		}
-		found = &sp->dst[sp->ndst++];
-		*found = (struct dest){ .uid = uid, .fd = fd, .hdr = h,
-					.stacks = !!(h->flags & MFX_HF_STACKS) };
-	}
-	closedir(d);
-	return found;
-}
-
-/*
- * The trace's time quantum, set in its header before the first MODEL chunk
- * (format 2).  TSC units need the TSC rate: measured between the spool's
- * creation and now, over CALIBRATE_NS at least (the drain thread waits for
- * that once; a trace's first chunk rarely comes sooner).
- */
-static uint64_t dest_quantum(struct spool *sp, struct dest *d)
-{
-	if (d->quantum)
-		return d->quantum;
-	uint64_t q = d->hdr->time_quantum;
-	if (!q) {
-		uint64_t hz = 0;
-		if (d->hdr->flags & MFX_HF_TSC) {
-			uint64_t dn = now_ns() - sp->ns0;
-			if (dn < CALIBRATE_NS) {
-				struct timespec ts = { 0, (long)(CALIBRATE_NS - dn) };
-				nanosleep(&ts, NULL);
-			}
-			dn = now_ns() - sp->ns0;
-			hz = (uint64_t)((double)(tfile_tsc() - sp->tsc0) * 1e9 / (double)dn);
-		}
-		q = pack_quantum(d->hdr, hz);
-		d->hdr->time_quantum = (uint32_t)q;
-		if (d->hdr->version < MFX_TRACE_VERSION)	/* an older agent's header */
-			d->hdr->version = MFX_TRACE_VERSION;
-	}
-	return d->quantum = q;
-}
-
-/* Zeros over [off, off+len) of fd: a hole punched, else zeros written
- * over the blocks just written (they need no new ones). */
-static void unwrite(int fd, off_t off, size_t len)
-{
-	static const uint8_t zeros[4096];
-	if (!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len))
-		return;
-	for (size_t o = 0; o < len;) {
-		ssize_t z = pwrite(fd, zeros, len - o < sizeof(zeros) ? len - o : sizeof(zeros),
-				   off + (off_t)o);
-		if (z <= 0)
-			return;
-		o += (size_t)z;
-	}
-}
-
-/*
- * Append one stored chunk to the trace file.  Packed chunks go into a
- * region of MFX_PACK_REGION bytes taken from the file's bump counter, the
- * agent's and mfx's other chunks' too, so everything stays on the grid of
- * whole slots the agent maps; a reader that meets zeros where a chunk would
- * start (a region's unused tail) goes on at the next slot boundary.
- */
-static int dest_append(struct dest *d, const uint8_t *c, size_t span)
-{
-	if (!d->region || d->rused + span > d->rlen) {
-		uint64_t cs = d->hdr->chunk_size;
-		uint64_t len = (span + cs - 1) / cs * cs;
-		if (len < MFX_PACK_REGION / MFX_CHUNK_SIZE * cs)
-			len = MFX_PACK_REGION / MFX_CHUNK_SIZE * cs;
-		d->region = __atomic_fetch_add(&d->hdr->next_chunk, len, __ATOMIC_SEQ_CST);
-		d->rlen = len;
-		d->rused = 0;
-	}
-	/* The payload first, the header (its magic) last: a write cut short
-	 * (a full disk) leaves zeros where the chunk would start, which a
-	 * reader skips, never a chunk whose tail is missing.  The header's 48
-	 * bytes land in a block the payload write already allocated. */
-	size_t h = sizeof(struct mfx_chunk_header);
-	off_t at = (off_t)(d->region + d->rused);
-	/* A payload write cut short is punched out again (holes read as
-	 * zeros): its bytes would stand where a later, smaller chunk at the
-	 * same place ends and the reader looks for the next header (the trace
-	 * read as corrupt after a full disk).  No extra system call while the
-	 * disk has room. */
-	ssize_t w = span > h ? pwrite(d->fd, c + h, span - h, at + (off_t)h) : (ssize_t)(span - h);
-	if (w != (ssize_t)(span - h)) {
-		int err = w < 0 ? -errno : -ENOSPC;
-		if (w > 0)
-			unwrite(d->fd, at + (off_t)h, (size_t)w);
-		return err;
-	}
-	if (pwrite(d->fd, c, h, at) != (ssize_t)h)
-		return -errno;
-	d->rused += span;
-	return 0;
-}
-
-/* A chunk that could not be written (ENOSPC, EIO): counted in the trace's
- * header and in the stats; the session ends the window (a full disk is not
- * a reason to go on filling it). */
-static void write_failed(struct spool *sp, struct dest *d, int err, uint32_t chunks)
-{
-	sp->st.write_errors += chunks;
-	if (!sp->st.write_errno)
-		sp->st.write_errno = -err;
-	__atomic_fetch_add(&d->hdr->dropped_chunks, chunks, __ATOMIC_RELAXED);
-	__atomic_fetch_or(&d->hdr->flags, MFX_HF_DROPPED, __ATOMIC_RELAXED);
 }
 
 /* FULL (or a dead owner's OWNED) -> DRAINING: ours to write.  The agent
@@ -292,11 +89,11 @@ static void group_write(struct spool *sp, struct packer *pk, const struct group 
 	if (!d) {
 		sp->st.orphans += g->n;
 	} else if (span) {
-		int err = dest_append(d, out, span);
+		int err = spool_dest_append(d, out, span);
 		if (!err)
 			sp->st.chunks += g->n;
 		else
-			write_failed(sp, d, err, g->n);
+			spool_write_failed(sp, d, err, g->n);
 	} else {	/* each as it is, compressed if we can */
 		for (uint32_t i = 0; i < g->n; i++) {
 			if (lock)
@@ -308,11 +105,11 @@ static void group_write(struct spool *sp, struct packer *pk, const struct group 
 			}
 			if (lock)
 				pthread_mutex_lock(lock);
-			int err = dest_append(d, out, span);
+			int err = spool_dest_append(d, out, span);
 			if (!err)
 				sp->st.chunks++;
 			else
-				write_failed(sp, d, err, 1);
+				spool_write_failed(sp, d, err, 1);
 		}
 	}
 	if (lock)
@@ -333,8 +130,8 @@ static void group_release(struct spool *sp, const struct group *g)
 /* Write group g and let its slots go (the last group moves into its place). */
 static void group_flush(struct spool *sp, struct group *g)
 {
-	struct dest *d = dest_for(sp, g->uid);
-	group_write(sp, sp->pk, g, d, d ? dest_quantum(sp, d) : 0, NULL);
+	struct dest *d = spool_dest_for(sp, g->uid);
+	group_write(sp, sp->pk, g, d, d ? spool_dest_quantum(sp, d) : 0, NULL);
 	group_release(sp, g);
 	sp->nheld -= (int)g->n;
 	*g = sp->grp[--sp->ngrp];
@@ -405,17 +202,17 @@ static void spill(struct spool *sp, uint32_t i, int free_it)
 	struct dest *d;
 	if (c->magic == MFX_CHUNK_MAGIC && used && used <= MFX_SPOOL_SLOT - sizeof(*c) &&
 	    c->type == MFX_CT_EVENTS && c->codec == MFX_CODEC_RAW) {
-		if (!(d = dest_for(sp, s->trace_uid))) {
+		if (!(d = spool_dest_for(sp, s->trace_uid))) {
 			sp->st.orphans++;
 		} else {
 			c->span = (uint32_t)((sizeof(*c) + used + 7) & ~(size_t)7);
-			int err = dest_append(d, (const uint8_t *)c, c->span);
+			int err = spool_dest_append(d, (const uint8_t *)c, c->span);
 			if (!err) {
 				sp->st.chunks++;
 				sp->st.spilled++;
 				sp->spilled_bytes += c->span;
 			} else {
-				write_failed(sp, d, err, 1);
+				spool_write_failed(sp, d, err, 1);
 			}
 		}
 	}
@@ -602,8 +399,8 @@ static void final_drain(struct spool *sp)
 		fin_add(sp, &n, &sp->tk[k]);
 	for (int k = 0; k < n; k++) {	/* files and quanta first: one thread */
 		struct group *g = &sp->fin[k];
-		g->d = dest_for(sp, g->uid);
-		g->q = g->d ? dest_quantum(sp, g->d) : 0;
+		g->d = spool_dest_for(sp, g->uid);
+		g->q = g->d ? spool_dest_quantum(sp, g->d) : 0;
 	}
 	pthread_mutex_init(&sp->lock, NULL);
 	pack_each((size_t)n, pack_threads(), fin_job, sp, &sp->fin_model);
