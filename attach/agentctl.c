@@ -22,6 +22,12 @@
 
 int agent_send(int fd, uint16_t type, const char *text, const int *fds, int nfds)
 {
+	return agent_send_value(fd, type, text, fds, nfds, 0);
+}
+
+int agent_send_value(int fd, uint16_t type, const char *text, const int *fds, int nfds,
+		     uint64_t value)
+{
 	struct {
 		struct mfx_ctl m;
 		char text[4096];
@@ -31,6 +37,7 @@ int agent_send(int fd, uint16_t type, const char *text, const int *fds, int nfds
 	if (tl >= sizeof(out.text))
 		return -EINVAL;
 	out.m.text_len = (uint32_t)tl;
+	out.m.value = value;
 	if (tl)
 		memcpy(out.text, text, tl);
 	/* Never blocks: a message is tiny, and an agent whose socket buffer

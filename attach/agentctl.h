@@ -19,6 +19,9 @@
 
 /* One message: `text` (may be NULL) after the header, fds by SCM_RIGHTS. */
 int agent_send(int chan, uint16_t type, const char *text, const int *fds, int nfds);
+/* The same with the header's `value` (START: its fd map, MFX_START_*). */
+int agent_send_value(int chan, uint16_t type, const char *text, const int *fds, int nfds,
+		     uint64_t value);
 /* Wait up to timeout_ms for a message of type `want` (others are skipped).
  * -ETIMEDOUT, -EPIPE (the agent's end closed), -EPROTO. */
 int agent_recv(int chan, uint16_t want, struct mfx_ctl *m, int timeout_ms);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "attach/agentctl.h"
@@ -222,6 +223,32 @@ static int attach_agent(struct attach_run *r)
 	return EXIT_FAIL;
 }
 
+/* START's fds: the trace, the spool, the run directory and a pidfd of
+ * mfx (children forked in the window record into the directory and
+ * unhook themselves once mfx is gone: preload/forkchild.c).  The count;
+ * *map says which came (include/mfx/control.h). */
+static int start_fds(struct attach_run *r, int fds[MFX_CTL_MAXFDS], uint64_t *map, int *pidfd)
+{
+	int n = 0;
+	fds[n++] = r->tfd;
+	*map = MFX_START_FDMAP;
+	if (r->sp) {
+		fds[n++] = spool_fd(r->sp);
+		*map |= MFX_START_SPOOL;
+	}
+	int dfd = dir_bound_fd(r->dir);
+	if (dfd >= 0) {
+		fds[n++] = dfd;
+		*map |= MFX_START_DIR;
+	}
+	*pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (*pidfd >= 0) {
+		fds[n++] = *pidfd;
+		*map |= MFX_START_PIDFD;
+	}
+	return n;
+}
+
 /* START with the trace and spool fds: the agent patches the GOT and
  * records.  -1 or the exit status (one line saying why). */
 static int attach_start(struct attach_run *r)
@@ -233,9 +260,13 @@ static int attach_start(struct attach_run *r)
 			 (unsigned long long)o->sample_bytes);
 	else
 		snprintf(cfg, sizeof(cfg), "depth=%u", o->no_stacks ? 0 : o->stack_depth);
-	int fds[2] = { r->tfd, r->sp ? spool_fd(r->sp) : -1 };
+	int fds[MFX_CTL_MAXFDS], pidfd;
+	uint64_t map;
+	int nfds = start_fds(r, fds, &map, &pidfd);
 	stop_boost_agent(r->pid);	/* a busy program must not starve the GOT patching */
-	int err = agent_send(r->res.chan, MFX_CTL_START, cfg, fds, r->sp ? 2 : 1);
+	int err = agent_send_value(r->res.chan, MFX_CTL_START, cfg, fds, nfds, map);
+	if (pidfd >= 0)
+		close(pidfd);	/* the agent's copy tells it; ours is not needed */
 	close(r->tfd);
 	r->tfd = -1;
 	if (!err)

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@
 #include "trace/tracefile.h"
 
 #define STOP_WAIT_NS 1000000000ull	/* for agents to acknowledge a stop */
+#define CHILD_STOP_NS 3000000000ull	/* attach: for children of the window to end */
 
 int session_stop_agents(struct session *s, uint64_t timeout_ns)
 {
@@ -50,6 +53,68 @@ int session_stop_agents(struct session *s, uint64_t timeout_ns)
 			return pending;
 		struct timespec ts = { 0, 5000000 };
 		nanosleep(&ts, NULL);
+	}
+}
+
+/* pid maps the file of fd (its inode on its device): an agent that still
+ * records into it, or one that has not yet let go of it. */
+static int maps_file(pid_t pid, int fd)
+{
+	struct stat st;
+	struct maps_iter it;
+	struct maps_entry e;
+	int found = 0;
+	if (fstat(fd, &st) || procfs_maps_open(pid, &it))
+		return 0;
+	while (!found && procfs_maps_next(&it, &e) > 0)
+		found = e.inode == (uint64_t)st.st_ino && e.dev_major == major(st.st_dev) &&
+			e.dev_minor == minor(st.st_dev);
+	procfs_maps_close(&it);
+	return found;
+}
+
+/* attach: a child's recording is over once it maps its trace no more
+ * (its watcher unhooked it and let go of every buffer: preload/forkchild.c;
+ * or it exec'ed, and its new image has no agent) or it is gone. */
+static int child_done(struct traced *t)
+{
+	return t->gone || session__process_gone(t->pid) || !maps_file(t->pid, t->tf.fd);
+}
+
+/*
+ * attach: children the process forked during the window record into
+ * trace-<pid>.mfx; their stop word is raised and each is waited for, a
+ * few seconds at most, so that every trace is whole before it is
+ * finalised.  Scanned again each round: a child forked just before the
+ * parent's stop may create its trace now.  One line per child that did
+ * not finish: it unhooks itself once mfx is gone (its pidfd says so).
+ */
+static void stop_children(struct session *s)
+{
+	uint64_t t0 = now_ns();
+	int pending;
+	for (;;) {
+		session__scan_dir(s);
+		pending = 0;
+		for (int i = 0; i < s->ntr; i++) {
+			struct traced *t = &s->tr[i];
+			if (t->main || !t->tf.hdr)
+				continue;
+			tfile_request_stop(&t->tf);
+			pending += !child_done(t);
+		}
+		if (!pending || now_ns() - t0 >= CHILD_STOP_NS)
+			break;
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; pending && i < s->ntr; i++) {
+		struct traced *t = &s->tr[i];
+		if (!t->main && t->tf.hdr && !child_done(t))
+			mfx_err("pid %d (forked by %d during the window) did not end its recording "
+				"within %llu s: %s keeps what it wrote until now; it unhooks itself "
+				"once mfx exits", (int)t->pid, (int)s->pid,
+				(unsigned long long)(CHILD_STOP_NS / 1000000000ull), t->name);
 	}
 }
 
@@ -340,6 +405,8 @@ int session_finish(struct session *s, enum session_end why)
 	struct traced *m = session__main_trace(s);
 	if (why != SESSION_END_EXIT && s->mode == SESSION_LAUNCH)
 		session_stop_agents(s, STOP_WAIT_NS);
+	if (s->mode == SESSION_ATTACH)
+		stop_children(s);
 	uint64_t t_drain = now_ns();
 	session_drain(s);	/* every chunk into its trace file */
 	t_drain = now_ns() - t_drain;

@@ -36,6 +36,8 @@ static int run_create(const char *name, int flags)
 	flags |= O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
 	if (agent_fd_is(run_dir_fd, run_dir_ino, S_IFDIR))
 		return openat(run_dir_fd, name, flags, 0600);
+	if (!run_dir[0])	/* attach: the directory fd or nothing */
+		return (errno = EBADF, -1);
 	char path[4200];
 	size_t l = strnlen(run_dir, sizeof(run_dir));
 	if (l + 2 + strlen(name) > sizeof(path))
@@ -298,35 +300,68 @@ void agent_note(uint32_t flag, int err, const char *what)
 
 /* ---- fork, exit, launch ------------------------------------------------------------- */
 
-/* got_lock before rec_lock: the patching pass never takes rec_lock. */
+/* got_lock, then the module-walk gate (agentmem.c), then rec_lock: the
+ * patching pass never takes rec_lock; a walk may hold got_lock. */
 static void atfork_prepare(void)
 {
 	got_fork_prepare();
+	agent_phdr_fork_prepare();
 	spin_lock(&rec_lock);
 }
 
 static void atfork_parent(void)
 {
 	spin_unlock(&rec_lock);
+	agent_phdr_fork_done(0);
 	got_fork_parent();
 }
 
-/* The child of a traced process writes its own trace (launch mode), or
- * nothing (attach mode: mfx attached to one process).  An attached
- * process's child, forked in a window or while the agent is dormant, is
- * left as its parent is after a window: GOT slots back (got.c), no spool
- * or trace mapping, no fd of ours, no thread (the agent dormant). */
+/* attach: a child of a window records itself into RUN/trace-<pid>.mfx,
+ * made relative to the run directory's fd mfx gave with START, and starts
+ * its watcher (forkchild.c), which owns parent_fd.  If any of it fails the
+ * child is left as one of a dormant agent: slots back, nothing recorded. */
+static void attach_child_begin(int parent_fd, uint64_t sampled)
+{
+	struct agent_config c;
+	agent_parse_config("", &c);
+	c.stack_depth = rec.depth;
+	c.sample_bytes = sampled;
+	c.child = 1;
+	c.attach = 1;
+	run_dir_fd = fork_watch_dir(&run_dir_ino);
+	c.trace_fd = create_trace(run_dir, 0, c.trace_path, sizeof(c.trace_path));
+	int err = c.trace_fd < 0 ? c.trace_fd : agent_begin(&c);
+	run_dir_fd = -1;	/* the watch's fd: closed with it */
+	if (!err && (err = fork_child_watch(parent_fd)) == 0)
+		return;
+	if (parent_fd >= 0)
+		close(parent_fd);
+	fork_child_end("failed");
+}
+
+/* The child of a traced process writes its own trace: launch mode; attach
+ * mode when forked during a window and mfx gave the run directory
+ * (forkchild.c: it then unhooks itself when the window is over).  Any
+ * other child of an attached process, forked while the agent is dormant
+ * or by an older mfx, is left as its parent is after a window: GOT slots
+ * back (got.c), no spool or trace mapping, no fd of ours, no thread. */
 static void atfork_child(void)
 {
 	end_lock = 0;
-	got_fork_child(!launch_mode);
+	uint64_t dir_ino;
+	int rec_child = !launch_mode && armed && rec.active && fork_watch_dir(&dir_ino) >= 0;
+	agent_phdr_fork_done(1);
+	got_fork_child(!launch_mode && !rec_child);
 	exiting = exit_smaps_saved = 0;
 	control_after_fork();
 	rec_after_fork_child();
 	modules_after_fork();
 	fu_after_fork();
+	int parent_fd = rec_child ? rec_trace_dup() : -1;	/* before the header goes */
 	if (!launch_mode)
 		rec_spool_detach();	/* the parent's; unmapped here */
+	if (!launch_mode && !rec_child)
+		fork_watch_clear();	/* the parent's window's fds, copied */
 	if (!armed)
 		return;
 	int was_active = rec.active;
@@ -352,6 +387,8 @@ static void atfork_child(void)
 		c.trace_fd = create_trace(run_dir, 0, c.trace_path, sizeof(c.trace_path));
 		if (c.trace_fd >= 0)
 			agent_begin(&c);
+	} else if (rec_child) {
+		attach_child_begin(parent_fd, sampled);
 	}
 	tls_busy = busy;
 }

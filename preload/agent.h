@@ -109,6 +109,8 @@ void got_restore_all(void);
 void got_fork_prepare(void);
 void got_fork_parent(void);
 void got_fork_child(int restore);
+/* A recording fork child's end: every slot back from the patch list. */
+void got_restore_list(void);
 
 /* allocator.c: the allocator that serves malloc (include/mfx/allocators.h).
  * alloc_detect() once (cheap after); the rest detect on first use. */

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/memfd.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -167,4 +168,58 @@ int agent_mem_clear(void *p, size_t len)
 	if (madvise(p, len, MADV_DONTNEED) == 0)
 		return 0;
 	return agent_mmap_zero(p, len);
+}
+
+/*
+ * The agent's walks of the loaded modules, and fork.  dl_iterate_phdr()
+ * holds the loader's dl_load_write_lock while it calls back; glibc (2.36:
+ * posix/fork.c) resets dl_load_lock in a fork child, not that one, so a
+ * child forked while any thread of the parent was inside a walk finds it
+ * held for ever, and its next dl_iterate_phdr() -- the agent's module scan
+ * when a child of a window starts recording, a C++ throw -- hangs.  The
+ * agent walks often during a window (new stacks, its 50 ms tick), so every
+ * walk of ours goes through this gate, and the atfork prepare handler
+ * closes it and waits until no walk of ours is in flight: a child never
+ * inherits the lock held by the agent.  (The program's own walks, dlopen
+ * and dlclose are its own: the gate cannot see them.)  Nested walks (a
+ * callback that looks a name up) pass, or the fork would wait for itself.
+ * Order in the prepare handler: after got_lock (a walker may hold it),
+ * before rec_lock (a walker's callback takes it to record a module).
+ */
+static volatile int phdr_closed, phdr_walkers;
+static __thread int phdr_depth __attribute__((tls_model("initial-exec")));
+
+int agent_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{
+	if (phdr_depth)
+		return dl_iterate_phdr(cb, arg);
+	for (;;) {
+		while (__atomic_load_n(&phdr_closed, __ATOMIC_ACQUIRE))
+			sched_yield();
+		__atomic_fetch_add(&phdr_walkers, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&phdr_closed, __ATOMIC_SEQ_CST))
+			break;
+		__atomic_fetch_sub(&phdr_walkers, 1, __ATOMIC_SEQ_CST);
+	}
+	phdr_depth = 1;
+	int r = dl_iterate_phdr(cb, arg);
+	phdr_depth = 0;
+	__atomic_fetch_sub(&phdr_walkers, 1, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+void agent_phdr_fork_prepare(void)
+{
+	__atomic_store_n(&phdr_closed, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&phdr_walkers, __ATOMIC_SEQ_CST))
+		sched_yield();
+}
+
+void agent_phdr_fork_done(int child)
+{
+	if (child) {
+		phdr_walkers = 0;
+		phdr_depth = 0;
+	}
+	__atomic_store_n(&phdr_closed, 0, __ATOMIC_RELEASE);
 }

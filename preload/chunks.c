@@ -310,6 +310,13 @@ int rec_map_file(int fd)
 	return 0;
 }
 
+/* A fork child of a window: a copy of the parent's trace fd (its header
+ * says when the parent's window ended), or -1. */
+int rec_trace_dup(void)
+{
+	return trace_fd_ours() ? fcntl(rec.fd, F_DUPFD_CLOEXEC, 3) : -1;
+}
+
 /* The header page and slot table: copy, then replace the file mapping with
  * anonymous memory holding the copy, and close the file. */
 void rec_detach_header(void)

@@ -56,13 +56,13 @@ static int send_msg(int sock, uint16_t type, int32_t status, uint32_t slots, uin
 	return mfx_ctl_send(sock, &m, sizeof(m), NULL, 0, 0);
 }
 
-/* Receive one message; fds (up to 2) from SCM_RIGHTS.  Returns the bytes
+/* Receive one message; fds (up to MFX_CTL_MAXFDS) from SCM_RIGHTS.  Returns the bytes
  * received, 0 at EOF, -1 on error. */
 static ssize_t recv_msg(int sock, void *buf, size_t len, int *fds, int *nfds)
 {
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(2 * sizeof(int))];
+		char b[CMSG_SPACE(MFX_CTL_MAXFDS * sizeof(int))];
 	} cm;
 	struct iovec iov = { buf, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
@@ -78,7 +78,7 @@ static ssize_t recv_msg(int sock, void *buf, size_t len, int *fds, int *nfds)
 			for (int i = 0; i < n; i++) {
 				int fd;
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				if (*nfds < 2)
+				if (*nfds < MFX_CTL_MAXFDS)
 					fds[(*nfds)++] = fd;
 				else
 					close(fd);
@@ -275,9 +275,33 @@ static void stop_recording(struct session *se, const char *why)
 		mark_window(MFX_AP_END);
 	agent_end(why);
 	rec_spool_detach();
+	fork_watch_clear();	/* children forked from now on record nothing */
 	agent_memfd_release();
 	se->recording = 0;
 	nice_restore();
+}
+
+/* START's fds after the trace's: the spool, and (a newer mfx) the run
+ * directory and mfx's pidfd, for children forked in the window
+ * (forkchild.c).  Those taken are set to -1 in fds. */
+static void start_fds(const struct mfx_ctl *m, int *fds, int nfds, struct agent_config *c)
+{
+	uint64_t map = m->value & MFX_START_FDMAP ? m->value : nfds > 1 ? MFX_START_SPOOL : 0;
+	int i = 1, dir = -1, pidfd = -1;
+	c->spool_fd = -1;
+	if ((map & MFX_START_SPOOL) && i < nfds) {
+		c->spool_fd = fds[i];
+		fds[i++] = -1;
+	}
+	if ((map & MFX_START_DIR) && i < nfds) {
+		dir = fds[i];
+		fds[i++] = -1;
+	}
+	if ((map & MFX_START_PIDFD) && i < nfds) {
+		pidfd = fds[i];
+		fds[i++] = -1;
+	}
+	fork_watch_set(dir, pidfd);
 }
 
 static void start_recording(struct session *se, struct mfx_ctl *m, char *text, ssize_t r,
@@ -292,9 +316,9 @@ static void start_recording(struct session *se, struct mfx_ctl *m, char *text, s
 	struct agent_config c;
 	int err = agent_parse_config(text, &c);
 	c.trace_fd = fds[0];
-	c.spool_fd = nfds > 1 ? fds[1] : -1;
 	c.attach = 1;
 	fds[0] = -1;	/* the recording owns it now */
+	start_fds(m, fds, nfds, &c);
 	unsigned slots = 0, modules = 0;
 	if (!err)
 		err = agent_resolve(1);
@@ -302,6 +326,10 @@ static void start_recording(struct session *se, struct mfx_ctl *m, char *text, s
 		close(c.trace_fd);	/* agent_begin owns it once called */
 	else
 		err = agent_begin(&c);
+	if (c.spool_fd >= 0)
+		close(c.spool_fd);	/* mapped now, or not at all */
+	if (err)
+		fork_watch_clear();
 	if (!err) {
 		if (rec.stacks)
 			stack_fds_ok();	/* libunwind's fds closed by the program: no stacks */
@@ -327,7 +355,7 @@ static int session_serve(struct session *se)
 		struct mfx_ctl m;
 		char text[4096];
 	} in;
-	int fds[2] = { -1, -1 }, nfds = 0, done = 0;
+	int fds[MFX_CTL_MAXFDS] = { -1, -1, -1, -1 }, nfds = 0, done = 0;
 	ssize_t r = still_ours(se->sock, se->ino) ?
 		recv_msg(se->sock, &in, sizeof(in) - 1, fds, &nfds) : 0;
 	if (r <= 0) {
@@ -367,7 +395,7 @@ static int session_serve(struct session *se)
 			break;
 		}
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < MFX_CTL_MAXFDS; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	return done;
@@ -377,7 +405,7 @@ static int session_serve(struct session *se)
 static int bell_take(void)
 {
 	struct mfx_ctl m;
-	int fds[2], nfds = 0;
+	int fds[MFX_CTL_MAXFDS], nfds = 0;
 	if (!still_ours(bell_rx, bell_rx_ino))
 		return -1;
 	ssize_t r = recv_msg(bell_rx, &m, sizeof(m), fds, &nfds);

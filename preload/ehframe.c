@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "preload/fastunwind.h"
+#include "preload/internal.h"
 
 /* ---- bounded reads of a module's unwind tables ------------------------------ */
 
@@ -469,6 +470,6 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 uint64_t eh_rule_of(uint64_t pc)
 {
 	struct find f = { pc, FU_FALLBACK };
-	dl_iterate_phdr(find_cb, &f);
+	agent_phdr(find_cb, &f);
 	return f.rule;
 }

@@ -335,7 +335,7 @@ int fu_loader_check(void)
 		return 0;
 	__atomic_store_n(&last_tsc, now, __ATOMIC_RELAXED);
 	unsigned long long subs = 0;
-	dl_iterate_phdr(subs_cb, &subs);
+	agent_phdr(subs_cb, &subs);
 	unsigned long long was = __atomic_exchange_n(&last_subs, subs, __ATOMIC_ACQ_REL);
 	if (was == subs || was == ~0ull)
 		return 0;

@@ -50,10 +50,12 @@ static uint64_t hook_addr[NHOOK], real_addr[NHOOK], canon_addr[NHOOK];
 static void *(*real_dlopen)(const char *, int);
 
 /*
- * fork.  The child of an attached process is not recorded (attach records
- * the one process mfx named), so its hooks go at once: a worker forked
- * during the window calls the allocator through its GOT again, exactly as
- * its parent will when the window ends.  The prepare handler takes got_lock
+ * fork.  The child of an attached process forked while the agent is
+ * dormant, or by an mfx that gave no run directory, is not recorded, so
+ * its hooks go at once: it calls the allocator through its GOT again,
+ * exactly as its parent will when the window ends.  A child forked during
+ * a window that records itself (forkchild.c) keeps them until its own end,
+ * then puts them back the same way (got_restore_list).  The prepare handler takes got_lock
  * (the agent's thread may be half-way through a patching pass: the child
  * gets a copy of a consistent patch list); the parent's handler gives it
  * back; in the child, which has only the forking thread, the copied lock
@@ -110,6 +112,16 @@ void got_fork_child(int restore)
 	got_lock = 0;
 	if (restore)
 		restore_from_list();
+}
+
+/* A fork child of a window ends its own recording (forkchild.c): the same
+ * walk of the list, for the same reason (the loader's lists may be as the
+ * fork left them), under got_lock (a dlopen in the child patches). */
+void got_restore_list(void)
+{
+	spin_lock(&got_lock);
+	restore_from_list();
+	spin_unlock(&got_lock);
 }
 
 static void *hook_dlopen(const char *file, int flags);
@@ -409,7 +421,7 @@ void *got_module_sym(const void *in, const char *name)
 {
 	hooks_init();
 	struct insym f = { (uint64_t)(uintptr_t)in, name, 0 };
-	dl_iterate_phdr(insym_cb, &f);
+	agent_phdr(insym_cb, &f);
 	return (void *)(uintptr_t)f.addr;
 }
 
@@ -417,7 +429,7 @@ void *got_find_defined(const char *name)
 {
 	hooks_init();
 	struct find f = { name, 0 };
-	dl_iterate_phdr(find_cb, &f);
+	agent_phdr(find_cb, &f);
 	return (void *)(uintptr_t)f.addr;
 }
 
@@ -448,8 +460,8 @@ int got_patch_all(unsigned *slots, unsigned *modules)
 	ndone = 0;
 	npatch = 0;
 	struct scan sc = { 0, 0 };
-	dl_iterate_phdr(adds_cb, &last_adds);
-	dl_iterate_phdr(patch_module, &sc);
+	agent_phdr(adds_cb, &last_adds);
+	agent_phdr(patch_module, &sc);
 	spin_unlock(&got_lock);
 	*slots = sc.slots;
 	*modules = sc.modules;
@@ -460,13 +472,13 @@ int got_patch_all(unsigned *slots, unsigned *modules)
 void got_patch_new(void)
 {
 	unsigned long long adds = 0;
-	dl_iterate_phdr(adds_cb, &adds);
+	agent_phdr(adds_cb, &adds);
 	if (adds == __atomic_load_n(&last_adds, __ATOMIC_RELAXED) || !agent_recording())
 		return;
 	spin_lock(&got_lock);
 	struct scan sc = { 0, 0 };
 	last_adds = adds;
-	dl_iterate_phdr(patch_module, &sc);
+	agent_phdr(patch_module, &sc);
 	spin_unlock(&got_lock);
 	if (sc.modules)
 		agent_modules_changed();
@@ -503,7 +515,7 @@ static int restore_module(struct dl_phdr_info *info, size_t size, void *arg)
 void got_restore_all(void)
 {
 	spin_lock(&got_lock);
-	dl_iterate_phdr(restore_module, NULL);
+	agent_phdr(restore_module, NULL);
 	npatch = 0;
 	ndone = 0;
 	spin_unlock(&got_lock);

@@ -39,6 +39,13 @@ int agent_mem_clear(void *p, size_t len);
  * agent holds only its doorbell's fds (and libunwind its pipe). */
 void agent_memfd_release(void);
 
+/* Every dl_iterate_phdr() of the agent goes through this gate, which the
+ * atfork prepare handler closes (agentmem.c: why). */
+struct dl_phdr_info;
+int agent_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
+void agent_phdr_fork_prepare(void);
+void agent_phdr_fork_done(int child);
+
 /* chunks.c */
 struct mfx_chunk_header;
 void meta_append_locked(const uint8_t *r, size_t len);
@@ -126,6 +133,16 @@ void agent_fail(int err, const char *what);
 void agent_exiting(int status, unsigned how);
 /* 1 in launch mode (LD_PRELOAD by mfx launch). */
 int agent_launched(void);
+
+/* forkchild.c: attach mode, a child forked during a window records itself
+ * and unhooks itself at the window's end (why and how: forkchild.c). */
+void fork_watch_set(int dir, int pidfd);	/* START's fds (-1: none); owned */
+void fork_watch_clear(void);			/* the window's end: closed */
+int fork_watch_dir(uint64_t *ino);		/* the run directory's fd, or -1 */
+int fork_child_watched(void);			/* 1 in a recording fork child */
+int fork_child_watch(int parent_fd);		/* its watcher thread: 0 or -errno */
+void fork_child_end(const char *why);
+int rec_trace_dup(void);			/* chunks.c: the trace fd, copied */
 
 /* claim.c: attach mode, at load: 0 when this copy is the agent, 1 when
  * another copy is (this one stays inert: mfx_agent_inert). */

@@ -184,11 +184,11 @@ void modules_check(void)
 		agent_note(MFX_DG_NO_MODULES, ENOMEM, "no module map: its table could not be "
 			   "mapped (stacks cannot be symbolized)");
 	unsigned long long c[2] = { 0, 0 };
-	dl_iterate_phdr(count_cb, c);
+	agent_phdr(count_cb, c);
 	if (mods && (c[0] != last_adds || c[1] != last_subs)) {
 		for (unsigned i = 0; i < nmods; i++)
 			mods[i].seen = 0;
-		dl_iterate_phdr(scan_cb, NULL);
+		agent_phdr(scan_cb, NULL);
 		for (unsigned i = 0; i < nmods;) {
 			if (mods[i].seen) {
 				i++;

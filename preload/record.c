@@ -254,7 +254,9 @@ struct mfx_thread *rec_enter_slow(struct mfx_thread *t)
 		goto none;
 	if (rec.hdr->stop) {
 		t->in_rec = 0;
-		agent_end("stop requested");
+		/* a fork child of a window: its watcher ends it, GOT slots first */
+		if (!fork_child_watched())
+			agent_end("stop requested");
 		return NULL;
 	}
 	spin_lock(&t->lock);

@@ -13,7 +13,19 @@
  * target; mfx takes it with pidfd_getfd and sends HELLO carrying one end
  * of a socketpair of its own, which becomes the channel (agent: WELCOME).
  *
- *   mfx -> agent   START  config text, SCM_RIGHTS [trace fd, spool fd]
+ *   mfx -> agent   START  config text, SCM_RIGHTS [trace fd, spool fd, run
+ *                  directory fd, mfx's pidfd]; `value` says which of the
+ *                  last three came (MFX_START_*; 0: an older mfx, whose
+ *                  second fd, if any, is the spool).  With the directory
+ *                  fd, a child the process forks during the window
+ *                  records itself into RUN/trace-<pid>.mfx (created
+ *                  relative to it) and unhooks itself when its header's
+ *                  stop word is set, the pidfd says mfx is gone, or the
+ *                  parent's window ended (preload/forkchild.c).  An older
+ *                  agent takes the first two fds and drops the rest (its
+ *                  control buffer holds two: MSG_CTRUNC, the kernel does
+ *                  not install the others), and its children record
+ *                  nothing, as before.
  *   agent -> mfx   STARTED status, GOT slots patched, modules, timings
  *   mfx -> agent   TRIM   (any number, any time) [SCM_RIGHTS: a file]
  *   agent -> mfx   TRIMMED the allocator's release (malloc_trim(0), jemalloc
@@ -76,6 +88,13 @@ struct mfx_ctl {
 	uint64_t value;		/* TRIMMED: its return */
 };
 
+/* START's `value`: which fds follow the trace fd, in this order. */
+#define MFX_START_SPOOL 0x1u	/* the spool memfd */
+#define MFX_START_DIR 0x2u	/* the run directory (O_DIRECTORY) */
+#define MFX_START_PIDFD 0x4u	/* pidfd_open() of mfx itself: readable once mfx is gone */
+#define MFX_START_FDMAP 0x100u	/* value is this map (set by every mfx that sends one) */
+#define MFX_CTL_MAXFDS 4
+
 /* A message header of `type`, every other field 0. */
 static inline void mfx_ctl_init(struct mfx_ctl *m, uint16_t type)
 {
@@ -86,18 +105,18 @@ static inline void mfx_ctl_init(struct mfx_ctl *m, uint16_t type)
 }
 
 /* Send one message: `len` bytes at m (the header and any text after it) and
- * nfds (<= 2) fds by SCM_RIGHTS.  0 or -errno.  Used by mfx and by the
+ * nfds (<= MFX_CTL_MAXFDS) fds by SCM_RIGHTS.  0 or -errno.  Used by mfx and by the
  * agent; async-signal-safe (the agent calls it on a thread mfx holds). */
 static inline int mfx_ctl_send(int sock, const void *m, size_t len, const int *fds, int nfds,
 			       int flags)
 {
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(2 * sizeof(int))];
+		char b[CMSG_SPACE(MFX_CTL_MAXFDS * sizeof(int))];
 	} cm;
 	struct iovec iov = { (void *)m, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds > 2)
+	if (nfds > MFX_CTL_MAXFDS)
 		return -EINVAL;
 	if (nfds > 0) {
 		memset(&cm, 0, sizeof(cm));

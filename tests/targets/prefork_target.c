@@ -6,6 +6,14 @@
  *              the address of its own GOT slot for malloc, and where libc's
  *              malloc is), then calls malloc/free every millisecond until
  *              the master dies (PR_SET_PDEATHSIG)
+ *   spawn      fork an idle worker: it prints the same "worker" line, then
+ *              blocks in read() on a pipe of its own until told something
+ *   tell PID run N
+ *              that idle worker makes N malloc/free pairs and prints
+ *              "wdone PID MALLOCS FREES": every malloc and free it made
+ *              since the fork, counted by itself
+ *   tell PID exec
+ *              that idle worker prints "wexec PID" and execs sleep 600
  *   run N      N malloc/free pairs in the master, then "done"
  *   vmsize     prints "vmsize KB" (VmSize of /proc/self/status)
  *   quit       exit 0
@@ -25,6 +33,12 @@
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#define MAX_IDLE 16
+static struct {
+	int pid, fd;
+} idle[MAX_IDLE];
+static int nidle;
 
 static void *volatile sink;
 static uintptr_t got_slot;
@@ -86,6 +100,75 @@ static void worker(void)
 	}
 }
 
+/* An idle worker: its output through snprintf+write (stdio could
+ * allocate); every malloc and free it makes, counted. */
+static void idle_worker(int rfd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(0);
+	long nm = 0, nf = 0;
+	char line[160], cmd[64];
+	sink = malloc(64);	/* bind the slot (lazy binding) */
+	nm++;
+	free(sink);
+	nf++;
+	int n = snprintf(line, sizeof(line), "worker %d %#lx %p\n", (int)getpid(),
+			 (unsigned long)got_slot, libc_malloc());
+	if (write(1, line, (size_t)n) != n)
+		_exit(1);
+	for (;;) {
+		ssize_t r = read(rfd, cmd, sizeof(cmd) - 1);
+		if (r <= 0)
+			_exit(0);
+		cmd[r] = 0;
+		long k = 0;
+		if (sscanf(cmd, "run %ld", &k) == 1) {
+			for (long i = 0; i < k; i++) {
+				sink = malloc(40 + (size_t)(i % 200));
+				nm++;
+				free(sink);
+				nf++;
+			}
+			n = snprintf(line, sizeof(line), "wdone %d %ld %ld\n", (int)getpid(), nm, nf);
+		} else if (!strncmp(cmd, "exec", 4)) {
+			n = snprintf(line, sizeof(line), "wexec %d\n", (int)getpid());
+			if (write(1, line, (size_t)n) != n)
+				_exit(1);
+			execl("/bin/sleep", "sleep", "600", (char *)NULL);
+			_exit(127);
+		}
+		if (write(1, line, (size_t)n) != n)
+			_exit(1);
+	}
+}
+
+static void spawn(void)
+{
+	int p[2];
+	if (nidle == MAX_IDLE || pipe(p))
+		return;
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		close(p[1]);
+		idle_worker(p[0]);
+	}
+	close(p[0]);
+	idle[nidle].pid = (int)c;
+	idle[nidle++].fd = p[1];
+}
+
+static void tell(const char *cmd)
+{
+	int pid = 0, off = 0;
+	if (sscanf(cmd, "tell %d %n", &pid, &off) < 1)
+		return;
+	for (int i = 0; i < nidle; i++)
+		if (idle[i].pid == pid && write(idle[i].fd, cmd + off, strlen(cmd + off)) < 0)
+			perror("tell");
+}
+
 static void vmsize(void)
 {
 	char line[256];
@@ -112,6 +195,12 @@ int main(void)
 			if (fork() == 0)
 				worker();
 			printf("done fork\n");
+		} else if (!strncmp(cmd, "spawn", 5)) {
+			spawn();
+			printf("done spawn\n");
+		} else if (!strncmp(cmd, "tell ", 5)) {
+			tell(cmd);
+			printf("done tell\n");
 		} else if (sscanf(cmd, "run %ld", &n) == 1) {
 			for (long i = 0; i < n; i++) {
 				sink = malloc(24 + (size_t)(i % 100));
