@@ -227,7 +227,8 @@ static int attach_agent(struct attach_run *r)
  * mfx (children forked in the window record into the directory and
  * unhook themselves once mfx is gone: preload/forkchild.c).  The count;
  * *map says which came (include/mfx/control.h). */
-static int start_fds(struct attach_run *r, int fds[MFX_CTL_MAXFDS], uint64_t *map, int *pidfd)
+static int start_fds(struct attach_run *r, int fds[MFX_CTL_MAXFDS], uint64_t *map, int *dfd,
+		     int *pidfd)
 {
 	int n = 0;
 	fds[n++] = r->tfd;
@@ -236,10 +237,13 @@ static int start_fds(struct attach_run *r, int fds[MFX_CTL_MAXFDS], uint64_t *ma
 		fds[n++] = spool_fd(r->sp);
 		*map |= MFX_START_SPOOL;
 	}
-	int dfd = dir_bound_fd(r->dir);
-	if (dfd >= 0) {
-		fds[n++] = dfd;
+	*dfd = run_forks_dir(r->dir, r->pid);
+	if (*dfd >= 0) {
+		fds[n++] = *dfd;
 		*map |= MFX_START_DIR;
+	} else if (env_flag("MFX_DEBUG")) {
+		mfx_note("debug: children forked in the window are not recorded: %s",
+			 mfx_strerror(-*dfd));
 	}
 	*pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	if (*pidfd >= 0) {
@@ -260,13 +264,15 @@ static int attach_start(struct attach_run *r)
 			 (unsigned long long)o->sample_bytes);
 	else
 		snprintf(cfg, sizeof(cfg), "depth=%u", o->no_stacks ? 0 : o->stack_depth);
-	int fds[MFX_CTL_MAXFDS], pidfd;
+	int fds[MFX_CTL_MAXFDS], dfd, pidfd;
 	uint64_t map;
-	int nfds = start_fds(r, fds, &map, &pidfd);
+	int nfds = start_fds(r, fds, &map, &dfd, &pidfd);
 	stop_boost_agent(r->pid);	/* a busy program must not starve the GOT patching */
 	int err = agent_send_value(r->res.chan, MFX_CTL_START, cfg, fds, nfds, map);
 	if (pidfd >= 0)
 		close(pidfd);	/* the agent's copy tells it; ours is not needed */
+	if (dfd >= 0)
+		close(dfd);
 	close(r->tfd);
 	r->tfd = -1;
 	if (!err)

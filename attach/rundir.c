@@ -212,6 +212,7 @@ void run_dir_discard(const char *dir, const char *top)
 	static const char *const ours[] = { "trace.mfx", "smaps", ".stop" };
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
 		file_unlink(path_join(path, sizeof(path), dir, ours[i]));
+	rmdir(path_join(path, sizeof(path), dir, RUN_FORKS_DIR));
 	if (!*top)
 		return;	/* it was there before: only our files go */
 	snprintf(path, sizeof(path), "%s", dir);
@@ -224,4 +225,74 @@ void run_dir_discard(const char *dir, const char *top)
 			break;
 		*slash = 0;
 	}
+}
+
+/* The effective uid and gid of pid (/proc/PID/status "Uid:", "Gid:"). */
+static int proc_ids(pid_t pid, uid_t *uid, gid_t *gid)
+{
+	char path[64], line[256];
+	unsigned long r, e;
+	int got = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %lu %lu", &r, &e) == 2) {
+			*uid = (uid_t)e;
+			got |= 1;
+		} else if (sscanf(line, "Gid: %lu %lu", &r, &e) == 2) {
+			*gid = (gid_t)e;
+			got |= 2;
+		}
+	}
+	if (f)
+		fclose(f);
+	return got == 3 ? 0 : -ESRCH;
+}
+
+int run_forks_dir(const char *dir, pid_t pid)
+{
+	int dfd = dir_bound_fd(dir);
+	uid_t uid;
+	gid_t gid;
+	if (dfd < 0)
+		return -EBADF;
+	int err = proc_ids(pid, &uid, &gid);
+	if (err)
+		return err;
+	if (uid == geteuid()) {
+		int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	if (mkdirat(dfd, RUN_FORKS_DIR, 0700) && errno != EEXIST)
+		return -errno;
+	int fd = openat(dfd, RUN_FORKS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fchown(fd, uid, gid)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+void run_adopt_forks(const char *dir, int rm)
+{
+	int dfd = dir_bound_fd(dir);
+	int fd = dfd < 0 ? -1 : openat(dfd, RUN_FORKS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		struct stat st;
+		if (is_trace_name(e->d_name) &&
+		    fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			renameat2(fd, e->d_name, dfd, e->d_name, RENAME_NOREPLACE);
+	}
+	if (d)
+		closedir(d);
+	else if (fd >= 0)
+		close(fd);
+	if (rm && dfd >= 0)
+		unlinkat(dfd, RUN_FORKS_DIR, AT_REMOVEDIR);
 }

@@ -23,4 +23,19 @@ int run_dir_missing_part(const char *dir, char *top, size_t n);
  * and the directories run_dir_create made (those below and at `top`, the
  * result of run_dir_missing_part), if empty. */
 void run_dir_discard(const char *dir, const char *top);
+
+/*
+ * attach: where the children the target forks during the window create
+ * their traces (preload/forkchild.c): the run directory itself when the
+ * target runs as mfx's user; otherwise RUN/.forks, made 0700 and given to
+ * the target's effective user and group (a child has its parent's
+ * credentials: it could not create a file in a directory of root's), whose
+ * traces the session moves into RUN as they appear (run_adopt_forks).  A
+ * new fd of it (O_DIRECTORY), or -errno.
+ */
+#define RUN_FORKS_DIR ".forks"
+int run_forks_dir(const char *dir, pid_t pid);
+/* Move the traces in RUN/.forks into RUN (never over a file, never a
+ * link); with rmdir, remove .forks when it is empty. */
+void run_adopt_forks(const char *dir, int rmdir);
 #endif /* MFX_ATTACH_RUNDIR_H */

@@ -29,6 +29,7 @@
 #include "attach/capture.h"
 #include "attach/session_internal.h"
 #include "attach/runend.h"
+#include "attach/rundir.h"
 #include "attach/stopping.h"
 #include "common/procfs.h"
 #include "trace/spool.h"
@@ -167,6 +168,8 @@ static void new_image(struct session *s, struct traced *t)
  * children's after fork or exec). */
 void session__scan_dir(struct session *s)
 {
+	if (s->mode == SESSION_ATTACH)
+		run_adopt_forks(s->dir, 0);	/* a child of another user's (rundir.h) */
 	DIR *d = dir_open(s->dir);
 	if (!d)
 		return;

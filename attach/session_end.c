@@ -19,6 +19,7 @@
 #include "analyzer/report.h"
 #include "attach/capture.h"
 #include "attach/runend.h"
+#include "attach/rundir.h"
 #include "attach/session_internal.h"
 #include "common/procfs.h"
 #include "common/util.h"
@@ -228,6 +229,8 @@ static int finalize_all(struct session *s, uint64_t tsc_hz)
 {
 	int first = 0;
 	name_main_trace(s);
+	if (s->mode == SESSION_ATTACH)
+		run_adopt_forks(s->dir, 1);
 	for (int i = 0; i < s->ntr; i++)
 		tfile_close(&s->tr[i].tf);
 	DIR *d = dir_open(s->dir);

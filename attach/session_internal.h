@@ -17,7 +17,7 @@
 
 struct deadline;
 
-#define MAX_TRACES 64		/* trace files of one run the session follows */
+#define MAX_TRACES 256		/* trace files of one run the session follows */
 
 /* One trace file of the run: a process's (or an exec'ed image's). */
 struct traced {
