@@ -174,6 +174,7 @@ void session__scan_dir(struct session *s)
 	if (!d)
 		return;
 	struct dirent *e;
+	s->unopened = 0;
 	while ((e = readdir(d)) && s->ntr < MAX_TRACES) {
 		if (!is_trace_name(e->d_name))
 			continue;
@@ -184,8 +185,13 @@ void session__scan_dir(struct session *s)
 			continue;
 		struct traced *t = &s->tr[s->ntr];
 		char path[PATH_MAX];
-		if (tfile_open(path_join(path, sizeof(path), s->dir, e->d_name), &t->tf))
-			continue;	/* header not written yet: next scan */
+		if (tfile_open(path_join(path, sizeof(path), s->dir, e->d_name), &t->tf)) {
+			/* header not written yet: next scan (its process may be
+			 * a child of the window just starting: stop_children) */
+			pid_t p = (pid_t)atoi(e->d_name + 6);
+			s->unopened += p > 0 && !session__process_gone(p);
+			continue;
+		}
 		snprintf(t->name, sizeof(t->name), "%s", e->d_name);
 		t->pid = (pid_t)t->tf.hdr->pid;
 		t->main = !strcmp(e->d_name, "trace.mfx");

@@ -104,6 +104,7 @@ static void stop_children(struct session *s)
 			tfile_request_stop(&t->tf);
 			pending += !child_done(t);
 		}
+		pending += s->unopened;
 		if (!pending || now_ns() - t0 >= CHILD_STOP_NS)
 			break;
 		struct timespec ts = { 0, 5000000 };
@@ -223,6 +224,16 @@ static void name_main_trace(struct session *s)
 		 m->tf.hdr ? m->tf.hdr->exe : "", first);
 }
 
+/* A trace file whose agent never wrote its header (tfile_open: -EAGAIN). */
+static int no_header(const char *path)
+{
+	struct tfile tf;
+	int err = tfile_open(path, &tf);
+	if (!err)
+		tfile_close(&tf);
+	return err == -EAGAIN;
+}
+
 /* 0, or the first error (each is named on its own line only when it is
  * not the disk: a full disk is said once, by the caller). */
 static int finalize_all(struct session *s, uint64_t tsc_hz)
@@ -243,7 +254,17 @@ static int finalize_all(struct session *s, uint64_t tsc_hz)
 		char path[PATH_MAX];
 		struct finalize_stats st;
 		path_join(path, sizeof(path), s->dir, e->d_name);
+		int child = s->mode == SESSION_ATTACH && strcmp(e->d_name, "trace.mfx");
+		if (child && no_header(path)) {
+			file_unlink(path);	/* a child gone before its header: nothing in it */
+			continue;
+		}
 		int err = tfile_finalize(path, tsc_hz, &st);
+		if (err && child && err != -ENOSPC && err != -EDQUOT) {
+			mfx_err("cannot finalise '%s', a child's trace (it stays readable as it is): %s",
+				path, mfx_strerror(-err));
+			continue;	/* the process's own trace and report are whole */
+		}
 		if (err) {	/* the raw trace stays: readable as it is */
 			if (err != -ENOSPC && err != -EDQUOT)
 				mfx_err("cannot finalise '%s' (it stays readable as it is): %s", path,

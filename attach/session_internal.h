@@ -45,6 +45,7 @@ struct session {
 	int hwm_reset;			/* attach: clear_refs reset the high-water mark */
 	struct traced tr[MAX_TRACES];
 	int ntr;
+	int unopened;			/* trace files of live pids without a header yet */
 	uint64_t t_start, t_window, t_sample, t_scan, t_progress, t_end;
 	struct deadline *deadline;	/* --for: raises the main trace's stop word on time */
 	struct tfile *deadline_tf;

@@ -330,10 +330,16 @@ static void attach_child_begin(int parent_fd, uint64_t sampled)
 	c.attach = 1;
 	run_dir_fd = fork_watch_dir(&run_dir_ino);
 	c.trace_fd = create_trace(run_dir, 0, c.trace_path, sizeof(c.trace_path));
-	int err = c.trace_fd < 0 ? c.trace_fd : agent_begin(&c);
-	run_dir_fd = -1;	/* the watch's fd: closed with it */
-	if (!err && (err = fork_child_watch(parent_fd)) == 0)
+	int made = c.trace_fd >= 0;
+	int err = made ? agent_begin(&c) : c.trace_fd;
+	int begun = made && !err;
+	if (begun && fork_child_watch(parent_fd) == 0) {
+		run_dir_fd = -1;	/* the watch's fd: closed with it */
 		return;
+	}
+	if (made && !begun)	/* no header in it: not left behind ("/trace-<pid>.mfx") */
+		unlinkat(run_dir_fd, c.trace_path + 1, 0);
+	run_dir_fd = -1;
 	if (parent_fd >= 0)
 		close(parent_fd);
 	fork_child_end("failed");
@@ -360,8 +366,10 @@ static void atfork_child(void)
 	int parent_fd = rec_child ? rec_trace_dup() : -1;	/* before the header goes */
 	if (!launch_mode)
 		rec_spool_detach();	/* the parent's; unmapped here */
-	if (!launch_mode && !rec_child)
+	if (!launch_mode && !rec_child) {
 		fork_watch_clear();	/* the parent's window's fds, copied */
+		agent_memfd_release();	/* its mappings stay (agentmem.c) */
+	}
 	if (!armed)
 		return;
 	int was_active = rec.active;

@@ -191,6 +191,7 @@ static void *watch_main(void *arg)
 
 int fork_child_watch(int parent_fd)
 {
+	close_ours(&w.parent, &w.parent_ino, S_IFREG);	/* a grandchild: its grandparent's */
 	w.parent = parent_fd;
 	w.parent_ino = agent_fd_ino(parent_fd, S_IFREG);
 	watched = 1;
