@@ -208,10 +208,13 @@ int agent_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
 	return r;
 }
 
+/* (A fork from a signal handler that interrupted a walk of this thread's
+ * does not wait for that walk: it would wait for itself.) */
 void agent_phdr_fork_prepare(void)
 {
+	int own = phdr_depth ? 1 : 0;
 	__atomic_store_n(&phdr_closed, 1, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&phdr_walkers, __ATOMIC_SEQ_CST))
+	while (__atomic_load_n(&phdr_walkers, __ATOMIC_SEQ_CST) > own)
 		sched_yield();
 }
 
