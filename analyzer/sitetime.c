@@ -100,7 +100,8 @@ static int choose(const struct model *m, struct site_series *s, uint8_t *gof)
 		free(sorted);
 		goto out;
 	}
-	memcpy(sorted, g, ng * sizeof(*g));
+	if (ng)	/* g is NULL without a group: memcpy(p, NULL, 0) is undefined */
+		memcpy(sorted, g, ng * sizeof(*g));
 	qsort(sorted, ng, sizeof(*sorted), by_score);
 	s->n = ng < SITETIME_TOP ? (int)ng : SITETIME_TOP;
 	for (int k = 0; k < s->n; k++) {
