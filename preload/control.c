@@ -281,29 +281,6 @@ static void stop_recording(struct session *se, const char *why)
 	nice_restore();
 }
 
-/* START's fds after the trace's: the spool, and (a newer mfx) the run
- * directory and mfx's pidfd, for children forked in the window
- * (forkchild.c).  Those taken are set to -1 in fds. */
-static void start_fds(const struct mfx_ctl *m, int *fds, int nfds, struct agent_config *c)
-{
-	uint64_t map = m->value & MFX_START_FDMAP ? m->value : nfds > 1 ? MFX_START_SPOOL : 0;
-	int i = 1, dir = -1, pidfd = -1;
-	c->spool_fd = -1;
-	if ((map & MFX_START_SPOOL) && i < nfds) {
-		c->spool_fd = fds[i];
-		fds[i++] = -1;
-	}
-	if ((map & MFX_START_DIR) && i < nfds) {
-		dir = fds[i];
-		fds[i++] = -1;
-	}
-	if ((map & MFX_START_PIDFD) && i < nfds) {
-		pidfd = fds[i];
-		fds[i++] = -1;
-	}
-	fork_watch_set(dir, pidfd);
-}
-
 static void start_recording(struct session *se, struct mfx_ctl *m, char *text, ssize_t r,
 			    int *fds, int nfds)
 {
@@ -318,7 +295,7 @@ static void start_recording(struct session *se, struct mfx_ctl *m, char *text, s
 	c.trace_fd = fds[0];
 	c.attach = 1;
 	fds[0] = -1;	/* the recording owns it now */
-	start_fds(m, fds, nfds, &c);
+	c.spool_fd = fork_watch_start(m, fds, nfds);	/* and the fds for children */
 	unsigned slots = 0, modules = 0;
 	if (!err)
 		err = agent_resolve(1);

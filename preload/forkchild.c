@@ -50,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mfx/control.h"
 #include "preload/internal.h"
 #include "preload/record.h"
 
@@ -100,6 +101,20 @@ void fork_watch_set(int dir, int pidfd)
 	w.pidfd = pidfd;
 	w.pidfd_ino = agent_fd_ino(pidfd, 0);
 	w.mfx_pid = pidfd >= 0 ? pidfd_pid(pidfd) : 0;
+}
+
+int fork_watch_start(const struct mfx_ctl *m, int *fds, int nfds)
+{
+	uint64_t map = m->value & MFX_START_FDMAP ? m->value : nfds > 1 ? MFX_START_SPOOL : 0;
+	int i = 1, fd[3] = { -1, -1, -1 };
+	static const uint64_t bit[3] = { MFX_START_SPOOL, MFX_START_DIR, MFX_START_PIDFD };
+	for (int k = 0; k < 3; k++)
+		if ((map & bit[k]) && i < nfds) {
+			fd[k] = fds[i];
+			fds[i++] = -1;
+		}
+	fork_watch_set(fd[1], fd[2]);
+	return fd[0];
 }
 
 void fork_watch_clear(void)

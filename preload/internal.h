@@ -136,6 +136,11 @@ int agent_launched(void);
 
 /* forkchild.c: attach mode, a child forked during a window records itself
  * and unhooks itself at the window's end (why and how: forkchild.c). */
+struct mfx_ctl;
+/* START's fds after the trace's (fds[1..], taken: set to -1): the spool's
+ * returned (-1: none), the run directory's and mfx's pidfd kept; an older
+ * mfx's map (value 0) is the spool alone. */
+int fork_watch_start(const struct mfx_ctl *m, int *fds, int nfds);
 void fork_watch_set(int dir, int pidfd);	/* START's fds (-1: none); owned */
 void fork_watch_clear(void);			/* the window's end: closed */
 int fork_watch_dir(uint64_t *ino);		/* the run directory's fd, or -1 */

@@ -3,7 +3,9 @@
 # that were recording (an idle one blocked in read(), a busy one) notice
 # mfx is gone (its pidfd), put their GOT slots back and let go of every
 # mfx buffer by themselves, and keep running.  The idle worker's raw trace
-# still holds exactly the calls it counted itself.
+# still holds exactly the calls it counted itself.  Then a child stopped
+# (SIGSTOP) at the window's end: mfx waits 3 s for it, says so in one
+# line, and the child unhooks itself once continued.
 . "$(dirname "$0")/../lib.sh"
 need jq
 
@@ -54,5 +56,22 @@ echo "ok: the idle worker keeps working"
 	fail "report of the idle worker's raw trace: $(cat "$TMP/wi.json")"
 expect_eq "$(jget "$TMP/wi.json" .counts.malloc)" "$im" "idle worker's mallocs (its own count)"
 expect_eq "$(jget "$TMP/wi.json" .counts.free)" "$if" "idle worker's frees (its own count)"
+
+# a child that cannot answer: stopped when the window ends
+mfx_bg attach "$TPID" --for 1s --no-report -o "$TMP/run2"
+mfx_wait_attached 20
+new_worker spawn; ws=$W ss=$S ls=$L
+grep -qE 'trace[^/]*\.mfx' "/proc/$ws/maps" || fail "the stopped worker does not record"
+kill -STOP "$ws"
+wait "$MPID"
+expect_eq "$?" 0 "mfx exit with a stopped child: $(cat "$MBG_ERR")"
+expect_match "$(cat "$MBG_ERR")" "mfx: pid $ws \\(forked by $TPID during the window\\) did not end its recording within 3 s: trace-$ws.mfx keeps what it wrote until now; it unhooks itself once mfx exits" "the line for the stopped child"
+[ "$(grep -c "did not end its recording" "$MBG_ERR")" = 1 ] || fail "more than one such line: $(cat "$MBG_ERR")"
+kill -CONT "$ws"
+for ((i = 0; i < 100; i++)); do unhooked "$ws" "$ss" "$ls" && break; sleep 0.05; done
+unhooked "$ws" "$ss" "$ls" || fail "the stopped worker is still hooked once continued"
+echo "ok: the stopped worker unhooked itself once continued"
+tdo "tell $ws run 10"
+wait_grep "^wdone $ws " "$TOUT" 10
 tdo "run 100"
 pass
