@@ -305,7 +305,7 @@ void agent_note(uint32_t flag, int err, const char *what)
 static void atfork_prepare(void)
 {
 	got_fork_prepare();
-	agent_phdr_fork_prepare();
+	agent_phdr_fork_prepare(armed);
 	spin_lock(&rec_lock);
 }
 
@@ -355,7 +355,8 @@ static void atfork_child(void)
 {
 	end_lock = 0;
 	uint64_t dir_ino;
-	int rec_child = !launch_mode && armed && rec.active && fork_watch_dir(&dir_ino) >= 0;
+	int rec_child = !launch_mode && armed && rec.active && fork_watch_dir(&dir_ino) >= 0 &&
+			agent_loader_lock_free();
 	agent_phdr_fork_done(1);
 	got_fork_child(!launch_mode && !rec_child);
 	exiting = exit_smaps_saved = 0;

@@ -2,10 +2,12 @@
  * agentmem.c - the agent's own base: spinlocks, clocks, and its memory (a
  * private mapping of a memfd, or anonymous memory), all without malloc.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
 #include <linux/memfd.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -180,7 +182,8 @@ int agent_mem_clear(void *p, size_t len)
  * agent walks often during a window (new stacks, its 50 ms tick), so every
  * walk of ours goes through this gate, and the atfork prepare handler
  * closes it and waits until no walk of ours is in flight: a child never
- * inherits the lock held by the agent.  (The program's own walks, dlopen
+ * inherits the lock held by the agent.  libunwind's walks (the stack
+ * fallback, stack.c) are bracketed by agent_phdr_enter/leave the same way.  (The program's own walks, dlopen
  * and dlclose are its own: the gate cannot see them.)  Nested walks (a
  * callback that looks a name up) pass, or the fork would wait for itself.
  * Order in the prepare handler: after got_lock (a walker may hold it),
@@ -189,33 +192,56 @@ int agent_mem_clear(void *p, size_t len)
 static volatile int phdr_closed, phdr_walkers;
 static __thread int phdr_depth __attribute__((tls_model("initial-exec")));
 
-int agent_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+void agent_phdr_enter(void)
 {
-	if (phdr_depth)
-		return dl_iterate_phdr(cb, arg);
+	if (phdr_depth++)
+		return;
 	for (;;) {
 		while (__atomic_load_n(&phdr_closed, __ATOMIC_ACQUIRE))
 			sched_yield();
 		__atomic_fetch_add(&phdr_walkers, 1, __ATOMIC_SEQ_CST);
 		if (!__atomic_load_n(&phdr_closed, __ATOMIC_SEQ_CST))
-			break;
+			return;
 		__atomic_fetch_sub(&phdr_walkers, 1, __ATOMIC_SEQ_CST);
 	}
-	phdr_depth = 1;
+}
+
+void agent_phdr_leave(void)
+{
+	if (!--phdr_depth)
+		__atomic_fetch_sub(&phdr_walkers, 1, __ATOMIC_SEQ_CST);
+}
+
+int agent_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{
+	agent_phdr_enter();
 	int r = dl_iterate_phdr(cb, arg);
-	phdr_depth = 0;
-	__atomic_fetch_sub(&phdr_walkers, 1, __ATOMIC_SEQ_CST);
+	agent_phdr_leave();
 	return r;
 }
 
+static int first_only(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)info;
+	(void)size;
+	(void)arg;
+	return 1;
+}
+
 /* (A fork from a signal handler that interrupted a walk of this thread's
- * does not wait for that walk: it would wait for itself.) */
-void agent_phdr_fork_prepare(void)
+ * does not wait for that walk: it would wait for itself.)  drain: the
+ * child will walk the modules (it records): one walk of our own now waits
+ * until no thread of the program holds the loader's write lock (a dlopen
+ * adding to the list), which leaves it microseconds instead of any
+ * instant to take it again before the fork. */
+void agent_phdr_fork_prepare(int drain)
 {
 	int own = phdr_depth ? 1 : 0;
 	__atomic_store_n(&phdr_closed, 1, __ATOMIC_SEQ_CST);
 	while (__atomic_load_n(&phdr_walkers, __ATOMIC_SEQ_CST) > own)
 		sched_yield();
+	if (drain)
+		dl_iterate_phdr(first_only, NULL);
 }
 
 void agent_phdr_fork_done(int child)
@@ -225,4 +251,68 @@ void agent_phdr_fork_done(int child)
 		phdr_depth = 0;
 	}
 	__atomic_store_n(&phdr_closed, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * The loader's write lock itself, to look at in a fork child.  The gate
+ * keeps the agent's own walks out of the fork; a thread of the program
+ * may still hold dl_load_write_lock at that instant (its dlopen adds to
+ * the list, its dlclose takes from it: t217 met it once in ~700 forks
+ * beside a thread that dlopens libz in a loop), and a child that records
+ * walks the modules at once.  So the lock is found once, on the agent's
+ * thread: inside a dl_iterate_phdr() callback exactly one recursive mutex
+ * in ld.so's _rtld_global is held by this thread (dl_iterate_phdr takes
+ * that lock and no other: glibc elf/dl-iteratephdr.c), and outside it is
+ * not.  glibc's pthread_mutex_t layout (__data.__owner, the owner's tid)
+ * is public (bits/struct_mutex.h).  A child then records only if the copy
+ * it got is free; held (its owner is a thread that did not come along) or
+ * not found, it is unhooked at once as a child of a dormant agent.  Read
+ * only: the lock is never touched.
+ */
+static pthread_mutex_t *ld_wlock;
+static int ld_wlock_tried;
+
+struct wlock_scan {
+	uint8_t *lo;
+	size_t len;
+	pid_t me;
+	int hits;
+	pthread_mutex_t *hit;
+};
+
+static int wlock_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)info;
+	(void)size;
+	struct wlock_scan *w = arg;
+	for (size_t off = 0; off + sizeof(pthread_mutex_t) <= w->len; off += 8) {
+		pthread_mutex_t *m = (pthread_mutex_t *)(void *)(w->lo + off);
+		if (m->__data.__owner == w->me && m->__data.__lock && m->__data.__count >= 1 &&
+		    m->__data.__kind == PTHREAD_MUTEX_RECURSIVE_NP) {
+			w->hits++;
+			w->hit = m;
+		}
+	}
+	return 1;
+}
+
+void agent_loader_lock_find(void)
+{
+	if (ld_wlock_tried)
+		return;
+	ld_wlock_tried = 1;
+	void *g = dlsym(RTLD_DEFAULT, "_rtld_global");
+	Dl_info di;
+	const ElfW(Sym) *sym = NULL;
+	if (!g || !dladdr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || sym->st_size < 64)
+		return;
+	struct wlock_scan w = { g, sym->st_size, (pid_t)syscall(SYS_gettid), 0, NULL };
+	agent_phdr(wlock_cb, &w);
+	if (w.hits == 1 && w.hit->__data.__owner != w.me)
+		ld_wlock = w.hit;
+}
+
+int agent_loader_lock_free(void)
+{
+	return ld_wlock && !ld_wlock->__data.__owner && !ld_wlock->__data.__lock;
 }

@@ -315,6 +315,7 @@ static void start_recording(struct session *se, struct mfx_ctl *m, char *text, s
 		 * read before the hooks go live, so the window does not hold
 		 * that wait. */
 		alloc_detect();
+		agent_loader_lock_find();	/* for children of the window (agentmem.c) */
 		mark_window(MFX_AP_START);
 		got_patch_all(&slots, &modules);
 		agent_window_started();	/* the hooks are live from here */

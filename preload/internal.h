@@ -43,8 +43,14 @@ void agent_memfd_release(void);
  * atfork prepare handler closes (agentmem.c: why). */
 struct dl_phdr_info;
 int agent_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
-void agent_phdr_fork_prepare(void);
+void agent_phdr_enter(void);	/* around code that walks: libunwind */
+void agent_phdr_leave(void);
+void agent_phdr_fork_prepare(int drain);
 void agent_phdr_fork_done(int child);
+/* The loader's dl_load_write_lock, found once (attach, on the agent's
+ * thread); in a fork child: 1 if the copy is free (the child may walk). */
+void agent_loader_lock_find(void);
+int agent_loader_lock_free(void);
 
 /* chunks.c */
 struct mfx_chunk_header;

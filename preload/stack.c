@@ -351,10 +351,17 @@ __attribute__((noinline)) uint32_t stack_capture(const void *ra)
 	int max = (int)rec.depth + OWN_FRAMES, same;
 	uint32_t ep = __atomic_load_n(&epoch, __ATOMIC_ACQUIRE);
 	int n = fu_backtrace(buf, max, &same);
-	if (unlikely(fu_check_on))
+	if (unlikely(fu_check_on)) {
+		agent_phdr_enter();
 		n = check_stack(buf, n, max);
-	else if (unlikely(n < 0))
-		n = uw_lost ? 0 : fallback(buf, max);
+		agent_phdr_leave();
+	}
+	else if (unlikely(n < 0) && !uw_lost) {
+		agent_phdr_enter();	/* libunwind walks the modules (agentmem.c) */
+		n = fallback(buf, max);
+		agent_phdr_leave();
+	} else if (unlikely(n < 0))
+		n = 0;
 	else if (same && last_epoch == ep)
 		return last_id;
 	last_epoch = 0;
