@@ -1,7 +1,8 @@
 #!/bin/bash
 # A pre-forking server: workers forked before, during and after a window.
 # Those forked during it are recorded: an idle worker told to make N
-# mallocs has a trace-<pid>.mfx with exactly the calls it counted itself.
+# mallocs has a trace-<pid>.mfx with exactly the calls it counted itself,
+# and so has the grandchild it forks meanwhile.
 # When mfx is done, every worker (and the master) calls libc's malloc
 # through its GOT slot again -- read through /proc/PID/mem, not asked of
 # mfx -- and maps no mfx buffer (spool, trace); the workers keep running,
@@ -62,6 +63,10 @@ set -- $(wline wdone "$w3")
 w3m=$3 w3f=$4
 tdo "tell $w4 exec"
 wline wexec "$w4" >/dev/null
+tdo "tell $w3 gfork 300"			# a grandchild, forked by a recording child
+set -- $(wline gchild '[0-9]*')
+g=$2 gs=$3 gl=$4 gm=$5 gf=$6
+track "$g"
 tdo "run 1000"
 wait "$MPID"
 expect_eq "$?" 0 "attach exit: $(cat "$MBG_ERR")"
@@ -79,6 +84,9 @@ echo "ok: workers forked in the window have their traces"
 expect_eq "$(jget "$TMP/w3.json" .counts.malloc)" "$w3m" "idle worker's mallocs (its own count)"
 expect_eq "$(jget "$TMP/w3.json" .counts.free)" "$w3f" "idle worker's frees (its own count)"
 [ -s "$TMP/run1/summary-$w3.json" ] || fail "no summary-$w3.json"
+"$MFX" report "$TMP/run1" --trace "trace-$g.mfx" -q --json --no-charts >"$TMP/g.json" ||
+	fail "report of the grandchild: $(cat "$TMP/g.json")"
+expect_eq "$(jget "$TMP/g.json" .counts.malloc)/$(jget "$TMP/g.json" .counts.free)" "$gm/$gf" "grandchild's malloc/free (its own count)"
 "$MFX" report "$TMP/run1" --trace "trace-$w1.mfx" -q --json --no-charts >"$TMP/w1.json" ||
 	fail "report of worker 1: $(cat "$TMP/w1.json")"
 expect_ge "$(jget "$TMP/w1.json" .counts.malloc)" 16 "busy worker's mallocs"
@@ -87,6 +95,7 @@ check_unhooked "$TPID" "$mslot" "$mlibc" "master"
 check_unhooked "$w0" "$s0" "$l0" "worker forked before the window"
 check_unhooked "$w1" "$s1" "$l1" "worker forked during the window"
 check_unhooked "$w3" "$s3" "$l3" "idle worker forked during the window"
+check_unhooked "$g" "$gs" "$gl" "grandchild forked during the window"
 grep -E 'mfx-spool|\.mfx|mfx-malloc|memfd:libmfx' "/proc/$w4/maps" && fail "the worker that exec'ed maps mfx"
 expect_eq "$(cat "/proc/$w4/comm")" sleep "the worker that exec'ed runs its new program"
 check_unhooked "$w2" "$s2" "$l2" "worker forked while the agent is dormant"

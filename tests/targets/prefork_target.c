@@ -14,6 +14,10 @@
  *              since the fork, counted by itself
  *   tell PID exec
  *              that idle worker prints "wexec PID" and execs sleep 600
+ *   tell PID gfork N
+ *              that idle worker forks a grandchild, which makes N
+ *              malloc/free pairs, prints "gchild GPID SLOT LIBC MALLOCS
+ *              FREES" (its own count since the fork) and pauses
  *   run N      N malloc/free pairs in the master, then "done"
  *   vmsize     prints "vmsize KB" (VmSize of /proc/self/status)
  *   quit       exit 0
@@ -100,6 +104,8 @@ static void worker(void)
 	}
 }
 
+static void grandchild(long k);
+
 /* An idle worker: its output through snprintf+write (stdio could
  * allocate); every malloc and free it makes, counted. */
 static void idle_worker(int rfd)
@@ -131,6 +137,10 @@ static void idle_worker(int rfd)
 				nf++;
 			}
 			n = snprintf(line, sizeof(line), "wdone %d %ld %ld\n", (int)getpid(), nm, nf);
+		} else if (sscanf(cmd, "gfork %ld", &k) == 1) {
+			if (fork() == 0)
+				grandchild(k);
+			continue;
 		} else if (!strncmp(cmd, "exec", 4)) {
 			n = snprintf(line, sizeof(line), "wexec %d\n", (int)getpid());
 			if (write(1, line, (size_t)n) != n)
@@ -141,6 +151,22 @@ static void idle_worker(int rfd)
 		if (write(1, line, (size_t)n) != n)
 			_exit(1);
 	}
+}
+
+static void grandchild(long k)
+{
+	char line[160];
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (long i = 0; i < k; i++) {
+		sink = malloc(56 + (size_t)(i % 100));
+		free(sink);
+	}
+	int n = snprintf(line, sizeof(line), "gchild %d %#lx %p %ld %ld\n", (int)getpid(),
+			 (unsigned long)got_slot, libc_malloc(), k, k);
+	if (write(1, line, (size_t)n) != n)
+		_exit(1);
+	for (;;)
+		pause();
 }
 
 static void spawn(void)
