@@ -59,8 +59,8 @@ int evc_dec_open(struct evc_dec *d, void *zd, const uint8_t *p, size_t stored, u
 		method[i] = *p++;
 		total += raw[i];
 	}
-	if (total > d->cap) {
-		uint8_t *b = realloc(d->buf, total);
+	if (total > d->cap || !d->buf) {	/* never NULL: dst + 0 is UB on NULL */
+		uint8_t *b = realloc(d->buf, total ? total : 1);
 		if (!b)
 			return -ENOMEM;
 		d->buf = b;
