@@ -103,6 +103,27 @@ expect_one_error_line() {
 	echo "ok: one error line: $(cat "$1")"
 }
 need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
+# pg_start: a PostgreSQL server of this test's own, run as postgres (data
+# in $TMP/pg/data, socket in $TMP/sock, no TCP, fsync off); pm = the pid of
+# what was spawned, PGBIN its binaries, asuser runs a command as postgres.
+# Skips without PostgreSQL or root.
+asuser() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+pg_start() {
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -x "$PGBIN/postgres" ] || skip "PostgreSQL is not installed"
+	[ -x "$PGBIN/pgbench" ] || skip "pgbench is not installed"
+	id postgres >/dev/null 2>&1 || skip "no postgres user"
+	[ "$(id -u)" = 0 ] || skip "needs root to run the server as postgres"
+	mkdir -p "$TMP/pg" "$TMP/sock"
+	chown postgres:postgres "$TMP/pg" "$TMP/sock"
+	asuser "$PGBIN/initdb" -D "$TMP/pg/data" -A trust -U postgres >"$TMP/initdb.log" 2>&1 ||
+		fail "initdb: $(tail -3 "$TMP/initdb.log")"
+	spawn asuser "$PGBIN/postgres" -D "$TMP/pg/data" -k "$TMP/sock" -c listen_addresses= \
+		-c fsync=off
+	pm=$SPAWNED
+	for _ in $(seq 100); do [ -S "$TMP/sock/.s.PGSQL.5432" ] && break; sleep 0.1; done
+	[ -S "$TMP/sock/.s.PGSQL.5432" ] || fail "postgres did not start: $(cat "$SPAWN_ERR")"
+}
 # redis_start: a redis-server of this test's own (socket $sock in $TMP, no
 # persistence, no TCP port); rs = its pid.  Skips without redis.
 redis_start() {

@@ -9,20 +9,7 @@
 # the query built.  (The planner folds the constant expression: its copy,
 # made by pg_detoast_datum_copy, is live at the same moment, as large.)
 . "$(dirname "$0")/../lib.sh"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$PGBIN/postgres" ] || skip "PostgreSQL is not installed"
-[ -x "$PGBIN/pgbench" ] || skip "pgbench is not installed"
-id postgres >/dev/null 2>&1 || skip "no postgres user"
-[ "$(id -u)" = 0 ] || skip "needs root to run the server as postgres"
-asuser() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
-mkdir -p "$TMP/pg" "$TMP/sock"
-chown postgres:postgres "$TMP/pg" "$TMP/sock"
-asuser "$PGBIN/initdb" -D "$TMP/pg/data" -A trust -U postgres >"$TMP/initdb.log" 2>&1 ||
-	fail "initdb: $(tail -3 "$TMP/initdb.log")"
-spawn asuser "$PGBIN/postgres" -D "$TMP/pg/data" -k "$TMP/sock" -c listen_addresses= -c fsync=off
-pm=$SPAWNED
-for i in $(seq 100); do [ -S "$TMP/sock/.s.PGSQL.5432" ] && break; sleep 0.1; done
-[ -S "$TMP/sock/.s.PGSQL.5432" ] || fail "postgres did not start: $(cat "$SPAWN_ERR")"
+pg_start
 echo "SELECT length(repeat('x', 24000000));" >"$TMP/big.sql"
 chmod 644 "$TMP/big.sql"
 spawn asuser "$PGBIN/pgbench" -h "$TMP/sock" -U postgres -n -c 1 -T 15 -f "$TMP/big.sql" postgres

@@ -7,20 +7,7 @@
 # root, so through RUN/.forks), pgbench sees no error, and no postgres
 # process keeps an mfx buffer once mfx is done.
 . "$(dirname "$0")/../lib.sh"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$PGBIN/postgres" ] || skip "PostgreSQL is not installed"
-[ -x "$PGBIN/pgbench" ] || skip "pgbench is not installed"
-id postgres >/dev/null 2>&1 || skip "no postgres user"
-[ "$(id -u)" = 0 ] || skip "needs root to run the server as postgres"
-asuser() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
-mkdir -p "$TMP/pg" "$TMP/sock"
-chown postgres:postgres "$TMP/pg" "$TMP/sock"
-asuser "$PGBIN/initdb" -D "$TMP/pg/data" -A trust -U postgres >"$TMP/initdb.log" 2>&1 ||
-	fail "initdb: $(tail -3 "$TMP/initdb.log")"
-spawn asuser "$PGBIN/postgres" -D "$TMP/pg/data" -k "$TMP/sock" -c listen_addresses= -c fsync=off
-pm=$SPAWNED
-for i in $(seq 100); do [ -S "$TMP/sock/.s.PGSQL.5432" ] && break; sleep 0.1; done
-[ -S "$TMP/sock/.s.PGSQL.5432" ] || fail "postgres did not start: $(cat "$SPAWN_ERR")"
+pg_start
 asuser "$PGBIN/pgbench" -h "$TMP/sock" -U postgres -i -s 1 postgres >"$TMP/init.log" 2>&1 ||
 	fail "pgbench -i: $(tail -3 "$TMP/init.log")"
 spawn asuser "$PGBIN/pgbench" -h "$TMP/sock" -U postgres -c 2 -T 6 postgres
