@@ -7,6 +7,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +18,29 @@
 #include "preload/record.h"
 
 /* ---- small helpers that must not allocate ---------------------------------- */
+
+/* One of the agent's threads: detached, every signal blocked (the
+ * program's signals go to its own threads), a stack of `stack` bytes.
+ * tls_busy is set while pthread_create allocates: its calls are the
+ * agent's, never recorded.  0 or -errno. */
+int agent_thread(void *(*fn)(void *), void *arg, size_t stack)
+{
+	int busy = tls_busy;
+	tls_busy = 1;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, stack);
+	pthread_t t;
+	int err = pthread_create(&t, &a, fn, arg);
+	pthread_attr_destroy(&a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	tls_busy = busy;
+	return -err;
+}
 
 size_t agent_u64_to_dec(char *out, uint64_t v)
 {

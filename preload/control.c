@@ -561,22 +561,8 @@ MFX_EXPORT int mfx_agent_start(int sock)
 	return err;
 }
 
-/* The control thread, every signal blocked, detached. 0 or -errno. */
+/* The control thread. 0 or -errno. */
 static int start_thread(int sock)
 {
-	int busy = tls_busy;
-	tls_busy = 1;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 256 * 1024);
-	pthread_t t;
-	int err = pthread_create(&t, &a, control_main, (void *)(intptr_t)sock);
-	pthread_attr_destroy(&a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	tls_busy = busy;
-	return -err;
+	return agent_thread(control_main, (void *)(intptr_t)sock, 256 * 1024);
 }

@@ -210,18 +210,8 @@ int fork_child_watch(int parent_fd)
 	w.parent = parent_fd;
 	w.parent_ino = agent_fd_ino(parent_fd, S_IFREG);
 	watched = 1;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 128 * 1024);
-	pthread_t t;
-	int err = pthread_create(&t, &a, watch_main, NULL);
-	pthread_attr_destroy(&a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int err = agent_thread(watch_main, NULL, 128 * 1024);
 	if (err)
 		watched = 0;
-	return -err;
+	return err;
 }

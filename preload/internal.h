@@ -122,6 +122,8 @@ void rec_drain_own(struct mfx_spool_header *sp, int owned);
 				   typical deltas between calls fit one varint byte */
 struct agent_config;
 struct mfx_file_header;
+/* A detached agent thread, every signal blocked: 0 or -errno (config.c). */
+int agent_thread(void *(*fn)(void *), void *arg, size_t stack);
 size_t agent_u64_to_dec(char *out, uint64_t v);		/* NUL-terminated; its length */
 int agent_parse_u64(const char *s, uint64_t *v);	/* 0 or -EINVAL (also NULL, "") */
 /* Read a small file into buf (NUL-terminated); returns bytes or -errno. */
