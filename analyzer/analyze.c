@@ -332,51 +332,6 @@ static void sampled_counts(struct analysis *a)
 
 /* ---- events -------------------------------------------------------------------- */
 
-/*
- * A give-back that comes after its address was allocated again.  A call is
- * one event, timed when it returns: a realloc that moves a block (or a
- * free) gives the old block back inside the call, and another thread may
- * get that address from the allocator before the call returns -- the
- * program's own clock shows the two calls overlapping (t105, realloc of a
- * large block preempted for a millisecond).  In the merged order the
- * allocation comes first and finds the address live: do_alloc ends the old
- * block there and owes it one give-back.  The give-back that then comes
- * from a thread other than the one holding the new block is that one, not
- * the new block's free (a thread has one call in flight, so the late call
- * is never the new block's owner's).  A debt not claimed within
- * LATE_MAX_NS of trace time (a free lost with dropped events) lapses.
- */
-#define LATE_MAX_NS 1000000000ull
-
-static int owe_give_back(struct pass *p, uint64_t ptr, uint64_t ts)
-{
-	int added;
-	struct lent *l = lt_put(&p->late, ptr, &added);
-	if (!l)
-		return -1;
-	l->size++;	/* give-backs owed */
-	l->ts = ts;
-	return 0;
-}
-
-/* 1: ev's give-back of ptr pays a debt (do_free does nothing more). */
-static int late_give_back(struct pass *p, const struct trace_event *ev, uint64_t ptr)
-{
-	struct lent *l = &p->late.v[lt_slot(&p->late, ptr)], gone;
-	if (!l->ptr)
-		return 0;
-	if (ev->ts_ns > l->ts + LATE_MAX_NS) {
-		lt_del(&p->late, ptr, &gone);
-		return 0;
-	}
-	const struct lent *cur = &p->live.v[lt_slot(&p->live, ptr)];
-	if (cur->ptr && cur->thread == ev->thread)
-		return 0;	/* the new block's owner frees it */
-	if (!--l->size)
-		lt_del(&p->late, ptr, &gone);
-	return 1;
-}
-
 static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, uint64_t size)
 {
 	struct analysis *a = p->a;
@@ -387,13 +342,13 @@ static int do_alloc(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 	if (!added) {
 		/* Still live in our books: its free raced with this allocation
 		 * across threads (or was not seen).  End the old block here;
-		 * its give-back, when it comes, is owed (late_give_back). */
+		 * its give-back, when it comes, is owed (lt_owe). */
 		a->reused_live++;
 		int64_t ob = (int64_t)est_bytes(a, e->size);
 		site_change(p, e->stack, -ob, -1, ev->ts_ns);
 		a->threads[e->thread].live_bytes -= ob;
 		a->live_bytes_end -= ob;
-		if (owe_give_back(p, ptr, ev->ts_ns))
+		if (lt_owe(&p->late, ptr, ev->ts_ns))
 			return -ENOMEM;
 	}
 	if (e)	/* one probe: the entry is the old block's, or new */
@@ -430,7 +385,7 @@ static void do_free(struct pass *p, const struct trace_event *ev, uint64_t ptr, 
 {
 	struct analysis *a = p->a;
 	struct lent copy, *e = &copy;
-	if (ptr && p->late.n && late_give_back(p, ev, ptr)) {
+	if (ptr && p->late.n && lt_pay(&p->late, &p->live, ptr, ev->thread, ev->ts_ns)) {
 		a->late_frees++;
 		return;
 	}

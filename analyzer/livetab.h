@@ -111,4 +111,52 @@ static inline int lt_del(struct ltab *t, uint64_t ptr, struct lent *out)
 	return 1;
 }
 
+/*
+ * Debts: a give-back that comes after its address was allocated again.  A
+ * call is one event, timed when it returns: a realloc that moves a block
+ * (or a free) gives the old block back inside the call, and another thread
+ * may get that address from the allocator before the call returns -- the
+ * program's own clock shows the two calls overlapping (t105, realloc of a
+ * large block preempted for a millisecond).  In the merged order the
+ * allocation comes first and finds the address live: the analyzer ends the
+ * old block there and owes it one give-back (lt_owe, in a second table:
+ * size = give-backs owed, ts = when).  The give-back that then comes from a
+ * thread other than the one holding the new block is that one, not the new
+ * block's free (a thread has one call in flight, so the late call is never
+ * the new block's owner's): lt_pay.  A debt not claimed within LT_LATE_NS
+ * of trace time (a free lost with dropped events) lapses.
+ */
+#define LT_LATE_NS 1000000000ull
+
+/* One more give-back owed at ptr: 0, or -1 out of memory. */
+static inline int lt_owe(struct ltab *late, uint64_t ptr, uint64_t ts)
+{
+	int added;
+	struct lent *l = lt_put(late, ptr, &added);
+	if (!l)
+		return -1;
+	l->size++;
+	l->ts = ts;
+	return 0;
+}
+
+/* 1: a give-back of ptr by `thread` at ts pays a debt (it ends no block). */
+static inline int lt_pay(struct ltab *late, const struct ltab *live, uint64_t ptr,
+			 uint32_t thread, uint64_t ts)
+{
+	struct lent *l = &late->v[lt_slot(late, ptr)], gone;
+	if (!l->ptr)
+		return 0;
+	if (ts > l->ts + LT_LATE_NS) {
+		lt_del(late, ptr, &gone);
+		return 0;
+	}
+	const struct lent *cur = &live->v[lt_slot(live, ptr)];
+	if (cur->ptr && cur->thread == thread)
+		return 0;	/* the new block's owner frees it */
+	if (!--l->size)
+		lt_del(late, ptr, &gone);
+	return 1;
+}
+
 #endif /* MFX_ANALYZER_LIVETAB_H */
