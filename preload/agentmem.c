@@ -106,13 +106,8 @@ int agent_as_room(size_t len)
 	if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY)
 		return 1;
 	char buf[64];
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	if (agent_read_small("/proc/self/statm", buf, sizeof(buf)) <= 0)
 		return 1;	/* cannot tell: let mmap decide */
-	buf[n] = 0;
 	uint64_t pages = 0;
 	for (char *p = buf; *p >= '0' && *p <= '9'; p++)
 		pages = pages * 10 + (uint64_t)(*p - '0');

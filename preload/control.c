@@ -247,13 +247,8 @@ static void session_close(struct session *se)
 static void nice_restore(void)
 {
 	char buf[512];
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	if (agent_read_small("/proc/self/stat", buf, sizeof(buf)) <= 0)
 		return;
-	buf[n] = 0;
 	char *p = strrchr(buf, ')');	/* comm may hold spaces: fields follow ')' */
 	for (int field = 2; p && field < 19; field++)
 		p = strchr(p + 1, ' ');
