@@ -261,6 +261,14 @@ size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen)
 	return (size_t)(p - out) + blen;
 }
 
+/* The same, taking rec_lock. */
+void meta_append(const uint8_t *r, size_t len)
+{
+	spin_lock(&rec_lock);
+	meta_append_locked(r, len);
+	spin_unlock(&rec_lock);
+}
+
 void agent_mark(uint32_t kind, const uint64_t *vals, uint32_t nvals, const char *text)
 {
 	uint8_t body[1024], out[1040];
@@ -279,10 +287,7 @@ void agent_mark(uint32_t kind, const uint64_t *vals, uint32_t nvals, const char 
 	if (tl)	/* text may be NULL: never memcpy(p, NULL, 0) */
 		memcpy(p, text, tl);
 	p += tl;
-	size_t n = ext_wrap(out, MFX_EXT_MARK, body, (size_t)(p - body));
-	spin_lock(&rec_lock);
-	meta_append_locked(out, n);
-	spin_unlock(&rec_lock);
+	meta_append(out, ext_wrap(out, MFX_EXT_MARK, body, (size_t)(p - body)));
 }
 
 /* ---- the trace file's header --------------------------------------------- */

@@ -55,6 +55,7 @@ int agent_loader_lock_free(void);
 /* chunks.c */
 struct mfx_chunk_header;
 void meta_append_locked(const uint8_t *r, size_t len);
+void meta_append(const uint8_t *r, size_t len);	/* takes rec_lock */
 void rec_meta_release_locked(void);	/* unmap the META chunk (rec_lock held, or fork) */
 size_t ext_wrap(uint8_t *out, unsigned kind, const uint8_t *body, size_t blen);
 int rec_map_file(int fd);

@@ -121,10 +121,7 @@ static void record_module(unsigned op, const struct mod *m, const char *path,
 	p = put_varint(p, pl);
 	memcpy(p, path, pl);
 	p += pl;
-	size_t n = ext_wrap(out, MFX_EXT_MODULE, body, (size_t)(p - body));
-	spin_lock(&rec_lock);
-	meta_append_locked(out, n);
-	spin_unlock(&rec_lock);
+	meta_append(out, ext_wrap(out, MFX_EXT_MODULE, body, (size_t)(p - body)));
 }
 
 static int scan_cb(struct dl_phdr_info *info, size_t size, void *arg)
