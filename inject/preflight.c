@@ -162,9 +162,12 @@ static int status_checks(pid_t pid, int ours, const char *buf, struct inject_pre
 		return -MFX_E_ZOMBIE;
 	/* (holding our own loader thread, the main thread may be traced: by
 	 * another mfx attaching now, whose agent copy will then stay inert) */
-	if (!ours && (e->tracer = (pid_t)numfield(buf, "\nTracerPid:", 0)) > 0)
-		return tracer_is_mfx(e->tracer) ? -MFX_E_BUSY : -MFX_E_TRACED;
-	if (st && (*st == 'T' || *st == 't'))
+	pid_t tracer = (pid_t)numfield(buf, "\nTracerPid:", 0);
+	int mfx_holds = tracer > 0 && tracer_is_mfx(tracer);
+	if (!ours && (e->tracer = tracer) > 0)
+		return mfx_holds ? -MFX_E_BUSY : -MFX_E_TRACED;
+	/* ('t' under another mfx's hold is not a stop: it lasts a moment) */
+	if (st && (*st == 'T' || (*st == 't' && !mfx_holds)))
 		return -MFX_E_STOPPED;
 	pf->seccomp = (int)numfield(buf, "\nSeccomp:", 0);
 	pf->seccomp_filters = (int)numfield(buf, "\nSeccomp_filters:", 0);
