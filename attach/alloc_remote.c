@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "attach/alloc_remote.h"
+#include "mfx/control.h"
 #include "common/util.h"
 #include "inject/inject.h"
 
@@ -60,7 +61,8 @@ static int is_agent(const char *name)
 	const char *b = strrchr(name, '/');
 	b = b ? b + 1 : name;
 	return !strcmp(b, "libmfx.so") || strstr(name, "memfd:libmfx") ||
-	       !strncmp(name, "/proc/self/fd/", 14);
+	       !strncmp(name, MFX_AGENT_DLNAME, strlen(MFX_AGENT_DLNAME)) ||
+	       !strncmp(name, "/proc/self/fd/", 14);	/* an agent of an older mfx */
 }
 
 /* Name it from the module's own symbols; addresses from its load bias. */

@@ -10,7 +10,7 @@
  * signal), and mfx holds *it* - no thread of the program waits - for:
  *
  *   memfd_create("libmfx.so")     mfx fills it (pidfd_getfd, sendfile)
- *   dlopen("/proc/self/fd/N")     the agent's constructor opens its
+ *   dlopen("//proc/self/fd/N")    the agent's constructor opens its
  *                                 doorbell and starts its own thread
  *   close(N)
  *
@@ -30,7 +30,9 @@
  * a second copy (another mfx's memfd) finds the first mapped when its own
  * constructor runs - dlopen runs constructors under the loader lock, so
  * the two never run at once - and stays inert (preload/control.c); its
- * mfx unloads it again and says another mfx is attaching.
+ * mfx unloads it again and says another mfx is attaching.  When the first
+ * copy's memfd is closed already and ours got its number, dlopen finds
+ * that copy by its name and gives it back instead: the same answer.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -173,6 +175,32 @@ static void dlopen_failed(struct inject *h, struct inject_agent_result *res)
 		 m[0] ? m : "no reason given");
 }
 
+/* dlopen() gave back a library loaded already by our memfd's name: one
+ * loaded from an fd that had the number our memfd has now (it was closed,
+ * and the number came to us) - another mfx's agent, loaded a moment ago
+ * (MFX_AGENT_DLNAME).  ld.so matches by name before it opens the file, so
+ * our copy was never loaded.  Give the reference back. */
+static int name_taken(struct inject *h, uint64_t handle, const char *path,
+		      struct inject_agent_result *res)
+{
+	uint64_t l_addr = 0, args[1] = { handle }, r;
+	struct agent_copy c[AGENT_MAX_COPIES];
+	int others, agent = 0;
+	int n = inject_peek(h->pid, handle, &l_addr, sizeof(l_addr)) ? 0 :
+		agent_copies(h->pid, c, AGENT_MAX_COPIES, &others);
+	for (int i = 0; i < n; i++)
+		agent |= c[i].base == l_addr;
+	inject_call(h, h->lc.fn[INJ_DLCLOSE], args, 1, &r);
+	inject_note(h, "dlopen(%s) gave %s loaded already at %#llx", path,
+		    agent ? "an agent" : "a library", (unsigned long long)l_addr);
+	if (agent) {
+		snprintf(res->msg, sizeof(res->msg), "another mfx is attaching to it at the same time");
+		return -MFX_E_BUSY;
+	}
+	snprintf(res->msg, sizeof(res->msg), "the process has another library loaded as %s", path);
+	return -MFX_E_AGENT;
+}
+
 /* memfd_create, fill, dlopen, close in the held thread h (ours or not). */
 static int load_in(struct inject *h, const char *agent, struct inject_agent_result *res)
 {
@@ -181,7 +209,7 @@ static int load_in(struct inject *h, const char *agent, struct inject_agent_resu
 	char path[64];
 	int err = memfd_in(h, agent, &mfd, &ino);
 	if (!err) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", mfd);
+		snprintf(path, sizeof(path), MFX_AGENT_DLNAME "%d", mfd);
 		err = inject_push(h, path, strlen(path) + 1, &a_path);
 	}
 	if (!err) {
@@ -193,6 +221,8 @@ static int load_in(struct inject *h, const char *agent, struct inject_agent_resu
 		remote_close(h, mfd);
 	inject_note(h, "agent %s at %#llx", base ? inert ? "loaded, inert" : "loaded" : "not loaded",
 		    (unsigned long long)base);
+	if (!err && !base && handle && inject_exact_ret(h))
+		return name_taken(h, handle, path, res);
 	if (!err && !base) {
 		dlopen_failed(h, res);
 		return -MFX_E_AGENT;

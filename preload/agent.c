@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mfx/control.h"
 #include "preload/fastunwind.h"
 #include "preload/internal.h"
 #include "preload/record.h"
@@ -477,7 +478,7 @@ __attribute__((destructor)) static void agent_exit(void)
 
 /*
  * attach: mfx dlopen()ed us from the memfd it filled (the library's name is
- * /proc/self/fd/N), in a thread it holds: open the doorbell and start our
+ * //proc/self/fd/N), in a thread it holds: open the doorbell and start our
  * thread, so the hold ends with this dlopen and mfx rings.  Nothing is
  * recorded until mfx asks (START), whatever the environment says: a
  * program that happens to have MFX_OUT set (a child of an earlier launch,
@@ -491,7 +492,7 @@ __attribute__((constructor)) static void agent_init(void)
 {
 	Dl_info self;
 	if (dladdr((void *)agent_init, &self) && self.dli_fname &&
-	    !strncmp(self.dli_fname, "/proc/self/fd/", 14)) {
+	    !strncmp(self.dli_fname, MFX_AGENT_DLNAME, strlen(MFX_AGENT_DLNAME))) {
 		control_autostart();
 		exit_watch_attach();
 		return;

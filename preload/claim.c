@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mfx/control.h"
 #include "preload/agent.h"
 #include "preload/internal.h"
 
@@ -80,7 +81,7 @@ static int another_copy(void)
 	return b.found;
 }
 
-/* mfx dlopen()ed us from "/proc/self/fd/N", a memfd it made here: close
+/* mfx dlopen()ed us from "//proc/self/fd/N", a memfd it made here: close
  * it now (the mapping keeps the file), so no fd is left behind whatever
  * becomes of mfx.  Only if N still is that memfd. */
 static void close_own_memfd(void)
@@ -90,7 +91,7 @@ static void close_own_memfd(void)
 	int fd;
 	struct stat st;
 	if (!dladdr((void *)close_own_memfd, &di) || !di.dli_fname ||
-	    sscanf(di.dli_fname, "/proc/self/fd/%d", &fd) != 1 || fd < 0)
+	    sscanf(di.dli_fname, MFX_AGENT_DLNAME "%d", &fd) != 1 || fd < 0)
 		return;
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(p, link, sizeof(link) - 1);

@@ -65,6 +65,14 @@ enum mfx_ctl_type {
 	MFX_CTL_WELCOME,
 };
 
+/* mfx dlopen()s the agent from a memfd it made in the process, by this
+ * name and the memfd's number.  ld.so knows a library by the name it was
+ * opened by and gives it back to a later dlopen of that name, even once the
+ * fd is closed and the number is another file's.  The leading "//" (the
+ * same path) keeps the agent's name out of the program's way: a program
+ * that dlopen()s its own "/proc/self/fd/N" gets its own library. */
+#define MFX_AGENT_DLNAME "//proc/self/fd/"
+
 #define MFX_DOORBELL_MAGIC 0x6c6c6562U	/* "bell" */
 
 /* The agent's exported mfx_agent_doorbell. */

@@ -11,6 +11,10 @@
  *   sleep MS   nanosleep(MS) (must not return early)
  *   dlopen P   dlopen(P) and call its plugin_alloc(n) 100 times
  *   dlclose    dlclose() the library of the last dlopen (it is unloaded)
+ *   dlopenfd P [N]  dlopen("/proc/self/fd/N") of P opened as fd N (the
+ *              lowest free, or N by dup2), then close(N): the name stays the
+ *              library's, the number is free again; call its plugin_alloc(n)
+ *              100 times; prints "done dlopenfd N" (or "failed ...")
  *   frag MB    allocate MB MiB in 1 KiB blocks, free all but one in 64: the heap
  *              stays large and mostly free (what malloc_trim can give back)
  *   alarm MS   a SIGALRM every MS milliseconds from now on (SA_RESTART)
@@ -30,6 +34,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -208,6 +213,21 @@ int main(void)
 				int rc = plugin ? dlclose(plugin) : -1;
 				plugin = NULL;
 				printf(rc ? "failed dlclose\n" : "done dlclose\n");
+			} else if (sscanf(line, "dlopenfd %3999s", arg) == 1) {
+				int fd = open(arg, O_RDONLY | O_CLOEXEC), want = -1;
+				char p[64];
+				if (sscanf(line, "dlopenfd %*s %d", &want) == 1 && fd >= 0 && want != fd) {
+					want = dup2(fd, want);
+					close(fd);
+					fd = want;
+				}
+				snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+				void *h = plugin = fd < 0 ? NULL : dlopen(p, RTLD_NOW);
+				void *(*fn)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_alloc") : NULL;
+				close(fd);
+				for (int i = 0; fn && i < 100; i++)
+					fn(1000);
+				printf(fn ? "done dlopenfd %d\n" : "failed dlopenfd %d\n", fd);
 			} else if (sscanf(line, "dlopen %3999s", arg) == 1) {
 				void *h = plugin = dlopen(arg, RTLD_NOW);
 				void *(*fn)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_alloc") : NULL;
