@@ -42,32 +42,6 @@ static int mkdir_parents(const char *dir)
 	return 0;
 }
 
-/* Past one or more digits at s, or NULL. */
-static const char *digits(const char *s)
-{
-	const char *p = s;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	return p > s ? p : NULL;
-}
-
-/* name is stem + ext, or with sep '-' stem-<digits>[.<digits>] + ext (the
- * report of trace-<pid>[.<n>].mfx), or with sep '.' stem.<digits> + ext. */
-static int named(const char *name, const char *stem, char sep, const char *ext)
-{
-	size_t sl = strlen(stem);
-	if (strncmp(name, stem, sl))
-		return 0;
-	const char *p = name + sl;
-	if (!strcmp(p, ext))
-		return 1;
-	if (*p != sep || !(p = digits(p + 1)))
-		return 0;
-	if (sep == '-' && *p == '.' && digits(p + 1))
-		p = digits(p + 1);
-	return !strcmp(p, ext);
-}
-
 /*
  * The files mfx itself writes into a run directory, by their exact names:
  * the only ones --force removes (a user's notes.png or smaps-old stays).
@@ -107,10 +81,11 @@ static int is_mfx_file(const char *name)
 		if (!strcmp(name, exact[i]))
 			return 1;
 	for (size_t i = 0; i < sizeof(report) / sizeof(report[0]); i++)
-		if (named(name, report[i][0], '-', report[i][1]))
+		if (is_numbered_name(name, report[i][0], '-', report[i][1]))
 			return 1;
-	const char *pid = !strncmp(name, ".smaps-exit-", 12) ? digits(name + 12) : NULL;
-	return is_trace_name(name) || named(name, "smaps_replay", '.', "") || (pid && !*pid);
+	const char *pid = !strncmp(name, ".smaps-exit-", 12) ? name + 12 : NULL;
+	return is_trace_name(name) || is_numbered_name(name, "smaps_replay", '.', "") ||
+	       (pid && *pid && strspn(pid, "0123456789") == strlen(pid));
 }
 
 /*

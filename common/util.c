@@ -404,7 +404,7 @@ int grow_array(void *arrp, size_t *cap, size_t n, size_t elem)
 	return 0;
 }
 
-/* Digits, at least one: the pid and counter parts of a trace name. */
+/* Digits, at least one: the pid and counter parts of a name. */
 static const char *digits(const char *s)
 {
 	const char *p = s;
@@ -413,18 +413,25 @@ static const char *digits(const char *s)
 	return p > s ? p : NULL;
 }
 
+int is_numbered_name(const char *name, const char *stem, char sep, const char *ext)
+{
+	size_t sl = strlen(stem);
+	if (strncmp(name, stem, sl))
+		return 0;
+	const char *p = name + sl;
+	if (!strcmp(p, ext))
+		return 1;
+	if (*p != sep || !(p = digits(p + 1)))
+		return 0;
+	if (sep == '-' && *p == '.' && digits(p + 1))
+		p = digits(p + 1);
+	return !strcmp(p, ext);
+}
+
+/* trace-<pid>[.<n>].mfx: preload/agent.c create_trace() */
 int is_trace_name(const char *name)
 {
-	if (strncmp(name, "trace", 5))
-		return 0;
-	const char *p = name + 5;
-	if (*p == '-') {	/* trace-<pid>[.<n>].mfx: preload/agent.c create_trace() */
-		if (!(p = digits(p + 1)))
-			return 0;
-		if (*p == '.' && p[1] >= '0' && p[1] <= '9')
-			p = digits(p + 1);
-	}
-	return !strcmp(p, ".mfx");
+	return is_numbered_name(name, "trace", '-', ".mfx");
 }
 
 int env_flag(const char *name)

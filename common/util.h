@@ -83,6 +83,10 @@ int file_replace_commit(const char *tmp, const char *path, int err);
 /* Is name (a file name, no folder) one of the traces mfx writes:
  * "trace.mfx", "trace-<pid>.mfx" or "trace-<pid>.<n>.mfx"? */
 int is_trace_name(const char *name);
+/* Is name stem + ext, or with sep '-' stem-<digits>[.<digits>] + ext (a
+ * child's file: trace-<pid>[.<n>].mfx and its report's), or with sep '.'
+ * stem.<digits> + ext? */
+int is_numbered_name(const char *name, const char *stem, char sep, const char *ext);
 /*
  * Files mfx creates (see util.c "files"): O_EXCL|O_NOFOLLOW, mode 0600 at
  * most, relative to the run directory's fd once dir_bind() named it.

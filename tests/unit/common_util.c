@@ -3,8 +3,9 @@
  * (parse_duration, parse_size, parse_uint), the formatters (fmt_bytes,
  * fmt_duration, fmt_count), the small-file readers (read_small, read_file,
  * checked against what write(2) put in a file and against /proc), the
- * growable array (grow_array) and the trace-file-name test (is_trace_name,
- * against the names preload/agent.c creates).
+ * growable array (grow_array) and the file-name tests (is_trace_name,
+ * is_numbered_name: against the names preload/agent.c and the report
+ * create).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -179,6 +180,13 @@ static void test_trace_names(void)
 		CHECK(is_trace_name(yes[i]), "is_trace_name(\"%s\")", yes[i]);
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
 		CHECK(!is_trace_name(no[i]), "!is_trace_name(\"%s\")", no[i]);
+	/* the report's files of a child's trace; smaps_replay.<n> */
+	CHECK(is_numbered_name("summary-4242.1.json", "summary", '-', ".json"), "summary-4242.1.json");
+	CHECK(is_numbered_name("summary.json", "summary", '-', ".json"), "summary.json");
+	CHECK(!is_numbered_name("summary-.json", "summary", '-', ".json"), "summary-.json");
+	CHECK(is_numbered_name("smaps_replay.3", "smaps_replay", '.', ""), "smaps_replay.3");
+	CHECK(!is_numbered_name("smaps_replay.3.1", "smaps_replay", '.', ""), "smaps_replay.3.1");
+	CHECK(!is_numbered_name("smaps_replay-3", "smaps_replay", '.', ""), "smaps_replay-3");
 }
 
 int main(void)
