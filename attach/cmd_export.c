@@ -7,7 +7,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "analyzer/export.h"
 #include "analyzer/model.h"
@@ -182,16 +181,10 @@ int cmd_export(int argc, char **argv)
 	}
 	if (csv + folded + pprof != 1)
 		return mfx_usage("export", "give exactly one of --csv, --folded and --pprof");
-	if (cl.nops != 1)
-		return mfx_usage("export", cl.nops == 0 ? "no run directory given" :
-				 "one run directory only ('%s' is extra)", cl.ops[1]);
-	const char *dir = cl.ops[0];
-	struct stat st;
-	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-		mfx_err("'%s' is not a run directory", dir);
-		return EXIT_FAIL;
-	}
-	dir_bind(dir, 0);	/* its files are read and written through one fd */
+	const char *dir;
+	int rc = cmdline_run_dir("export", &cl, &dir);
+	if (rc)
+		return rc;
 	if (pprof)
 		return export_pprof(dir, trace_name, out, at);
 	return export_trace(dir, trace_name, out, csv, w);

@@ -139,9 +139,6 @@ int cmd_replay(int argc, char **argv)
 			return mfx_usage("replay", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (cl.nops != 1)
-		return mfx_usage("replay", cl.nops == 0 ? "no run directory given" :
-				 "one run directory only ('%s' is extra)", cl.ops[1]);
 	if (o.sweep && (o.allocators || o.ntunables))
 		return mfx_usage("replay", "--sweep chooses the allocators and tunables itself "
 					   "(drop --allocator and --tunable)");
@@ -161,6 +158,7 @@ int cmd_replay(int argc, char **argv)
 			}
 		}
 	}
-	dir_bind(cl.ops[0], 0);	/* its files are read and written through one fd */
-	return replay_run(cl.ops[0], &o);
+	const char *dir;
+	int rc = cmdline_run_dir("replay", &cl, &dir);
+	return rc ? rc : replay_run(dir, &o);
 }

@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "analyzer/report.h"
 #include "attach/cmdline.h"
@@ -81,16 +80,10 @@ int cmd_report(int argc, char **argv)
 		default: return mfx_usage("report", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (cl.nops != 1)
-		return mfx_usage("report", cl.nops == 0 ? "no run directory given" :
-				 "one run directory only ('%s' is extra)", cl.ops[1]);
-	const char *dir = cl.ops[0];
-	struct stat st;
-	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-		mfx_err("'%s' is not a run directory", dir);
-		return EXIT_FAIL;
-	}
-	dir_bind(dir, 0);	/* its files are read and written through one fd */
+	const char *dir;
+	int rc = cmdline_run_dir("report", &cl, &dir);
+	if (rc)
+		return rc;
 	o.json = json;
 	char why[300];
 	if (report_check_wrappers(o.wrappers, o.nwrappers, why, sizeof(why)))

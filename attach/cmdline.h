@@ -56,4 +56,9 @@ static inline int cmdline_next(struct cmdline *cl, int argc, char **argv, const 
 	return c;
 }
 
+/* The one operand of report, export and replay: a run directory, whose
+ * files are then read and written through one fd (dir_bind).  0 and *dir,
+ * or the exit status after one line saying why (cmdline.c). */
+int cmdline_run_dir(const char *cmd, const struct cmdline *cl, const char **dir);
+
 #endif /* MFX_ATTACH_CMDLINE_H */
