@@ -52,6 +52,17 @@ static void *volatile sink;	/* keeps the compiler from eliding malloc/free pairs
 static size_t nkept;
 static void *plugin;	/* the last dlopen's handle */
 
+/* dlopen(path) into `plugin` and call its plugin_alloc(n) 100 times: 1,
+ * or 0 when either is missing (path NULL: nothing). */
+static int use_plugin(const char *path)
+{
+	void *h = plugin = path ? dlopen(path, RTLD_NOW) : NULL;
+	void *(*fn)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_alloc") : NULL;
+	for (int i = 0; fn && i < 100; i++)
+		fn(1000);
+	return fn != NULL;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -222,18 +233,12 @@ int main(void)
 					fd = want;
 				}
 				snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-				void *h = plugin = fd < 0 ? NULL : dlopen(p, RTLD_NOW);
-				void *(*fn)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_alloc") : NULL;
+				int ok = use_plugin(fd < 0 ? NULL : p);
 				close(fd);
-				for (int i = 0; fn && i < 100; i++)
-					fn(1000);
-				printf(fn ? "done dlopenfd %d\n" : "failed dlopenfd %d\n", fd);
+				printf(ok ? "done dlopenfd %d\n" : "failed dlopenfd %d\n", fd);
 			} else if (sscanf(line, "dlopen %3999s", arg) == 1) {
-				void *h = plugin = dlopen(arg, RTLD_NOW);
-				void *(*fn)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_alloc") : NULL;
-				for (int i = 0; fn && i < 100; i++)
-					fn(1000);
-				printf(fn ? "done dlopen\n" : "failed dlopen %s\n", dlerror());
+				int ok = use_plugin(arg);	/* (before dlerror()) */
+				printf(ok ? "done dlopen\n" : "failed dlopen %s\n", dlerror());
 			} else if (!strncmp(line, "frag ", 5)) {
 				long n = atol(line + 5) * 1024;
 				void **v = malloc((size_t)n * sizeof(*v));
