@@ -109,20 +109,13 @@ static void spin(long us)
 		;
 }
 
-/* "said": the moment is a line of mfx's own. */
-static int said(int mfx, long max_us, unsigned seed)
+/* "said": 1 at mfx's line that it holds a thread, 0 at EOF. */
+static int said(void)
 {
 	char line[1024];
-	srand(seed);
 	while (fgets(line, sizeof(line), stdin))
-		if (strstr(line, "held:")) {
-			long t1 = now_us();
-			spin(max_us > 0 ? rand() % (max_us + 1) : 0);
-			kill(mfx, SIGKILL);
-			printf("killed %ld us after mfx held a thread\n", now_us() - t1);
-			return 0;
-		}
-	printf("no moment\n");
+		if (strstr(line, "held:"))
+			return 1;
 	return 0;
 }
 
@@ -135,15 +128,18 @@ int main(int argc, char **argv)
 	}
 	int target = atoi(argv[1]), mfx = atoi(argv[2]), nb = 0, nn = 0;
 	const char *mode = argc > 5 ? argv[5] : "kill";
-	int loader = !strcmp(mode, "loader");
-	if (!strcmp(mode, "said"))
-		return said(mfx, atol(argv[3]), (unsigned)atol(argv[4]));
+	int loader = !strcmp(mode, "loader"), by_line = !strcmp(mode, "said");
 	long max_us = atol(argv[3]), t0 = now_us();
 	srand((unsigned)atol(argv[4]));
-	list_tasks(target, before, &nb);
+	if (by_line && !said()) {
+		printf("no moment\n");
+		return 0;
+	}
+	if (!by_line)
+		list_tasks(target, before, &nb);
 	memcpy(now, before, sizeof(int) * (size_t)nb);
 	nn = nb;
-	for (long round = 0;; round++) {
+	for (long round = 0; !by_line; round++) {
 		int hit = 0;
 		if (loader || round % 256 == 0)	/* new threads: look at the list again */
 			list_tasks(target, now, &nn);
@@ -169,6 +165,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	kill(mfx, SIGKILL);
-	printf("killed %ld us after the %s\n", now_us() - t1, loader ? "thread appeared" : "seize");
+	printf("killed %ld us after the %s\n", now_us() - t1,
+	       loader ? "thread appeared" : by_line ? "line that mfx holds a thread" : "seize");
 	return 0;
 }
