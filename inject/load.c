@@ -175,6 +175,12 @@ static void dlopen_failed(struct inject *h, struct inject_agent_result *res)
 		 m[0] ? m : "no reason given");
 }
 
+static int another_mfx(struct inject_agent_result *res)
+{
+	snprintf(res->msg, sizeof(res->msg), "another mfx is attaching to it at the same time");
+	return -MFX_E_BUSY;
+}
+
 /* dlopen() gave back a library loaded already by our memfd's name: one
  * loaded from an fd that had the number our memfd has now (it was closed,
  * and the number came to us) - another mfx's agent, loaded a moment ago
@@ -193,10 +199,8 @@ static int name_taken(struct inject *h, uint64_t handle, const char *path,
 	inject_call(h, h->lc.fn[INJ_DLCLOSE], args, 1, &r);
 	inject_note(h, "dlopen(%s) gave %s loaded already at %#llx", path,
 		    agent ? "an agent" : "a library", (unsigned long long)l_addr);
-	if (agent) {
-		snprintf(res->msg, sizeof(res->msg), "another mfx is attaching to it at the same time");
-		return -MFX_E_BUSY;
-	}
+	if (agent)
+		return another_mfx(res);
 	snprintf(res->msg, sizeof(res->msg), "the process has another library loaded as %s", path);
 	return -MFX_E_AGENT;
 }
@@ -231,8 +235,7 @@ static int load_in(struct inject *h, const char *agent, struct inject_agent_resu
 		uint64_t args[1] = { handle }, r;
 		if (inject_exact_ret(h) && handle)
 			inject_call(h, h->lc.fn[INJ_DLCLOSE], args, 1, &r);
-		snprintf(res->msg, sizeof(res->msg), "another mfx is attaching to it at the same time");
-		return -MFX_E_BUSY;
+		return another_mfx(res);
 	}
 	struct mfx_doorbell b;
 	if (!err && inject_peek(h->pid, base + agent_file.bell_off, &b, sizeof(b)) == 0 &&
